@@ -1,0 +1,227 @@
+"""Eligibility verdicts: did the simulated fleet deliver each contracted service, and by what margin?
+
+Everything is measured from the recorded time series (``timeseries.h5``) of one run:
+
+* The **event** for a service starts at ``t_event``, the first time the frequency leaves the
+  service's deadband in the service's direction, and ends when it comes back (or at the end of run).
+* The fleet's **response** is its change of power against its **baseline**, the fleet power at
+  ``t_event``, counted positive in the service's direction (less import for Low services). Where
+  several services of the same direction are contracted, the response is shared among them in
+  proportion to what each requires at that moment.
+* **Required** response: the service curve at the actual frequency times the contracted power; the
+  reference level is its peak during the event.
+
+Rules (each a function below; each returns passed, the measured value, the limit and the margin):
+``initiation``, ``full_delivery``, ``volume``, ``duration``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import h5py
+import numpy as np
+
+from analysis.timeseries import series, table
+from sims.services import direction_sign, outside_deadband, response_pu
+
+RULES = ("initiation", "full_delivery", "volume", "duration")
+TOLERANCE_PU = 1e-6  # numerical tolerance on "reached", in per unit of the required response
+
+
+def _rule(passed: bool, value, limit, margin, unit: str) -> dict:
+    return {"passed": bool(passed), "value": value, "limit": limit, "margin": margin, "unit": unit}
+
+
+def initiation(initiation_s: float | None, service: dict) -> dict:
+    """The response must start within the service's initiation time: the first fleet sample, at or
+    after t_event, whose response reaches ``initiation_threshold_pu`` of the required response, must
+    come no later than ``initiation_max_s`` after t_event (NESO DC/DM/DR: 0.5 s / 0.5 s / 2 s).
+    Margin: seconds to spare (negative: late)."""
+    limit = service["initiation_max_s"]
+    if initiation_s is None:
+        return _rule(False, None, limit, None, "s")
+    return _rule(initiation_s <= limit + 1e-9, initiation_s, limit, round(limit - initiation_s, 6), "s")
+
+
+def full_delivery(full_delivery_s: float | None, service: dict) -> dict:
+    """The fleet must reach the full required response within ``full_delivery_max_s`` of t_event
+    (NESO DC/DM: 1 s, DR: 10 s, Static FFR: 30 s). Margin: seconds to spare (negative: late)."""
+    limit = service["full_delivery_max_s"]
+    if full_delivery_s is None:
+        return _rule(False, None, limit, None, "s")
+    return _rule(full_delivery_s <= limit + 1e-9, full_delivery_s, limit, round(limit - full_delivery_s, 6), "s")
+
+
+def volume(available_mw: float, service: dict) -> dict:
+    """The contracted power must be at least the service's minimum volume (1 MW for the GB services),
+    and the fleet's plugged-in headroom in the service's direction at t_event must cover it.
+    Margin: MW of headroom beyond max(contracted, minimum volume)."""
+    need = max(service["contracted_mw"], service["min_volume_mw"])
+    return _rule(available_mw >= need - 1e-9, round(available_mw, 6), need, round(available_mw - need, 6), "MW")
+
+
+def duration(sustain_min: float, service: dict) -> dict:
+    """From its state of charge at t_event, the fleet must be able to hold the contracted power for the
+    delivery duration (15 / 30 / 60 min for DC / DM / DR), vehicles that run out being covered by
+    others up to their headroom. A vehicle's response that only stops or reduces charging (or
+    discharging) costs no stored energy. Margin: minutes to spare."""
+    limit = service["delivery_duration_min"]
+    margin = None if math.isinf(sustain_min) else round(sustain_min - limit, 3)
+    value = None if math.isinf(sustain_min) else round(sustain_min, 3)
+    return _rule(sustain_min >= limit - 1e-9, value, limit, margin, "min")
+
+
+def headroom_kw(service: dict, vehicles: dict, soc) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per vehicle: (headroom in the service direction, the part of it that costs no energy, kWh the
+    rest may use at the grid side), at the given state of charge."""
+    plugged = np.asarray(vehicles["plugged"], dtype=bool)
+    base = np.asarray(vehicles["baseline_kw"], float)
+    cap = np.asarray(vehicles["capacity_kwh"], float)
+    soc = np.asarray(soc, float)
+    if direction_sign(service) < 0:  # import less / export
+        can_discharge = soc > np.asarray(vehicles["soc_min"], float)
+        p_min = np.where(can_discharge, np.asarray(vehicles["p_min_kw"], float), np.maximum(0.0, np.asarray(vehicles["p_min_kw"], float)))
+        head = np.where(plugged, np.maximum(base - np.minimum(p_min, base), 0.0), 0.0)
+        free = np.minimum(head, np.maximum(base, 0.0))
+        energy = np.maximum(soc - np.asarray(vehicles["soc_min"], float), 0.0) * cap * np.asarray(vehicles["eta_discharge"], float)
+    else:  # import more / export less
+        can_charge = soc < np.asarray(vehicles["soc_max"], float)
+        p_max = np.where(can_charge, np.asarray(vehicles["p_max_kw"], float), np.minimum(0.0, np.asarray(vehicles["p_max_kw"], float)))
+        head = np.where(plugged, np.maximum(np.maximum(p_max, base) - base, 0.0), 0.0)
+        free = np.minimum(head, np.maximum(-base, 0.0))
+        energy = np.maximum(np.asarray(vehicles["soc_max"], float) - soc, 0.0) * cap / np.asarray(vehicles["eta_charge"], float)
+    return head, free, np.where(plugged, energy, 0.0)
+
+
+def sustainable_minutes(contracted_kw: float, head, free, energy_kwh) -> float:
+    """Longest time T (minutes) with sum_i min(head_i, free_i + E_i / T) >= contracted (inf if unlimited)."""
+    if free.sum() >= contracted_kw - 1e-9:
+        return math.inf
+
+    def deliverable(t_h):
+        return np.minimum(head, free + energy_kwh / t_h).sum()
+
+    if deliverable(1e-9) < contracted_kw - 1e-9:
+        return 0.0
+    lo, hi = 1e-9, 1e6  # hours
+    for _ in range(200):
+        mid = math.sqrt(lo * hi)
+        lo, hi = (mid, hi) if deliverable(mid) >= contracted_kw else (lo, mid)
+        if hi / lo < 1 + 1e-9:
+            break
+    return lo * 60.0
+
+
+def _first(times_ms, mask):
+    hit = np.flatnonzero(mask)
+    return int(times_ms[hit[0]]) if hit.size else None
+
+
+def evaluate_service(service: dict, services: list[dict], freq, power, soc, vehicles: dict, nominal_hz: float,
+                     threshold_pu: float) -> dict:
+    sign = direction_sign(service)
+    entry = {"service": service["id"], "name": service["name"], "eligible": None, "failed": [],
+             "contracted_mw": service["contracted_mw"]}
+    leaves = outside_deadband(service, freq.value, nominal_hz)
+    t_event = _first(freq.time_ms, leaves)
+    if t_event is None:
+        entry.update(note="the frequency never left this service's deadband: nothing to judge",
+                     initiation_s=None, full_delivery_s=None, delivered_mw=None)
+        return entry
+    back = np.flatnonzero(~leaves & (freq.time_ms > t_event))
+    t_end = int(freq.time_ms[back[0]]) if back.size else int(power.time_ms[-1]) + 1
+
+    t = power.time_ms
+    f_at = freq.at(t)
+    same_dir = [s for s in services if s["direction"] == service["direction"]]
+    req = {s["id"]: response_pu(s, f_at, nominal_hz) * s["contracted_kw"] for s in same_dir}
+    total_req = sum(req.values())
+    total_contracted = sum(s["contracted_kw"] for s in same_dir)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        share = np.where(total_req > 0, req[service["id"]] / total_req, service["contracted_kw"] / total_contracted)
+    baseline = float(power.at([t_event])[0])
+    response = sign * (power.value - baseline) * share
+
+    window = (t >= t_event) & (t < t_end)
+    required_kw = float(np.max(req[service["id"]][window])) if window.any() else 0.0
+    t_init = _first(t, window & (response >= threshold_pu * required_kw - 1e-12) & (response > 0))
+    t_full = _first(t, window & (response >= required_kw * (1 - TOLERANCE_PU)))
+    deadline = t_event + round(service["full_delivery_max_s"] * 1000)
+    delivered_kw = float(np.interp(deadline, t, response)) if t[0] <= deadline <= t[-1] else None
+
+    soc_event = soc.value[max(np.searchsorted(soc.time_ms, t_event, side="right") - 1, 0)]
+    head, free, energy = headroom_kw(service, vehicles, soc_event)
+    available_mw = float(head.sum()) / 1000.0
+    sustain = sustainable_minutes(service["contracted_kw"], head, free, energy)
+
+    def secs(t_ms):
+        return None if t_ms is None else round((t_ms - t_event) / 1000.0, 3)
+
+    rules = {
+        "initiation": initiation(secs(t_init), service),
+        "full_delivery": full_delivery(secs(t_full), service),
+        "volume": volume(available_mw, service),
+        "duration": duration(sustain, service),
+    }
+    entry.update(
+        eligible=all(r["passed"] for r in rules.values()),
+        failed=[name for name in RULES if not rules[name]["passed"]],
+        event_start_s=round(t_event / 1000.0, 3),
+        initiation_s=secs(t_init),
+        full_delivery_s=secs(t_full),
+        required_mw=round(required_kw / 1000.0, 6),
+        delivered_mw=None if delivered_kw is None else round(delivered_kw / 1000.0, 6),
+        peak_response_mw=round(float(response[window].max()) / 1000.0, 6) if window.any() else None,
+        available_mw=round(available_mw, 6),
+        rules=rules,
+    )
+    return entry
+
+
+def grid_summary(h5: h5py.File) -> dict:
+    def extreme(path, fn):
+        s = series(h5, path)
+        if s is None or not np.isfinite(s.value).any():
+            return None
+        return round(float(fn(s.value[np.isfinite(s.value)])), 6)
+
+    conv = series(h5, "grid/converged")
+    return {
+        "v_min_pu": extreme("grid/v_min_pu", np.min),
+        "v_max_pu": extreme("grid/v_max_pu", np.max),
+        "max_line_loading_pct": extreme("grid/max_line_loading_pct", np.max),
+        "max_trafo_loading_pct": extreme("grid/max_trafo_loading_pct", np.max),
+        "power_flows": None if conv is None else int(conv.value.size),
+        "non_converged": None if conv is None else int((conv.value == 0).sum()),
+    }
+
+
+def network_summary(h5: h5py.File) -> dict | None:
+    delivered = table(h5, "network/delivered")
+    lost = table(h5, "network/lost")
+    if delivered is None and lost is None:
+        return None
+    latency = (delivered["time_ms"] - delivered["sent_ms"]) / 1000.0 if delivered else np.zeros(0)
+
+    def q(p):
+        return round(float(np.percentile(latency, p)), 3) if latency.size else None
+
+    return {
+        "messages_delivered": int(latency.size),
+        "messages_lost": int(lost["vehicle"].size) if lost else 0,
+        "retries": int(delivered["retries"].sum()) if delivered else 0,
+        "latency_s": {"median": q(50), "p95": q(95), "p99": q(99),
+                      "max": round(float(latency.max()), 3) if latency.size else None},
+    }
+
+
+def evaluate(h5_path, services: list[dict], vehicles: dict, nominal_hz: float, threshold_pu: float) -> dict:
+    """All verdicts of one run, as the JSON-ready dict written to ``verdicts.json``."""
+    with h5py.File(h5_path, "r") as h5:
+        freq = series(h5, "frequency/f_hz")
+        power = series(h5, "fleet/p_kw")
+        soc = series(h5, "fleet/vehicle_soc")
+        results = [evaluate_service(s, services, freq, power, soc, vehicles, nominal_hz, threshold_pu)
+                   for s in services]
+        return {"services": results, "grid": grid_summary(h5), "network": network_summary(h5)}

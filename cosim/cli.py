@@ -1,0 +1,148 @@
+"""The ``v2g`` command line.
+
+    v2g run SCENARIO [--out DIR] [--seed N] [--set dotted.path=VALUE ...]
+    v2g validate SCENARIO...
+    v2g catalog [vehicles|services|networks]
+
+Exit codes: 0 success, 2 bad input (one line on stderr naming file, field and problem),
+1 a run that failed for another reason (also one line), 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+from pathlib import Path
+
+from cosim.scenario import ScenarioError
+
+EXIT_BAD_INPUT = 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="v2g", description="Can this EV fleet deliver this grid service, on time, "
+                                "through this network and this feeder?")
+    sub = p.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run a scenario through the co-simulation and judge eligibility")
+    run.add_argument("scenario", type=Path)
+    run.add_argument("--out", type=Path, help="output directory (default results/<scenario name>)")
+    run.add_argument("--seed", type=int, help="override the scenario's seed")
+    run.add_argument("--set", dest="overrides", action="append", default=[], metavar="PATH=VALUE",
+                     help="override a field, VALUE parsed as YAML (repeatable), e.g. --set network.profile=4g")
+    run.add_argument("--quiet", action="store_true", help="no progress bar")
+    val = sub.add_parser("validate", help="check scenario files without running them")
+    val.add_argument("scenarios", type=Path, nargs="+")
+    cat = sub.add_parser("catalog", help="list the vehicle, service and network catalogs")
+    cat.add_argument("what", nargs="?", choices=["vehicles", "services", "networks"])
+    cat.add_argument("--vehicles-file", type=Path, action="append", default=[],
+                     help="also list the vehicles of this CSV (same columns as the built-in catalog)")
+    return p
+
+
+def cmd_run(args) -> int:
+    from analysis.table import verdict_table
+    from cosim import run as runner
+    from cosim import scenario
+
+    loaded = scenario.load(args.scenario, args.overrides, args.seed)
+    out = args.out or Path("results") / loaded.scenario.name
+    print(f"running {loaded.scenario.name}: {sum(g['count'] for g in loaded.groups)} vehicles, "
+          f"{loaded.scenario.duration_s:g} s, network {loaded.scenario.network.profile}, seed {loaded.scenario.seed}",
+          file=sys.stderr)
+    verdicts = runner.run(loaded, out, progress=not args.quiet and sys.stderr.isatty())
+    print(verdict_table(verdicts))
+    print(f"results in {out}/ (verdicts.json, timeseries.h5, scenario.resolved.yaml)")
+    return 0
+
+
+def cmd_validate(args) -> int:
+    from cosim import scenario
+
+    status = 0
+    for path in args.scenarios:
+        try:
+            scenario.load(path).check_grid()
+            print(f"{path}: ok")
+        except ScenarioError as exc:
+            print(exc, file=sys.stderr)
+            status = EXIT_BAD_INPUT
+    return status
+
+
+def cmd_catalog(args) -> int:
+    from analysis.table import render
+    from sims import catalog
+
+    sections = [args.what] if args.what else ["vehicles", "services", "networks"]
+    src = catalog.sources()
+    used: list[str] = []
+    if "vehicles" in sections:
+        vehicles = dict(catalog.builtin_vehicles())
+        for path in args.vehicles_file:
+            vehicles.update(catalog.read_vehicle_csv(path))
+        rows = [[v.model, v.battery_kwh, v.t_a_s, v.t_b_s, v.t_c_s, v.t_d_s, v.ramp_up_kw_per_s,
+                 v.ramp_down_kw_per_s, v.source_key] for v in vehicles.values()]
+        used += [v.source_key for v in vehicles.values()]
+        print("Vehicles (t_a start delay, t_b rise time, t_c ramp-down delay, t_d fall time; ramps in kW/s)")
+        print(render(["model", "kWh", "t_a s", "t_b s", "t_c s", "t_d s", "ramp up", "ramp down", "source"], rows,
+                     "lrrrrrrrl"))
+        print()
+    if "services" in sections:
+        rows = []
+        for s in catalog.services().values():
+            curve = s["curve"]
+            shape = (f"trigger at {curve['trigger_deviation_hz']} Hz" if "trigger_deviation_hz" in curve else
+                     " ".join(f"{hz}Hz:{pu:g}" for hz, pu in curve["points_hz_pu"]))
+            rows.append([s["id"], s["name"], s["initiation_max_s"], s["full_delivery_max_s"],
+                         s["delivery_duration_min"], s["min_volume_mw"], s["metering_hz"], shape,
+                         "yes" if s["verify"] else "", ",".join(s["sources"])])
+            used += s["sources"]
+        print("Services (deadlines from the moment frequency leaves the deadband)")
+        print(render(["id", "name", "init s", "full s", "dur min", "min MW", "meter Hz", "curve", "verify",
+                      "sources"], rows))
+        print()
+    if "networks" in sections:
+        rows = []
+        for name, prof in catalog.network_profiles().items():
+            rows.append([name, prof["description"], prof["measurement_delay_ms"], len(prof["hops"]),
+                         "yes" if prof.get("verify") else "", ",".join(prof["sources"])])
+            used += prof["sources"]
+        print("Network profiles")
+        print(render(["profile", "description", "measure ms", "hops", "verify", "sources"], rows))
+        print()
+    print("Sources")
+    for key in dict.fromkeys(used):
+        print(f"  {key}: {src.get(key, key)}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    try:
+        return {"run": cmd_run, "validate": cmd_validate, "catalog": cmd_catalog}[args.command](args)
+    except ScenarioError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("interrupted: no results written", file=sys.stderr)
+        return 130
+    except Exception as exc:  # a last line of defence: one line, not a traceback
+        from sims.catalog import CatalogError
+        from sims.grid import GridError
+
+        if isinstance(exc, (CatalogError, GridError)):
+            print(f"error: {exc}", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        print(f"error: the run failed: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''} "
+              "(no results written; rerun with V2G_DEBUG=1 for a traceback)", file=sys.stderr)
+        import os
+
+        if os.environ.get("V2G_DEBUG"):
+            raise
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

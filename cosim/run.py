@@ -1,0 +1,95 @@
+"""Running a scenario: world -> timeseries.h5 -> verdicts.json, written atomically.
+
+Everything is written into a hidden temporary directory beside the output directory and moved into
+place only when the run and its analysis have finished, so a failed or interrupted run never
+leaves a ``verdicts.json`` that looks complete.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from importlib import metadata
+from pathlib import Path
+
+import h5py
+import mosaik
+import numpy as np
+import yaml
+
+from analysis.verdict import evaluate
+from cosim import world as world_builder
+from sims import catalog
+
+VERSIONED_PACKAGES = ("v2g-testbed", "mosaik", "mosaik-api-v3", "pandapower", "simpy", "numpy", "h5py", "pydantic")
+
+
+def package_versions() -> dict[str, str | None]:
+    out = {}
+    for name in VERSIONED_PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def simulate(loaded, h5_path: Path, progress: bool = False) -> dict:
+    """Run the co-simulation of ``loaded`` writing ``h5_path``. Returns the per-vehicle parameters."""
+    loaded.check_grid()
+    vehicles = world_builder.sample_fleet(loaded)
+    until = round(loaded.scenario.duration_s * 1000)
+    with mosaik.World(world_builder.SIM_CONFIG, time_resolution=world_builder.TIME_RESOLUTION_S,
+                      configure_logging=False, skip_greetings=True, cache=False) as world:
+        world_builder.build(world, loaded, vehicles, str(h5_path))
+        world.run(until=until, print_progress=progress)
+    _write_vehicle_table(h5_path, vehicles)
+    return vehicles
+
+
+def _write_vehicle_table(h5_path: Path, vehicles: dict):
+    with h5py.File(h5_path, "a") as h5:
+        group = h5.create_group("vehicles")
+        for key, values in vehicles.items():
+            if key in ("model", "bus"):
+                group.create_dataset(key, data=np.array([str(v) for v in values], dtype=h5py.string_dtype()))
+            else:
+                group.create_dataset(key, data=np.asarray(values))
+
+
+def run(loaded, out_dir: Path, progress: bool = False) -> dict:
+    """Run a loaded scenario into ``out_dir``; return the verdicts dict."""
+    out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".partial", dir=out_dir.parent))
+    try:
+        started = time.perf_counter()
+        vehicles = simulate(loaded, tmp / "timeseries.h5", progress=progress)
+        verdicts = {"scenario": loaded.scenario.name, "seed": loaded.scenario.seed}
+        verdicts.update(evaluate(tmp / "timeseries.h5", loaded.services, vehicles, catalog.nominal_hz(),
+                                 catalog.initiation_threshold_pu()))
+        (tmp / "verdicts.json").write_text(json.dumps(verdicts, indent=2, allow_nan=False) + "\n")
+        resolved = loaded.resolved()
+        resolved["run"] = {"scenario_file": str(loaded.path), "wall_time_s": round(time.perf_counter() - started, 2),
+                           "python": sys.version.split()[0], "packages": package_versions()}
+        (tmp / "scenario.resolved.yaml").write_text(yaml.safe_dump(resolved, sort_keys=False))
+        _replace_dir(tmp, out_dir)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return verdicts
+
+
+def _replace_dir(new: Path, target: Path):
+    """Put ``new`` at ``target``, replacing any earlier run there."""
+    if target.exists():
+        old = target.with_name(f".{target.name}.old-{os.getpid()}")
+        target.rename(old)
+        new.rename(target)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        new.rename(target)

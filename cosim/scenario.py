@@ -1,0 +1,299 @@
+"""Scenario files: schema (pydantic), loading, ``--set`` overrides and one-line errors.
+
+A scenario is the only thing a user writes: it names the grid, the fleet, the network, the
+frequency events and the services, and nothing about mosaik. Paths inside a scenario are relative
+to the scenario file. Every problem is reported as ``ScenarioError("<file>: <field.path>: <what>")``.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from sims import catalog
+from sims.catalog import CatalogError, VehicleModel
+
+
+class ScenarioError(Exception):
+    """A scenario cannot be used; the message is one line naming file, field and problem."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+_DEFAULTS = catalog.fleet_defaults()
+
+
+class StepEvent(_Strict):
+    type: Literal["step"]
+    at_s: float = Field(ge=0)
+    to_hz: float = Field(gt=40, lt=70)
+    hold_s: float | None = Field(default=None, gt=0, description="back to nominal after this long")
+
+
+class RampEvent(_Strict):
+    type: Literal["ramp"]
+    at_s: float = Field(ge=0)
+    to_hz: float = Field(gt=40, lt=70)
+    rocof_hz_per_s: float = Field(gt=0)
+    hold_s: float | None = Field(default=None, gt=0)
+
+
+FrequencyEvent = Annotated[Union[StepEvent, RampEvent], Field(discriminator="type")]
+
+
+class Frequency(_Strict):
+    events: list[FrequencyEvent] = Field(min_length=1)
+    sample_ms: int = Field(default=20, ge=1, description="sampling of ramps")
+
+
+class Grid(_Strict):
+    network: str = "cigre_mv"
+    step_s: float = Field(default=1.0, ge=0.001, description="power-flow interval")
+    base_load_scale: float = Field(default=1.0, ge=0, description="scales the network's own loads")
+
+
+class FleetGroup(_Strict):
+    model: str | VehicleModel
+    count: int = Field(ge=1)
+    charger_kw: float = Field(gt=0)
+    bus: int | str
+    bidirectional: bool = _DEFAULTS["bidirectional"]
+    soc: float = Field(default=_DEFAULTS["soc"], ge=0, le=1)
+    soc_min: float = Field(default=_DEFAULTS["soc_min"], ge=0, le=1)
+    soc_max: float = Field(default=_DEFAULTS["soc_max"], ge=0, le=1)
+    baseline_kw: float = _DEFAULTS["baseline_kw"]
+    plugged_in_fraction: float = Field(default=_DEFAULTS["plugged_in_fraction"], ge=0, le=1)
+    efficiency_charge: float = Field(default=_DEFAULTS["efficiency_charge"], gt=0, le=1)
+    efficiency_discharge: float = Field(default=_DEFAULTS["efficiency_discharge"], gt=0, le=1)
+
+    @model_validator(mode="after")
+    def _soc_window(self):
+        if not self.soc_min <= self.soc_max:
+            raise ValueError(f"soc_min ({self.soc_min}) must not exceed soc_max ({self.soc_max})")
+        return self
+
+
+class Fleet(_Strict):
+    groups: list[FleetGroup] = Field(min_length=1)
+    spread_pct: float = Field(default=0.0, ge=0, le=100,
+                              description="coefficient of variation of delays and ramp rates, %")
+    catalogs: list[str] = Field(default_factory=list, description="extra vehicle CSV files")
+
+
+class Network(_Strict):
+    profile: str = "local"
+
+
+class ServiceRef(_Strict):
+    id: str
+    contracted_mw: float = Field(gt=0)
+
+
+class Outputs(_Strict):
+    sample_ms: int = Field(default=10, ge=1, description="fleet power sampling interval")
+    vehicle_sample_ms: int = Field(default=100, ge=1, description="per-vehicle power sampling interval")
+
+    @model_validator(mode="after")
+    def _multiple(self):
+        if self.vehicle_sample_ms % self.sample_ms:
+            raise ValueError("vehicle_sample_ms must be a multiple of sample_ms")
+        return self
+
+
+class Scenario(_Strict):
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    description: str = ""
+    seed: int = 0
+    duration_s: float = Field(gt=0, le=24 * 3600)
+    grid: Grid = Field(default_factory=Grid)
+    fleet: Fleet
+    network: Network = Field(default_factory=Network)
+    frequency: Frequency
+    services: list[ServiceRef] = Field(min_length=1)
+    outputs: Outputs = Field(default_factory=Outputs)
+
+    @field_validator("services")
+    @classmethod
+    def _known_services(cls, refs):
+        known = catalog.services()
+        for i, ref in enumerate(refs):
+            if ref.id not in known:
+                raise ValueError(f"[{i}].id: unknown service {ref.id!r} (known: {', '.join(known)})")
+        return refs
+
+    @field_validator("network")
+    @classmethod
+    def _known_profile(cls, network):
+        if network.profile not in catalog.network_profiles():
+            known = ", ".join(catalog.network_profiles())
+            raise ValueError(f"profile: unknown network profile {network.profile!r} (known: {known})")
+        return network
+
+
+# -- loading ---------------------------------------------------------------------------------
+
+def _loc(loc: tuple) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part in ("step", "ramp", "str", "VehicleModel", "int"):  # pydantic union tags: noise
+            continue
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+def _validation_message(path: Path, exc: ValidationError) -> str:
+    errors = exc.errors()
+    first = errors[0]
+    msg = first["msg"].removeprefix("Value error, ")
+    where = _loc(first["loc"])
+    if msg.startswith("[") or msg.startswith("profile:"):  # our validators name the sub-field
+        sep = "" if msg.startswith("[") else "."
+        where, msg = f"{where}{sep}{msg.split(':', 1)[0]}", msg.split(": ", 1)[1]
+    more = f" (+{len(errors) - 1} more)" if len(errors) > 1 else ""
+    return f"{path}: {where or '(top level)'}: {msg}{more}"
+
+
+def apply_override(data: dict, assignment: str) -> None:
+    """Apply ``dotted.path=VALUE`` (VALUE parsed as YAML) to the raw scenario dict, in place."""
+    if "=" not in assignment:
+        raise ScenarioError(f"--set {assignment}: expected dotted.path=VALUE")
+    path, raw = assignment.split("=", 1)
+    try:
+        value = yaml.safe_load(raw)
+    except yaml.YAMLError as exc:
+        raise ScenarioError(f"--set {path}: value is not valid YAML: {str(exc).splitlines()[0]}") from None
+    keys = [k for k in re.split(r"\.", path.strip()) if k]
+    if not keys:
+        raise ScenarioError(f"--set {assignment}: empty field path")
+    node: Any = data
+    for i, key in enumerate(keys):
+        last = i == len(keys) - 1
+        where = ".".join(keys[: i + 1])
+        if isinstance(node, list):
+            if not key.isdigit() or int(key) >= len(node):
+                raise ScenarioError(f"--set {path}: {where}: no list item {key} (list has {len(node)})")
+            key = int(key)
+        elif not isinstance(node, dict):
+            raise ScenarioError(f"--set {path}: {'.'.join(keys[:i])} is not a section")
+        if last:
+            node[key] = value
+        else:
+            if isinstance(node, dict) and node.get(key) is None:
+                node[key] = {}
+            node = node[key]
+
+
+def load(path: str | Path, overrides: list[str] = (), seed: int | None = None) -> "LoadedScenario":
+    """Read, override and validate a scenario file. Raise ScenarioError with a one-line message."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ScenarioError(f"{path}: cannot read: {exc.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}" if mark else "(YAML)"
+        raise ScenarioError(f"{path}: {where}: not valid YAML: {getattr(exc, 'problem', exc)}") from None
+    if not isinstance(data, dict):
+        raise ScenarioError(f"{path}: (top level): expected a mapping of sections, got {type(data).__name__}")
+    for assignment in overrides:
+        apply_override(data, assignment)
+    if seed is not None:
+        data["seed"] = seed
+    try:
+        scenario = Scenario.model_validate(data)
+    except ValidationError as exc:
+        raise ScenarioError(_validation_message(path, exc)) from None
+    except CatalogError as exc:  # raised by VehicleModel checks inside an inline model
+        raise ScenarioError(f"{path}: fleet.groups: {exc}") from None
+    return LoadedScenario(scenario, path)
+
+
+class LoadedScenario:
+    """A validated scenario with its file location, catalog lookups resolved."""
+
+    def __init__(self, scenario: Scenario, path: Path):
+        self.scenario = scenario
+        self.path = path
+        self.base_dir = path.parent
+        self.vehicles = self._vehicle_catalog()
+        self.groups = self._resolve_groups()
+        self.services = self._resolve_services()
+        self.network_profile = catalog.network_profiles()[scenario.network.profile]
+        self._check_frequency()
+
+    def error(self, where: str, what: str) -> ScenarioError:
+        return ScenarioError(f"{self.path}: {where}: {what}")
+
+    def _vehicle_catalog(self) -> dict[str, VehicleModel]:
+        models = dict(catalog.builtin_vehicles())
+        for i, name in enumerate(self.scenario.fleet.catalogs):
+            try:
+                models.update(catalog.read_vehicle_csv(self.base_dir / name))
+            except CatalogError as exc:
+                raise self.error(f"fleet.catalogs[{i}]", str(exc)) from None
+        return models
+
+    def _resolve_groups(self) -> list[dict]:
+        groups = []
+        for i, g in enumerate(self.scenario.fleet.groups):
+            if isinstance(g.model, VehicleModel):
+                vehicle = g.model
+            elif g.model in self.vehicles:
+                vehicle = self.vehicles[g.model]
+            else:
+                raise self.error(f"fleet.groups[{i}].model",
+                                 f"unknown vehicle model {g.model!r} (known: {', '.join(self.vehicles)})")
+            groups.append(dict(g.model_dump(exclude={"model"}), vehicle=vehicle))
+        return groups
+
+    def _resolve_services(self) -> list[dict]:
+        known = catalog.services()
+        return [dict(known[ref.id], contracted_kw=ref.contracted_mw * 1000.0, contracted_mw=ref.contracted_mw)
+                for ref in self.scenario.services]
+
+    def _check_frequency(self):
+        end = 0.0
+        for i, ev in enumerate(sorted(self.scenario.frequency.events, key=lambda e: e.at_s)):
+            if ev.at_s < end:
+                raise self.error(f"frequency.events[{i}].at_s", f"starts at {ev.at_s} s, before the previous "
+                                 f"event ends at {end} s")
+            end = ev.at_s + (ev.hold_s or 0)
+            if ev.at_s >= self.scenario.duration_s:
+                raise self.error(f"frequency.events[{i}].at_s",
+                                 f"{ev.at_s} s is not before the end of the run (duration_s {self.scenario.duration_s})")
+
+    def check_grid(self):
+        """Load the grid and check every fleet bus exists (slow: imports pandapower)."""
+        from sims.grid import GridError, find_bus, load_network
+
+        try:
+            net = load_network(self.scenario.grid.network, self.base_dir)
+        except GridError as exc:
+            raise self.error("grid.network", str(exc)) from None
+        for i, g in enumerate(self.scenario.fleet.groups):
+            try:
+                find_bus(net, g.bus)
+            except GridError as exc:
+                raise self.error(f"fleet.groups[{i}].bus", str(exc)) from None
+        return net
+
+    def resolved(self) -> dict:
+        """The scenario as run: every default filled in, catalog entries expanded."""
+        data = self.scenario.model_dump(mode="json")
+        for g, resolved in zip(data["fleet"]["groups"], self.groups):
+            g["model"] = dict(vars(resolved["vehicle"]))
+        data["services"] = self.services
+        data["network"]["resolved_profile"] = self.network_profile
+        return data

@@ -1,0 +1,89 @@
+"""Builds the mosaik world for a scenario: the one place that knows how the simulators connect.
+
+    Frequency --f_hz--> Controller --setpoints--> [Network] --delivered--> Fleet --Bus.p_kw--> Grid
+         \\                  \\                        \\                     \\                  \\
+          +------------------+------------------------+---------------------+------------------+--> Recorder
+
+With network profile ``local`` the Network simulator is left out: each charger measures the
+frequency itself (the Controller then stands for the controllers inside the chargers).
+"""
+
+from __future__ import annotations
+
+import mosaik
+import numpy as np
+
+from sims import catalog
+from sims.fleet import sample_vehicles
+
+SIM_CONFIG = {
+    "Frequency": {"python": "sims.frequency:FrequencySim"},
+    "Controller": {"python": "sims.controller:ControllerSim"},
+    "Network": {"python": "sims.network:NetworkSim"},
+    "Fleet": {"python": "sims.fleet:FleetSim"},
+    "Grid": {"python": "sims.grid:GridSim"},
+    "Recorder": {"python": "sims.recorder:RecorderSim"},
+}
+
+TIME_RESOLUTION_S = 0.001  # one mosaik step is one millisecond
+
+
+def sample_fleet(loaded) -> dict[str, list]:
+    """Per-vehicle parameters for this scenario and seed (reproducible)."""
+    rng = np.random.default_rng([loaded.scenario.seed, 1])
+    return sample_vehicles(loaded.groups, loaded.scenario.fleet.spread_pct, rng)
+
+
+def cells_of(n_vehicles: int, profile: dict) -> list[int]:
+    per_cell = int(profile.get("chargers_per_cell", n_vehicles or 1))
+    return [i // per_cell for i in range(n_vehicles)]
+
+
+def build(world: mosaik.World, loaded, vehicles: dict, h5_path: str) -> dict:
+    """Start and connect every simulator in ``world``. Returns the entities by role."""
+    sc = loaded.scenario
+    nominal = catalog.nominal_hz()
+    profile = loaded.network_profile
+    vehicle_every = sc.outputs.vehicle_sample_ms // sc.outputs.sample_ms
+
+    frequency = world.start("Frequency", nominal_hz=nominal, sample_ms=sc.frequency.sample_ms,
+                            events=[e.model_dump() for e in sc.frequency.events]).Frequency()
+    controller = world.start("Controller", measurement_delay_ms=profile["measurement_delay_ms"],
+                             dispatch_interval_ms=profile["dispatch_interval_ms"]).Aggregator(
+        services=loaded.services, vehicles={k: vehicles[k] for k in ("baseline_kw", "p_min_kw", "p_max_kw", "plugged")},
+        nominal_hz=nominal)
+    fleet = world.start("Fleet", step_ms=sc.outputs.sample_ms).Fleet(vehicles=vehicles, vehicle_every=vehicle_every)
+    bus_refs = list(dict.fromkeys(str(b) for b in vehicles["bus"]))
+    grid = world.start("Grid", network=sc.grid.network, base_dir=str(loaded.base_dir),
+                       step_ms=round(sc.grid.step_s * 1000), base_load_scale=sc.grid.base_load_scale).Grid(
+        ev_buses=[_bus_ref(b) for b in bus_refs])
+    recorder = world.start("Recorder", path=str(h5_path), heartbeat_steps=sc.outputs.sample_ms).Recorder()
+
+    world.connect(frequency, controller, "f_hz")
+    if profile["hops"]:
+        network = world.start("Network", profile=profile, seed=[sc.seed, 2]).Network(
+            cells=cells_of(len(vehicles["bus"]), profile))
+        world.connect(controller, network, "setpoints")
+        world.connect(network, fleet, ("delivered", "setpoints"))
+        world.connect(network, recorder, "delivered", "lost")
+    else:
+        network = None
+        world.connect(controller, fleet, "setpoints")
+    loads = {child.eid: child for child in grid.children}
+    for bus in fleet.children:
+        world.connect(bus, loads["ev-" + bus.eid.removeprefix("bus-")], "p_kw")
+
+    world.connect(frequency, recorder, "f_hz")
+    world.connect(controller, recorder, "setpoints", "required_kw")
+    world.connect(fleet, recorder, "p_kw", "vehicle_p_kw", "vehicle_soc", "soc_mean")
+    world.connect(grid, recorder, "vm_pu", "line_loading_pct", "trafo_loading_pct", "v_min_pu", "v_max_pu",
+                  "max_line_loading_pct", "max_trafo_loading_pct", "converged", "bus_names", "line_names",
+                  "trafo_names")
+    world.set_initial_event(frequency.sid)
+    return {"frequency": frequency, "controller": controller, "network": network, "fleet": fleet,
+            "grid": grid, "recorder": recorder}
+
+
+def _bus_ref(ref: str):
+    """Bus references travel as strings; an all-digit one is a pandapower bus index."""
+    return int(ref) if ref.isdigit() else ref

@@ -1,0 +1,113 @@
+"""Aggregator / frequency controller (mosaik event-based simulator).
+
+Measures the frequency (a change is seen ``measurement_delay_ms`` after it happens), applies every
+contracted service's response curve, and dispatches the fleet's total required change of power to
+the vehicles in proportion to each vehicle's headroom in that direction (a vehicle charging at its
+baseline first charges less, then, if bidirectional, discharges). It sends a setpoint only to
+vehicles whose setpoint changed.
+
+With network profile ``local`` the same logic stands for the controller inside every charger, each
+measuring the frequency itself; the setpoints then go straight to the fleet with no network leg.
+
+Input:  ``Aggregator.f_hz`` (trigger).
+Output: ``Aggregator.setpoints`` ``{"vehicle": [...], "kw": [...]}`` and ``Aggregator.required_kw``
+        (the fleet's total required change of power, + import).
+Create params: ``services`` (service dicts with ``direction``, ``curve`` and ``contracted_kw``),
+``vehicles`` (per-vehicle lists ``baseline_kw``, ``p_min_kw``, ``p_max_kw``, ``plugged``),
+``nominal_hz``. Sim params: ``measurement_delay_ms``; ``dispatch_interval_ms``, the least time between
+two dispatches (a dispatch uses the latest measurement; the first one after a quiet spell goes at once).
+"""
+
+from __future__ import annotations
+
+import collections
+
+import mosaik_api_v3
+import numpy as np
+
+from sims.services import direction_sign, response_pu
+
+META = {
+    "api_version": "3.0",
+    "type": "event-based",
+    "models": {
+        "Aggregator": {
+            "public": True,
+            "params": ["services", "vehicles", "nominal_hz"],
+            "attrs": ["f_hz", "setpoints", "required_kw"],
+        }
+    },
+}
+
+
+def required_change_kw(services: list[dict], f_hz: float, nominal_hz: float) -> float:
+    """Total change of fleet power the contracted services ask for at ``f_hz`` (kW, + import)."""
+    return sum(direction_sign(s) * response_pu(s, f_hz, nominal_hz) * s["contracted_kw"] for s in services)
+
+
+def dispatch(change_kw: float, baseline_kw, p_min_kw, p_max_kw) -> np.ndarray:
+    """Setpoints that add up to ``baseline + change``, shared in proportion to headroom."""
+    baseline = np.asarray(baseline_kw, dtype=float)
+    if change_kw < 0:
+        headroom = np.maximum(baseline - np.asarray(p_min_kw, dtype=float), 0.0)
+    else:
+        headroom = np.maximum(np.asarray(p_max_kw, dtype=float) - baseline, 0.0)
+    total = headroom.sum()
+    if change_kw == 0 or total == 0:
+        return baseline.copy()
+    share = min(abs(change_kw) / total, 1.0)
+    return baseline + np.sign(change_kw) * share * headroom
+
+
+class ControllerSim(mosaik_api_v3.Simulator):
+    def __init__(self):
+        super().__init__(META)
+        self.measurements: collections.deque[tuple[int, float]] = collections.deque()
+        self.output: dict = {}
+
+    def init(self, sid, time_resolution=0.001, measurement_delay_ms=100, dispatch_interval_ms=0):
+        if abs(time_resolution - 0.001) > 1e-12:
+            raise ValueError("ControllerSim works in milliseconds: start the world with time_resolution=0.001")
+        self.delay_ms = int(measurement_delay_ms)
+        self.interval_ms = int(dispatch_interval_ms)
+        self.last_dispatch_ms = None
+        return self.meta
+
+    def create(self, num, model, services=(), vehicles=None, nominal_hz=50.0):
+        if num != 1:
+            raise ValueError("ControllerSim creates one Aggregator entity")
+        self.services = list(services)
+        self.nominal_hz = float(nominal_hz)
+        plugged = np.asarray(vehicles["plugged"], dtype=bool)
+        self.baseline = np.where(plugged, np.asarray(vehicles["baseline_kw"], dtype=float), 0.0)
+        self.p_min = np.where(plugged, np.asarray(vehicles["p_min_kw"], dtype=float), 0.0)
+        self.p_max = np.where(plugged, np.asarray(vehicles["p_max_kw"], dtype=float), 0.0)
+        self.sent = self.baseline.copy()
+        return [{"eid": "aggregator", "type": model}]
+
+    def step(self, time, inputs, max_advance):
+        for f in inputs.get("aggregator", {}).get("f_hz", {}).values():
+            self.measurements.append((time + self.delay_ms, float(f)))
+        self.output = {}
+        if self.last_dispatch_ms is not None and time < self.last_dispatch_ms + self.interval_ms:
+            return self.last_dispatch_ms + self.interval_ms  # too soon after the last dispatch: wait
+        measured = None
+        while self.measurements and self.measurements[0][0] <= time:
+            measured = self.measurements.popleft()[1]
+        if measured is not None:
+            self.last_dispatch_ms = time
+            change = required_change_kw(self.services, measured, self.nominal_hz)
+            setpoints = dispatch(change, self.baseline, self.p_min, self.p_max)
+            changed = np.flatnonzero(np.abs(setpoints - self.sent) > 1e-9)
+            self.sent[changed] = setpoints[changed]
+            self.output = {"required_kw": float(change)}
+            if changed.size:
+                self.output["setpoints"] = {"vehicle": changed.tolist(), "kw": setpoints[changed].tolist()}
+        return int(self.measurements[0][0]) if self.measurements else None
+
+    def get_data(self, outputs):
+        return {"aggregator": self.output} if self.output else {}
+
+
+if __name__ == "__main__":
+    mosaik_api_v3.start_simulation(ControllerSim(), "v2g-testbed aggregator")

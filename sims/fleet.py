@@ -1,0 +1,156 @@
+"""mosaik simulator for a fleet of vehicles on chargers (wraps ``obc.ChargerFleet``).
+
+One ``Fleet`` entity holds every vehicle (vectorised); its children are one ``Bus`` entity per grid
+bus the fleet is connected to, so a grid simulator gets one connection per bus, not per vehicle.
+
+Inputs:  ``Fleet.setpoints`` (trigger): ``{"vehicle": [index, ...], "kw": [setpoint, ...]}``,
+         applied as received at the step's time.
+Outputs: ``Fleet.p_kw`` (total), ``Fleet.vehicle_p_kw`` and ``Fleet.vehicle_soc`` (lists, every
+         ``vehicle_every``-th sample),
+         ``Fleet.soc_mean``, all non-persistent (one value per step, for recording);
+         ``Bus.p_kw`` (persistent: a grid reads the latest value whenever it steps).
+
+Sim params: ``step_ms`` (sampling interval, default 10). Create params: ``vehicles``, a dict of
+per-vehicle lists with the keys of ``obc.PARAMETERS`` plus ``bus`` (the grid bus of each vehicle).
+Usable in any mosaik scenario: ``world.start("Fleet", ...)`` with ``{"python": "sims.fleet:FleetSim"}``.
+"""
+
+from __future__ import annotations
+
+import mosaik_api_v3
+import numpy as np
+
+from sims.obc import PARAMETERS, ChargerFleet
+
+SPREAD_FIELDS = ("t_a_s", "t_c_s", "ramp_up_kw_per_s", "ramp_down_kw_per_s")
+
+
+def _spread(rng: np.random.Generator, mean: float, cv: float, n: int) -> np.ndarray:
+    """n draws with the given mean and coefficient of variation (lognormal; cv = 0 gives the mean)."""
+    if cv <= 0 or mean <= 0:
+        return np.full(n, float(mean))
+    sigma2 = np.log1p(cv * cv)
+    return rng.lognormal(np.log(mean) - sigma2 / 2, np.sqrt(sigma2), n)
+
+
+def sample_vehicles(groups: list[dict], spread_pct: float, rng: np.random.Generator) -> dict[str, list]:
+    """Per-vehicle parameter lists for ``FleetSim`` from fleet groups.
+
+    Each group: ``vehicle`` (a ``catalog.VehicleModel``), ``count``, ``charger_kw``, ``bidirectional``,
+    ``soc``, ``soc_min``, ``soc_max``, ``baseline_kw``, ``bus``, ``plugged_in_fraction``,
+    ``efficiency_charge``, ``efficiency_discharge``. Delays and ramp rates of each vehicle are drawn
+    around the model's means with coefficient of variation ``spread_pct`` / 100 (lognormal, so they
+    stay positive and keep their mean); zero spread gives the catalog values exactly. Which vehicles
+    are plugged in is drawn without replacement: ``round(fraction * count)`` of each group.
+    """
+    cv = spread_pct / 100.0
+    out: dict[str, list] = {k: [] for k in ("model", "bus", "start_delay_ms", "stop_delay_ms",
+                                            "ramp_up_kw_per_s", "ramp_down_kw_per_s", "p_min_kw",
+                                            "p_max_kw", "baseline_kw", "capacity_kwh", "soc", "soc_min",
+                                            "soc_max", "eta_charge", "eta_discharge", "plugged")}
+    for g in groups:
+        v, n = g["vehicle"], int(g["count"])
+        drawn = {f: _spread(rng, getattr(v, f), cv, n) for f in SPREAD_FIELDS}
+        plugged = np.zeros(n, dtype=bool)
+        plugged[rng.permutation(n)[: round(g["plugged_in_fraction"] * n)]] = True
+        p_max = float(g["charger_kw"])
+        p_min = -p_max if g["bidirectional"] else 0.0
+        out["model"] += [v.model] * n
+        out["bus"] += [g["bus"]] * n
+        out["start_delay_ms"] += np.round(drawn["t_a_s"] * 1000).tolist()
+        out["stop_delay_ms"] += np.round(drawn["t_c_s"] * 1000).tolist()
+        out["ramp_up_kw_per_s"] += drawn["ramp_up_kw_per_s"].tolist()
+        out["ramp_down_kw_per_s"] += drawn["ramp_down_kw_per_s"].tolist()
+        out["p_min_kw"] += [p_min] * n
+        out["p_max_kw"] += [p_max] * n
+        out["baseline_kw"] += [float(np.clip(g["baseline_kw"], p_min, p_max))] * n
+        out["capacity_kwh"] += [float(v.battery_kwh)] * n
+        for key in ("soc", "soc_min", "soc_max"):
+            out[key] += [float(g[key])] * n
+        out["eta_charge"] += [float(g["efficiency_charge"])] * n
+        out["eta_discharge"] += [float(g["efficiency_discharge"])] * n
+        out["plugged"] += plugged.tolist()
+    return out
+
+META = {
+    "api_version": "3.0",
+    "type": "hybrid",
+    "models": {
+        "Fleet": {
+            "public": True,
+            "params": ["vehicles", "vehicle_every"],
+            "attrs": ["setpoints", "p_kw", "vehicle_p_kw", "vehicle_soc", "soc_mean"],
+            "trigger": ["setpoints"],
+            "persistent": [],
+            "non-persistent": ["setpoints", "p_kw", "vehicle_p_kw", "vehicle_soc", "soc_mean"],
+        },
+        "Bus": {
+            "public": False,
+            "params": [],
+            "attrs": ["p_kw"],
+            "persistent": ["p_kw"],
+            "non-persistent": [],
+        },
+    },
+}
+
+
+class FleetSim(mosaik_api_v3.Simulator):
+    def __init__(self):
+        super().__init__(META)
+        self.fleet: ChargerFleet | None = None
+        self.eid = "fleet"
+
+    def init(self, sid, time_resolution=0.001, step_ms=10, **sim_params):
+        if abs(time_resolution - 0.001) > 1e-12:
+            raise ValueError("FleetSim works in milliseconds: start the world with time_resolution=0.001")
+        self.step_ms = int(step_ms)
+        return self.meta
+
+    def create(self, num, model, vehicles=None, vehicle_every=10):
+        if model != "Fleet" or num != 1 or self.fleet is not None:
+            raise ValueError("FleetSim creates exactly one Fleet entity")
+        bus = [str(b) for b in vehicles["bus"]]
+        self.fleet = ChargerFleet(**{k: v for k, v in vehicles.items() if k in PARAMETERS})
+        self.bus_names = sorted(set(bus), key=bus.index)
+        self.bus_index = np.array([self.bus_names.index(b) for b in bus], dtype=int)
+        self.vehicle_every = int(vehicle_every)
+        children = [{"eid": f"bus-{b}", "type": "Bus"} for b in self.bus_names]
+        return [{"eid": self.eid, "type": "Fleet", "children": children}]
+
+    def step(self, time, inputs, max_advance):
+        fleet = self.fleet
+        fleet.advance(time)
+        for message in inputs.get(self.eid, {}).get("setpoints", {}).values():
+            if message:
+                fleet.command(time, message["vehicle"], message["kw"])
+        self.time = time
+        return int((time // self.step_ms + 1) * self.step_ms)
+
+    def _vehicle_sample(self) -> bool:
+        return self.time % (self.step_ms * self.vehicle_every) == 0
+
+    def get_data(self, outputs):
+        p = self.fleet.power_kw()
+        per_bus = np.bincount(self.bus_index, weights=p, minlength=len(self.bus_names))
+        data = {}
+        for eid, attrs in outputs.items():
+            values = {}
+            if eid == self.eid:
+                for attr in attrs:
+                    if attr == "p_kw":
+                        values[attr] = float(p.sum())
+                    elif attr == "soc_mean":
+                        values[attr] = float(self.fleet.soc.mean())
+                    elif attr == "vehicle_p_kw" and self._vehicle_sample():
+                        values[attr] = p.tolist()
+                    elif attr == "vehicle_soc" and self._vehicle_sample():
+                        values[attr] = self.fleet.soc.tolist()
+            else:
+                values["p_kw"] = float(per_bus[self.bus_names.index(eid[len("bus-"):])])
+            data[eid] = values
+        return data
+
+
+if __name__ == "__main__":
+    mosaik_api_v3.start_simulation(FleetSim(), "v2g-testbed fleet simulator")

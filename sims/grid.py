@@ -1,0 +1,197 @@
+"""Distribution grid: a pandapower power flow as a mosaik simulator stepping every ``step_ms``.
+
+Networks: ``cigre_lv``, ``cigre_mv`` (pandapower's CIGRE benchmarks; MV without DER), ``simbench:<code>``
+(needs the optional ``simbench`` package), or a path to a pandapower JSON file.
+
+Every ``step_ms`` the simulator sets the charging load of each bus from its inputs and solves the
+power flow, reusing the previous solution (pandapower ``recycle``) after the first step. A power
+flow that does not converge is not an error: the step reports ``converged = 0`` and NaN results,
+and the next step starts afresh. The solver is pinned (``lightsim2grid=False``) so that installing
+an optional backend never changes results silently.
+
+Entities: one ``Grid`` (outputs ``vm_pu``, ``line_loading_pct``, ``trafo_loading_pct`` as lists,
+``v_min_pu``, ``v_max_pu``, ``max_line_loading_pct``, ``max_trafo_loading_pct``, ``converged``; and at the first step the
+labels ``bus_names``, ``line_names``, ``trafo_names``), with one child ``ChargingLoad`` per bus in
+``ev_buses`` (input ``p_kw``, + import, summed over sources; connect a persistent source to it).
+It is a hybrid simulator: it steps on its own clock, never because an input changed, and its
+outputs are non-persistent (one value per power flow), so a recorder stores each exactly once.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import warnings
+from pathlib import Path
+
+import mosaik_api_v3
+import numpy as np
+
+OUTPUTS = ["vm_pu", "line_loading_pct", "trafo_loading_pct", "v_min_pu", "v_max_pu", "max_line_loading_pct",
+           "max_trafo_loading_pct", "converged", "bus_names", "line_names", "trafo_names"]
+
+META = {
+    "api_version": "3.0",
+    "type": "hybrid",
+    "models": {
+        "Grid": {
+            "public": True,
+            "params": ["ev_buses"],
+            "attrs": OUTPUTS,
+            "trigger": [],
+            "persistent": [],
+            "non-persistent": OUTPUTS,
+        },
+        "ChargingLoad": {"public": False, "params": [], "attrs": ["p_kw"], "trigger": [],
+                         "persistent": [], "non-persistent": ["p_kw"]},
+    },
+}
+
+BUILTIN_NETWORKS = ("cigre_lv", "cigre_mv")
+
+
+class GridError(ValueError):
+    """The grid cannot be loaded or a bus reference does not exist."""
+
+
+def load_network(spec: str, base_dir: Path | str = "."):
+    """Load a pandapower network from a built-in name, ``simbench:<code>`` or a JSON path."""
+    import pandapower as pp
+    import pandapower.networks as pn
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if spec == "cigre_lv":
+            return pn.create_cigre_network_lv()
+        if spec == "cigre_mv":
+            return pn.create_cigre_network_mv(with_der=False)
+        if spec.startswith("simbench:"):
+            if importlib.util.find_spec("simbench") is None:
+                raise GridError(f"grid {spec!r} needs the optional simbench package: pip install 'v2g-testbed[simbench]'")
+            import simbench
+
+            try:
+                return simbench.get_simbench_net(spec.split(":", 1)[1])
+            except Exception as exc:  # simbench raises bare exceptions for unknown codes
+                raise GridError(f"grid {spec!r}: simbench cannot load it: {exc}") from None
+        path = Path(base_dir) / spec
+        if path.suffix != ".json":
+            raise GridError(f"grid {spec!r}: not one of {', '.join(BUILTIN_NETWORKS)}, "
+                            "a simbench:<code>, or a .json file")
+        if not path.is_file():
+            raise GridError(f"grid {spec!r}: no such file {path}")
+        try:
+            return pp.from_json(str(path))
+        except Exception as exc:
+            raise GridError(f"grid {spec!r}: not a pandapower JSON network: {exc}") from None
+
+
+def find_bus(net, ref) -> int:
+    """Index of the bus named or numbered ``ref``. Raise GridError listing some valid names."""
+    if isinstance(ref, (int, np.integer)) and not isinstance(ref, bool):
+        if int(ref) in net.bus.index:
+            return int(ref)
+    else:
+        matches = net.bus.index[net.bus["name"].astype(str) == str(ref)]
+        if len(matches) == 1:
+            return int(matches[0])
+        if len(matches) > 1:
+            raise GridError(f"bus {ref!r} is ambiguous: {len(matches)} buses have that name")
+    names = ", ".join(repr(n) for n in net.bus["name"].astype(str).tolist()[:8])
+    raise GridError(f"no bus {ref!r} in the grid (names include {names}; or use a bus index)")
+
+
+def bus_label(net, index: int) -> str:
+    name = net.bus.at[index, "name"]
+    return str(name) if isinstance(name, str) and name else str(index)
+
+
+class GridSim(mosaik_api_v3.Simulator):
+    def __init__(self):
+        super().__init__(META)
+        self.net = None
+        self.labels_sent = False
+        self.ok_last = False
+
+    def init(self, sid, time_resolution=0.001, network="cigre_mv", base_dir=".", step_ms=1000,
+             base_load_scale=1.0):
+        import pandapower as pp
+
+        self.pp = pp
+        self.net = load_network(network, base_dir)
+        self.net.load["scaling"] = self.net.load["scaling"] * float(base_load_scale)
+        self.step_ms = int(step_ms)
+        self.numba = importlib.util.find_spec("numba") is not None
+        return self.meta
+
+    def create(self, num, model, ev_buses=()):
+        if model != "Grid" or num != 1:
+            raise ValueError("GridSim creates one Grid entity (with a ChargingLoad child per bus)")
+        net = self.net
+        self.child_eids = []
+        load_idx = []
+        for ref in ev_buses:
+            bus = find_bus(net, ref)
+            load_idx.append(self.pp.create_load(net, bus=bus, p_mw=0.0, name=f"ev-{ref}"))
+            self.child_eids.append(f"ev-{ref}")
+        self.ev_load_idx = np.asarray(load_idx, dtype=int)
+        children = [{"eid": eid, "type": "ChargingLoad"} for eid in self.child_eids]
+        return [{"eid": "grid", "type": "Grid", "children": children}]
+
+    def _runpp(self) -> bool:
+        kwargs = dict(lightsim2grid=False, numba=self.numba)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                if self.ok_last:
+                    self.pp.runpp(self.net, init="results", recycle=dict(bus_pq=True, trafo=False, gen=False),
+                                  **kwargs)
+                else:
+                    self.pp.runpp(self.net, **kwargs)
+            self.ok_last = True
+        except self.pp.powerflow.LoadflowNotConverged:
+            self.ok_last = False
+        return self.ok_last
+
+    def step(self, time, inputs, max_advance):
+        p_kw = np.zeros(len(self.child_eids))
+        for i, eid in enumerate(self.child_eids):
+            values = inputs.get(eid, {}).get("p_kw", {})
+            p_kw[i] = sum(v for v in values.values() if v is not None)
+        self.net.load.loc[self.ev_load_idx, "p_mw"] = p_kw / 1000.0
+        self.converged = self._runpp()
+        return time + self.step_ms
+
+    def get_data(self, outputs):
+        net = self.net
+        n_bus, n_line, n_trafo = len(net.bus), len(net.line), len(net.trafo)
+        if self.converged:
+            vm = net.res_bus.vm_pu.to_numpy()
+            line = net.res_line.loading_percent.to_numpy() if n_line else np.zeros(0)
+            trafo = net.res_trafo.loading_percent.to_numpy() if n_trafo else np.zeros(0)
+        else:
+            vm, line, trafo = np.full(n_bus, np.nan), np.full(n_line, np.nan), np.full(n_trafo, np.nan)
+
+        def peak(values, fn):
+            return float(fn(values)) if values.size else float("nan")
+
+        data = {
+            "vm_pu": vm.tolist(),
+            "line_loading_pct": line.tolist(),
+            "trafo_loading_pct": trafo.tolist(),
+            "v_min_pu": peak(vm, np.min),
+            "v_max_pu": peak(vm, np.max),
+            "max_line_loading_pct": peak(line, np.max),
+            "max_trafo_loading_pct": peak(trafo, np.max),
+            "converged": int(self.converged),
+        }
+        if not self.labels_sent:
+            data["bus_names"] = [bus_label(net, i) for i in net.bus.index]
+            data["line_names"] = [str(n) for n in net.line["name"].tolist()]
+            data["trafo_names"] = [str(n) for n in net.trafo["name"].tolist()]
+            self.labels_sent = True
+        requested = outputs.get("grid", [])
+        return {"grid": {k: v for k, v in data.items() if k in requested}}
+
+
+if __name__ == "__main__":
+    mosaik_api_v3.start_simulation(GridSim(), "v2g-testbed pandapower grid")

@@ -1,0 +1,149 @@
+"""Communication network between aggregator and chargers: a SimPy 4 model inside a mosaik simulator.
+
+Every setpoint is one message, a SimPy process that crosses the profile's hops in order
+(see ``data/network_profiles.yaml``). On each hop it waits a lognormal latency; on the radio hop
+it first pays the idle-to-connected promotion delay if the charger's modem has been idle longer
+than the idle timer (messages arriving during a promotion wait for the same one), and then queues on its cell's downlink (a ``simpy.Resource`` of capacity 1
+held for ``message_bytes * 8 / downlink_kbps``), so a fleet-wide broadcast reaches the last charger
+of a crowded cell later than the first. A transmission attempt is lost with the hop's
+``loss_probability``; it is retried after ``retransmission_timeout_ms`` up to ``max_retries`` times,
+then the message is lost.
+
+The SimPy clock counts microseconds, so sub-millisecond serialisation times add up correctly; a
+message reaches the fleet at the first mosaik millisecond at or after its arrival.
+
+Input:  ``Network.setpoints`` (trigger) ``{"vehicle": [...], "kw": [...]}`` sent at the step's time.
+Output: ``Network.delivered`` ``{"vehicle", "kw", "sent_ms", "retries"}`` (what arrived now) and
+        ``Network.lost`` ``{"vehicle", "kw", "sent_ms"}`` (what was given up now).
+Sim params: ``profile`` (a profile dict), ``seed``. Create params: ``cells`` (cell index per vehicle).
+"""
+
+from __future__ import annotations
+
+import math
+
+import mosaik_api_v3
+import numpy as np
+import simpy
+
+US_PER_MS = 1000
+Z95 = 1.6448536269514722  # standard normal 95th percentile
+
+META = {
+    "api_version": "3.0",
+    "type": "event-based",
+    "models": {
+        "Network": {
+            "public": True,
+            "params": ["cells"],
+            "attrs": ["setpoints", "delivered", "lost"],
+        }
+    },
+}
+
+
+def lognormal_params(median: float, p95: float) -> tuple[float, float]:
+    """(mu, sigma) of a lognormal distribution with the given median and 95th percentile."""
+    if not 0 < median <= p95:
+        raise ValueError(f"latency needs 0 < median <= p95, got median={median}, p95={p95}")
+    return math.log(median), math.log(p95 / median) / Z95
+
+
+class LatencyModel:
+    """Draws the random delays of one profile from a seeded generator."""
+
+    def __init__(self, profile: dict, seed: int):
+        self.rng = np.random.default_rng(seed)
+        self.hops = []
+        for hop in profile["hops"]:
+            h = dict(hop)
+            h["latency"] = lognormal_params(hop["latency_ms"]["median"], hop["latency_ms"]["p95"])
+            if hop.get("radio"):
+                h["promotion"] = lognormal_params(hop["promotion_ms"]["median"], hop["promotion_ms"]["p95"])
+                h["serialisation_us"] = round(hop["message_bytes"] * 8 / hop["downlink_kbps"] * US_PER_MS)
+            self.hops.append(h)
+        self.rto_us = round(profile.get("retransmission_timeout_ms", 1000) * US_PER_MS)
+        self.max_retries = int(profile.get("max_retries", 0))
+
+    def draw_us(self, params: tuple[float, float]) -> int:
+        return round(self.rng.lognormal(*params) * US_PER_MS)
+
+    def lost(self, hop: dict) -> bool:
+        p = hop.get("loss_probability", 0.0)
+        return p > 0 and self.rng.random() < p
+
+
+class NetworkSim(mosaik_api_v3.Simulator):
+    def __init__(self):
+        super().__init__(META)
+        self.env = simpy.Environment()
+        self.arrived: list[tuple] = []
+        self.given_up: list[tuple] = []
+
+    def init(self, sid, time_resolution=0.001, profile=None, seed=0):
+        if abs(time_resolution - 0.001) > 1e-12:
+            raise ValueError("NetworkSim works in milliseconds: start the world with time_resolution=0.001")
+        self.model = LatencyModel(profile, seed)
+        return self.meta
+
+    def create(self, num, model, cells=()):
+        if num != 1:
+            raise ValueError("NetworkSim creates one Network entity")
+        self.cell_of = np.asarray(cells, dtype=int)
+        n_cells = int(self.cell_of.max()) + 1 if self.cell_of.size else 0
+        self.cells = [simpy.Resource(self.env, capacity=1) for _ in range(n_cells)]
+        self.modem_active_until = np.full(self.cell_of.size, -np.inf)  # us; idle after this
+        self.modem_ready_at = np.zeros(self.cell_of.size, dtype=np.int64)  # us; end of the promotion under way
+        return [{"eid": "network", "type": model}]
+
+    def _message(self, vehicle: int, kw: float, sent_ms: int):
+        env, model = self.env, self.model
+        yield env.timeout(sent_ms * US_PER_MS - env.now)  # the SimPy clock may lag the mosaik clock
+        retries = 0
+        for hop in model.hops:
+            while True:
+                if hop.get("radio"):
+                    if env.now > self.modem_active_until[vehicle]:  # idle: one promotion serves all waiting
+                        if self.modem_ready_at[vehicle] <= env.now:
+                            self.modem_ready_at[vehicle] = env.now + model.draw_us(hop["promotion"])
+                        yield env.timeout(self.modem_ready_at[vehicle] - env.now)
+                    with self.cells[self.cell_of[vehicle]].request() as slot:
+                        yield slot
+                        yield env.timeout(hop["serialisation_us"])
+                    self.modem_active_until[vehicle] = env.now + hop["idle_timer_s"] * 1e6
+                yield env.timeout(model.draw_us(hop["latency"]))
+                if not model.lost(hop):
+                    break
+                retries += 1
+                if retries > model.max_retries:
+                    self.given_up.append((vehicle, kw, sent_ms))
+                    return
+                yield env.timeout(model.rto_us)
+        self.arrived.append((vehicle, kw, sent_ms, retries))
+
+    def step(self, time, inputs, max_advance):
+        # Step SimPy event by event (not env.run(until=...): SimPy 4.1 leaves its stop event queued,
+        # so peek() would never report an empty schedule).
+        self.arrived, self.given_up = [], []
+        for message in inputs.get("network", {}).get("setpoints", {}).values():
+            for vehicle, kw in zip(message["vehicle"], message["kw"]):
+                self.env.process(self._message(int(vehicle), float(kw), time))
+        now_us = time * US_PER_MS
+        while self.env.peek() <= now_us:  # everything that happens at or before this millisecond
+            self.env.step()
+        nxt = self.env.peek()
+        return None if nxt == math.inf else max(time + 1, math.ceil(nxt / US_PER_MS))
+
+    def get_data(self, outputs):
+        out = {}
+        if self.arrived:
+            v, kw, sent, retries = zip(*self.arrived)
+            out["delivered"] = {"vehicle": list(v), "kw": list(kw), "sent_ms": list(sent), "retries": list(retries)}
+        if self.given_up:
+            v, kw, sent = zip(*self.given_up)
+            out["lost"] = {"vehicle": list(v), "kw": list(kw), "sent_ms": list(sent)}
+        return {"network": out} if out else {}
+
+
+if __name__ == "__main__":
+    mosaik_api_v3.start_simulation(NetworkSim(), "v2g-testbed network simulator")

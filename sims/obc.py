@@ -1,0 +1,214 @@
+"""Vectorised onboard-charger (OBC) model: how each vehicle's power follows its setpoints.
+
+One ``ChargerFleet`` holds N vehicles as numpy arrays; nothing loops over vehicles. Power is
+positive when the vehicle imports (charges), negative when it exports (V2G).
+
+State machine (per vehicle), built on the measured step tests in ``data/vehicles.csv``:
+
+* The power trajectory is piecewise linear: from an anchor ``(t_ref, p_ref)`` the power moves
+  toward ``goal`` at ``rate`` (kW/ms) and then holds. It is evaluated exactly at any time, so the
+  sampling step of the simulator never changes the physics.
+* A setpoint received at time t is classified against the target the OBC is executing now:
+    - *up*: same sign and larger magnitude (or from zero): takes effect after the start delay
+      ``t_a``, then the power ramps at ``ramp_up``;
+    - *down*: smaller magnitude, same sign, or zero: takes effect after the ramp-down delay
+      ``t_c``, then ramps at ``ramp_down``;
+    - *reversal* (charging <-> discharging): takes effect after ``t_c``, ramps to zero at
+      ``ramp_down``, then waits the start delay ``t_a`` and ramps to the new power at ``ramp_up``.
+      (Our choice: the measured data covers one direction only; the converter must stop before it
+      can reverse, and a start from standstill takes ``t_a``.)
+* Discharge uses the same delays and rates as charge (the source says similar profiles can be
+  assumed for bidirectional operation).
+* A setpoint arriving while another is still waiting to take effect replaces it; the earlier one
+  never takes effect. A setpoint that takes effect in the middle of a ramp re-anchors the ramp at
+  the current power: power is continuous, it never jumps.
+* If, when a setpoint takes effect, the power still has the opposite sign (an earlier motion did
+  not finish), the vehicle first ramps to zero, as for a reversal.
+* Energy: the battery gains ``eta_charge * P`` while importing and loses ``|P| / eta_discharge``
+  while exporting (integrated exactly over each linear piece; pieces never cross zero). A vehicle
+  whose state of charge reaches ``soc_max`` stops importing, one at ``soc_min`` stops exporting:
+  it ramps to zero at ``ramp_down`` with no delay, and later setpoints beyond that limit are clipped.
+  The limit is checked at every ``advance``, so it is detected to within one simulator step.
+* An unplugged vehicle has zero power and ignores setpoints.
+
+Times are integer milliseconds at the interface; internally ramp end times may fall between
+milliseconds (the model is continuous in time).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+KWMS_PER_KWH = 3.6e6  # kW x ms in one kWh
+
+PARAMETERS = (
+    "start_delay_ms", "stop_delay_ms", "ramp_up_kw_per_s", "ramp_down_kw_per_s",
+    "p_min_kw", "p_max_kw", "baseline_kw", "capacity_kwh", "soc", "soc_min", "soc_max",
+    "eta_charge", "eta_discharge", "plugged",
+)
+
+
+class ChargerFleet:
+    """N onboard chargers stepping together. Construct from per-vehicle arrays (see ``PARAMETERS``)."""
+
+    def __init__(self, t0_ms: int = 0, **params):
+        missing = set(PARAMETERS) - set(params)
+        if missing:
+            raise ValueError(f"ChargerFleet needs per-vehicle arrays for: {', '.join(sorted(missing))}")
+        arr = {k: np.asarray(params[k], dtype=float) for k in PARAMETERS if k != "plugged"}
+        self.n = len(arr["soc"])
+        for k, v in arr.items():
+            if v.shape != (self.n,):
+                raise ValueError(f"ChargerFleet: {k} has shape {v.shape}, expected ({self.n},)")
+        self.plugged = np.asarray(params["plugged"], dtype=bool)
+        self.start_delay_ms = arr["start_delay_ms"]
+        self.stop_delay_ms = arr["stop_delay_ms"]
+        self.ramp_up = arr["ramp_up_kw_per_s"] / 1000.0  # kW per ms
+        self.ramp_down = arr["ramp_down_kw_per_s"] / 1000.0
+        self.p_min = np.where(self.plugged, arr["p_min_kw"], 0.0)
+        self.p_max = np.where(self.plugged, arr["p_max_kw"], 0.0)
+        self.capacity_kwh = arr["capacity_kwh"]
+        self.soc_min, self.soc_max = arr["soc_min"], arr["soc_max"]
+        self.eta_charge, self.eta_discharge = arr["eta_charge"], arr["eta_discharge"]
+        self.energy_kwh = arr["soc"] * self.capacity_kwh
+
+        self.t_ms = int(t0_ms)
+        self.p_ref = np.clip(arr["baseline_kw"], self.p_min, self.p_max)
+        self.t_ref = np.full(self.n, float(t0_ms))
+        self.goal = self.p_ref.copy()
+        self.rate = np.zeros(self.n)
+        self.then_goal = np.full(self.n, np.nan)   # goal after a reversal has reached zero
+        self.pending_goal = np.full(self.n, np.nan)
+        self.pending_t = np.full(self.n, np.inf)
+        self.t_energy = np.full(self.n, float(t0_ms))
+        self.last_command_ms = np.full(self.n, np.nan)
+        self.last_effect_ms = np.full(self.n, np.nan)
+        self._next_event = np.inf
+
+    # -- evaluation -------------------------------------------------------------------------
+    def _power_at(self, idx, t):
+        dist = self.goal[idx] - self.p_ref[idx]
+        moved = np.minimum(self.rate[idx] * (t - self.t_ref[idx]), np.abs(dist))
+        return self.p_ref[idx] + np.sign(dist) * moved
+
+    def _reach_time(self, idx):
+        dist = np.abs(self.goal[idx] - self.p_ref[idx])
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(dist == 0, self.t_ref[idx], self.t_ref[idx] + dist / self.rate[idx])
+
+    def power_kw(self) -> np.ndarray:
+        """Power of every vehicle at the current time (kW, + import)."""
+        return self._power_at(slice(None), float(self.t_ms))
+
+    @property
+    def soc(self) -> np.ndarray:
+        return self.energy_kwh / self.capacity_kwh
+
+    def limits_kw(self) -> tuple[np.ndarray, np.ndarray]:
+        """(p_min, p_max) the vehicles can be asked for now, after plug state and energy limits."""
+        soc = self.soc
+        p_max = np.where(soc >= self.soc_max, np.minimum(self.p_max, 0.0), self.p_max)
+        p_min = np.where(soc <= self.soc_min, np.maximum(self.p_min, 0.0), self.p_min)
+        return p_min, p_max
+
+    # -- time -------------------------------------------------------------------------------
+    def _integrate(self, idx, t_to):
+        """Add the battery energy of vehicles ``idx`` from their energy clock up to ``t_to``."""
+        a = self.t_energy[idx]
+        b = np.broadcast_to(np.asarray(t_to, dtype=float), a.shape)
+        reach = np.clip(self._reach_time(idx), a, b)
+        pa = self._power_at(idx, a)
+        pr = self._power_at(idx, reach)
+        area = 0.5 * (pa + pr) * (reach - a) + pr * (b - reach)  # kW x ms
+        charging = (pa + pr) >= 0
+        with np.errstate(divide="ignore", invalid="ignore"):
+            de = np.where(charging, area * self.eta_charge[idx], area / self.eta_discharge[idx])
+        self.energy_kwh[idx] += de / KWMS_PER_KWH
+        self.t_energy[idx] = b
+
+    def _apply_pending(self, idx):
+        te = self.pending_t[idx]
+        self._integrate(idx, te)
+        p = self._power_at(idx, te)
+        g = self.pending_goal[idx]
+        opposite = (p != 0) & (np.sign(g) != np.sign(p))
+        self.p_ref[idx], self.t_ref[idx] = p, te
+        self.goal[idx] = np.where(opposite, 0.0, g)
+        self.then_goal[idx] = np.where(opposite & (g != 0), g, np.nan)
+        up = ~opposite & (np.abs(g) >= np.abs(p))
+        self.rate[idx] = np.where(up, self.ramp_up[idx], self.ramp_down[idx])
+        self.pending_goal[idx], self.pending_t[idx] = np.nan, np.inf
+        self.last_effect_ms[idx] = te
+
+    def _apply_zero_reached(self, idx):
+        te = self._reach_time(idx)
+        self._integrate(idx, te)
+        self.p_ref[idx], self.t_ref[idx], self.goal[idx], self.rate[idx] = 0.0, te, 0.0, 0.0
+        self.pending_goal[idx] = self.then_goal[idx]
+        self.pending_t[idx] = te + self.start_delay_ms[idx]
+        self.then_goal[idx] = np.nan
+
+    def _refresh_next_event(self):
+        reversing = ~np.isnan(self.then_goal)
+        nxt = self.pending_t.min() if self.n else np.inf
+        if reversing.any():
+            nxt = min(nxt, self._reach_time(reversing).min())
+        self._next_event = nxt
+
+    def advance(self, t_ms: int) -> None:
+        """Move every vehicle to time ``t_ms`` (>= the current time), processing due events in order."""
+        if t_ms < self.t_ms:
+            raise ValueError(f"ChargerFleet cannot go back in time: {t_ms} < {self.t_ms}")
+        t = float(t_ms)
+        while self._next_event <= t:
+            reach = np.full(self.n, np.inf)
+            reversing = ~np.isnan(self.then_goal)
+            reach[reversing] = self._reach_time(reversing)
+            pending_first = self.pending_t <= reach
+            due_pending = pending_first & (self.pending_t <= t)
+            due_zero = ~pending_first & (reach <= t)
+            if due_pending.any():
+                self._apply_pending(np.flatnonzero(due_pending))
+            if due_zero.any():
+                self._apply_zero_reached(np.flatnonzero(due_zero))
+            self._refresh_next_event()
+        self._integrate(slice(None), t)
+        self.t_ms = int(t_ms)
+        self._enforce_energy_limits()
+
+    def _enforce_energy_limits(self):
+        p_min, p_max = self.limits_kw()
+        p_now = self.power_kw()
+        over = (p_now > p_max) | (self.goal > p_max) | (p_now < p_min) | (self.goal < p_min)
+        if over.any():
+            idx = np.flatnonzero(over)
+            self.p_ref[idx], self.t_ref[idx] = p_now[idx], float(self.t_ms)
+            self.goal[idx] = np.clip(0.0, p_min[idx], p_max[idx])
+            self.rate[idx] = self.ramp_down[idx]
+            self.then_goal[idx] = np.nan
+        for goals in (self.pending_goal, self.then_goal):
+            has = ~np.isnan(goals)
+            goals[has] = np.clip(goals[has], p_min[has], p_max[has])
+        if over.any():
+            self._refresh_next_event()
+
+    # -- commands ---------------------------------------------------------------------------
+    def command(self, t_ms: int, vehicles, setpoint_kw) -> None:
+        """Setpoints received at ``t_ms`` by ``vehicles`` (indices). Advances to ``t_ms`` first."""
+        self.advance(t_ms)
+        idx = np.asarray(vehicles, dtype=int)
+        kw = np.asarray(setpoint_kw, dtype=float)
+        keep = self.plugged[idx]
+        idx, kw = idx[keep], kw[keep]
+        if idx.size == 0:
+            return
+        p_min, p_max = self.limits_kw()
+        kw = np.clip(kw, p_min[idx], p_max[idx])
+        current = np.where(np.isnan(self.then_goal[idx]), self.goal[idx], self.then_goal[idx])
+        reversal = np.sign(kw) * np.sign(current) < 0
+        up = ~reversal & (np.abs(kw) > np.abs(current))
+        delay = np.where(up, self.start_delay_ms[idx], self.stop_delay_ms[idx])
+        self.pending_goal[idx] = kw
+        self.pending_t[idx] = t_ms + delay
+        self.last_command_ms[idx] = t_ms
+        self._next_event = min(self._next_event, float(self.pending_t[idx].min()))

@@ -1,0 +1,50 @@
+"""Service response curves: how much of the contracted power a service asks for at a given frequency.
+
+Sign convention used throughout the testbed: power is positive when a vehicle *imports* (charges).
+A Low service (responds to low frequency) asks the fleet to import less or export, i.e. a negative
+change of power; a High service asks for a positive change. ``direction_sign`` gives that sign.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def direction_sign(service: dict) -> int:
+    """-1 for a Low service (power must fall), +1 for a High service (power must rise)."""
+    return -1 if service["direction"] == "low" else 1
+
+
+def response_pu(service: dict, frequency_hz, nominal_hz: float = 50.0):
+    """Required response in per unit of contracted power (0..1) at ``frequency_hz`` (scalar or array).
+
+    Only deviations in the service's own direction count: a Low service asks nothing above nominal.
+    """
+    deviation = np.asarray(frequency_hz, dtype=float) - nominal_hz
+    # a Low service (sign -1) acts on negative deviations: deviation * sign > 0 in its own direction
+    magnitude = np.where(deviation * direction_sign(service) > 0, np.abs(deviation), 0.0)
+    curve = service["curve"]
+    if "trigger_deviation_hz" in curve:
+        # a tiny tolerance so that a trace sitting exactly on the trigger (e.g. 49.7 Hz) triggers
+        result = (magnitude >= curve["trigger_deviation_hz"] - 1e-9).astype(float)
+    else:
+        points = np.asarray(curve["points_hz_pu"], dtype=float)
+        result = np.interp(magnitude, points[:, 0], points[:, 1], left=0.0, right=points[-1, 1])
+    return float(result) if np.ndim(result) == 0 else result
+
+
+def deadband_hz(service: dict) -> float:
+    """|deviation| beyond which the service is active (first curve point, or the trigger)."""
+    curve = service["curve"]
+    if "trigger_deviation_hz" in curve:
+        return float(curve["trigger_deviation_hz"])
+    return float(curve["points_hz_pu"][0][0])
+
+
+def outside_deadband(service: dict, frequency_hz, nominal_hz: float = 50.0):
+    """True where the frequency has left the service's deadband in the service's direction."""
+    toward = (np.asarray(frequency_hz, dtype=float) - nominal_hz) * direction_sign(service)
+    edge = deadband_hz(service)
+    if "trigger_deviation_hz" in service["curve"]:
+        return toward >= edge - 1e-9
+    return toward > edge
