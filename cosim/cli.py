@@ -46,6 +46,7 @@ def cmd_run(args) -> int:
     from cosim import scenario
 
     loaded = scenario.load(args.scenario, args.overrides, args.seed)
+    loaded.check_grid()
     out = args.out or Path("results") / loaded.scenario.name
     print(f"running {loaded.scenario.name}: {sum(g['count'] for g in loaded.groups)} vehicles, "
           f"{loaded.scenario.duration_s:g} s, network {loaded.scenario.network.profile}, seed {loaded.scenario.seed}",

@@ -118,6 +118,14 @@ class Scenario(_Strict):
     services: list[ServiceRef] = Field(min_length=1)
     outputs: Outputs = Field(default_factory=Outputs)
 
+    @model_validator(mode="after")
+    def _grid_step_multiple(self):
+        step_ms = round(self.grid.step_s * 1000)
+        if step_ms % self.outputs.vehicle_sample_ms:
+            raise ValueError(f"grid.step_s ({self.grid.step_s}) must be a multiple of outputs.vehicle_sample_ms "
+                             f"({self.outputs.vehicle_sample_ms} ms): the grid reads the fleet's power at those steps")
+        return self
+
     @field_validator("services")
     @classmethod
     def _known_services(cls, refs):
@@ -232,6 +240,7 @@ class LoadedScenario:
         self.services = self._resolve_services()
         self.network_profile = catalog.network_profiles()[scenario.network.profile]
         self._check_frequency()
+        self._grid_checked = False
 
     def error(self, where: str, what: str) -> ScenarioError:
         return ScenarioError(f"{self.path}: {where}: {what}")
@@ -275,8 +284,11 @@ class LoadedScenario:
                                  f"{ev.at_s} s is not before the end of the run (duration_s {self.scenario.duration_s})")
 
     def check_grid(self):
-        """Load the grid and check every fleet bus exists (slow: imports pandapower)."""
+        """Load the grid and check every fleet bus exists (slow: imports pandapower). Done once."""
         from sims.grid import GridError, find_bus, load_network
+
+        if self._grid_checked:
+            return
 
         try:
             net = load_network(self.scenario.grid.network, self.base_dir)
@@ -287,7 +299,7 @@ class LoadedScenario:
                 find_bus(net, g.bus)
             except GridError as exc:
                 raise self.error(f"fleet.groups[{i}].bus", str(exc)) from None
-        return net
+        self._grid_checked = True
 
     def resolved(self) -> dict:
         """The scenario as run: every default filled in, catalog entries expanded."""

@@ -44,7 +44,6 @@ def build(world: mosaik.World, loaded, vehicles: dict, h5_path: str) -> dict:
     sc = loaded.scenario
     nominal = catalog.nominal_hz()
     profile = loaded.network_profile
-    vehicle_every = sc.outputs.vehicle_sample_ms // sc.outputs.sample_ms
 
     frequency = world.start("Frequency", nominal_hz=nominal, sample_ms=sc.frequency.sample_ms,
                             events=[e.model_dump() for e in sc.frequency.events]).Frequency()
@@ -52,12 +51,13 @@ def build(world: mosaik.World, loaded, vehicles: dict, h5_path: str) -> dict:
                              dispatch_interval_ms=profile["dispatch_interval_ms"]).Aggregator(
         services=loaded.services, vehicles={k: vehicles[k] for k in ("baseline_kw", "p_min_kw", "p_max_kw", "plugged")},
         nominal_hz=nominal)
-    fleet = world.start("Fleet", step_ms=sc.outputs.sample_ms).Fleet(vehicles=vehicles, vehicle_every=vehicle_every)
+    fleet = world.start("Fleet", step_ms=sc.outputs.vehicle_sample_ms, sample_ms=sc.outputs.sample_ms).Fleet(
+        vehicles=vehicles)
     bus_refs = list(dict.fromkeys(str(b) for b in vehicles["bus"]))
     grid = world.start("Grid", network=sc.grid.network, base_dir=str(loaded.base_dir),
                        step_ms=round(sc.grid.step_s * 1000), base_load_scale=sc.grid.base_load_scale).Grid(
         ev_buses=[_bus_ref(b) for b in bus_refs])
-    recorder = world.start("Recorder", path=str(h5_path), heartbeat_steps=sc.outputs.sample_ms).Recorder()
+    recorder = world.start("Recorder", path=str(h5_path), heartbeat_steps=sc.outputs.vehicle_sample_ms).Recorder()
 
     world.connect(frequency, controller, "f_hz")
     if profile["hops"]:

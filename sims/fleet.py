@@ -5,12 +5,17 @@ bus the fleet is connected to, so a grid simulator gets one connection per bus, 
 
 Inputs:  ``Fleet.setpoints`` (trigger): ``{"vehicle": [index, ...], "kw": [setpoint, ...]}``,
          applied as received at the step's time.
-Outputs: ``Fleet.p_kw`` (total), ``Fleet.vehicle_p_kw`` and ``Fleet.vehicle_soc`` (lists, every
-         ``vehicle_every``-th sample),
-         ``Fleet.soc_mean``, all non-persistent (one value per step, for recording);
-         ``Bus.p_kw`` (persistent: a grid reads the latest value whenever it steps).
+Outputs: ``Fleet.p_kw``, the total power every ``sample_ms``, as ``{"time_ms": [...], "value": [...]}``
+         holding the samples since the previous step; ``Fleet.vehicle_p_kw`` and ``Fleet.vehicle_soc``
+         (one value per vehicle, at multiples of ``step_ms``); ``Fleet.soc_mean``; all non-persistent;
+         ``Bus.p_kw`` (persistent: a grid reads the latest value whenever it steps, so a grid's step
+         must be a multiple of ``step_ms``).
 
-Sim params: ``step_ms`` (sampling interval, default 10). Create params: ``vehicles``, a dict of
+The vehicle model is exact in continuous time, so the simulator needs to step only every
+``step_ms``, when setpoints arrive, and when others need its output: the aggregate samples in
+between are computed inside the step (mosaik's cost is per step, numpy's per sample).
+
+Sim params: ``step_ms`` (default 100), ``sample_ms`` (default 10). Create params: ``vehicles``, a dict of
 per-vehicle lists with the keys of ``obc.PARAMETERS`` plus ``bus`` (the grid bus of each vehicle).
 Usable in any mosaik scenario: ``world.start("Fleet", ...)`` with ``{"python": "sims.fleet:FleetSim"}``.
 """
@@ -78,7 +83,7 @@ META = {
     "models": {
         "Fleet": {
             "public": True,
-            "params": ["vehicles", "vehicle_every"],
+            "params": ["vehicles"],
             "attrs": ["setpoints", "p_kw", "vehicle_p_kw", "vehicle_soc", "soc_mean"],
             "trigger": ["setpoints"],
             "persistent": [],
@@ -101,50 +106,61 @@ class FleetSim(mosaik_api_v3.Simulator):
         self.fleet: ChargerFleet | None = None
         self.eid = "fleet"
 
-    def init(self, sid, time_resolution=0.001, step_ms=10, **sim_params):
+    def init(self, sid, time_resolution=0.001, step_ms=100, sample_ms=10):
         if abs(time_resolution - 0.001) > 1e-12:
             raise ValueError("FleetSim works in milliseconds: start the world with time_resolution=0.001")
-        self.step_ms = int(step_ms)
+        if step_ms % sample_ms:
+            raise ValueError(f"FleetSim: step_ms ({step_ms}) must be a multiple of sample_ms ({sample_ms})")
+        self.step_ms, self.sample_ms = int(step_ms), int(sample_ms)
+        self.next_sample_ms = 0
         return self.meta
 
-    def create(self, num, model, vehicles=None, vehicle_every=10):
+    def create(self, num, model, vehicles=None):
         if model != "Fleet" or num != 1 or self.fleet is not None:
             raise ValueError("FleetSim creates exactly one Fleet entity")
         bus = [str(b) for b in vehicles["bus"]]
         self.fleet = ChargerFleet(**{k: v for k, v in vehicles.items() if k in PARAMETERS})
         self.bus_names = sorted(set(bus), key=bus.index)
         self.bus_index = np.array([self.bus_names.index(b) for b in bus], dtype=int)
-        self.vehicle_every = int(vehicle_every)
         children = [{"eid": f"bus-{b}", "type": "Bus"} for b in self.bus_names]
         return [{"eid": self.eid, "type": "Fleet", "children": children}]
 
+    def _sample(self, t_ms):
+        self.samples_ms.append(t_ms)
+        self.samples_kw.append(float(self.fleet.power_kw().sum()))
+        self.next_sample_ms = t_ms + self.sample_ms
+
     def step(self, time, inputs, max_advance):
         fleet = self.fleet
+        self.samples_ms, self.samples_kw = [], []
+        while self.next_sample_ms < time:  # samples since the last step: before this step's setpoints
+            fleet.advance(self.next_sample_ms)
+            self._sample(self.next_sample_ms)
         fleet.advance(time)
         for message in inputs.get(self.eid, {}).get("setpoints", {}).values():
             if message:
                 fleet.command(time, message["vehicle"], message["kw"])
+        if self.next_sample_ms == time:  # (power at `time` is continuous: setpoints act later)
+            self._sample(time)
         self.time = time
         return int((time // self.step_ms + 1) * self.step_ms)
-
-    def _vehicle_sample(self) -> bool:
-        return self.time % (self.step_ms * self.vehicle_every) == 0
 
     def get_data(self, outputs):
         p = self.fleet.power_kw()
         per_bus = np.bincount(self.bus_index, weights=p, minlength=len(self.bus_names))
+        periodic = self.time % self.step_ms == 0
         data = {}
         for eid, attrs in outputs.items():
             values = {}
             if eid == self.eid:
                 for attr in attrs:
-                    if attr == "p_kw":
-                        values[attr] = float(p.sum())
+                    if attr == "p_kw" and self.samples_ms:
+                        values[attr] = {"time_ms": self.samples_ms, "value": self.samples_kw}
                     elif attr == "soc_mean":
                         values[attr] = float(self.fleet.soc.mean())
-                    elif attr == "vehicle_p_kw" and self._vehicle_sample():
+                    elif attr == "vehicle_p_kw" and periodic:
                         values[attr] = p.tolist()
-                    elif attr == "vehicle_soc" and self._vehicle_sample():
+                    elif attr == "vehicle_soc" and periodic:
                         values[attr] = self.fleet.soc.tolist()
             else:
                 values["p_kw"] = float(per_bus[self.bus_names.index(eid[len("bus-"):])])

@@ -6,7 +6,8 @@ its own time axis. Values may be
 * numbers: dataset ``value`` of shape (n,);
 * equal-length lists of numbers (e.g. one value per vehicle or per bus): ``value`` of shape (n, k);
 * tables, dicts of equal-length lists (e.g. the messages delivered this millisecond): one dataset
-  per column, one row per entry, and ``time_s``/``time_ms`` per row;
+  per column, one row per entry, and ``time_s``/``time_ms`` per row (a ``time_ms`` column, if the
+  table has one, gives each row its own time: batches of samples taken between two steps);
 * lists of strings (labels): stored once as ``value``.
 The unit is taken from the attribute's name (``p_kw`` -> kW, ``f_hz`` -> Hz, ...) and stored as the
 ``unit`` attribute of each dataset. The file is written by ``finalize``; the world owner decides
@@ -81,12 +82,15 @@ class RecorderSim(mosaik_api_v3.Simulator):
             group.create_dataset("value", data=np.array(first, dtype=h5py.string_dtype()))
             return
         if isinstance(first, dict):
-            rows = [len(next(iter(v.values()))) if v else 0 for _, v in samples]
-            row_times = np.repeat(times, rows)
+            if "time_ms" in first:  # a batch of timed samples: their own times, not the step's
+                row_times = np.concatenate([np.asarray(v["time_ms"], dtype=np.int64) for _, v in samples])
+            else:
+                rows = [len(next(iter(v.values()))) if v else 0 for _, v in samples]
+                row_times = np.repeat(times, rows)
             self._time(group, row_times)
-            for column in first:
+            for column in (c for c in first if c != "time_ms"):
                 data = np.concatenate([np.asarray(v[column]) for _, v in samples if v])
-                group.create_dataset(column, data=data).attrs["unit"] = unit_of(column)
+                group.create_dataset(column, data=data).attrs["unit"] = unit_of(attr if column == "value" else column)
             return
         self._time(group, times)
         values = np.array([v for _, v in samples], dtype=float)

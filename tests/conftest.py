@@ -1,0 +1,55 @@
+import copy
+import json
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+import yaml
+
+from cosim import run as runner
+from cosim import scenario
+
+ROOT = Path(__file__).resolve().parents[1]
+SCENARIOS = sorted((ROOT / "scenarios").glob("*.yaml"))
+
+BASE = {
+    "name": "test",
+    "seed": 1,
+    "duration_s": 8,
+    "grid": {"network": "cigre_mv", "step_s": 1.0, "base_load_scale": 0.6},
+    "fleet": {"groups": [{"model": "VW ID.3 Pro", "count": 1, "charger_kw": 10, "bus": "Bus 5"}]},
+    "network": {"profile": "local"},
+    "frequency": {"events": [{"type": "step", "at_s": 1, "to_hz": 49.5}]},
+    "services": [{"id": "DC-L", "contracted_mw": 0.01}],
+    "outputs": {"sample_ms": 10, "vehicle_sample_ms": 10},
+}
+
+
+def make_scenario(tmp_path, **changes):
+    data = copy.deepcopy(BASE)
+    for dotted, value in changes.items():
+        node = data
+        keys = dotted.split("__")
+        for k in keys[:-1]:
+            node = node[k]
+        node[keys[-1]] = value
+    path = tmp_path / f"{data['name']}.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def run_file(path, out, overrides=(), seed=None):
+    loaded = scenario.load(path, list(overrides), seed)
+    verdicts = runner.run(loaded, out)
+    return verdicts
+
+
+def vehicle_power(out):
+    with h5py.File(out / "timeseries.h5") as h5:
+        return h5["fleet/vehicle_p_kw/time_ms"][:], h5["fleet/vehicle_p_kw/value"][:]
+
+
+@pytest.fixture
+def scenario_file(tmp_path):
+    return lambda **changes: make_scenario(tmp_path, **changes)
