@@ -53,7 +53,7 @@ def test_unreadable_and_invalid_yaml(tmp_path):
 def test_validate_shipped_scenarios():
     result = v2g("validate", *sorted((ROOT / "scenarios").glob("*.yaml")))
     assert result.returncode == 0, result.stderr
-    assert result.stdout.count(": ok") == 3
+    assert result.stdout.count(": ok") == len(list((ROOT / "scenarios").glob("*.yaml")))
 
 
 def test_set_overrides_parse_yaml_values(tmp_path):
