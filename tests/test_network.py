@@ -1,0 +1,87 @@
+"""The SimPy network model: latency distributions and shared-cell queueing."""
+
+import numpy as np
+import pytest
+
+from sims import catalog
+from sims.network import LatencyModel, NetworkSim, lognormal_params
+
+PROFILES = {k: v for k, v in catalog.network_profiles().items() if v["hops"]}
+
+
+@pytest.mark.parametrize("name", sorted(PROFILES))
+def test_hop_latency_quantiles_match_profile(name):
+    """10,000 draws per hop: sample median and p95 within 3 % of the configured ones. (The standard
+    error of a sample quantile at n = 10,000 is ~1 %, so this fails for a wrong sigma or median.)"""
+    model = LatencyModel(PROFILES[name], seed=3)
+    for hop, spec in zip(model.hops, PROFILES[name]["hops"]):
+        draws_ms = np.array([model.draw_us(hop["latency"]) for _ in range(10_000)]) / 1000
+        assert np.median(draws_ms) == pytest.approx(spec["latency_ms"]["median"], rel=0.03, abs=0.002)
+        assert np.percentile(draws_ms, 95) == pytest.approx(spec["latency_ms"]["p95"], rel=0.03, abs=0.002)
+
+
+def test_lognormal_params_reject_inverted_quantiles():
+    with pytest.raises(ValueError):
+        lognormal_params(100, 50)
+
+
+def one_hop_radio_profile(**radio):
+    hop = {"name": "radio", "radio": True, "latency_ms": {"median": 20, "p95": 20.001},
+           "promotion_ms": {"median": 1, "p95": 1.001}, "idle_timer_s": 10, "downlink_kbps": 1000,
+           "message_bytes": 500, "loss_probability": 0.0}
+    hop.update(radio)
+    return {"hops": [hop], "retransmission_timeout_ms": 1000, "max_retries": 0}
+
+
+def broadcast(n_vehicles, n_cells, profile, seed=1):
+    """Send one setpoint to every vehicle at t=0; return each message's latency in ms."""
+    sim = NetworkSim()
+    sim.init("net", profile=profile, seed=seed)
+    sim.create(1, "Network", cells=[i % n_cells for i in range(n_vehicles)])
+    t = 0
+    nxt = sim.step(0, {"network": {"setpoints": {"agg": {"vehicle": list(range(n_vehicles)),
+                                                         "kw": [1.0] * n_vehicles}}}}, 10**9)
+    latencies = {}
+    while True:
+        out = sim.get_data({"network": ["delivered"]}).get("network", {})
+        for v, sent in zip(out.get("delivered", {}).get("vehicle", []), out.get("delivered", {}).get("sent_ms", [])):
+            latencies[v] = t - sent
+        if nxt is None:
+            break
+        t = nxt
+        nxt = sim.step(t, {}, 10**9)
+    assert len(latencies) == n_vehicles
+    return np.array([latencies[v] for v in range(n_vehicles)])
+
+
+def test_broadcast_queues_on_a_shared_cell():
+    """500 bytes at 1 Mbit/s is 4 ms per message on the downlink: on one cell the last of 200
+    chargers hears ~800 ms after the first; spread over 4 cells, a quarter of that."""
+    profile = one_hop_radio_profile()
+    one_cell = broadcast(200, 1, profile)
+    four_cells = broadcast(200, 4, profile)
+    assert one_cell.max() - one_cell.min() == pytest.approx(199 * 4, abs=2)
+    assert four_cells.max() - four_cells.min() == pytest.approx(49 * 4, abs=2)
+    small = broadcast(50, 1, profile)
+    assert small.max() < one_cell.max()  # the last setpoint comes later as the fleet on a cell grows
+
+
+def test_lost_messages_are_retried_then_given_up():
+    profile = one_hop_radio_profile(loss_probability=0.5)
+    profile["max_retries"] = 1
+    sim = NetworkSim()
+    sim.init("net", profile=profile, seed=5)
+    sim.create(1, "Network", cells=[0] * 400)
+    t, nxt = 0, sim.step(0, {"network": {"setpoints": {"a": {"vehicle": list(range(400)), "kw": [1.0] * 400}}}}, 10**9)
+    delivered, lost, retried = 0, 0, 0
+    while True:
+        out = sim.get_data({}).get("network", {})
+        delivered += len(out.get("delivered", {}).get("vehicle", []))
+        retried += sum(out.get("delivered", {}).get("retries", []))
+        lost += len(out.get("lost", {}).get("vehicle", []))
+        if nxt is None:
+            break
+        t, nxt = nxt, sim.step(nxt, {}, 10**9)
+    assert delivered + lost == 400
+    assert 0.15 < lost / 400 < 0.35  # two attempts at 50 % loss: 25 % lost
+    assert retried > 0
