@@ -12,7 +12,7 @@ Everything is measured from the recorded time series (``timeseries.h5``) of one 
   reference level is its peak during the event.
 
 Rules (each a function below; each returns passed, the measured value, the limit and the margin):
-``initiation``, ``full_delivery``, ``volume``, ``duration``.
+``initiation``, ``full_delivery``, ``volume``, ``duration``, ``metering``.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import numpy as np
 from analysis.timeseries import series, table
 from sims.services import direction_sign, outside_deadband, response_pu
 
-RULES = ("initiation", "full_delivery", "volume", "duration")
+RULES = ("initiation", "full_delivery", "volume", "duration", "metering")
 TOLERANCE_PU = 1e-6  # numerical tolerance on "reached", in per unit of the required response
 
 
@@ -61,21 +61,44 @@ def volume(available_mw: float, service: dict) -> dict:
     return _rule(available_mw >= need - 1e-9, round(available_mw, 6), need, round(available_mw - need, 6), "MW")
 
 
-def duration(sustain_min: float, service: dict) -> dict:
-    """From its state of charge at t_event, the fleet must be able to hold the contracted power for the
-    delivery duration (15 / 30 / 60 min for DC / DM / DR), vehicles that run out being covered by
-    others up to their headroom. A vehicle's response that only stops or reduces charging (or
-    discharging) costs no stored energy. Margin: minutes to spare."""
+def duration(held_s: float | None, event_s: float, sustain_min: float, service: dict) -> dict:
+    """The fleet must hold the contracted power for the delivery duration (15 / 30 / 60 min for
+    DC / DM / DR). Two parts: (1) once fully delivered, the response must not fall below the required
+    level during the simulated part of the event (a vehicle that leaves, or empties, shows here);
+    (2) from its state at the end of the simulated event, the fleet's energy must cover the rest of
+    the duration, vehicles that run out being covered by others up to their headroom (response
+    that only stops or reduces charging costs no stored energy). Value: minutes the fleet can hold
+    from t_event (simulated + projected); margin: minutes to spare."""
     limit = service["delivery_duration_min"]
-    margin = None if math.isinf(sustain_min) else round(sustain_min - limit, 3)
-    value = None if math.isinf(sustain_min) else round(sustain_min, 3)
-    return _rule(sustain_min >= limit - 1e-9, value, limit, margin, "min")
+    if held_s is not None and held_s < event_s - 1e-9:
+        minutes = round(held_s / 60.0, 4)
+        return _rule(False, minutes, limit, round(minutes - limit, 4), "min")
+    total = event_s / 60.0 + sustain_min
+    if math.isinf(total):
+        return _rule(True, None, limit, None, "min")
+    return _rule(total >= limit - 1e-9, round(total, 3), limit, round(total - limit, 3), "min")
 
 
-def headroom_kw(service: dict, vehicles: dict, soc) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per vehicle: (headroom in the service direction, the part of it that costs no energy, kWh the
-    rest may use at the grid side), at the given state of charge."""
+def metering(telemetry_hz: float, service: dict) -> dict:
+    """Performance data must be metered at the service's rate: 20 Hz for DC/DM/DR, 1 Hz for Static
+    FFR (NESO). The chargers' telemetry rate is a scenario setting (``fleet.telemetry_hz``); a trial
+    logging at 0.1 Hz failed this rule. Margin: Hz to spare."""
+    limit = service["metering_hz"]
+    return _rule(telemetry_hz >= limit - 1e-9, telemetry_hz, limit, round(telemetry_hz - limit, 6), "Hz")
+
+
+def plugged_at(vehicles: dict, t_ms: float) -> np.ndarray:
     plugged = np.asarray(vehicles["plugged"], dtype=bool)
+    n = plugged.size
+    arrival = np.asarray(vehicles.get("arrival_ms") or [0.0] * n, dtype=float)
+    departure = np.asarray([np.inf if d is None else d for d in vehicles.get("departure_ms") or [None] * n], float)
+    return plugged & (arrival <= t_ms) & (t_ms < departure)
+
+
+def headroom_kw(service: dict, vehicles: dict, soc, t_ms: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per vehicle at time ``t_ms``: (headroom in the service direction, the part of it that costs no
+    energy, kWh the rest may use at the grid side), at the given state of charge."""
+    plugged = plugged_at(vehicles, t_ms)
     base = np.asarray(vehicles["baseline_kw"], float)
     cap = np.asarray(vehicles["capacity_kwh"], float)
     soc = np.asarray(soc, float)
@@ -119,7 +142,7 @@ def _first(times_ms, mask):
 
 
 def evaluate_service(service: dict, services: list[dict], freq, power, soc, vehicles: dict, nominal_hz: float,
-                     threshold_pu: float) -> dict:
+                     threshold_pu: float, telemetry_hz: float) -> dict:
     sign = direction_sign(service)
     entry = {"service": service["id"], "name": service["name"], "eligible": None, "failed": [],
              "contracted_mw": service["contracted_mw"]}
@@ -150,10 +173,21 @@ def evaluate_service(service: dict, services: list[dict], freq, power, soc, vehi
     deadline = t_event + round(service["full_delivery_max_s"] * 1000)
     delivered_kw = float(np.interp(deadline, t, response)) if t[0] <= deadline <= t[-1] else None
 
-    soc_event = soc.value[max(np.searchsorted(soc.time_ms, t_event, side="right") - 1, 0)]
-    head, free, energy = headroom_kw(service, vehicles, soc_event)
+    def soc_at(t_ms):
+        return soc.value[max(np.searchsorted(soc.time_ms, t_ms, side="right") - 1, 0)]
+
+    head, _, _ = headroom_kw(service, vehicles, soc_at(t_event), t_event)
     available_mw = float(head.sum()) / 1000.0
-    sustain = sustainable_minutes(service["contracted_kw"], head, free, energy)
+    # duration: held while simulated, then projected from the state at the end of the simulated event
+    t_last = int(min(t_end - 1, t[-1]))
+    t_proj = int(soc.time_ms[max(np.searchsorted(soc.time_ms, t_last, side="right") - 1, 0)])
+    held_s = None
+    if t_full is not None:
+        required_now = req[service["id"]]
+        dips = np.flatnonzero((t >= t_full) & (t <= t_last) & (response < required_now * (1 - TOLERANCE_PU)))
+        held_s = ((t[dips[0]] if dips.size else t_last) - t_event) / 1000.0
+    head_end, free_end, energy_end = headroom_kw(service, vehicles, soc_at(t_proj), t_proj)
+    sustain = sustainable_minutes(service["contracted_kw"], head_end, free_end, energy_end)
 
     def secs(t_ms):
         return None if t_ms is None else round((t_ms - t_event) / 1000.0, 3)
@@ -162,7 +196,8 @@ def evaluate_service(service: dict, services: list[dict], freq, power, soc, vehi
         "initiation": initiation(secs(t_init), service),
         "full_delivery": full_delivery(secs(t_full), service),
         "volume": volume(available_mw, service),
-        "duration": duration(sustain, service),
+        "duration": duration(held_s, (t_proj - t_event) / 1000.0, sustain, service),
+        "metering": metering(telemetry_hz, service),
     }
     entry.update(
         eligible=all(r["passed"] for r in rules.values()),
@@ -216,12 +251,13 @@ def network_summary(h5: h5py.File) -> dict | None:
     }
 
 
-def evaluate(h5_path, services: list[dict], vehicles: dict, nominal_hz: float, threshold_pu: float) -> dict:
+def evaluate(h5_path, services: list[dict], vehicles: dict, nominal_hz: float, threshold_pu: float,
+             telemetry_hz: float) -> dict:
     """All verdicts of one run, as the JSON-ready dict written to ``verdicts.json``."""
     with h5py.File(h5_path, "r") as h5:
         freq = series(h5, "frequency/f_hz")
         power = series(h5, "fleet/p_kw")
         soc = series(h5, "fleet/vehicle_soc")
-        results = [evaluate_service(s, services, freq, power, soc, vehicles, nominal_hz, threshold_pu)
+        results = [evaluate_service(s, services, freq, power, soc, vehicles, nominal_hz, threshold_pu, telemetry_hz)
                    for s in services]
         return {"services": results, "grid": grid_summary(h5), "network": network_summary(h5)}

@@ -57,8 +57,8 @@ def _write_vehicle_table(h5_path: Path, vehicles: dict):
         for key, values in vehicles.items():
             if key in ("model", "bus"):
                 group.create_dataset(key, data=np.array([str(v) for v in values], dtype=h5py.string_dtype()))
-            else:
-                group.create_dataset(key, data=np.asarray(values))
+            else:  # None only means "never" (a departure): store it as infinity
+                group.create_dataset(key, data=np.asarray([np.inf if v is None else v for v in values]))
 
 
 def run(loaded, out_dir: Path, progress: bool = False) -> dict:
@@ -71,7 +71,7 @@ def run(loaded, out_dir: Path, progress: bool = False) -> dict:
         vehicles = simulate(loaded, tmp / "timeseries.h5", progress=progress)
         verdicts = {"scenario": loaded.scenario.name, "seed": loaded.scenario.seed}
         verdicts.update(evaluate(tmp / "timeseries.h5", loaded.services, vehicles, catalog.nominal_hz(),
-                                 catalog.initiation_threshold_pu()))
+                                 catalog.initiation_threshold_pu(), loaded.scenario.fleet.telemetry_hz))
         (tmp / "verdicts.json").write_text(json.dumps(verdicts, indent=2, allow_nan=False) + "\n")
         resolved = loaded.resolved()
         resolved["run"] = {"scenario_file": str(loaded.path), "wall_time_s": round(time.perf_counter() - started, 2),

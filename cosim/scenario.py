@@ -71,11 +71,25 @@ class FleetGroup(_Strict):
     plugged_in_fraction: float = Field(default=_DEFAULTS["plugged_in_fraction"], ge=0, le=1)
     efficiency_charge: float = Field(default=_DEFAULTS["efficiency_charge"], gt=0, le=1)
     efficiency_discharge: float = Field(default=_DEFAULTS["efficiency_discharge"], gt=0, le=1)
+    connection: Literal["dc", "ac"] = _DEFAULTS["connection"]
+    phases: Literal[1, 3] = _DEFAULTS["phases"]
+    max_current_a: float = Field(default=_DEFAULTS["max_current_a"], gt=0)
+    min_current_a: float = Field(default=_DEFAULTS["min_current_a"], ge=0)
+    current_step_a: float = Field(default=_DEFAULTS["current_step_a"], ge=0)
+    phase_voltage_v: float = Field(default=_DEFAULTS["phase_voltage_v"], gt=0)
+    setpoint_step_kw: float = Field(default=_DEFAULTS["setpoint_step_kw"], ge=0)
+    arrival_s: float | tuple[float, float] = Field(default=_DEFAULTS["arrival_s"],
+                                                   description="seconds, or [low, high] drawn per vehicle")
+    departure_s: float | tuple[float, float] | None = _DEFAULTS["departure_s"]
 
     @model_validator(mode="after")
     def _soc_window(self):
         if not self.soc_min <= self.soc_max:
             raise ValueError(f"soc_min ({self.soc_min}) must not exceed soc_max ({self.soc_max})")
+        for name in ("arrival_s", "departure_s"):
+            value = getattr(self, name)
+            if isinstance(value, tuple) and not 0 <= value[0] <= value[1]:
+                raise ValueError(f"{name} range must be [low, high] with 0 <= low <= high, got {list(value)}")
         return self
 
 
@@ -83,6 +97,15 @@ class Fleet(_Strict):
     groups: list[FleetGroup] = Field(min_length=1)
     spread_pct: float = Field(default=0.0, ge=0, le=100,
                               description="coefficient of variation of delays and ramp rates, %")
+    telemetry_hz: float = Field(default=_DEFAULTS["telemetry_hz"], gt=0, le=1000,
+                                description="rate at which the chargers meter and report their power")
+
+    @field_validator("telemetry_hz")
+    @classmethod
+    def _whole_ms(cls, hz):
+        if abs(1000 / hz - round(1000 / hz)) > 1e-9:
+            raise ValueError(f"1000 / telemetry_hz must be a whole number of milliseconds, got {hz} Hz")
+        return hz
     catalogs: list[str] = Field(default_factory=list, description="extra vehicle CSV files")
 
 
@@ -160,6 +183,9 @@ def _loc(loc: tuple) -> str:
 
 def _validation_message(path: Path, exc: ValidationError) -> str:
     errors = exc.errors()
+    # For a `str | inline model` field given a mapping, "not a valid string" is noise: prefer the
+    # error from the branch that matches what the user wrote.
+    errors.sort(key=lambda e: e["type"] == "string_type" and isinstance(e.get("input"), dict))
     first = errors[0]
     msg = first["msg"].removeprefix("Value error, ")
     where = _loc(first["loc"])

@@ -49,9 +49,11 @@ def build(world: mosaik.World, loaded, vehicles: dict, h5_path: str) -> dict:
                             events=[e.model_dump() for e in sc.frequency.events]).Frequency()
     controller = world.start("Controller", measurement_delay_ms=profile["measurement_delay_ms"],
                              dispatch_interval_ms=profile["dispatch_interval_ms"]).Aggregator(
-        services=loaded.services, vehicles={k: vehicles[k] for k in ("baseline_kw", "p_min_kw", "p_max_kw", "plugged")},
+        services=loaded.services, vehicles={k: vehicles[k] for k in ("baseline_kw", "p_min_kw", "p_max_kw", "plugged", "arrival_ms",
+                                            "departure_ms")},
         nominal_hz=nominal)
-    fleet = world.start("Fleet", step_ms=sc.outputs.vehicle_sample_ms, sample_ms=sc.outputs.sample_ms).Fleet(
+    fleet = world.start("Fleet", step_ms=sc.outputs.vehicle_sample_ms, sample_ms=sc.outputs.sample_ms,
+                        telemetry_ms=round(1000 / sc.fleet.telemetry_hz)).Fleet(
         vehicles=vehicles)
     bus_refs = list(dict.fromkeys(str(b) for b in vehicles["bus"]))
     grid = world.start("Grid", network=sc.grid.network, base_dir=str(loaded.base_dir),
@@ -75,7 +77,7 @@ def build(world: mosaik.World, loaded, vehicles: dict, h5_path: str) -> dict:
 
     world.connect(frequency, recorder, "f_hz")
     world.connect(controller, recorder, "setpoints", "required_kw")
-    world.connect(fleet, recorder, "p_kw", "vehicle_p_kw", "vehicle_soc", "soc_mean")
+    world.connect(fleet, recorder, "p_kw", "metered_p_kw", "vehicle_p_kw", "vehicle_soc", "soc_mean")
     world.connect(grid, recorder, "vm_pu", "line_loading_pct", "trafo_loading_pct", "v_min_pu", "v_max_pu",
                   "max_line_loading_pct", "max_trafo_loading_pct", "converged", "bus_names", "line_names",
                   "trafo_names")

@@ -13,7 +13,9 @@ Input:  ``Aggregator.f_hz`` (trigger).
 Output: ``Aggregator.setpoints`` ``{"vehicle": [...], "kw": [...]}`` and ``Aggregator.required_kw``
         (the fleet's total required change of power, + import).
 Create params: ``services`` (service dicts with ``direction``, ``curve`` and ``contracted_kw``),
-``vehicles`` (per-vehicle lists ``baseline_kw``, ``p_min_kw``, ``p_max_kw``, ``plugged``),
+``vehicles`` (per-vehicle lists ``baseline_kw``, ``p_min_kw``, ``p_max_kw``, ``plugged``, optionally
+``arrival_ms`` and ``departure_ms``: the aggregator knows who is plugged in when it dispatches, but a
+vehicle that leaves later is not replaced until the next dispatch),
 ``nominal_hz``. Sim params: ``measurement_delay_ms``; ``dispatch_interval_ms``, the least time between
 two dispatches (a dispatch uses the latest measurement; the first one after a quiet spell goes at once).
 """
@@ -78,10 +80,14 @@ class ControllerSim(mosaik_api_v3.Simulator):
             raise ValueError("ControllerSim creates one Aggregator entity")
         self.services = list(services)
         self.nominal_hz = float(nominal_hz)
-        plugged = np.asarray(vehicles["plugged"], dtype=bool)
-        self.baseline = np.where(plugged, np.asarray(vehicles["baseline_kw"], dtype=float), 0.0)
-        self.p_min = np.where(plugged, np.asarray(vehicles["p_min_kw"], dtype=float), 0.0)
-        self.p_max = np.where(plugged, np.asarray(vehicles["p_max_kw"], dtype=float), 0.0)
+        self.plugged = np.asarray(vehicles["plugged"], dtype=bool)
+        n = self.plugged.size
+        self.arrival_ms = np.asarray(vehicles.get("arrival_ms") or [0.0] * n, dtype=float)
+        self.departure_ms = np.asarray([np.inf if d is None else d for d in vehicles.get("departure_ms") or [None] * n],
+                                       dtype=float)
+        self.baseline = np.where(self.plugged, np.asarray(vehicles["baseline_kw"], dtype=float), 0.0)
+        self.p_min = np.where(self.plugged, np.asarray(vehicles["p_min_kw"], dtype=float), 0.0)
+        self.p_max = np.where(self.plugged, np.asarray(vehicles["p_max_kw"], dtype=float), 0.0)
         self.sent = self.baseline.copy()
         return [{"eid": "aggregator", "type": model}]
 
@@ -97,7 +103,9 @@ class ControllerSim(mosaik_api_v3.Simulator):
         if measured is not None:
             self.last_dispatch_ms = time
             change = required_change_kw(self.services, measured, self.nominal_hz)
-            setpoints = dispatch(change, self.baseline, self.p_min, self.p_max)
+            here = self.plugged & (self.arrival_ms <= time) & (time < self.departure_ms)
+            baseline = np.where(here, self.baseline, 0.0)
+            setpoints = dispatch(change, baseline, np.where(here, self.p_min, 0.0), np.where(here, self.p_max, 0.0))
             changed = np.flatnonzero(np.abs(setpoints - self.sent) > 1e-9)
             self.sent[changed] = setpoints[changed]
             self.output = {"required_kw": float(change)}

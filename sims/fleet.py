@@ -6,7 +6,8 @@ bus the fleet is connected to, so a grid simulator gets one connection per bus, 
 Inputs:  ``Fleet.setpoints`` (trigger): ``{"vehicle": [index, ...], "kw": [setpoint, ...]}``,
          applied as received at the step's time.
 Outputs: ``Fleet.p_kw``, the total power every ``sample_ms``, as ``{"time_ms": [...], "value": [...]}``
-         holding the samples since the previous step; ``Fleet.vehicle_p_kw`` and ``Fleet.vehicle_soc``
+         holding the samples since the previous step; ``Fleet.metered_p_kw``, the same as the
+         chargers' meters report it, every ``telemetry_ms``; ``Fleet.vehicle_p_kw`` and ``Fleet.vehicle_soc``
          (one value per vehicle, at multiples of ``step_ms``); ``Fleet.soc_mean``; all non-persistent;
          ``Bus.p_kw`` (persistent: a grid reads the latest value whenever it steps, so a grid's step
          must be a multiple of ``step_ms``).
@@ -15,7 +16,7 @@ The vehicle model is exact in continuous time, so the simulator needs to step on
 ``step_ms``, when setpoints arrive, and when others need its output: the aggregate samples in
 between are computed inside the step (mosaik's cost is per step, numpy's per sample).
 
-Sim params: ``step_ms`` (default 100), ``sample_ms`` (default 10). Create params: ``vehicles``, a dict of
+Sim params: ``step_ms`` (default 100), ``sample_ms`` (default 10), ``telemetry_ms`` (default 1000). Create params: ``vehicles``, a dict of
 per-vehicle lists with the keys of ``obc.PARAMETERS`` plus ``bus`` (the grid bus of each vehicle).
 Usable in any mosaik scenario: ``world.start("Fleet", ...)`` with ``{"python": "sims.fleet:FleetSim"}``.
 """
@@ -25,7 +26,7 @@ from __future__ import annotations
 import mosaik_api_v3
 import numpy as np
 
-from sims.obc import PARAMETERS, ChargerFleet
+from sims.obc import OPTIONAL_PARAMETERS, PARAMETERS, ChargerFleet
 
 SPREAD_FIELDS = ("t_a_s", "t_c_s", "ramp_up_kw_per_s", "ramp_down_kw_per_s")
 
@@ -43,23 +44,37 @@ def sample_vehicles(groups: list[dict], spread_pct: float, rng: np.random.Genera
 
     Each group: ``vehicle`` (a ``catalog.VehicleModel``), ``count``, ``charger_kw``, ``bidirectional``,
     ``soc``, ``soc_min``, ``soc_max``, ``baseline_kw``, ``bus``, ``plugged_in_fraction``,
-    ``efficiency_charge``, ``efficiency_discharge``. Delays and ramp rates of each vehicle are drawn
-    around the model's means with coefficient of variation ``spread_pct`` / 100 (lognormal, so they
-    stay positive and keep their mean); zero spread gives the catalog values exactly. Which vehicles
-    are plugged in is drawn without replacement: ``round(fraction * count)`` of each group.
+    ``efficiency_charge``, ``efficiency_discharge``, ``connection`` (``dc`` or ``ac``), ``phases``,
+    ``max_current_a``, ``min_current_a``, ``current_step_a``, ``phase_voltage_v``, ``setpoint_step_kw``,
+    ``arrival_s``, ``departure_s`` (a number, ``None``, or ``[low, high]`` to draw uniformly per vehicle).
+
+    Delays and ramp rates of each vehicle are drawn around the model's means with coefficient of
+    variation ``spread_pct`` / 100 (lognormal, so they stay positive and keep their mean); zero spread
+    gives the catalog values exactly. Which vehicles are plugged in is drawn without replacement:
+    ``round(fraction * count)`` of each group. Power limits: a DC charger's rating; on AC the smallest
+    of the charger rating, the onboard charger (the rating its measurement implies, ramp-up x t_b) and
+    phases x voltage x maximum current, with the 6 A minimum current as the smallest non-zero power.
+    A vehicle arriving after the start begins idle (0 kW).
     """
     cv = spread_pct / 100.0
     out: dict[str, list] = {k: [] for k in ("model", "bus", "start_delay_ms", "stop_delay_ms",
                                             "ramp_up_kw_per_s", "ramp_down_kw_per_s", "p_min_kw",
                                             "p_max_kw", "baseline_kw", "capacity_kwh", "soc", "soc_min",
-                                            "soc_max", "eta_charge", "eta_discharge", "plugged")}
+                                            "soc_max", "eta_charge", "eta_discharge", "plugged",
+                                            *OPTIONAL_PARAMETERS)}
     for g in groups:
         v, n = g["vehicle"], int(g["count"])
         drawn = {f: _spread(rng, getattr(v, f), cv, n) for f in SPREAD_FIELDS}
         plugged = np.zeros(n, dtype=bool)
         plugged[rng.permutation(n)[: round(g["plugged_in_fraction"] * n)]] = True
-        p_max = float(g["charger_kw"])
+        p_max, min_power, step = float(g["charger_kw"]), 0.0, float(g["setpoint_step_kw"])
+        if g["connection"] == "ac":
+            kw_per_a = g["phases"] * g["phase_voltage_v"] / 1000.0
+            p_max = min(p_max, v.measured_rated_kw, kw_per_a * g["max_current_a"])
+            min_power, step = kw_per_a * g["min_current_a"], kw_per_a * g["current_step_a"]
         p_min = -p_max if g["bidirectional"] else 0.0
+        arrival = _window(rng, g["arrival_s"], n, 0.0)
+        departure = _window(rng, g["departure_s"], n, np.inf)
         out["model"] += [v.model] * n
         out["bus"] += [g["bus"]] * n
         out["start_delay_ms"] += np.round(drawn["t_a_s"] * 1000).tolist()
@@ -68,14 +83,27 @@ def sample_vehicles(groups: list[dict], spread_pct: float, rng: np.random.Genera
         out["ramp_down_kw_per_s"] += drawn["ramp_down_kw_per_s"].tolist()
         out["p_min_kw"] += [p_min] * n
         out["p_max_kw"] += [p_max] * n
-        out["baseline_kw"] += [float(np.clip(g["baseline_kw"], p_min, p_max))] * n
+        out["baseline_kw"] += np.where(arrival > 0, 0.0, float(np.clip(g["baseline_kw"], p_min, p_max))).tolist()
         out["capacity_kwh"] += [float(v.battery_kwh)] * n
         for key in ("soc", "soc_min", "soc_max"):
             out[key] += [float(g[key])] * n
         out["eta_charge"] += [float(g["efficiency_charge"])] * n
         out["eta_discharge"] += [float(g["efficiency_discharge"])] * n
         out["plugged"] += plugged.tolist()
+        out["arrival_ms"] += np.round(arrival * 1000).tolist()
+        out["departure_ms"] += [None if np.isinf(d) else float(round(d * 1000)) for d in departure]
+        out["min_power_kw"] += [min_power] * n
+        out["setpoint_step_kw"] += [step] * n
     return out
+
+
+def _window(rng: np.random.Generator, value, n: int, default: float) -> np.ndarray:
+    """Per-vehicle times in seconds: a number, None (the default), or [low, high] drawn uniformly."""
+    if value is None:
+        return np.full(n, default)
+    if isinstance(value, (list, tuple)):
+        return rng.uniform(value[0], value[1], n)
+    return np.full(n, float(value))
 
 META = {
     "api_version": "3.0",
@@ -84,10 +112,10 @@ META = {
         "Fleet": {
             "public": True,
             "params": ["vehicles"],
-            "attrs": ["setpoints", "p_kw", "vehicle_p_kw", "vehicle_soc", "soc_mean"],
+            "attrs": ["setpoints", "p_kw", "metered_p_kw", "vehicle_p_kw", "vehicle_soc", "soc_mean"],
             "trigger": ["setpoints"],
             "persistent": [],
-            "non-persistent": ["setpoints", "p_kw", "vehicle_p_kw", "vehicle_soc", "soc_mean"],
+            "non-persistent": ["setpoints", "p_kw", "metered_p_kw", "vehicle_p_kw", "vehicle_soc", "soc_mean"],
         },
         "Bus": {
             "public": False,
@@ -106,41 +134,49 @@ class FleetSim(mosaik_api_v3.Simulator):
         self.fleet: ChargerFleet | None = None
         self.eid = "fleet"
 
-    def init(self, sid, time_resolution=0.001, step_ms=100, sample_ms=10):
+    def init(self, sid, time_resolution=0.001, step_ms=100, sample_ms=10, telemetry_ms=1000):
         if abs(time_resolution - 0.001) > 1e-12:
             raise ValueError("FleetSim works in milliseconds: start the world with time_resolution=0.001")
         if step_ms % sample_ms:
             raise ValueError(f"FleetSim: step_ms ({step_ms}) must be a multiple of sample_ms ({sample_ms})")
-        self.step_ms, self.sample_ms = int(step_ms), int(sample_ms)
+        self.step_ms, self.sample_ms, self.telemetry_ms = int(step_ms), int(sample_ms), int(telemetry_ms)
         self.next_sample_ms = 0
+        self.next_meter_ms = 0
         return self.meta
 
     def create(self, num, model, vehicles=None):
         if model != "Fleet" or num != 1 or self.fleet is not None:
             raise ValueError("FleetSim creates exactly one Fleet entity")
         bus = [str(b) for b in vehicles["bus"]]
-        self.fleet = ChargerFleet(**{k: v for k, v in vehicles.items() if k in PARAMETERS})
+        self.fleet = ChargerFleet(**{k: v for k, v in vehicles.items() if k in PARAMETERS or k in OPTIONAL_PARAMETERS})
         self.bus_names = sorted(set(bus), key=bus.index)
         self.bus_index = np.array([self.bus_names.index(b) for b in bus], dtype=int)
         children = [{"eid": f"bus-{b}", "type": "Bus"} for b in self.bus_names]
         return [{"eid": self.eid, "type": "Fleet", "children": children}]
 
     def _sample(self, t_ms):
-        self.samples_ms.append(t_ms)
-        self.samples_kw.append(float(self.fleet.power_kw().sum()))
-        self.next_sample_ms = t_ms + self.sample_ms
+        """Take the samples (simulation record and charger telemetry) due at ``t_ms``."""
+        total = float(self.fleet.power_kw().sum())
+        if t_ms == self.next_sample_ms:
+            self.samples["p_kw"][0].append(t_ms)
+            self.samples["p_kw"][1].append(total)
+            self.next_sample_ms += self.sample_ms
+        if t_ms == self.next_meter_ms:
+            self.samples["metered_p_kw"][0].append(t_ms)
+            self.samples["metered_p_kw"][1].append(total)
+            self.next_meter_ms += self.telemetry_ms
 
     def step(self, time, inputs, max_advance):
         fleet = self.fleet
-        self.samples_ms, self.samples_kw = [], []
-        while self.next_sample_ms < time:  # samples since the last step: before this step's setpoints
-            fleet.advance(self.next_sample_ms)
-            self._sample(self.next_sample_ms)
+        self.samples = {"p_kw": ([], []), "metered_p_kw": ([], [])}
+        while (t := min(self.next_sample_ms, self.next_meter_ms)) < time:  # before this step's setpoints
+            fleet.advance(t)
+            self._sample(t)
         fleet.advance(time)
         for message in inputs.get(self.eid, {}).get("setpoints", {}).values():
             if message:
                 fleet.command(time, message["vehicle"], message["kw"])
-        if self.next_sample_ms == time:  # (power at `time` is continuous: setpoints act later)
+        if min(self.next_sample_ms, self.next_meter_ms) == time:  # power at `time` is continuous
             self._sample(time)
         self.time = time
         return int((time // self.step_ms + 1) * self.step_ms)
@@ -154,8 +190,9 @@ class FleetSim(mosaik_api_v3.Simulator):
             values = {}
             if eid == self.eid:
                 for attr in attrs:
-                    if attr == "p_kw" and self.samples_ms:
-                        values[attr] = {"time_ms": self.samples_ms, "value": self.samples_kw}
+                    if attr in self.samples and self.samples[attr][0]:
+                        times, kw = self.samples[attr]
+                        values[attr] = {"time_ms": times, "value": kw}
                     elif attr == "soc_mean":
                         values[attr] = float(self.fleet.soc.mean())
                     elif attr == "vehicle_p_kw" and periodic:

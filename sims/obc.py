@@ -29,7 +29,13 @@ State machine (per vehicle), built on the measured step tests in ``data/vehicles
   whose state of charge reaches ``soc_max`` stops importing, one at ``soc_min`` stops exporting:
   it ramps to zero at ``ramp_down`` with no delay, and later setpoints beyond that limit are clipped.
   The limit is checked at every ``advance``, so it is detected to within one simulator step.
-* An unplugged vehicle has zero power and ignores setpoints.
+* Availability: a vehicle is plugged in from ``arrival_ms`` (with zero power) until ``departure_ms``;
+  outside that window it ignores setpoints. At its departure the charger ends the session: the power
+  ramps to zero at ``ramp_down`` from that exact moment, with no delay. A vehicle with
+  ``plugged = False`` never takes part.
+* Setpoint resolution: a setpoint is rounded to the nearest multiple of ``setpoint_step_kw`` (if > 0)
+  and, below ``min_power_kw`` in magnitude (the 6 A minimum of AC charging), to zero or to the
+  minimum, whichever is nearer. The aggregator does not know: the shortfall shows in the response.
 
 Times are integer milliseconds at the interface; internally ramp end times may fall between
 milliseconds (the model is continuous in time).
@@ -46,6 +52,7 @@ PARAMETERS = (
     "p_min_kw", "p_max_kw", "baseline_kw", "capacity_kwh", "soc", "soc_min", "soc_max",
     "eta_charge", "eta_discharge", "plugged",
 )
+OPTIONAL_PARAMETERS = {"arrival_ms": 0.0, "departure_ms": np.inf, "min_power_kw": 0.0, "setpoint_step_kw": 0.0}
 
 
 class ChargerFleet:
@@ -57,6 +64,10 @@ class ChargerFleet:
             raise ValueError(f"ChargerFleet needs per-vehicle arrays for: {', '.join(sorted(missing))}")
         arr = {k: np.asarray(params[k], dtype=float) for k in PARAMETERS if k != "plugged"}
         self.n = len(arr["soc"])
+        for k, default in OPTIONAL_PARAMETERS.items():
+            value = params.get(k)
+            arr[k] = np.full(self.n, default) if value is None else np.asarray(
+                [default if x is None else x for x in value], dtype=float)
         for k, v in arr.items():
             if v.shape != (self.n,):
                 raise ValueError(f"ChargerFleet: {k} has shape {v.shape}, expected ({self.n},)")
@@ -71,9 +82,13 @@ class ChargerFleet:
         self.soc_min, self.soc_max = arr["soc_min"], arr["soc_max"]
         self.eta_charge, self.eta_discharge = arr["eta_charge"], arr["eta_discharge"]
         self.energy_kwh = arr["soc"] * self.capacity_kwh
+        self.arrival_ms, self.departure_ms = arr["arrival_ms"], arr["departure_ms"]
+        self.min_power_kw, self.setpoint_step_kw = arr["min_power_kw"], arr["setpoint_step_kw"]
+        self.departed = np.zeros(self.n, dtype=bool)
 
         self.t_ms = int(t0_ms)
-        self.p_ref = np.clip(arr["baseline_kw"], self.p_min, self.p_max)
+        present = (self.arrival_ms <= t0_ms) & (t0_ms < self.departure_ms)
+        self.p_ref = np.where(present, np.clip(arr["baseline_kw"], self.p_min, self.p_max), 0.0)
         self.t_ref = np.full(self.n, float(t0_ms))
         self.goal = self.p_ref.copy()
         self.rate = np.zeros(self.n)
@@ -84,6 +99,7 @@ class ChargerFleet:
         self.last_command_ms = np.full(self.n, np.nan)
         self.last_effect_ms = np.full(self.n, np.nan)
         self._next_event = np.inf
+        self._refresh_next_event()
 
     # -- evaluation -------------------------------------------------------------------------
     def _power_at(self, idx, t):
@@ -104,11 +120,15 @@ class ChargerFleet:
     def soc(self) -> np.ndarray:
         return self.energy_kwh / self.capacity_kwh
 
+    def plugged_now(self) -> np.ndarray:
+        return self.plugged & (self.arrival_ms <= self.t_ms) & (self.t_ms < self.departure_ms)
+
     def limits_kw(self) -> tuple[np.ndarray, np.ndarray]:
         """(p_min, p_max) the vehicles can be asked for now, after plug state and energy limits."""
         soc = self.soc
-        p_max = np.where(soc >= self.soc_max, np.minimum(self.p_max, 0.0), self.p_max)
-        p_min = np.where(soc <= self.soc_min, np.maximum(self.p_min, 0.0), self.p_min)
+        here = self.plugged_now()
+        p_max = np.where(here, np.where(soc >= self.soc_max, np.minimum(self.p_max, 0.0), self.p_max), 0.0)
+        p_min = np.where(here, np.where(soc <= self.soc_min, np.maximum(self.p_min, 0.0), self.p_min), 0.0)
         return p_min, p_max
 
     # -- time -------------------------------------------------------------------------------
@@ -148,9 +168,20 @@ class ChargerFleet:
         self.pending_t[idx] = te + self.start_delay_ms[idx]
         self.then_goal[idx] = np.nan
 
+    def _apply_departure(self, idx):
+        te = self.departure_ms[idx]
+        self._integrate(idx, te)
+        self.p_ref[idx], self.t_ref[idx] = self._power_at(idx, te), te
+        self.goal[idx], self.rate[idx] = 0.0, self.ramp_down[idx]
+        self.then_goal[idx], self.pending_goal[idx], self.pending_t[idx] = np.nan, np.nan, np.inf
+        self.departed[idx] = True
+
+    def _departure_times(self):
+        return np.where(self.departed, np.inf, self.departure_ms)
+
     def _refresh_next_event(self):
         reversing = ~np.isnan(self.then_goal)
-        nxt = self.pending_t.min() if self.n else np.inf
+        nxt = min(self.pending_t.min(), self._departure_times().min()) if self.n else np.inf
         if reversing.any():
             nxt = min(nxt, self._reach_time(reversing).min())
         self._next_event = nxt
@@ -164,9 +195,14 @@ class ChargerFleet:
             reach = np.full(self.n, np.inf)
             reversing = ~np.isnan(self.then_goal)
             reach[reversing] = self._reach_time(reversing)
-            pending_first = self.pending_t <= reach
-            due_pending = pending_first & (self.pending_t <= t)
-            due_zero = ~pending_first & (reach <= t)
+            departure = self._departure_times()
+            first = np.minimum(np.minimum(self.pending_t, reach), departure)
+            due = first <= t
+            due_departure = due & (departure == first)
+            due_pending = due & ~due_departure & (self.pending_t == first)
+            due_zero = due & ~due_departure & ~due_pending
+            if due_departure.any():
+                self._apply_departure(np.flatnonzero(due_departure))
             if due_pending.any():
                 self._apply_pending(np.flatnonzero(due_pending))
             if due_zero.any():
@@ -193,17 +229,26 @@ class ChargerFleet:
             self._refresh_next_event()
 
     # -- commands ---------------------------------------------------------------------------
+    def realisable_kw(self, idx, kw):
+        """The setpoint the charger can actually apply: rounded to its step, then the minimum power."""
+        step = self.setpoint_step_kw[idx]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            kw = np.where(step > 0, np.round(kw / step) * step, kw)
+        floor = self.min_power_kw[idx]
+        small = (np.abs(kw) < floor) & (kw != 0)
+        return np.where(small, np.where(np.abs(kw) < floor / 2, 0.0, np.sign(kw) * floor), kw)
+
     def command(self, t_ms: int, vehicles, setpoint_kw) -> None:
         """Setpoints received at ``t_ms`` by ``vehicles`` (indices). Advances to ``t_ms`` first."""
         self.advance(t_ms)
         idx = np.asarray(vehicles, dtype=int)
         kw = np.asarray(setpoint_kw, dtype=float)
-        keep = self.plugged[idx]
+        keep = self.plugged_now()[idx]
         idx, kw = idx[keep], kw[keep]
         if idx.size == 0:
             return
         p_min, p_max = self.limits_kw()
-        kw = np.clip(kw, p_min[idx], p_max[idx])
+        kw = self.realisable_kw(idx, np.clip(kw, p_min[idx], p_max[idx]))
         current = np.where(np.isnan(self.then_goal[idx]), self.goal[idx], self.then_goal[idx])
         reversal = np.sign(kw) * np.sign(current) < 0
         up = ~reversal & (np.abs(kw) > np.abs(current))
