@@ -97,8 +97,10 @@ class Fleet(_Strict):
     groups: list[FleetGroup] = Field(min_length=1)
     spread_pct: float = Field(default=0.0, ge=0, le=100,
                               description="coefficient of variation of delays and ramp rates, %")
+    spread_distribution: Literal["lognormal", "normal", "uniform"] = "lognormal"
     telemetry_hz: float = Field(default=_DEFAULTS["telemetry_hz"], gt=0, le=1000,
                                 description="rate at which the chargers meter and report their power")
+    catalogs: list[str] = Field(default_factory=list, description="extra vehicle CSV files")
 
     @field_validator("telemetry_hz")
     @classmethod
@@ -106,7 +108,12 @@ class Fleet(_Strict):
         if abs(1000 / hz - round(1000 / hz)) > 1e-9:
             raise ValueError(f"1000 / telemetry_hz must be a whole number of milliseconds, got {hz} Hz")
         return hz
-    catalogs: list[str] = Field(default_factory=list, description="extra vehicle CSV files")
+
+    @model_validator(mode="after")
+    def _uniform_spread(self):
+        if self.spread_distribution == "uniform" and self.spread_pct >= 57.7:
+            raise ValueError("spread_pct must be below 57.7 for a uniform spread (values would reach zero)")
+        return self
 
 
 class Network(_Strict):

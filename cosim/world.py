@@ -31,7 +31,8 @@ TIME_RESOLUTION_S = 0.001  # one mosaik step is one millisecond
 def sample_fleet(loaded) -> dict[str, list]:
     """Per-vehicle parameters for this scenario and seed (reproducible)."""
     rng = np.random.default_rng([loaded.scenario.seed, 1])
-    return sample_vehicles(loaded.groups, loaded.scenario.fleet.spread_pct, rng)
+    fleet = loaded.scenario.fleet
+    return sample_vehicles(loaded.groups, fleet.spread_pct, rng, fleet.spread_distribution)
 
 
 def cells_of(n_vehicles: int, profile: dict) -> list[int]:

@@ -30,6 +30,18 @@ def test_spread_has_configured_mean_and_cv_and_is_reproducible():
     assert zero["ramp_up_kw_per_s"] == [v.ramp_up_kw_per_s] * 5
 
 
+@pytest.mark.parametrize("distribution", ["lognormal", "normal", "uniform"])
+def test_each_spread_distribution_keeps_mean_and_cv(distribution):
+    v = catalog.builtin_vehicles()["Tesla Model 3 LR dual motor"]
+    out = sample_vehicles([group(vehicle=v)], 15.0, np.random.default_rng(4), distribution)
+    ramp = np.array(out["ramp_up_kw_per_s"])
+    assert ramp.mean() == pytest.approx(v.ramp_up_kw_per_s, rel=0.01)
+    assert ramp.std() / ramp.mean() == pytest.approx(0.15, rel=0.05)
+    assert ramp.min() > 0
+    if distribution == "uniform":
+        assert ramp.max() <= v.ramp_up_kw_per_s * (1 + 0.15 * np.sqrt(3))
+
+
 def test_plugged_in_fraction_is_exact_per_group():
     out = sample_vehicles([group(count=1000, plugged_in_fraction=0.7)], 0.0, np.random.default_rng(2))
     assert sum(out["plugged"]) == 700
