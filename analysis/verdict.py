@@ -242,9 +242,16 @@ def network_summary(h5: h5py.File) -> dict | None:
     def q(p):
         return round(float(np.percentile(latency, p)), 3) if latency.size else None
 
+    causes = {}
+    if lost:
+        names, counts = np.unique(lost["cause"].astype(str), return_counts=True)
+        causes = {str(k): int(c) for k, c in zip(names, counts)}
     return {
         "messages_delivered": int(latency.size),
         "messages_lost": int(lost["vehicle"].size) if lost else 0,
+        "lost_by_cause": causes,
+        "vehicles_not_reached": int(np.setdiff1d(lost["vehicle"], delivered["vehicle"] if delivered else []).size)
+        if lost else 0,
         "retries": int(delivered["retries"].sum()) if delivered else 0,
         "latency_s": {"median": q(50), "p95": q(95), "p99": q(99),
                       "max": round(float(latency.max()), 3) if latency.size else None},
@@ -260,4 +267,18 @@ def evaluate(h5_path, services: list[dict], vehicles: dict, nominal_hz: float, t
         soc = series(h5, "fleet/vehicle_soc")
         results = [evaluate_service(s, services, freq, power, soc, vehicles, nominal_hz, threshold_pu, telemetry_hz)
                    for s in services]
-        return {"services": results, "grid": grid_summary(h5), "network": network_summary(h5)}
+        network = network_summary(h5)
+        for entry in results:
+            entry["notes"] = explain(entry, network)
+        return {"services": results, "grid": grid_summary(h5), "network": network}
+
+
+def explain(entry: dict, network: dict | None) -> list[str]:
+    """Plain-language reasons for the failed rules that the numbers alone do not show."""
+    notes = []
+    timing = {"initiation", "full_delivery", "duration"} & set(entry.get("failed", []))
+    if network and network["messages_lost"] and timing:
+        causes = ", ".join(f"{n} by {c}" for c, n in sorted(network["lost_by_cause"].items()))
+        notes.append(f"{network['messages_lost']} setpoint(s) never arrived ({causes}); "
+                     f"{network['vehicles_not_reached']} vehicle(s) got no setpoint at all and kept their power")
+    return notes

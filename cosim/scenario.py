@@ -116,8 +116,79 @@ class Fleet(_Strict):
         return self
 
 
+class Quantiles(_Strict):
+    median: float = Field(gt=0)
+    p95: float = Field(gt=0)
+
+    @model_validator(mode="after")
+    def _ordered(self):
+        if self.p95 < self.median:
+            raise ValueError(f"p95 ({self.p95}) must not be below the median ({self.median})")
+        return self
+
+
+class Hop(_Strict):
+    name: str
+    latency_ms: Quantiles
+    loss_probability: float = Field(default=0.0, ge=0, lt=1)
+    radio: bool = False
+    promotion_ms: Quantiles | None = None
+    idle_timer_s: float | None = Field(default=None, ge=0)
+    downlink_kbps: float | None = Field(default=None, gt=0)
+    message_bytes: int | None = Field(default=None, gt=0)
+
+    @model_validator(mode="after")
+    def _radio_fields(self):
+        missing = [f for f in ("promotion_ms", "idle_timer_s", "downlink_kbps", "message_bytes")
+                   if self.radio and getattr(self, f) is None]
+        if missing:
+            raise ValueError(f"a radio hop needs {', '.join(missing)}")
+        return self
+
+
+class NetworkProfile(_Strict):
+    """One communication path (see sims/data/network_profiles.yaml for the meaning of each field)."""
+    description: str = ""
+    measurement_delay_ms: int = Field(ge=0)
+    dispatch_interval_ms: int = Field(default=0, ge=0)
+    hops: list[Hop] = Field(default_factory=list)
+    chargers_per_cell: int | None = Field(default=None, ge=1)
+    retransmission_timeout_ms: float = Field(default=1000, gt=0)
+    max_retries: int = Field(default=0, ge=0)
+    sources: list[str] = Field(default_factory=lambda: ["user"])
+    verify: bool = True
+
+    @model_validator(mode="after")
+    def _one_radio_hop(self):
+        if sum(h.radio for h in self.hops) > 1:
+            raise ValueError("at most one hop may be the radio hop")
+        return self
+
+
+class Fault(_Strict):
+    kind: Literal["outage", "burst_loss", "silent_chargers"]
+    from_s: float = Field(ge=0)
+    to_s: float | None = Field(default=None, description="end of the fault; none: to the end of the run")
+    hop: str | None = Field(default=None, description="outage, burst_loss: the hop that fails")
+    cell: int | None = Field(default=None, ge=0, description="outage, burst_loss: only this cell (radio hop)")
+    loss_probability: float | None = Field(default=None, gt=0, le=1, description="burst_loss")
+    count: int | None = Field(default=None, ge=1, description="silent_chargers: how many (drawn with the seed)")
+
+    @model_validator(mode="after")
+    def _fields_for_kind(self):
+        need = {"outage": ["hop"], "burst_loss": ["hop", "loss_probability"], "silent_chargers": ["count"]}[self.kind]
+        missing = [f for f in need if getattr(self, f) is None]
+        if missing:
+            raise ValueError(f"a {self.kind} fault needs {', '.join(missing)}")
+        if self.to_s is not None and self.to_s <= self.from_s:
+            raise ValueError(f"to_s ({self.to_s}) must be after from_s ({self.from_s})")
+        return self
+
+
 class Network(_Strict):
-    profile: str = "local"
+    profile: str | NetworkProfile = "local"
+    chargers_per_cell: int | None = Field(default=None, ge=1, description="overrides the profile's")
+    faults: list[Fault] = Field(default_factory=list)
 
 
 class ServiceRef(_Strict):
@@ -168,7 +239,7 @@ class Scenario(_Strict):
     @field_validator("network")
     @classmethod
     def _known_profile(cls, network):
-        if network.profile not in catalog.network_profiles():
+        if isinstance(network.profile, str) and network.profile not in catalog.network_profiles():
             known = ", ".join(catalog.network_profiles())
             raise ValueError(f"profile: unknown network profile {network.profile!r} (known: {known})")
         return network
@@ -271,7 +342,7 @@ class LoadedScenario:
         self.vehicles = self._vehicle_catalog()
         self.groups = self._resolve_groups()
         self.services = self._resolve_services()
-        self.network_profile = catalog.network_profiles()[scenario.network.profile]
+        self.network_profile = self._resolve_network_profile()
         self._check_frequency()
         self._grid_checked = False
 
@@ -304,6 +375,29 @@ class LoadedScenario:
         known = catalog.services()
         return [dict(known[ref.id], contracted_kw=ref.contracted_mw * 1000.0, contracted_mw=ref.contracted_mw)
                 for ref in self.scenario.services]
+
+    def _resolve_network_profile(self) -> dict:
+        net = self.scenario.network
+        if isinstance(net.profile, str):
+            profile = NetworkProfile.model_validate(catalog.network_profiles()[net.profile]).model_dump()
+        else:
+            profile = net.profile.model_dump()
+        if net.chargers_per_cell is not None:
+            profile["chargers_per_cell"] = net.chargers_per_cell
+        hops = {h["name"] for h in profile["hops"]}
+        n_vehicles = sum(g["count"] for g in self.groups)
+        n_cells = -(-n_vehicles // (profile["chargers_per_cell"] or n_vehicles))
+        for i, f in enumerate(net.faults):
+            where = f"network.faults[{i}]"
+            if not profile["hops"]:
+                raise self.error(where, "the local profile has no network to fail")
+            if f.hop is not None and f.hop not in hops:
+                raise self.error(f"{where}.hop", f"no hop {f.hop!r} in this profile (hops: {', '.join(sorted(hops))})")
+            if f.cell is not None and f.cell >= n_cells:
+                raise self.error(f"{where}.cell", f"no cell {f.cell}: {n_vehicles} chargers make {n_cells} cell(s)")
+            if f.count is not None and f.count > n_vehicles:
+                raise self.error(f"{where}.count", f"{f.count} chargers, but the fleet has {n_vehicles}")
+        return profile
 
     def _check_frequency(self):
         end = 0.0

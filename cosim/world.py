@@ -36,8 +36,25 @@ def sample_fleet(loaded) -> dict[str, list]:
 
 
 def cells_of(n_vehicles: int, profile: dict) -> list[int]:
-    per_cell = int(profile.get("chargers_per_cell", n_vehicles or 1))
+    """Chargers fill cells in order, ``chargers_per_cell`` each (all on one cell if not set)."""
+    per_cell = int(profile.get("chargers_per_cell") or n_vehicles or 1)
     return [i // per_cell for i in range(n_vehicles)]
+
+
+def network_faults(loaded, n_vehicles: int) -> list[dict]:
+    """Faults in the form NetworkSim takes: times in ms, silent chargers drawn with the seed."""
+    rng = np.random.default_rng([loaded.scenario.seed, 3])
+    end_ms = round(loaded.scenario.duration_s * 1000)
+    out = []
+    for f in loaded.scenario.network.faults:
+        window = {"from_ms": round(f.from_s * 1000), "to_ms": end_ms if f.to_s is None else round(f.to_s * 1000)}
+        if f.kind == "silent_chargers":
+            chosen = sorted(rng.choice(n_vehicles, size=f.count, replace=False).tolist())
+            out.append({"kind": "silent", "vehicles": chosen, **window})
+        else:
+            out.append({"kind": f.kind, "hop": f.hop, "cell": f.cell, "loss_probability": f.loss_probability,
+                        **window})
+    return out
 
 
 def build(world: mosaik.World, loaded, vehicles: dict, h5_path: str) -> dict:
@@ -64,8 +81,9 @@ def build(world: mosaik.World, loaded, vehicles: dict, h5_path: str) -> dict:
 
     world.connect(frequency, controller, "f_hz")
     if profile["hops"]:
-        network = world.start("Network", profile=profile, seed=[sc.seed, 2]).Network(
-            cells=cells_of(len(vehicles["bus"]), profile))
+        n = len(vehicles["bus"])
+        network = world.start("Network", profile=profile, seed=[sc.seed, 2],
+                              faults=network_faults(loaded, n)).Network(cells=cells_of(n, profile))
         world.connect(controller, network, "setpoints")
         world.connect(network, fleet, ("delivered", "setpoints"))
         world.connect(network, recorder, "delivered", "lost")

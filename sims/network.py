@@ -9,13 +9,21 @@ of a crowded cell later than the first. A transmission attempt is lost with the 
 ``loss_probability``; it is retried after ``retransmission_timeout_ms`` up to ``max_retries`` times,
 then the message is lost.
 
+Faults (sim param ``faults``, times in ms): ``{"kind": "outage", "hop": name, "cell": k or None,
+"from_ms", "to_ms"}`` loses every attempt on that hop (for that cell's chargers only, if given) in
+the window; ``"burst_loss"`` is the same with a ``loss_probability``; ``{"kind": "silent",
+"vehicles": [...], "from_ms", "to_ms"}`` makes those chargers stop answering. An attempt's fate is
+decided when it starts; a message given up records the cause of its last failed attempt.
+
 The SimPy clock counts microseconds, so sub-millisecond serialisation times add up correctly; a
 message reaches the fleet at the first mosaik millisecond at or after its arrival.
 
 Input:  ``Network.setpoints`` (trigger) ``{"vehicle": [...], "kw": [...]}`` sent at the step's time.
 Output: ``Network.delivered`` ``{"vehicle", "kw", "sent_ms", "retries"}`` (what arrived now) and
-        ``Network.lost`` ``{"vehicle", "kw", "sent_ms"}`` (what was given up now).
-Sim params: ``profile`` (a profile dict), ``seed``. Create params: ``cells`` (cell index per vehicle).
+        ``Network.lost`` ``{"vehicle", "kw", "sent_ms", "retries", "cause"}`` (what was given up now;
+        cause ``loss``, ``outage``, ``burst_loss`` or ``silent``).
+Sim params: ``profile`` (a profile dict), ``seed``, ``faults``. Create params: ``cells`` (cell index
+per vehicle).
 """
 
 from __future__ import annotations
@@ -68,9 +76,8 @@ class LatencyModel:
     def draw_us(self, params: tuple[float, float]) -> int:
         return round(self.rng.lognormal(*params) * US_PER_MS)
 
-    def lost(self, hop: dict) -> bool:
-        p = hop.get("loss_probability", 0.0)
-        return p > 0 and self.rng.random() < p
+    def lost(self, probability: float) -> bool:
+        return probability > 0 and self.rng.random() < probability
 
 
 class NetworkSim(mosaik_api_v3.Simulator):
@@ -80,11 +87,29 @@ class NetworkSim(mosaik_api_v3.Simulator):
         self.arrived: list[tuple] = []
         self.given_up: list[tuple] = []
 
-    def init(self, sid, time_resolution=0.001, profile=None, seed=0):
+    def init(self, sid, time_resolution=0.001, profile=None, seed=0, faults=()):
         if abs(time_resolution - 0.001) > 1e-12:
             raise ValueError("NetworkSim works in milliseconds: start the world with time_resolution=0.001")
         self.model = LatencyModel(profile, seed)
+        self.faults = [dict(f, from_us=f["from_ms"] * US_PER_MS, to_us=f["to_ms"] * US_PER_MS) for f in faults]
+        for f in self.faults:
+            if f["kind"] != "silent" and f["hop"] not in {h["name"] for h in self.model.hops}:
+                raise ValueError(f"fault on unknown hop {f['hop']!r}")
+            f["vehicles"] = set(f.get("vehicles", ()))
         return self.meta
+
+    def _attempt_loss(self, hop: dict, vehicle: int) -> tuple[float, str]:
+        """(loss probability, cause) of an attempt starting now on ``hop`` for ``vehicle``."""
+        now = self.env.now
+        for f in self.faults:
+            if not f["from_us"] <= now < f["to_us"]:
+                continue
+            if f["kind"] == "silent":
+                if vehicle in f["vehicles"]:
+                    return 1.0, "silent"
+            elif f["hop"] == hop["name"] and (f.get("cell") is None or f["cell"] == self.cell_of[vehicle]):
+                return (1.0, "outage") if f["kind"] == "outage" else (f["loss_probability"], "burst_loss")
+        return hop.get("loss_probability", 0.0), "loss"
 
     def create(self, num, model, cells=()):
         if num != 1:
@@ -111,13 +136,14 @@ class NetworkSim(mosaik_api_v3.Simulator):
                         yield slot
                         yield env.timeout(hop["serialisation_us"])
                     self.modem_active_until[vehicle] = env.now + hop["idle_timer_s"] * 1e6
+                probability, cause = self._attempt_loss(hop, vehicle)
                 yield env.timeout(model.draw_us(hop["latency"]))
-                if not model.lost(hop):
+                if not model.lost(probability):
                     break
-                retries += 1
-                if retries > model.max_retries:
-                    self.given_up.append((vehicle, kw, sent_ms))
+                if retries >= model.max_retries:
+                    self.given_up.append((vehicle, kw, sent_ms, retries, cause))
                     return
+                retries += 1
                 yield env.timeout(model.rto_us)
         self.arrived.append((vehicle, kw, sent_ms, retries))
 
@@ -140,8 +166,9 @@ class NetworkSim(mosaik_api_v3.Simulator):
             v, kw, sent, retries = zip(*self.arrived)
             out["delivered"] = {"vehicle": list(v), "kw": list(kw), "sent_ms": list(sent), "retries": list(retries)}
         if self.given_up:
-            v, kw, sent = zip(*self.given_up)
-            out["lost"] = {"vehicle": list(v), "kw": list(kw), "sent_ms": list(sent)}
+            v, kw, sent, retries, cause = zip(*self.given_up)
+            out["lost"] = {"vehicle": list(v), "kw": list(kw), "sent_ms": list(sent), "retries": list(retries),
+                           "cause": list(cause)}
         return {"network": out} if out else {}
 
 

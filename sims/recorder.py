@@ -90,6 +90,8 @@ class RecorderSim(mosaik_api_v3.Simulator):
             self._time(group, row_times)
             for column in (c for c in first if c != "time_ms"):
                 data = np.concatenate([np.asarray(v[column]) for _, v in samples if v])
+                if data.dtype.kind == "U":
+                    data = data.astype(h5py.string_dtype())
                 group.create_dataset(column, data=data).attrs["unit"] = unit_of(attr if column == "value" else column)
             return
         self._time(group, times)

@@ -85,3 +85,10 @@ def test_lost_messages_are_retried_then_given_up():
     assert delivered + lost == 400
     assert 0.15 < lost / 400 < 0.35  # two attempts at 50 % loss: 25 % lost
     assert retried > 0
+
+
+def test_every_shipped_profile_passes_the_profile_schema():
+    from cosim.scenario import NetworkProfile
+
+    for name, profile in catalog.network_profiles().items():
+        NetworkProfile.model_validate(profile)
