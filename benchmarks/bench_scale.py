@@ -7,7 +7,9 @@ For each size it times (1) the full co-simulation as ``v2g run`` does it (mosaik
 HDF5, verdicts) and (2) a baseline measured in the same process: the same fleet model
 (``sims.obc.ChargerFleet``) driven by the same dispatch, sampled at the same rate, plus the same
 power flows (``sims.grid.GridSim``) called directly, with no mosaik, no recorder and no HDF5.
-It prints wall times, power-flow counts and the ratios; nothing is asserted.
+With a network profile (``--profile 4g``) it also times the same models including the SimPy
+network driven directly, which isolates what mosaik costs. It prints wall times, power-flow counts
+and the ratios; nothing is asserted.
 
     python benchmarks/bench_scale.py [--sizes 100 1000 10000] [--profile local]
 """
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import heapq
 import sys
 import tempfile
 import time
@@ -33,6 +36,7 @@ from cosim import world as world_builder  # noqa: E402
 from sims import catalog  # noqa: E402
 from sims.controller import dispatch, required_change_kw  # noqa: E402
 from sims.grid import GridSim  # noqa: E402
+from sims.network import NetworkSim  # noqa: E402
 from sims.obc import OPTIONAL_PARAMETERS, PARAMETERS, ChargerFleet  # noqa: E402
 
 MODELS = list(catalog.builtin_vehicles())
@@ -54,8 +58,9 @@ def scenario_dict(n: int, profile: str) -> dict:
     }
 
 
-def baseline(loaded, vehicles: dict) -> tuple[float, int]:
-    """Same fleet model, same dispatch, same sampling and power flows, without mosaik."""
+def baseline(loaded, vehicles: dict, with_network: bool = False) -> tuple[float, int]:
+    """Same fleet model, same dispatch, same sampling and power flows, without mosaik; with
+    ``with_network`` the setpoints also go through the same SimPy network model, driven directly."""
     sc = loaded.scenario
     t0 = time.perf_counter()
     fleet = ChargerFleet(**{k: vehicles[k] for k in (*PARAMETERS, *OPTIONAL_PARAMETERS)})
@@ -76,15 +81,35 @@ def baseline(loaded, vehicles: dict) -> tuple[float, int]:
     flows = 0
     step, grid_step = sc.outputs.sample_ms, grid.step_ms
     until = round(sc.duration_s * 1000)
-    times = sorted(set(range(0, until, step)) | {t for t in changes if t < until})
-    for t in times:
+    net = None
+    if with_network:
+        net = NetworkSim()
+        net.init("net", profile=loaded.network_profile, seed=[sc.seed, 2])
+        net.create(1, "Network", cells=world_builder.cells_of(len(vehicles["bus"]), loaded.network_profile))
+    pending = sorted(set(range(0, until, step)) | {t for t in changes if t < until})  # a heap
+    net_next = None
+    while pending:
+        t = heapq.heappop(pending)
+        if pending and pending[0] == t:
+            continue
         fleet.advance(t)
+        inputs = {}
         if t in changes:
             sp = dispatch(required_change_kw(loaded.services, changes[t], nominal), lim["baseline_kw"],
                           lim["p_min_kw"], lim["p_max_kw"])
             changed = np.flatnonzero(np.abs(sp - sent) > 1e-9)
             sent[changed] = sp[changed]
-            fleet.command(t, changed, sp[changed])
+            if net is None:
+                fleet.command(t, changed, sp[changed])
+            else:
+                inputs = {"network": {"setpoints": {"agg": {"vehicle": changed.tolist(), "kw": sp[changed].tolist()}}}}
+        if net is not None and (inputs or t == net_next):
+            net_next = net.step(t, inputs, t)
+            delivered = net.get_data({}).get("network", {}).get("delivered")
+            if delivered:
+                fleet.command(t, delivered["vehicle"], delivered["kw"])
+            if net_next is not None and net_next < until:
+                heapq.heappush(pending, net_next)
         p = fleet.power_kw()
         per_bus = np.bincount(bus_index, weights=p, minlength=len(buses))
         if t % grid_step == 0:
@@ -109,9 +134,13 @@ def main():
             verdicts = runner.run(loaded, Path(tmp) / f"out-{n}")
             full = time.perf_counter() - t0
             base, flows = baseline(copy.copy(loaded), world_builder.sample_fleet(loaded))
+            line = (f"n={n:>6}: co-simulation {full:6.2f} s, numpy fleet + power flows {base:6.2f} s, "
+                    f"ratio {full / base:5.2f}")
+            if loaded.network_profile["hops"]:
+                same, _ = baseline(copy.copy(loaded), world_builder.sample_fleet(loaded), with_network=True)
+                line += f"; same models incl. SimPy network without mosaik {same:6.2f} s, ratio {full / same:5.2f}"
             rows.append((n, full, base, verdicts["grid"]["power_flows"], flows))
-            print(f"n={n:>6}: co-simulation {full:7.2f} s, baseline {base:7.2f} s, ratio {full / base:5.2f}, "
-                  f"power flows {verdicts['grid']['power_flows']} / {flows}", flush=True)
+            print(f"{line}; power flows {verdicts['grid']['power_flows']} / {flows}", flush=True)
     by_n = {r[0]: r for r in rows}
     if 1000 in by_n and 10000 in by_n:
         print(f"10k/1k wall-time ratio: {by_n[10000][1] / by_n[1000][1]:.2f} (baseline {by_n[10000][2] / by_n[1000][2]:.2f})")

@@ -82,8 +82,8 @@ def build(world: mosaik.World, loaded, vehicles: dict, h5_path: str) -> dict:
     world.connect(frequency, controller, "f_hz")
     if profile["hops"]:
         n = len(vehicles["bus"])
-        network = world.start("Network", profile=profile, seed=[sc.seed, 2],
-                              faults=network_faults(loaded, n)).Network(cells=cells_of(n, profile))
+        network = world.start("Network", profile=profile, seed=[sc.seed, 2], faults=network_faults(loaded, n),
+                              batch_ms=sc.outputs.vehicle_sample_ms).Network(cells=cells_of(n, profile))
         world.connect(controller, network, "setpoints")
         world.connect(network, fleet, ("delivered", "setpoints"))
         world.connect(network, recorder, "delivered", "lost")

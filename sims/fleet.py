@@ -4,7 +4,8 @@ One ``Fleet`` entity holds every vehicle (vectorised); its children are one ``Bu
 bus the fleet is connected to, so a grid simulator gets one connection per bus, not per vehicle.
 
 Inputs:  ``Fleet.setpoints`` (trigger): ``{"vehicle": [index, ...], "kw": [setpoint, ...]}``,
-         applied as received at the step's time.
+         received at the step's time, or each at its own ``"time_ms": [...]`` (not before the
+         previous step): a network may hand over what arrived since its last output in one batch.
 Outputs: ``Fleet.p_kw``, the total power every ``sample_ms``, as ``{"time_ms": [...], "value": [...]}``
          holding the samples since the previous step; ``Fleet.metered_p_kw``, the same as the
          chargers' meters report it, every ``telemetry_ms``; ``Fleet.vehicle_p_kw`` and ``Fleet.vehicle_soc``
@@ -190,17 +191,36 @@ class FleetSim(mosaik_api_v3.Simulator):
             self.next_meter_ms += self.telemetry_ms
 
     def step(self, time, inputs, max_advance):
+        """Apply the setpoints received since the last step at their own receive times (a message may
+        carry ``time_ms``; otherwise it was received now), interleaved in time order with the samples;
+        at equal times setpoints first (power is continuous, so a sample cannot tell)."""
         fleet = self.fleet
         self.samples = {"p_kw": ([], []), "metered_p_kw": ([], [])}
-        while (t := min(self.next_sample_ms, self.next_meter_ms)) < time:  # before this step's setpoints
+        received = [m for m in inputs.get(self.eid, {}).get("setpoints", {}).values() if m]
+        when = np.concatenate([np.asarray(m.get("time_ms", [time] * len(m["vehicle"])), dtype=np.int64)
+                               for m in received]) if received else np.zeros(0, dtype=np.int64)
+        if when.size:
+            if when.min() < fleet.t_ms or when.max() > time:
+                raise ValueError(f"FleetSim at {time} ms got setpoints received at {when.min()}-{when.max()} ms, "
+                                 f"outside ({fleet.t_ms}, {time}]")
+            vehicles = np.concatenate([np.asarray(m["vehicle"], dtype=int) for m in received])
+            kw = np.concatenate([np.asarray(m["kw"], dtype=float) for m in received])
+            order = np.argsort(when, kind="stable")
+            when, vehicles, kw = when[order], vehicles[order], kw[order]
+            bounds = np.flatnonzero(np.diff(when)) + 1
+            batches = list(zip(np.split(when, bounds), np.split(vehicles, bounds), np.split(kw, bounds)))
+        else:
+            batches = []
+        for t_cmd, idx, values in batches:
+            t_cmd = int(t_cmd[0])
+            while (t := min(self.next_sample_ms, self.next_meter_ms)) < t_cmd:
+                fleet.advance(t)
+                self._sample(t)
+            fleet.command(t_cmd, idx, values)
+        while (t := min(self.next_sample_ms, self.next_meter_ms)) <= time:
             fleet.advance(t)
             self._sample(t)
         fleet.advance(time)
-        for message in inputs.get(self.eid, {}).get("setpoints", {}).values():
-            if message:
-                fleet.command(time, message["vehicle"], message["kw"])
-        if min(self.next_sample_ms, self.next_meter_ms) == time:  # power at `time` is continuous
-            self._sample(time)
         self.time = time
         return int((time // self.step_ms + 1) * self.step_ms)
 

@@ -19,11 +19,14 @@ The SimPy clock counts microseconds, so sub-millisecond serialisation times add 
 message reaches the fleet at the first mosaik millisecond at or after its arrival.
 
 Input:  ``Network.setpoints`` (trigger) ``{"vehicle": [...], "kw": [...]}`` sent at the step's time.
-Output: ``Network.delivered`` ``{"vehicle", "kw", "sent_ms", "retries"}`` (what arrived now) and
+Output: ``Network.delivered`` ``{"vehicle", "kw", "sent_ms", "retries", "time_ms"}`` (what arrived
+        since the last output, each with its arrival time) and
         ``Network.lost`` ``{"vehicle", "kw", "sent_ms", "retries", "cause"}`` (what was given up now;
         cause ``loss``, ``outage``, ``burst_loss`` or ``silent``).
-Sim params: ``profile`` (a profile dict), ``seed``, ``faults``. Create params: ``cells`` (cell index
-per vehicle).
+Sim params: ``profile`` (a profile dict), ``seed``, ``faults``, ``batch_ms`` (0: output at every
+millisecond something arrives; N > 0: output at multiples of N ms what arrived since, each message with
+its own ``time_ms`` -- far fewer mosaik steps for a receiver that applies messages at their own times,
+like ``FleetSim``). Create params: ``cells`` (cell index per vehicle).
 """
 
 from __future__ import annotations
@@ -84,13 +87,16 @@ class NetworkSim(mosaik_api_v3.Simulator):
     def __init__(self):
         super().__init__(META)
         self.env = simpy.Environment()
-        self.arrived: list[tuple] = []
+        self.arrived: list[tuple] = []  # (arrival us, ...) output at this step
         self.given_up: list[tuple] = []
+        self.pending_arrived: list[tuple] = []  # found by running ahead, to output at a later step
+        self.pending_given_up: list[tuple] = []
 
-    def init(self, sid, time_resolution=0.001, profile=None, seed=0, faults=()):
+    def init(self, sid, time_resolution=0.001, profile=None, seed=0, faults=(), batch_ms=0):
         if abs(time_resolution - 0.001) > 1e-12:
             raise ValueError("NetworkSim works in milliseconds: start the world with time_resolution=0.001")
         self.model = LatencyModel(profile, seed)
+        self.batch_ms = int(batch_ms)
         self.faults = [dict(f, from_us=f["from_ms"] * US_PER_MS, to_us=f["to_ms"] * US_PER_MS) for f in faults]
         for f in self.faults:
             if f["kind"] != "silent" and f["hop"] not in {h["name"] for h in self.model.hops}:
@@ -98,9 +104,8 @@ class NetworkSim(mosaik_api_v3.Simulator):
             f["vehicles"] = set(f.get("vehicles", ()))
         return self.meta
 
-    def _attempt_loss(self, hop: dict, vehicle: int) -> tuple[float, str]:
-        """(loss probability, cause) of an attempt starting now on ``hop`` for ``vehicle``."""
-        now = self.env.now
+    def _attempt_loss(self, hop: dict, vehicle: int, now: int) -> tuple[float, str]:
+        """(loss probability, cause) of an attempt starting at ``now`` (us) on ``hop`` for ``vehicle``."""
         for f in self.faults:
             if not f["from_us"] <= now < f["to_us"]:
                 continue
@@ -122,12 +127,18 @@ class NetworkSim(mosaik_api_v3.Simulator):
         return [{"eid": "network", "type": model}]
 
     def _message(self, vehicle: int, kw: float, sent_ms: int):
+        """One setpoint's journey. ``clock`` is the message's own time: waits that touch no shared state
+        (latencies, retransmission timeouts) only move it forward, and SimPy is yielded to only where
+        shared state is involved (the modem and the cell) and at the end -- the same journey in fewer
+        SimPy events. A hop's fate is decided at the time the attempt starts."""
         env, model = self.env, self.model
-        yield env.timeout(sent_ms * US_PER_MS - env.now)  # the SimPy clock may lag the mosaik clock
+        clock = sent_ms * US_PER_MS
         retries = 0
         for hop in model.hops:
             while True:
                 if hop.get("radio"):
+                    if clock > env.now:
+                        yield env.timeout(clock - env.now)
                     if env.now > self.modem_active_until[vehicle]:  # idle: one promotion serves all waiting
                         if self.modem_ready_at[vehicle] <= env.now:
                             self.modem_ready_at[vehicle] = env.now + model.draw_us(hop["promotion"])
@@ -136,39 +147,61 @@ class NetworkSim(mosaik_api_v3.Simulator):
                         yield slot
                         yield env.timeout(hop["serialisation_us"])
                     self.modem_active_until[vehicle] = env.now + hop["idle_timer_s"] * 1e6
-                probability, cause = self._attempt_loss(hop, vehicle)
-                yield env.timeout(model.draw_us(hop["latency"]))
+                    clock = env.now
+                probability, cause = self._attempt_loss(hop, vehicle, clock)
+                clock += model.draw_us(hop["latency"])
                 if not model.lost(probability):
                     break
                 if retries >= model.max_retries:
-                    self.given_up.append((vehicle, kw, sent_ms, retries, cause))
+                    if clock > env.now:
+                        yield env.timeout(clock - env.now)
+                    self.pending_given_up.append((env.now, vehicle, kw, sent_ms, retries, cause))
                     return
                 retries += 1
-                yield env.timeout(model.rto_us)
-        self.arrived.append((vehicle, kw, sent_ms, retries))
+                clock += model.rto_us
+        if clock > env.now:
+            yield env.timeout(clock - env.now)
+        self.pending_arrived.append((env.now, vehicle, kw, sent_ms, retries))
 
     def step(self, time, inputs, max_advance):
-        # Step SimPy event by event (not env.run(until=...): SimPy 4.1 leaves its stop event queued,
-        # so peek() would never report an empty schedule).
-        self.arrived, self.given_up = [], []
+        """Deliver what arrives up to ``time``; then run SimPy ahead, as far as ``max_advance`` allows
+        (no new setpoint can arrive before then), to find when the next message arrives, so that
+        mosaik steps this simulator only when something is delivered or lost.
+
+        SimPy is stepped event by event (not env.run(until=...): SimPy 4.1 leaves its stop event
+        queued, so peek() would never report an empty schedule)."""
         for message in inputs.get("network", {}).get("setpoints", {}).values():
             for vehicle, kw in zip(message["vehicle"], message["kw"]):
                 self.env.process(self._message(int(vehicle), float(kw), time))
         now_us = time * US_PER_MS
-        while self.env.peek() <= now_us:  # everything that happens at or before this millisecond
+        while self.env.peek() <= now_us:
             self.env.step()
-        nxt = self.env.peek()
-        return None if nxt == math.inf else max(time + 1, math.ceil(nxt / US_PER_MS))
+        self.arrived = [m for m in self.pending_arrived if m[0] <= now_us]
+        self.given_up = [m for m in self.pending_given_up if m[0] <= now_us]
+        self.pending_arrived = [m for m in self.pending_arrived if m[0] > now_us]
+        self.pending_given_up = [m for m in self.pending_given_up if m[0] > now_us]
+        horizon_us = (max_advance + 1) * US_PER_MS - 1  # the last microsecond of max_advance
+        while not (self.pending_arrived or self.pending_given_up) and self.env.peek() <= horizon_us:
+            self.env.step()
+        upcoming = [m[0] for m in self.pending_arrived + self.pending_given_up]
+        nxt = min(upcoming) if upcoming else self.env.peek()
+        if nxt == math.inf:
+            return None
+        nxt_ms = max(time + 1, math.ceil(nxt / US_PER_MS))
+        if self.batch_ms and upcoming:
+            nxt_ms = -(-nxt_ms // self.batch_ms) * self.batch_ms  # up to the next batch boundary
+        return nxt_ms
 
     def get_data(self, outputs):
         out = {}
         if self.arrived:
-            v, kw, sent, retries = zip(*self.arrived)
-            out["delivered"] = {"vehicle": list(v), "kw": list(kw), "sent_ms": list(sent), "retries": list(retries)}
+            at, v, kw, sent, retries = zip(*self.arrived)
+            out["delivered"] = {"vehicle": list(v), "kw": list(kw), "sent_ms": list(sent), "retries": list(retries),
+                                "time_ms": [math.ceil(a / US_PER_MS) for a in at]}
         if self.given_up:
-            v, kw, sent, retries, cause = zip(*self.given_up)
+            at, v, kw, sent, retries, cause = zip(*self.given_up)
             out["lost"] = {"vehicle": list(v), "kw": list(kw), "sent_ms": list(sent), "retries": list(retries),
-                           "cause": list(cause)}
+                           "cause": list(cause), "time_ms": [math.ceil(a / US_PER_MS) for a in at]}
         return {"network": out} if out else {}
 
 

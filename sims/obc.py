@@ -28,7 +28,9 @@ State machine (per vehicle), built on the measured step tests in ``data/vehicles
   while exporting (integrated exactly over each linear piece; pieces never cross zero). A vehicle
   whose state of charge reaches ``soc_max`` stops importing, one at ``soc_min`` stops exporting:
   it ramps to zero at ``ramp_down`` with no delay, and later setpoints beyond that limit are clipped.
-  The limit is checked at every ``advance``, so it is detected to within one simulator step.
+  The limit is checked at every ``advance`` from the moment any vehicle could have reached it at full
+  power (before that, checking cannot find anything), so it is detected to within one simulator step.
+  Energy is integrated lazily: at events, limit checks, and whenever ``soc`` is read.
 * Availability: a vehicle is plugged in from ``arrival_ms`` (with zero power) until ``departure_ms``;
   outside that window it ignores setpoints. At its departure the charger ends the session: the power
   ramps to zero at ``ramp_down`` from that exact moment, with no delay. A vehicle with
@@ -39,13 +41,20 @@ State machine (per vehicle), built on the measured step tests in ``data/vehicles
 
 Times are integer milliseconds at the interface; internally ramp end times may fall between
 milliseconds (the model is continuous in time).
+
+Events (a setpoint taking effect, a reversal reaching zero, a departure) sit in a heap with lazy
+invalidation, so advancing time touches only the vehicles whose events are due: the cost of a step
+does not grow with the fleet unless the whole fleet is busy.
 """
 
 from __future__ import annotations
 
+import heapq
+
 import numpy as np
 
 KWMS_PER_KWH = 3.6e6  # kW x ms in one kWh
+DEPARTURE, PENDING, ZERO = 0, 1, 2  # event kinds, in the order they apply at equal times
 
 PARAMETERS = (
     "start_delay_ms", "stop_delay_ms", "ramp_up_kw_per_s", "ramp_down_kw_per_s",
@@ -98,8 +107,10 @@ class ChargerFleet:
         self.t_energy = np.full(self.n, float(t0_ms))
         self.last_command_ms = np.full(self.n, np.nan)
         self.last_effect_ms = np.full(self.n, np.nan)
-        self._next_event = np.inf
-        self._refresh_next_event()
+        self._events: list[tuple[float, int, int]] = [
+            (float(d), DEPARTURE, int(i)) for i, d in enumerate(self.departure_ms) if np.isfinite(d)]
+        heapq.heapify(self._events)
+        self._limit_check_ms = -np.inf
 
     # -- evaluation -------------------------------------------------------------------------
     def _power_at(self, idx, t):
@@ -118,17 +129,20 @@ class ChargerFleet:
 
     @property
     def soc(self) -> np.ndarray:
+        self._integrate(slice(None), float(self.t_ms))
         return self.energy_kwh / self.capacity_kwh
 
     def plugged_now(self) -> np.ndarray:
         return self.plugged & (self.arrival_ms <= self.t_ms) & (self.t_ms < self.departure_ms)
 
-    def limits_kw(self) -> tuple[np.ndarray, np.ndarray]:
-        """(p_min, p_max) the vehicles can be asked for now, after plug state and energy limits."""
-        soc = self.soc
-        here = self.plugged_now()
-        p_max = np.where(here, np.where(soc >= self.soc_max, np.minimum(self.p_max, 0.0), self.p_max), 0.0)
-        p_min = np.where(here, np.where(soc <= self.soc_min, np.maximum(self.p_min, 0.0), self.p_min), 0.0)
+
+    def limits_kw(self, idx=slice(None)) -> tuple[np.ndarray, np.ndarray]:
+        """(p_min, p_max) vehicles ``idx`` can be asked for now, after plug state and energy limits."""
+        self._integrate(idx, float(self.t_ms))
+        soc = self.energy_kwh[idx] / self.capacity_kwh[idx]
+        here = self.plugged_now()[idx]
+        p_max = np.where(here, np.where(soc >= self.soc_max[idx], np.minimum(self.p_max[idx], 0.0), self.p_max[idx]), 0.0)
+        p_min = np.where(here, np.where(soc <= self.soc_min[idx], np.maximum(self.p_min[idx], 0.0), self.p_min[idx]), 0.0)
         return p_min, p_max
 
     # -- time -------------------------------------------------------------------------------
@@ -159,6 +173,8 @@ class ChargerFleet:
         self.rate[idx] = np.where(up, self.ramp_up[idx], self.ramp_down[idx])
         self.pending_goal[idx], self.pending_t[idx] = np.nan, np.inf
         self.last_effect_ms[idx] = te
+        reversing = idx[~np.isnan(self.then_goal[idx])]
+        self._push(self._reach_time(reversing), ZERO, reversing)
 
     def _apply_zero_reached(self, idx):
         te = self._reach_time(idx)
@@ -167,6 +183,7 @@ class ChargerFleet:
         self.pending_goal[idx] = self.then_goal[idx]
         self.pending_t[idx] = te + self.start_delay_ms[idx]
         self.then_goal[idx] = np.nan
+        self._push(self.pending_t[idx], PENDING, idx)
 
     def _apply_departure(self, idx):
         te = self.departure_ms[idx]
@@ -176,44 +193,61 @@ class ChargerFleet:
         self.then_goal[idx], self.pending_goal[idx], self.pending_t[idx] = np.nan, np.nan, np.inf
         self.departed[idx] = True
 
-    def _departure_times(self):
-        return np.where(self.departed, np.inf, self.departure_ms)
+    def _push(self, times, kind: int, idx) -> None:
+        for t, i in zip(np.asarray(times, dtype=float).tolist(), np.asarray(idx).tolist()):
+            heapq.heappush(self._events, (t, kind, i))
 
-    def _refresh_next_event(self):
-        reversing = ~np.isnan(self.then_goal)
-        nxt = min(self.pending_t.min(), self._departure_times().min()) if self.n else np.inf
-        if reversing.any():
-            nxt = min(nxt, self._reach_time(reversing).min())
-        self._next_event = nxt
+    def _pop_due(self, t: float):
+        """All events at the earliest time if that is <= t, as (time, {kind: vehicle indices}); else None."""
+        if not self._events or self._events[0][0] > t:
+            return None
+        t0 = self._events[0][0]
+        found: dict[int, list[int]] = {DEPARTURE: [], PENDING: [], ZERO: []}
+        while self._events and self._events[0][0] == t0:
+            _, kind, i = heapq.heappop(self._events)
+            found[kind].append(i)
+        return t0, {k: np.unique(np.asarray(v, dtype=int)) for k, v in found.items()}
 
     def advance(self, t_ms: int) -> None:
         """Move every vehicle to time ``t_ms`` (>= the current time), processing due events in order."""
         if t_ms < self.t_ms:
             raise ValueError(f"ChargerFleet cannot go back in time: {t_ms} < {self.t_ms}")
         t = float(t_ms)
-        while self._next_event <= t:
-            reach = np.full(self.n, np.inf)
-            reversing = ~np.isnan(self.then_goal)
-            reach[reversing] = self._reach_time(reversing)
-            departure = self._departure_times()
-            first = np.minimum(np.minimum(self.pending_t, reach), departure)
-            due = first <= t
-            due_departure = due & (departure == first)
-            due_pending = due & ~due_departure & (self.pending_t == first)
-            due_zero = due & ~due_departure & ~due_pending
-            if due_departure.any():
-                self._apply_departure(np.flatnonzero(due_departure))
-            if due_pending.any():
-                self._apply_pending(np.flatnonzero(due_pending))
-            if due_zero.any():
-                self._apply_zero_reached(np.flatnonzero(due_zero))
-            self._refresh_next_event()
-        self._integrate(slice(None), t)
+        while (due := self._pop_due(t)) is not None:
+            t0, by_kind = due
+            # stale entries (superseded by a later setpoint, a departure, a limit) are skipped here
+            idx = by_kind[DEPARTURE]
+            idx = idx[~self.departed[idx] & (self.departure_ms[idx] == t0)]
+            if idx.size:
+                self._apply_departure(idx)
+            idx = by_kind[PENDING]
+            idx = idx[self.pending_t[idx] == t0]
+            if idx.size:
+                self._apply_pending(idx)
+            idx = by_kind[ZERO]
+            idx = idx[~np.isnan(self.then_goal[idx])]
+            idx = idx[self._reach_time(idx) == t0]
+            if idx.size:
+                self._apply_zero_reached(idx)
         self.t_ms = int(t_ms)
-        self._enforce_energy_limits()
+        if t >= self._limit_check_ms:
+            self._enforce_energy_limits()
+
+    def _next_limit_check(self, idx=slice(None)):
+        """Earliest time any of vehicles ``idx`` could reach an energy limit, were it at full power from now."""
+        self._integrate(idx, float(self.t_ms))
+        cap, energy = self.capacity_kwh[idx], self.energy_kwh[idx]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            to_full = (self.soc_max[idx] * cap - energy) / (self.p_max[idx] * self.eta_charge[idx])
+            to_empty = (energy - self.soc_min[idx] * cap) * self.eta_discharge[idx] / -self.p_min[idx]
+        both = np.concatenate([to_full, to_empty])
+        # a vehicle at a limit cannot cross it (its setpoints are clipped) until a new setpoint
+        # arrives, and every setpoint brings the horizon forward for its vehicle: leave it out
+        hours = np.min(np.where(both > 0, both, np.inf), initial=np.inf)
+        return self.t_ms + hours * 3.6e6  # hours -> ms
 
     def _enforce_energy_limits(self):
-        p_min, p_max = self.limits_kw()
+        p_min, p_max = self.limits_kw()  # (integrates energy up to now)
         p_now = self.power_kw()
         over = (p_now > p_max) | (self.goal > p_max) | (p_now < p_min) | (self.goal < p_min)
         if over.any():
@@ -225,8 +259,7 @@ class ChargerFleet:
         for goals in (self.pending_goal, self.then_goal):
             has = ~np.isnan(goals)
             goals[has] = np.clip(goals[has], p_min[has], p_max[has])
-        if over.any():
-            self._refresh_next_event()
+        self._limit_check_ms = self._next_limit_check()
 
     # -- commands ---------------------------------------------------------------------------
     def realisable_kw(self, idx, kw):
@@ -247,8 +280,8 @@ class ChargerFleet:
         idx, kw = idx[keep], kw[keep]
         if idx.size == 0:
             return
-        p_min, p_max = self.limits_kw()
-        kw = self.realisable_kw(idx, np.clip(kw, p_min[idx], p_max[idx]))
+        p_min, p_max = self.limits_kw(idx)
+        kw = self.realisable_kw(idx, np.clip(kw, p_min, p_max))
         current = np.where(np.isnan(self.then_goal[idx]), self.goal[idx], self.then_goal[idx])
         reversal = np.sign(kw) * np.sign(current) < 0
         up = ~reversal & (np.abs(kw) > np.abs(current))
@@ -256,4 +289,6 @@ class ChargerFleet:
         self.pending_goal[idx] = kw
         self.pending_t[idx] = t_ms + delay
         self.last_command_ms[idx] = t_ms
-        self._next_event = min(self._next_event, float(self.pending_t[idx].min()))
+        self._push(self.pending_t[idx], PENDING, idx)
+        # these vehicles' motion changed: make sure a limit they could now reach is checked in time
+        self._limit_check_ms = min(self._limit_check_ms, self._next_limit_check(idx))
