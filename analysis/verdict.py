@@ -29,6 +29,12 @@ RULES = ("initiation", "full_delivery", "volume", "duration", "metering")
 TOLERANCE_PU = 1e-6  # numerical tolerance on "reached", in per unit of the required response
 
 
+def _r(value: float, digits: int) -> float:
+    """Round for the verdict file; adding 0.0 turns a rounded -0.0 into 0.0."""
+    return round(value, digits) + 0.0
+
+
+
 def _rule(passed: bool, value, limit, margin, unit: str) -> dict:
     return {"passed": bool(passed), "value": value, "limit": limit, "margin": margin, "unit": unit}
 
@@ -41,7 +47,7 @@ def initiation(initiation_s: float | None, service: dict) -> dict:
     limit = service["initiation_max_s"]
     if initiation_s is None:
         return _rule(False, None, limit, None, "s")
-    return _rule(initiation_s <= limit + 1e-9, initiation_s, limit, round(limit - initiation_s, 6), "s")
+    return _rule(initiation_s <= limit + 1e-9, initiation_s, limit, _r(limit - initiation_s, 6), "s")
 
 
 def full_delivery(full_delivery_s: float | None, service: dict) -> dict:
@@ -50,7 +56,7 @@ def full_delivery(full_delivery_s: float | None, service: dict) -> dict:
     limit = service["full_delivery_max_s"]
     if full_delivery_s is None:
         return _rule(False, None, limit, None, "s")
-    return _rule(full_delivery_s <= limit + 1e-9, full_delivery_s, limit, round(limit - full_delivery_s, 6), "s")
+    return _rule(full_delivery_s <= limit + 1e-9, full_delivery_s, limit, _r(limit - full_delivery_s, 6), "s")
 
 
 def volume(available_mw: float, service: dict) -> dict:
@@ -58,7 +64,7 @@ def volume(available_mw: float, service: dict) -> dict:
     and the fleet's plugged-in headroom in the service's direction at t_event must cover it.
     Margin: MW of headroom beyond max(contracted, minimum volume)."""
     need = max(service["contracted_mw"], service["min_volume_mw"])
-    return _rule(available_mw >= need - 1e-9, round(available_mw, 6), need, round(available_mw - need, 6), "MW")
+    return _rule(available_mw >= need - 1e-9, _r(available_mw, 6), need, _r(available_mw - need, 6), "MW")
 
 
 def duration(held_s: float | None, event_s: float, sustain_min: float, service: dict) -> dict:
@@ -71,12 +77,12 @@ def duration(held_s: float | None, event_s: float, sustain_min: float, service: 
     from t_event (simulated + projected); margin: minutes to spare."""
     limit = service["delivery_duration_min"]
     if held_s is not None and held_s < event_s - 1e-9:
-        minutes = round(held_s / 60.0, 4)
-        return _rule(False, minutes, limit, round(minutes - limit, 4), "min")
+        minutes = _r(held_s / 60.0, 4)
+        return _rule(False, minutes, limit, _r(minutes - limit, 4), "min")
     total = event_s / 60.0 + sustain_min
     if math.isinf(total):
         return _rule(True, None, limit, None, "min")
-    return _rule(total >= limit - 1e-9, round(total, 3), limit, round(total - limit, 3), "min")
+    return _rule(total >= limit - 1e-9, _r(total, 3), limit, _r(total - limit, 3), "min")
 
 
 def metering(telemetry_hz: float, service: dict) -> dict:
@@ -84,7 +90,7 @@ def metering(telemetry_hz: float, service: dict) -> dict:
     FFR (NESO). The chargers' telemetry rate is a scenario setting (``fleet.telemetry_hz``); a trial
     logging at 0.1 Hz failed this rule. Margin: Hz to spare."""
     limit = service["metering_hz"]
-    return _rule(telemetry_hz >= limit - 1e-9, telemetry_hz, limit, round(telemetry_hz - limit, 6), "Hz")
+    return _rule(telemetry_hz >= limit - 1e-9, telemetry_hz, limit, _r(telemetry_hz - limit, 6), "Hz")
 
 
 def plugged_at(vehicles: dict, t_ms: float) -> np.ndarray:
@@ -190,7 +196,7 @@ def evaluate_service(service: dict, services: list[dict], freq, power, soc, vehi
     sustain = sustainable_minutes(service["contracted_kw"], head_end, free_end, energy_end)
 
     def secs(t_ms):
-        return None if t_ms is None else round((t_ms - t_event) / 1000.0, 3)
+        return None if t_ms is None else _r((t_ms - t_event) / 1000.0, 3)
 
     rules = {
         "initiation": initiation(secs(t_init), service),
@@ -202,13 +208,13 @@ def evaluate_service(service: dict, services: list[dict], freq, power, soc, vehi
     entry.update(
         eligible=all(r["passed"] for r in rules.values()),
         failed=[name for name in RULES if not rules[name]["passed"]],
-        event_start_s=round(t_event / 1000.0, 3),
+        event_start_s=_r(t_event / 1000.0, 3),
         initiation_s=secs(t_init),
         full_delivery_s=secs(t_full),
-        required_mw=round(required_kw / 1000.0, 6),
-        delivered_mw=None if delivered_kw is None else round(delivered_kw / 1000.0, 6),
-        peak_response_mw=round(float(response[window].max()) / 1000.0, 6) if window.any() else None,
-        available_mw=round(available_mw, 6),
+        required_mw=_r(required_kw / 1000.0, 6),
+        delivered_mw=None if delivered_kw is None else _r(delivered_kw / 1000.0, 6),
+        peak_response_mw=_r(float(response[window].max()) / 1000.0, 6) if window.any() else None,
+        available_mw=_r(available_mw, 6),
         rules=rules,
     )
     return entry
@@ -219,7 +225,7 @@ def grid_summary(h5: h5py.File) -> dict:
         s = series(h5, path)
         if s is None or not np.isfinite(s.value).any():
             return None
-        return round(float(fn(s.value[np.isfinite(s.value)])), 6)
+        return _r(float(fn(s.value[np.isfinite(s.value)])), 6)
 
     conv = series(h5, "grid/converged")
     return {
@@ -240,7 +246,7 @@ def network_summary(h5: h5py.File) -> dict | None:
     latency = (delivered["time_ms"] - delivered["sent_ms"]) / 1000.0 if delivered else np.zeros(0)
 
     def q(p):
-        return round(float(np.percentile(latency, p)), 3) if latency.size else None
+        return _r(float(np.percentile(latency, p)), 3) if latency.size else None
 
     causes = {}
     if lost:
@@ -254,7 +260,7 @@ def network_summary(h5: h5py.File) -> dict | None:
         if lost else 0,
         "retries": int(delivered["retries"].sum()) if delivered else 0,
         "latency_s": {"median": q(50), "p95": q(95), "p99": q(99),
-                      "max": round(float(latency.max()), 3) if latency.size else None},
+                      "max": _r(float(latency.max()), 3) if latency.size else None},
     }
 
 
