@@ -34,10 +34,14 @@ def verdict_table(verdicts: dict) -> str:
             _fmt(v.get("available_mw")),
             "unlimited" if rules and rules["duration"]["value"] is None else
             (f"{rules['duration']['value']:.1f} / {rules['duration']['limit']:g}" if rules else None),
+            None if not v.get("desk") else ("eligible" if v["desk"]["eligible"] else "not eligible"),
         ])
     headers = ["service", "verdict", "failed", "initiation", "full delivery", "MW at deadline",
-               "MW available", "sustain min"]
+               "MW available", "sustain min", "desk method"]
     out = [render(headers, rows)]
+    for v in verdicts["services"]:
+        for reason in v.get("notes", []) + v.get("desk_differs_because", []):
+            out.append(f"{v['service']}: {reason}")
     grid = verdicts.get("grid") or {}
     if grid:
         out.append(f"grid: voltage {grid['v_min_pu']}-{grid['v_max_pu']} pu, max line loading "

@@ -22,6 +22,7 @@ import math
 import h5py
 import numpy as np
 
+from analysis.envelope import envelope, error_pu
 from analysis.timeseries import series, table
 from sims.services import direction_sign, outside_deadband, response_pu
 
@@ -147,20 +148,16 @@ def _first(times_ms, mask):
     return int(times_ms[hit[0]]) if hit.size else None
 
 
-def evaluate_service(service: dict, services: list[dict], freq, power, soc, vehicles: dict, nominal_hz: float,
-                     threshold_pu: float, telemetry_hz: float) -> dict:
+def service_trace(service: dict, services: list[dict], freq, power, nominal_hz: float) -> dict | None:
+    """The event and the fleet's response for one service, on the fleet's sampling grid (None if the
+    frequency never left the service's deadband). Keys: t_ms, t_event, t_end, response_kw, required_kw."""
     sign = direction_sign(service)
-    entry = {"service": service["id"], "name": service["name"], "eligible": None, "failed": [],
-             "contracted_mw": service["contracted_mw"]}
     leaves = outside_deadband(service, freq.value, nominal_hz)
     t_event = _first(freq.time_ms, leaves)
     if t_event is None:
-        entry.update(note="the frequency never left this service's deadband: nothing to judge",
-                     initiation_s=None, full_delivery_s=None, delivered_mw=None)
-        return entry
+        return None
     back = np.flatnonzero(~leaves & (freq.time_ms > t_event))
     t_end = int(freq.time_ms[back[0]]) if back.size else int(power.time_ms[-1]) + 1
-
     t = power.time_ms
     f_at = freq.at(t)
     same_dir = [s for s in services if s["direction"] == service["direction"]]
@@ -170,10 +167,39 @@ def evaluate_service(service: dict, services: list[dict], freq, power, soc, vehi
     with np.errstate(divide="ignore", invalid="ignore"):
         share = np.where(total_req > 0, req[service["id"]] / total_req, service["contracted_kw"] / total_contracted)
     baseline = float(power.at([t_event])[0])
-    response = sign * (power.value - baseline) * share
+    return {"t_ms": t, "t_event": t_event, "t_end": t_end, "response_kw": sign * (power.value - baseline) * share,
+            "required_kw": req[service["id"]]}
 
+
+def envelope_error(service: dict, trace: dict, freq, nominal_hz: float) -> dict | None:
+    """Largest distance outside the NESO-style envelope during the event (None for other services)."""
+    if "envelope" not in service:
+        return None
+    step = round(1000 / service["envelope"]["sample_hz"])
+    grid = np.arange(trace["t_event"] - 1000, trace["t_end"], step)
+    grid = grid[(grid >= trace["t_ms"][0]) & (grid <= trace["t_ms"][-1])]
+    lower, upper = envelope(service, freq, grid, nominal_hz)
+    response = np.interp(grid, trace["t_ms"], trace["response_kw"]) / service["contracted_kw"]
+    err = error_pu(response, lower, upper)
+    err[grid < trace["t_event"]] = 0.0
+    k = int(np.argmax(err))
+    return {"max_error_pu": _r(float(err[k]), 6), "at_s": _r((grid[k] - trace["t_event"]) / 1000, 3),
+            "too_fast": bool(response[k] > upper[k])}
+
+
+def evaluate_service(service: dict, services: list[dict], freq, power, soc, vehicles: dict, nominal_hz: float,
+                     threshold_pu: float, telemetry_hz: float) -> dict:
+    entry = {"service": service["id"], "name": service["name"], "eligible": None, "failed": [],
+             "contracted_mw": service["contracted_mw"]}
+    trace = service_trace(service, services, freq, power, nominal_hz)
+    if trace is None:
+        entry.update(note="the frequency never left this service's deadband: nothing to judge",
+                     initiation_s=None, full_delivery_s=None, delivered_mw=None)
+        return entry
+    t, t_event, t_end, response = trace["t_ms"], trace["t_event"], trace["t_end"], trace["response_kw"]
+    required_series = trace["required_kw"]
     window = (t >= t_event) & (t < t_end)
-    required_kw = float(np.max(req[service["id"]][window])) if window.any() else 0.0
+    required_kw = float(np.max(required_series[window])) if window.any() else 0.0
     t_init = _first(t, window & (response >= threshold_pu * required_kw - 1e-12) & (response > 0))
     t_full = _first(t, window & (response >= required_kw * (1 - TOLERANCE_PU)))
     deadline = t_event + round(service["full_delivery_max_s"] * 1000)
@@ -189,8 +215,7 @@ def evaluate_service(service: dict, services: list[dict], freq, power, soc, vehi
     t_proj = int(soc.time_ms[max(np.searchsorted(soc.time_ms, t_last, side="right") - 1, 0)])
     held_s = None
     if t_full is not None:
-        required_now = req[service["id"]]
-        dips = np.flatnonzero((t >= t_full) & (t <= t_last) & (response < required_now * (1 - TOLERANCE_PU)))
+        dips = np.flatnonzero((t >= t_full) & (t <= t_last) & (response < required_series * (1 - TOLERANCE_PU)))
         held_s = ((t[dips[0]] if dips.size else t_last) - t_event) / 1000.0
     head_end, free_end, energy_end = headroom_kw(service, vehicles, soc_at(t_proj), t_proj)
     sustain = sustainable_minutes(service["contracted_kw"], head_end, free_end, energy_end)
@@ -215,6 +240,7 @@ def evaluate_service(service: dict, services: list[dict], freq, power, soc, vehi
         delivered_mw=None if delivered_kw is None else _r(delivered_kw / 1000.0, 6),
         peak_response_mw=_r(float(response[window].max()) / 1000.0, 6) if window.any() else None,
         available_mw=_r(available_mw, 6),
+        envelope=envelope_error(service, trace, freq, nominal_hz),
         rules=rules,
     )
     return entry

@@ -3,6 +3,8 @@
     v2g run SCENARIO [--out DIR] [--seed N] [--set dotted.path=VALUE ...]
     v2g validate SCENARIO...
     v2g catalog [vehicles|services|networks]
+    v2g screen [--charger-kw KW] [--json]
+    v2g report RESULTS_DIR [--out FILE]
 
 Exit codes: 0 success, 2 bad input (one line on stderr naming file, field and problem),
 1 a run that failed for another reason (also one line), 130 interrupted.
@@ -37,6 +39,13 @@ def _parser() -> argparse.ArgumentParser:
     cat.add_argument("what", nargs="?", choices=["vehicles", "services", "networks"])
     cat.add_argument("--vehicles-file", type=Path, action="append", default=[],
                      help="also list the vehicles of this CSV (same columns as the built-in catalog)")
+    scr = sub.add_parser("screen", help="the desk method, no simulation: every catalog vehicle x service")
+    scr.add_argument("--charger-kw", type=float, default=10.0, help="charger rating (default 10 kW)")
+    scr.add_argument("--services", nargs="+", help="service ids (default: all)")
+    scr.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
+    rep = sub.add_parser("report", help="one self-contained HTML report of a finished run")
+    rep.add_argument("results", type=Path)
+    rep.add_argument("--out", type=Path, help="default RESULTS/report.html")
     return p
 
 
@@ -53,7 +62,8 @@ def cmd_run(args) -> int:
           file=sys.stderr)
     verdicts = runner.run(loaded, out, progress=not args.quiet and sys.stderr.isatty())
     print(verdict_table(verdicts))
-    print(f"results in {out}/ (verdicts.json, timeseries.h5, scenario.resolved.yaml)")
+    print(f"results in {out}/ (verdicts.json, timeseries.h5, scenario.resolved.yaml, plots); "
+          f"`v2g report {out}` makes an HTML report")
     return 0
 
 
@@ -118,11 +128,51 @@ def cmd_catalog(args) -> int:
     return 0
 
 
+def cmd_screen(args) -> int:
+    import json
+
+    from analysis.screen import screen_vehicle
+    from analysis.table import render
+    from sims import catalog
+
+    services = catalog.services()
+    chosen = args.services or list(services)
+    unknown = [s for s in chosen if s not in services]
+    if unknown:
+        raise ScenarioError(f"--services: unknown service {unknown[0]!r} (known: {', '.join(services)})")
+    if args.charger_kw <= 0:
+        raise ScenarioError(f"--charger-kw: must be > 0, got {args.charger_kw}")
+    rows = [screen_vehicle(v, services[sid], args.charger_kw) for v in catalog.builtin_vehicles().values()
+            for sid in chosen]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        print(f"Desk method on {args.charger_kw:g} kW chargers, vehicles fully charged")
+        print(render(["vehicle", "service", "eligible", "failed", "kW at deadline", "vehicles needed"],
+                     [[r["vehicle"], r["service"], "yes" if r["eligible"] else "no", ", ".join(r["failed"]),
+                       r["power_at_deadline_kw"], r["vehicles_needed"]] for r in rows], "llllrr"))
+    return 0
+
+
+def cmd_report(args) -> int:
+    from analysis import report
+
+    try:
+        path = report.write(args.results, args.out)
+    except FileNotFoundError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    print(path)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     warnings.filterwarnings("ignore", category=FutureWarning)
     try:
-        return {"run": cmd_run, "validate": cmd_validate, "catalog": cmd_catalog}[args.command](args)
+        commands = {"run": cmd_run, "validate": cmd_validate, "catalog": cmd_catalog, "screen": cmd_screen,
+                    "report": cmd_report}
+        return commands[args.command](args)
     except ScenarioError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT

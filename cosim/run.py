@@ -21,6 +21,7 @@ import mosaik
 import numpy as np
 import yaml
 
+from analysis import screen
 from analysis.verdict import evaluate
 from cosim import world as world_builder
 from sims import catalog
@@ -72,7 +73,12 @@ def run(loaded, out_dir: Path, progress: bool = False) -> dict:
         verdicts = {"scenario": loaded.scenario.name, "seed": loaded.scenario.seed}
         verdicts.update(evaluate(tmp / "timeseries.h5", loaded.services, vehicles, catalog.nominal_hz(),
                                  catalog.initiation_threshold_pu(), loaded.scenario.fleet.telemetry_hz))
+        add_desk_method(verdicts, loaded)
         (tmp / "verdicts.json").write_text(json.dumps(verdicts, indent=2, allow_nan=False) + "\n")
+        if loaded.scenario.outputs.plots:
+            from analysis import plots
+
+            plots.write_all(tmp, loaded.services, loaded.network_profile, catalog.nominal_hz())
         resolved = loaded.resolved()
         resolved["run"] = {"scenario_file": str(loaded.path), "wall_time_s": round(time.perf_counter() - started, 2),
                            "python": sys.version.split()[0], "packages": package_versions()}
@@ -82,6 +88,15 @@ def run(loaded, out_dir: Path, progress: bool = False) -> dict:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
     return verdicts
+
+
+def add_desk_method(verdicts: dict, loaded) -> None:
+    """Beside each simulated verdict: what the desk method says for the same fleet, and why they differ."""
+    for entry, service in zip(verdicts["services"], loaded.services):
+        desk = screen.screen_fleet(loaded.groups, service)
+        entry["desk"] = desk
+        entry["desk_differs_because"] = screen.differences(desk, entry, loaded.network_profile,
+                                                           loaded.scenario.fleet.spread_pct)
 
 
 def _replace_dir(new: Path, target: Path):

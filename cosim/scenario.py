@@ -199,6 +199,7 @@ class ServiceRef(_Strict):
 class Outputs(_Strict):
     sample_ms: int = Field(default=10, ge=1, description="fleet power sampling interval")
     vehicle_sample_ms: int = Field(default=100, ge=1, description="per-vehicle power sampling interval")
+    plots: bool = Field(default=True, description="write PNG plots beside the verdicts")
 
     @model_validator(mode="after")
     def _multiple(self):

@@ -22,7 +22,7 @@ BASE = {
     "network": {"profile": "local"},
     "frequency": {"events": [{"type": "step", "at_s": 1, "to_hz": 49.5}]},
     "services": [{"id": "DC-L", "contracted_mw": 0.01}],
-    "outputs": {"sample_ms": 10, "vehicle_sample_ms": 10},
+    "outputs": {"sample_ms": 10, "vehicle_sample_ms": 10, "plots": False},
 }
 
 

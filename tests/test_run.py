@@ -59,7 +59,9 @@ def test_same_seed_gives_byte_identical_verdicts(scenario_file, tmp_path):
 def test_shipped_scenarios_run(path, tmp_path):
     out = tmp_path / path.stem
     verdicts = run_file(path, out)
-    assert {p.name for p in out.iterdir()} == {"verdicts.json", "timeseries.h5", "scenario.resolved.yaml"}
+    files = {p.name for p in out.iterdir()}
+    assert {"verdicts.json", "timeseries.h5", "scenario.resolved.yaml", "response.png", "grid.png"} <= files
+    assert all(f.endswith(".png") for f in files - {"verdicts.json", "timeseries.h5", "scenario.resolved.yaml"})
     assert json.loads((out / "verdicts.json").read_text()) == verdicts
     for v in verdicts["services"]:
         assert isinstance(v["eligible"], bool)

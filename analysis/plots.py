@@ -1,0 +1,210 @@
+"""PNG plots of one run, read from its ``timeseries.h5``.
+
+``write_all(run_dir, services, network_profile, nominal_hz)`` writes, where the data exists:
+  response.png      frequency, and per service the fleet's response against the required response,
+                    the performance envelope and the deadlines
+  models.png        power of every vehicle, grouped by model, with each model's mean
+  delay_budget.png  per vehicle: frequency measurement, network, charger start delay, ramp
+  latency.png       histogram of setpoint latencies (networked profiles)
+  grid.png          bus voltage band and line / transformer loading over time, with limits
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import h5py
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import yaml  # noqa: E402
+
+from analysis.envelope import envelope  # noqa: E402
+from analysis.timeseries import series, table  # noqa: E402
+from analysis.verdict import service_trace  # noqa: E402
+
+GRID_LIMITS = yaml.safe_load((Path(__file__).parent / "data" / "grid_limits.yaml").read_text())
+COLORS = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+
+
+def _save(fig, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def response(h5, services, nominal_hz, path: Path) -> Path | None:
+    freq, power = series(h5, "frequency/f_hz"), series(h5, "fleet/p_kw")
+    traces = [(s, service_trace(s, services, freq, power, nominal_hz)) for s in services]
+    traces = [(s, tr) for s, tr in traces if tr is not None]
+    fig, axes = plt.subplots(1 + max(len(traces), 1), 1, figsize=(9, 2.6 + 2.6 * max(len(traces), 1)), sharex=True)
+    t_end_s = power.time_ms[-1] / 1000
+    f_t = np.append(freq.time_ms / 1000, t_end_s)
+    axes[0].step(f_t, np.append(freq.value, freq.value[-1]), where="post", color="k")
+    axes[0].set_ylabel("frequency (Hz)")
+    axes[0].set_title("Frequency and the fleet's response")
+    if not traces:
+        axes[1].text(0.5, 0.5, "the frequency never activated a contracted service", ha="center", transform=axes[1].transAxes)
+    for ax, (s, tr) in zip(axes[1:], traces):
+        t = tr["t_ms"] / 1000
+        contracted = s["contracted_kw"] / 1000
+        if "envelope" in s:
+            grid = np.arange(max(tr["t_event"] - 1000, tr["t_ms"][0]), tr["t_ms"][-1], round(1000 / s["envelope"]["sample_hz"]))
+            lower, upper = envelope(s, freq, grid, nominal_hz)
+            ax.fill_between(grid / 1000, lower * contracted, upper * contracted, color="tab:green", alpha=0.2,
+                            step="post", label="performance envelope")
+        ax.plot(t, tr["required_kw"] / 1000, "--", color="tab:gray", label="required")
+        ax.plot(t, tr["response_kw"] / 1000, color="tab:blue", label="fleet response")
+        t0 = tr["t_event"] / 1000
+        for offset, name, color in ((s["initiation_max_s"], "initiation deadline", "tab:orange"),
+                                    (s["full_delivery_max_s"], "full-delivery deadline", "tab:red")):
+            ax.axvline(t0 + offset, color=color, lw=1, label=name)
+        ax.axvline(t0, color="k", lw=0.8, ls=":", label="frequency leaves the deadband")
+        ax.set_ylabel(f"{s['id']} response (MW)")
+        ax.legend(fontsize=7, loc="lower right")
+    axes[-1].set_xlabel("time (s)")
+    return _save(fig, path)
+
+
+def models(h5, path: Path) -> Path | None:
+    if "fleet/vehicle_p_kw" not in h5:
+        return None
+    t = h5["fleet/vehicle_p_kw/time_ms"][:] / 1000
+    p = h5["fleet/vehicle_p_kw/value"][:]
+    names = h5["vehicles/model"].asstr()[:]
+    fig, ax = plt.subplots(figsize=(9, 4.5))
+    for k, model in enumerate(dict.fromkeys(names)):
+        idx = np.flatnonzero(names == model)
+        color = COLORS[k % len(COLORS)]
+        ax.plot(t, p[:, idx[:25]], color=color, lw=0.4, alpha=0.35)
+        ax.plot(t, p[:, idx].mean(axis=1), color=color, lw=2, label=f"{model} (mean of {idx.size})")
+    ax.set_xlabel("time (s)")
+    ax.set_ylabel("power per vehicle (kW, + import)")
+    ax.set_title("Response of each vehicle model")
+    ax.legend(fontsize=7)
+    return _save(fig, path)
+
+
+def budget_rows(h5, t_event_ms: int, measurement_ms: float) -> dict[str, np.ndarray] | None:
+    """Per vehicle that received a setpoint after t_event: the delay budget in seconds."""
+    sent = table(h5, "aggregator/setpoints")
+    if sent is None:
+        return None
+    delivered = table(h5, "network/delivered")
+    if delivered is not None:
+        keep = delivered["sent_ms"] >= t_event_ms
+        vehicle, recv, sent_ms, kw = (delivered["vehicle"][keep], delivered["time_ms"][keep],
+                                      delivered["sent_ms"][keep], delivered["kw"][keep])
+    else:
+        keep = sent["time_ms"] >= t_event_ms
+        vehicle, recv, kw = sent["vehicle"][keep], sent["time_ms"][keep], sent["kw"][keep]
+        sent_ms = recv
+    vehicle, first = np.unique(vehicle, return_index=True)  # the first setpoint each vehicle received
+    recv, sent_ms, kw = recv[first], sent_ms[first], kw[first]
+    v = {k: h5["vehicles"][k][:] for k in ("start_delay_ms", "stop_delay_ms", "ramp_up_kw_per_s",
+                                           "ramp_down_kw_per_s", "baseline_kw")}
+    base = v["baseline_kw"][vehicle]
+    up, down = v["ramp_up_kw_per_s"][vehicle], v["ramp_down_kw_per_s"][vehicle]
+    t_a, t_c = v["start_delay_ms"][vehicle] / 1000, v["stop_delay_ms"][vehicle] / 1000
+    reversal = np.sign(base) * np.sign(kw) < 0
+    grows = ~reversal & (np.abs(kw) > np.abs(base))
+    start = np.where(grows, t_a, t_c)
+    ramp = np.where(reversal, np.abs(base) / down + t_a + np.abs(kw) / up,
+                    np.where(grows, (np.abs(kw) - np.abs(base)) / up, (np.abs(base) - np.abs(kw)) / down))
+    return {"vehicle": vehicle, "measurement_s": np.full(vehicle.size, measurement_ms / 1000.0),
+            "dispatch_wait_s": np.maximum((sent_ms - t_event_ms - measurement_ms) / 1000.0, 0.0),
+            "network_s": (recv - sent_ms) / 1000.0, "start_s": start, "ramp_s": ramp}
+
+
+def delay_budget(h5, services, nominal_hz, measurement_ms, path: Path) -> Path | None:
+    freq, power = series(h5, "frequency/f_hz"), series(h5, "fleet/p_kw")
+    traces = [(s, service_trace(s, services, freq, power, nominal_hz)) for s in services]
+    traces = [(s, tr) for s, tr in traces if tr is not None]
+    if not traces:
+        return None
+    s, tr = traces[0]
+    rows = budget_rows(h5, tr["t_event"], measurement_ms)
+    if rows is None or rows["vehicle"].size == 0:
+        return None
+    parts = [("measurement_s", "frequency measurement"), ("dispatch_wait_s", "dispatch interval"),
+             ("network_s", "network"), ("start_s", "charger start delay"), ("ramp_s", "ramp to setpoint")]
+    total = sum(rows[k] for k, _ in parts)
+    order = np.argsort(total)
+    if order.size > 300:
+        order = order[np.linspace(0, order.size - 1, 300).round().astype(int)]
+    names = h5["vehicles/model"].asstr()[:][rows["vehicle"][order]]
+    fig, ax = plt.subplots(figsize=(9, 5))
+    left = np.zeros(order.size)
+    y = np.arange(order.size)
+    for k, (key, label) in enumerate(parts):
+        width = rows[key][order]
+        if width.any():
+            ax.barh(y, width, left=left, height=1.0, color=COLORS[k], label=label)
+        left += width
+    ax.axvline(s["initiation_max_s"], color="tab:orange", lw=1.2, label=f"{s['id']} initiation deadline")
+    ax.axvline(s["full_delivery_max_s"], color="tab:red", lw=1.2, label=f"{s['id']} full-delivery deadline")
+    ax.set_yticks(y if order.size <= 40 else [])
+    if order.size <= 40:
+        ax.set_yticklabels(names, fontsize=6)
+    ax.set_xlabel("seconds after the frequency left the deadband")
+    ax.set_ylabel(f"{order.size} vehicles, sorted by total" if order.size > 40 else "")
+    ax.set_title("Where the time goes, per vehicle")
+    ax.legend(fontsize=7, loc="lower right")
+    return _save(fig, path)
+
+
+def latency(h5, path: Path) -> Path | None:
+    delivered = table(h5, "network/delivered")
+    if delivered is None:
+        return None
+    lat = (delivered["time_ms"] - delivered["sent_ms"]) / 1000.0
+    fig, ax = plt.subplots(figsize=(7, 3.8))
+    ax.hist(lat, bins=min(60, max(10, lat.size // 5)), color="tab:blue")
+    for q, style in ((50, "-"), (95, "--"), (99, ":")):
+        ax.axvline(np.percentile(lat, q), color="k", ls=style, lw=1, label=f"p{q} {np.percentile(lat, q):.2f} s")
+    ax.set_xlabel("setpoint latency, aggregator to vehicle (s)")
+    ax.set_ylabel("messages")
+    lost = table(h5, "network/lost")
+    ax.set_title(f"{lat.size} setpoints delivered" + (f", {lost['vehicle'].size} lost" if lost else ""))
+    ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def grid(h5, path: Path) -> Path | None:
+    v_min, v_max = series(h5, "grid/v_min_pu"), series(h5, "grid/v_max_pu")
+    if v_min is None:
+        return None
+    fig, (a, b) = plt.subplots(2, 1, figsize=(9, 5.5), sharex=True)
+    t = v_min.time_ms / 1000
+    a.fill_between(t, v_min.value, v_max.value, step="post", alpha=0.4, label="range of bus voltages")
+    for lim in (GRID_LIMITS["v_min_pu"], GRID_LIMITS["v_max_pu"]):
+        a.axhline(lim, color="tab:red", lw=1)
+    a.set_ylabel("voltage (pu)")
+    a.set_title(f"Feeder: voltage band {GRID_LIMITS['v_min_pu']}-{GRID_LIMITS['v_max_pu']} pu, loading limit "
+                f"{GRID_LIMITS['loading_pct']} % ({GRID_LIMITS['source']})", fontsize=9)
+    a.legend(fontsize=7)
+    for name, label in (("max_line_loading_pct", "highest line loading"), ("max_trafo_loading_pct", "highest transformer loading")):
+        s = series(h5, f"grid/{name}")
+        if s is not None:
+            b.step(s.time_ms / 1000, s.value, where="post", label=label)
+    b.axhline(GRID_LIMITS["loading_pct"], color="tab:red", lw=1)
+    b.set_ylabel("loading (%)")
+    b.set_xlabel("time (s)")
+    b.legend(fontsize=7)
+    return _save(fig, path)
+
+
+def write_all(run_dir: Path, services: list[dict], network_profile: dict, nominal_hz: float) -> list[Path]:
+    run_dir = Path(run_dir)
+    with h5py.File(run_dir / "timeseries.h5", "r") as h5:
+        made = [
+            response(h5, services, nominal_hz, run_dir / "response.png"),
+            models(h5, run_dir / "models.png"),
+            delay_budget(h5, services, nominal_hz, network_profile["measurement_delay_ms"], run_dir / "delay_budget.png"),
+            latency(h5, run_dir / "latency.png"),
+            grid(h5, run_dir / "grid.png"),
+        ]
+    return [p for p in made if p is not None]

@@ -1,0 +1,110 @@
+"""``v2g report RESULTS_DIR``: one self-contained HTML file (plots embedded, no scripts, nothing fetched)."""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+from pathlib import Path
+
+import yaml
+
+PLOTS = (
+    ("response.png", "Frequency and the fleet's response against what each service requires, with the deadlines"),
+    ("delay_budget.png", "Where the time goes for each vehicle: measurement, network, charger start, ramp"),
+    ("models.png", "Every vehicle's power, grouped by model"),
+    ("latency.png", "Setpoint latencies through the network"),
+    ("grid.png", "What the feeder saw: bus voltages and loadings"),
+)
+
+CSS = """
+body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1000px; color: #222; }
+table { border-collapse: collapse; margin: 1em 0; font-size: 0.9em; }
+th, td { border: 1px solid #ccc; padding: 0.3em 0.6em; text-align: left; vertical-align: top; }
+th { background: #f2f2f2; }
+.yes { color: #0a6b22; font-weight: bold; } .no { color: #a40000; font-weight: bold; }
+figure { margin: 1.5em 0; } figure img { max-width: 100%; border: 1px solid #ddd; }
+figcaption { font-size: 0.9em; color: #555; } pre { background: #f7f7f7; padding: 1em; overflow: auto; }
+"""
+
+
+def _e(value) -> str:
+    return html.escape("-" if value is None else str(value))
+
+
+def _verdict_cell(eligible) -> str:
+    if eligible is None:
+        return "<td>not tested</td>"
+    return '<td class="yes">ELIGIBLE</td>' if eligible else '<td class="no">NOT ELIGIBLE</td>'
+
+
+def _rules_table(entry: dict) -> str:
+    rows = "".join(
+        f"<tr><td>{_e(name)}</td><td class=\"{'yes' if r['passed'] else 'no'}\">{'pass' if r['passed'] else 'fail'}</td>"
+        f"<td>{_e(r['value'])}</td><td>{_e(r['limit'])}</td><td>{_e(r['margin'])}</td><td>{_e(r['unit'])}</td></tr>"
+        for name, r in entry.get("rules", {}).items())
+    return ("<table><tr><th>rule</th><th>result</th><th>measured</th><th>limit</th><th>margin</th><th>unit</th></tr>"
+            f"{rows}</table>") if rows else ""
+
+
+def render(run_dir: Path) -> str:
+    run_dir = Path(run_dir)
+    verdicts = json.loads((run_dir / "verdicts.json").read_text())
+    resolved_text = (run_dir / "scenario.resolved.yaml").read_text()
+    resolved = yaml.safe_load(resolved_text)
+    n_vehicles = sum(g["count"] for g in resolved["fleet"]["groups"])
+    parts = [f"<h1>v2g-testbed: {_e(verdicts['scenario'])}</h1>",
+             f"<p>{_e(resolved.get('description') or '')}</p>",
+             f"<p>{n_vehicles} vehicles, network <b>{_e(resolved['network']['profile'] if isinstance(resolved['network']['profile'], str) else 'inline profile')}</b>, "
+             f"grid <b>{_e(resolved['grid']['network'])}</b>, {resolved['duration_s']} s simulated, seed {verdicts['seed']}.</p>",
+             "<h2>Verdicts</h2>",
+             "<table id=\"verdicts\"><tr><th>service</th><th>verdict</th><th>failed rules</th><th>initiation (s)</th>"
+             "<th>full delivery (s)</th><th>MW at deadline</th><th>contracted MW</th><th>desk method</th></tr>"]
+    for v in verdicts["services"]:
+        desk = v.get("desk")
+        desk_cell = ("-" if desk is None else
+                     ("eligible" if desk["eligible"] else "not eligible (" + ", ".join(desk["failed"]) + ")"))
+        parts.append(f"<tr><td>{_e(v['service'])}</td>{_verdict_cell(v['eligible'])}<td>{_e(', '.join(v['failed']))}</td>"
+                     f"<td>{_e(v.get('initiation_s'))}</td><td>{_e(v.get('full_delivery_s'))}</td>"
+                     f"<td>{_e(v.get('delivered_mw'))}</td><td>{_e(v['contracted_mw'])}</td><td>{_e(desk_cell)}</td></tr>")
+    parts.append("</table>")
+    for v in verdicts["services"]:
+        parts.append(f"<h3>{_e(v['service'])}: {_e(v['name'])}</h3>")
+        if v.get("note"):
+            parts.append(f"<p>{_e(v['note'])}</p>")
+        parts.append(_rules_table(v))
+        if v.get("envelope"):
+            env = v["envelope"]
+            parts.append(f"<p>Performance envelope: largest error {_e(env['max_error_pu'])} pu of contracted power, "
+                         f"{_e(env['at_s'])} s after the event{' (responding too fast)' if env['too_fast'] else ''}.</p>")
+        reasons = list(v.get("notes", [])) + list(v.get("desk_differs_because", []))
+        if reasons:
+            parts.append("<ul>" + "".join(f"<li>{_e(r)}</li>" for r in reasons) + "</ul>")
+    grid = verdicts.get("grid") or {}
+    parts.append("<h2>Grid and network</h2><table>" + "".join(
+        f"<tr><th>{_e(k)}</th><td>{_e(val)}</td></tr>" for k, val in grid.items()) + "</table>")
+    if verdicts.get("network"):
+        net = verdicts["network"]
+        parts.append("<table>" + "".join(
+            f"<tr><th>{_e(k)}</th><td>{_e(val)}</td></tr>" for k, val in net.items()) + "</table>")
+    parts.append("<h2>Plots</h2>")
+    for name, caption in PLOTS:
+        png = run_dir / name
+        if png.is_file():
+            data = base64.b64encode(png.read_bytes()).decode()
+            parts.append(f'<figure class="plot"><img alt="{_e(caption)}" src="data:image/png;base64,{data}">'
+                         f"<figcaption>{_e(caption)}</figcaption></figure>")
+    parts.append(f"<h2>Scenario as run</h2><details><summary>scenario.resolved.yaml</summary><pre>{_e(resolved_text)}</pre></details>")
+    return ("<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">"
+            f"<title>v2g-testbed report: {_e(verdicts['scenario'])}</title><style>{CSS}</style></head><body>"
+            + "\n".join(parts) + "</body></html>\n")
+
+
+def write(run_dir: Path, out: Path | None = None) -> Path:
+    run_dir = Path(run_dir)
+    for needed in ("verdicts.json", "scenario.resolved.yaml"):
+        if not (run_dir / needed).is_file():
+            raise FileNotFoundError(f"{run_dir}: no {needed}: not the output directory of a finished `v2g run`")
+    out = Path(out) if out else run_dir / "report.html"
+    out.write_text(render(run_dir))
+    return out
