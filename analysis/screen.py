@@ -19,7 +19,7 @@ RULES = ("initiation", "volume")
 def screen_vehicle(vehicle, service: dict, charger_kw: float) -> dict:
     """Desk verdict for one vehicle model on one service."""
     power_kw = min(charger_kw, vehicle.ramp_up_kw_per_s * service["full_delivery_max_s"])
-    in_time = vehicle.t_a_s <= service["initiation_max_s"] + 1e-9
+    in_time = service["initiation_max_s"] is None or vehicle.t_a_s <= service["initiation_max_s"] + 1e-9
     needed = math.ceil(service["min_volume_mw"] * 1000 / power_kw - 1e-9) if power_kw > 0 else None
     return {
         "vehicle": vehicle.model,

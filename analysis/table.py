@@ -28,7 +28,8 @@ def verdict_table(verdicts: dict) -> str:
         rows.append([
             v["service"], verdict,
             ", ".join(v["failed"]) or ("-" if v["eligible"] is not None else v.get("note", "")),
-            _fmt(v.get("initiation_s"), " s") and f"{v['initiation_s']:g} s / {rules['initiation']['limit']:g} s",
+            _fmt(v.get("initiation_s"), " s") and (f"{v['initiation_s']:g} s / {rules['initiation']['limit']:g} s"
+                                                   if rules["initiation"]["limit"] is not None else f"{v['initiation_s']:g} s"),
             _fmt(v.get("full_delivery_s"), " s") and f"{v['full_delivery_s']:g} s / {rules['full_delivery']['limit']:g} s",
             _fmt(v.get("delivered_mw")) and f"{v['delivered_mw']:.3f} of {v['contracted_mw']:g}",
             _fmt(v.get("available_mw")),

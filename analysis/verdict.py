@@ -12,7 +12,8 @@ Everything is measured from the recorded time series (``timeseries.h5``) of one 
   reference level is its peak during the event.
 
 Rules (each a function below; each returns passed, the measured value, the limit and the margin):
-``initiation``, ``full_delivery``, ``volume``, ``duration``, ``metering``.
+``initiation``, ``partial_delivery`` (where defined), ``full_delivery``, ``volume``, ``duration``,
+``metering``, ``envelope`` (GB DC and DM).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from analysis.envelope import envelope, error_pu
 from analysis.timeseries import series, table
 from sims.services import direction_sign, outside_deadband, response_pu
 
-RULES = ("initiation", "full_delivery", "volume", "duration", "metering")
+RULES = ("initiation", "partial_delivery", "full_delivery", "volume", "duration", "metering", "envelope")
 TOLERANCE_PU = 1e-6  # numerical tolerance on "reached", in per unit of the required response
 
 
@@ -46,9 +47,34 @@ def initiation(initiation_s: float | None, service: dict) -> dict:
     come no later than ``initiation_max_s`` after t_event (NESO DC/DM/DR: 0.5 s / 0.5 s / 2 s).
     Margin: seconds to spare (negative: late)."""
     limit = service["initiation_max_s"]
+    if limit is None:  # the market sets no initiation time (FCR, FFR, FCAS): reported, not judged
+        return _rule(True, initiation_s, None, None, "s")
     if initiation_s is None:
         return _rule(False, None, limit, None, "s")
     return _rule(initiation_s <= limit + 1e-9, initiation_s, limit, _r(limit - initiation_s, 6), "s")
+
+
+def partial_delivery(partial_s: float | None, service: dict) -> dict | None:
+    """Where the market asks for part of the response early (CE FCR prequalification: 50 % within
+    15 s), the response must reach that fraction of the required response in time. Margin: seconds."""
+    spec = service.get("partial_delivery")
+    if spec is None:
+        return None
+    limit = spec["within_s"]
+    if partial_s is None:
+        return _rule(False, None, limit, None, "s")
+    return _rule(partial_s <= limit + 1e-9, partial_s, limit, _r(limit - partial_s, 6), "s")
+
+
+def envelope_rule(found: dict | None, service: dict) -> dict | None:
+    """GB dynamic services (DC, DM): the response must stay inside the NESO-style performance envelope
+    (see analysis/envelope.py) to within ``tolerance_pu``; too much response counts like too little.
+    Value: the largest error in pu of contracted power; margin: pu to spare."""
+    if found is None:
+        return None
+    limit = service["envelope"]["tolerance_pu"]
+    return _rule(found["max_error_pu"] <= limit + 1e-9, found["max_error_pu"], limit,
+                 _r(limit - found["max_error_pu"], 6), "pu")
 
 
 def full_delivery(full_delivery_s: float | None, service: dict) -> dict:
@@ -63,9 +89,12 @@ def full_delivery(full_delivery_s: float | None, service: dict) -> dict:
 def volume(available_mw: float, service: dict) -> dict:
     """The contracted power must be at least the service's minimum volume (1 MW for the GB services),
     and the fleet's plugged-in headroom in the service's direction at t_event must cover it.
-    Margin: MW of headroom beyond max(contracted, minimum volume)."""
-    need = max(service["contracted_mw"], service["min_volume_mw"])
-    return _rule(available_mw >= need - 1e-9, _r(available_mw, 6), need, _r(available_mw - need, 6), "MW")
+    Margin: the smaller of (contracted - minimum) and (headroom - contracted), in MW."""
+    contracted, minimum = service["contracted_mw"], service["min_volume_mw"]
+    need = max(contracted, minimum)
+    # the margin is the tighter of: contract above the minimum, headroom above the contract
+    margin = min(contracted - minimum, available_mw - contracted)
+    return _rule(margin >= -1e-9, _r(available_mw, 6), need, _r(margin, 6), "MW")
 
 
 def duration(held_s: float | None, event_s: float, sustain_min: float, service: dict) -> dict:
@@ -202,6 +231,8 @@ def evaluate_service(service: dict, services: list[dict], freq, power, soc, vehi
     required_kw = float(np.max(required_series[window])) if window.any() else 0.0
     t_init = _first(t, window & (response >= threshold_pu * required_kw - 1e-12) & (response > 0))
     t_full = _first(t, window & (response >= required_kw * (1 - TOLERANCE_PU)))
+    fraction = service.get("partial_delivery", {}).get("fraction")
+    t_partial = None if fraction is None else _first(t, window & (response >= fraction * required_kw * (1 - TOLERANCE_PU)))
     deadline = t_event + round(service["full_delivery_max_s"] * 1000)
     delivered_kw = float(np.interp(deadline, t, response)) if t[0] <= deadline <= t[-1] else None
 
@@ -223,16 +254,20 @@ def evaluate_service(service: dict, services: list[dict], freq, power, soc, vehi
     def secs(t_ms):
         return None if t_ms is None else _r((t_ms - t_event) / 1000.0, 3)
 
+    found_envelope = envelope_error(service, trace, freq, nominal_hz)
     rules = {
         "initiation": initiation(secs(t_init), service),
+        "partial_delivery": partial_delivery(secs(t_partial), service),
         "full_delivery": full_delivery(secs(t_full), service),
         "volume": volume(available_mw, service),
         "duration": duration(held_s, (t_proj - t_event) / 1000.0, sustain, service),
         "metering": metering(telemetry_hz, service),
+        "envelope": envelope_rule(found_envelope, service),
     }
+    rules = {name: rule for name, rule in rules.items() if rule is not None}
     entry.update(
         eligible=all(r["passed"] for r in rules.values()),
-        failed=[name for name in RULES if not rules[name]["passed"]],
+        failed=[name for name in RULES if name in rules and not rules[name]["passed"]],
         event_start_s=_r(t_event / 1000.0, 3),
         initiation_s=secs(t_init),
         full_delivery_s=secs(t_full),
@@ -240,7 +275,7 @@ def evaluate_service(service: dict, services: list[dict], freq, power, soc, vehi
         delivered_mw=None if delivered_kw is None else _r(delivered_kw / 1000.0, 6),
         peak_response_mw=_r(float(response[window].max()) / 1000.0, 6) if window.any() else None,
         available_mw=_r(available_mw, 6),
-        envelope=envelope_error(service, trace, freq, nominal_hz),
+        envelope=found_envelope,
         rules=rules,
     )
     return entry

@@ -235,6 +235,9 @@ class Scenario(_Strict):
         for i, ref in enumerate(refs):
             if ref.id not in known:
                 raise ValueError(f"[{i}].id: unknown service {ref.id!r} (known: {', '.join(known)})")
+            if known[ref.id].get("trigger") == "instruction":
+                raise ValueError(f"[{i}].id: {ref.id} is dispatched by instruction, not by frequency: "
+                                 "`v2g screen` covers it, `v2g run` cannot simulate it yet")
         return refs
 
     @field_validator("network")

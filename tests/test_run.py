@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from conftest import SCENARIOS, run_file, vehicle_power
+from analysis.verdict import RULES
 from sims import catalog
 
 MODELS = list(catalog.builtin_vehicles().values())
@@ -65,7 +66,7 @@ def test_shipped_scenarios_run(path, tmp_path):
     assert json.loads((out / "verdicts.json").read_text()) == verdicts
     for v in verdicts["services"]:
         assert isinstance(v["eligible"], bool)
-        assert set(v["failed"]) <= {"initiation", "full_delivery", "duration", "volume", "metering"}
+        assert set(v["failed"]) <= set(RULES)
         assert v["eligible"] == (not v["failed"])
     assert verdicts["grid"]["non_converged"] == 0
     assert 0.9 < verdicts["grid"]["v_min_pu"] <= verdicts["grid"]["v_max_pu"] < 1.1

@@ -1,0 +1,107 @@
+"""Each verdict rule on its own, at its boundaries, on synthetic recorded series."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from analysis import verdict
+from analysis.timeseries import Series
+from conftest import ROOT
+from sims import catalog
+
+DC = dict(catalog.services()["DC-L"], contracted_kw=1000.0, contracted_mw=1.0)
+FCR = dict(catalog.services()["FCR-L"], contracted_kw=1000.0, contracted_mw=1.0)
+
+
+def test_initiation_boundary():
+    assert verdict.initiation(0.5, DC)["passed"] is True
+    assert verdict.initiation(0.501, DC)["passed"] is False
+    assert verdict.initiation(0.4, DC)["margin"] == pytest.approx(0.1)
+    assert verdict.initiation(None, DC)["passed"] is False
+    assert verdict.initiation(3.0, FCR) == {"passed": True, "value": 3.0, "limit": None, "margin": None, "unit": "s"}
+
+
+def test_full_and_partial_delivery_boundaries():
+    assert verdict.full_delivery(1.0, DC)["passed"] and not verdict.full_delivery(1.01, DC)["passed"]
+    assert verdict.partial_delivery(15.0, FCR)["passed"] and not verdict.partial_delivery(15.01, FCR)["passed"]
+    assert verdict.partial_delivery(1.0, DC) is None
+
+
+def test_volume_needs_minimum_and_headroom():
+    assert verdict.volume(1.0, DC)["passed"]
+    assert not verdict.volume(0.999, DC)["passed"]
+    small = dict(DC, contracted_mw=0.5)
+    assert not verdict.volume(2.0, small)["passed"] and verdict.volume(2.0, small)["limit"] == 1.0
+
+
+def test_duration_boundary_and_held():
+    assert verdict.duration(None, 0.0, 15.0, DC)["passed"]
+    assert not verdict.duration(None, 0.0, 14.99, DC)["passed"]
+    assert not verdict.duration(5.0, 10.0, 1e9, DC)["passed"]  # stopped holding after 5 s of a 10 s event
+    assert verdict.sustainable_minutes(100.0, np.array([100.0]), np.array([0.0]), np.array([25.0])) == pytest.approx(15.0)
+    assert verdict.sustainable_minutes(100.0, np.array([100.0]), np.array([100.0]), np.array([0.0])) == float("inf")
+
+
+def test_metering_boundary():
+    assert verdict.metering(20, DC)["passed"] and not verdict.metering(19.9, DC)["passed"]
+
+
+def _run(response_pu_of_t, step_to=49.5, until_ms=6000):
+    """Evaluate DC-L on a step at 1 s and a fleet whose response (pu of 1 MW) follows the function."""
+    freq = Series(np.array([0, 1000]), np.array([50.0, step_to]))
+    t = np.arange(0, until_ms, 10)
+    power = Series(t, -1000.0 * np.array([response_pu_of_t(x) for x in t]))
+    soc = Series(np.array([0]), np.array([[0.8] * 200]))
+    vehicles = {"plugged": [True] * 200, "baseline_kw": [0.0] * 200, "p_min_kw": [-10.0] * 200,
+                "p_max_kw": [10.0] * 200, "capacity_kwh": [60.0] * 200, "soc_min": [0.2] * 200,
+                "soc_max": [1.0] * 200, "eta_charge": [0.97] * 200, "eta_discharge": [0.93] * 200}
+    return verdict.evaluate_service(DC, [DC], freq, power, soc, vehicles, 50.0, 0.01, 20)
+
+
+def ramp(start_ms, duration_ms):
+    return lambda t: float(np.clip((t - start_ms) / duration_ms, 0, 1))
+
+
+def test_response_exactly_at_both_deadlines_is_eligible_and_1ms_later_is_not():
+    # reaches 1 % at exactly 1.5 s and 100 % at exactly 2.0 s (deadlines 0.5 s / 1 s after the step)
+    on_time = _run(lambda t: float(np.clip(0.01 + (t - 1500) * 0.99 / 500, 0, 1)) if t >= 1500 else 0.0)
+    assert on_time["initiation_s"] == 0.5 and on_time["full_delivery_s"] == 1.0
+    assert "initiation" not in on_time["failed"] and "full_delivery" not in on_time["failed"]
+    late = _run(lambda t: float(np.clip(0.01 + (t - 1510) * 0.99 / 500, 0, 1)) if t >= 1510 else 0.0)
+    assert {"initiation", "full_delivery"} <= set(late["failed"])
+
+
+def test_envelope_flags_a_too_fast_response():
+    """Full response 10 ms after the frequency drops: inside both deadlines, but the envelope's upper
+    bound only starts to rise 0.2 s later: too fast is an error too."""
+    fast = _run(lambda t: 1.0 if t >= 1010 else 0.0)
+    assert fast["rules"]["initiation"]["passed"] and fast["rules"]["full_delivery"]["passed"]
+    assert fast["failed"] == ["envelope"]
+    assert fast["envelope"]["too_fast"] is True and fast["envelope"]["max_error_pu"] > 0.9
+    inside = _run(ramp(1300, 500))  # starts 0.3 s after, full 0.8 s after: inside the envelope
+    assert "envelope" not in inside["failed"], inside["envelope"]
+
+
+def test_screen_json_covers_all_vehicles_and_gb_services():
+    result = subprocess.run([sys.executable, "-m", "cosim.cli", "screen", "--json"], capture_output=True, text=True,
+                            cwd=ROOT)
+    rows = json.loads(result.stdout)
+    pairs = {(r["vehicle"], r["service"]) for r in rows}
+    for v in catalog.builtin_vehicles():
+        for s in ("SFFR-L", "DC-L", "DC-H", "DM-L", "DR-L", "DR-H"):
+            assert (v, s) in pairs
+    ariya_dc = next(r for r in rows if r["vehicle"] == "Nissan Ariya" and r["service"] == "DC-L")
+    assert ariya_dc == {"vehicle": "Nissan Ariya", "service": "DC-L", "eligible": True, "failed": [],
+                        "power_at_deadline_kw": 6.59, "vehicles_needed": 152}
+    zoe_dc = next(r for r in rows if r["vehicle"] == "Renault Zoe 40" and r["service"] == "DC-L")
+    assert zoe_dc["eligible"] is False and zoe_dc["failed"] == ["initiation"]
+
+
+def test_instruction_based_service_is_screened_not_run(scenario_file):
+    from cosim.scenario import ScenarioError, load
+
+    with pytest.raises(ScenarioError, match=r"services\[0\]\.id: QR-L is dispatched by instruction"):
+        load(scenario_file(services=[{"id": "QR-L", "contracted_mw": 1}]))
