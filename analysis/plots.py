@@ -21,6 +21,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import yaml  # noqa: E402
 
+from analysis.budget import first_receipts  # noqa: E402
 from analysis.envelope import envelope  # noqa: E402
 from analysis.timeseries import series, table  # noqa: E402
 from analysis.verdict import service_trace  # noqa: E402
@@ -90,20 +91,10 @@ def models(h5, path: Path) -> Path | None:
 
 def budget_rows(h5, t_event_ms: int, measurement_ms: float) -> dict[str, np.ndarray] | None:
     """Per vehicle that received a setpoint after t_event: the delay budget in seconds."""
-    sent = table(h5, "aggregator/setpoints")
-    if sent is None:
+    got = first_receipts(h5, t_event_ms)
+    if got is None:
         return None
-    delivered = table(h5, "network/delivered")
-    if delivered is not None:
-        keep = delivered["sent_ms"] >= t_event_ms
-        vehicle, recv, sent_ms, kw = (delivered["vehicle"][keep], delivered["time_ms"][keep],
-                                      delivered["sent_ms"][keep], delivered["kw"][keep])
-    else:
-        keep = sent["time_ms"] >= t_event_ms
-        vehicle, recv, kw = sent["vehicle"][keep], sent["time_ms"][keep], sent["kw"][keep]
-        sent_ms = recv
-    vehicle, first = np.unique(vehicle, return_index=True)  # the first setpoint each vehicle received
-    recv, sent_ms, kw = recv[first], sent_ms[first], kw[first]
+    vehicle, recv, sent_ms, kw = got["vehicle"], got["recv_ms"], got["sent_ms"], got["kw"]
     v = {k: h5["vehicles"][k][:] for k in ("start_delay_ms", "stop_delay_ms", "ramp_up_kw_per_s",
                                            "ramp_down_kw_per_s", "baseline_kw")}
     base = v["baseline_kw"][vehicle]

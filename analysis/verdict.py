@@ -23,8 +23,10 @@ import math
 import h5py
 import numpy as np
 
+from analysis.budget import first_receipts
 from analysis.envelope import envelope, error_pu
 from analysis.timeseries import series, table
+from sims.obc import OPTIONAL_PARAMETERS, PARAMETERS, ChargerFleet
 from sims.services import direction_sign, outside_deadband, response_pu
 
 RULES = ("initiation", "partial_delivery", "full_delivery", "volume", "duration", "metering", "envelope")
@@ -281,6 +283,37 @@ def evaluate_service(service: dict, services: list[dict], freq, power, soc, vehi
     return entry
 
 
+def vehicles_needed(service: dict, entry: dict, receipts: dict | None, vehicles: dict, t_event: int) -> dict:
+    """Smallest fleet of the same mix that meets the contracted power by the full-delivery deadline.
+
+    Each vehicle that heard of the event in this run is asked, at the moment it actually received its
+    setpoint (measurement, dispatch and network delays included), for its whole headroom in the
+    service's direction; the onboard-charger model says what power it reaches by the deadline. The
+    fleet scales linearly: needed = ceil(N x contracted / that power). None when the initiation rule
+    failed (more vehicles of the same kind start no sooner) or nobody reaches any power in time.
+    Assumes the network and the feeder behave for the larger fleet as for this one."""
+    n = len(vehicles["plugged"])
+    if not entry["rules"]["initiation"]["passed"] or receipts is None or receipts["vehicle"].size == 0:
+        return {"vehicles": None, "power_at_deadline_mw": None}
+    deadline = t_event + round(service["full_delivery_max_s"] * 1000)
+    fleet = ChargerFleet(**{k: vehicles[k] for k in (*PARAMETERS, *OPTIONAL_PARAMETERS) if k in vehicles})
+    idx = receipts["vehicle"]
+    limit = fleet.p_min if direction_sign(service) < 0 else fleet.p_max
+    for t in np.unique(receipts["recv_ms"]):
+        here = idx[receipts["recv_ms"] == t]
+        if t > deadline:
+            break
+        fleet.command(int(t), here, limit[here])
+    fleet.advance(max(deadline, fleet.t_ms))
+    base = np.asarray(vehicles["baseline_kw"], float)
+    reached_kw = float(np.sum(direction_sign(service) * (fleet.power_kw()[idx] - np.where(
+        fleet.plugged[idx], base[idx], 0.0))))
+    if reached_kw <= 0:
+        return {"vehicles": None, "power_at_deadline_mw": 0.0}
+    return {"vehicles": int(math.ceil(n * service["contracted_kw"] / reached_kw - 1e-9)),
+            "power_at_deadline_mw": _r(reached_kw / 1000, 6)}
+
+
 def grid_summary(h5: h5py.File) -> dict:
     def extreme(path, fn):
         s = series(h5, path)
@@ -334,6 +367,11 @@ def evaluate(h5_path, services: list[dict], vehicles: dict, nominal_hz: float, t
         soc = series(h5, "fleet/vehicle_soc")
         results = [evaluate_service(s, services, freq, power, soc, vehicles, nominal_hz, threshold_pu, telemetry_hz)
                    for s in services]
+        for entry, service in zip(results, services):
+            if entry["eligible"] is not None:
+                t_event = round(entry["event_start_s"] * 1000)
+                entry["vehicles_needed"] = vehicles_needed(service, entry, first_receipts(h5, t_event), vehicles,
+                                                           t_event)
         network = network_summary(h5)
         for entry in results:
             entry["notes"] = explain(entry, network)

@@ -33,6 +33,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--set", dest="overrides", action="append", default=[], metavar="PATH=VALUE",
                      help="override a field, VALUE parsed as YAML (repeatable), e.g. --set network.profile=4g")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
+    run.add_argument("--replicates", type=int, default=1, metavar="N",
+                     help="run N consecutive seeds and report P(eligible) with a 95 %% interval")
     val = sub.add_parser("validate", help="check scenario files without running them")
     val.add_argument("scenarios", type=Path, nargs="+")
     cat = sub.add_parser("catalog", help="list the vehicle, service and network catalogs")
@@ -57,6 +59,10 @@ def cmd_run(args) -> int:
     loaded = scenario.load(args.scenario, args.overrides, args.seed)
     loaded.check_grid()
     out = args.out or Path("results") / loaded.scenario.name
+    if args.replicates < 1:
+        raise ScenarioError(f"--replicates: must be at least 1, got {args.replicates}")
+    if args.replicates > 1:
+        return _run_replicates(args, loaded, out)
     print(f"running {loaded.scenario.name}: {sum(g['count'] for g in loaded.groups)} vehicles, "
           f"{loaded.scenario.duration_s:g} s, network {loaded.scenario.network.profile}, seed {loaded.scenario.seed}",
           file=sys.stderr)
@@ -64,6 +70,38 @@ def cmd_run(args) -> int:
     print(verdict_table(verdicts))
     print(f"results in {out}/ (verdicts.json, timeseries.h5, scenario.resolved.yaml, plots); "
           f"`v2g report {out}` makes an HTML report")
+    return 0
+
+
+def _run_replicates(args, loaded, out) -> int:
+    from analysis.table import render
+    from cosim import run as runner
+    from cosim import scenario
+
+    def load(seed):
+        if seed is None:
+            return loaded
+        again = scenario.load(args.scenario, args.overrides, seed)
+        again.check_grid()
+        return again
+
+    def progress(done, total):
+        if not args.quiet:
+            print(f"\rreplicates: {done}/{total} runs done", end="" if done < total else "\n", file=sys.stderr,
+                  flush=True)
+
+    summary = runner.run_replicates(load, args.replicates, out, progress)
+    rows = []
+    for s in summary["services"]:
+        times = {f: s[f] and f"{s[f]['median']:g} s [{s[f]['p5']:g}, {s[f]['p95']:g}]"
+                 for f in ("initiation_s", "full_delivery_s")}
+        rows.append([s["service"], f"{s['eligible_runs']}/{s['runs_judged']}",
+                     None if s["p_eligible"] is None else f"{s['p_eligible']:.2f}",
+                     f"[{s['ci95'][0]:.2f}, {s['ci95'][1]:.2f}]", times["initiation_s"], times["full_delivery_s"],
+                     ", ".join(f"{r} {c}" for r, c in s["failed_rule_counts"].items())])
+    print(render(["service", "eligible runs", "P(eligible)", "95 % interval", "initiation median [p5, p95]",
+                  "full delivery median [p5, p95]", "rules failed (runs)"], rows))
+    print(f"results in {out}/ (replicates.json, seed-*/)")
     return 0
 
 

@@ -99,6 +99,57 @@ def add_desk_method(verdicts: dict, loaded) -> None:
                                                            loaded.scenario.fleet.spread_pct)
 
 
+def wilson_interval(successes: int, n: int, z: float = 1.959964) -> tuple[float, float]:
+    """95 % Wilson score interval for a binomial proportion (sound at 0 and n successes too)."""
+    if n == 0:
+        return 0.0, 1.0
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * ((p * (1 - p) / n + z * z / (4 * n * n)) ** 0.5) / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def summarise_replicates(all_verdicts: list[dict]) -> dict:
+    """P(eligible) per service with its interval, and the distribution of the measured times."""
+    out = {"replicates": len(all_verdicts), "seeds": [v["seed"] for v in all_verdicts], "services": []}
+    for k, first in enumerate(all_verdicts[0]["services"]):
+        entries = [v["services"][k] for v in all_verdicts]
+        judged = [e for e in entries if e["eligible"] is not None]
+        yes = sum(bool(e["eligible"]) for e in judged)
+        low, high = wilson_interval(yes, len(judged))
+        summary = {"service": first["service"], "runs_judged": len(judged), "eligible_runs": yes,
+                   "p_eligible": round(yes / len(judged), 6) if judged else None,
+                   "ci95": [round(low, 6), round(high, 6)],
+                   "failed_rule_counts": {r: sum(r in e["failed"] for e in judged)
+                                          for r in sorted({r for e in judged for r in e["failed"]})}}
+        for field in ("initiation_s", "full_delivery_s"):
+            values = np.array([e[field] for e in judged if e.get(field) is not None], dtype=float)
+            summary[field] = None if values.size == 0 else {
+                "runs": int(values.size), "median": round(float(np.median(values)), 3),
+                "p5": round(float(np.percentile(values, 5)), 3), "p95": round(float(np.percentile(values, 95)), 3),
+                "min": round(float(values.min()), 3), "max": round(float(values.max()), 3)}
+        out["services"].append(summary)
+    return out
+
+
+def run_replicates(load, n: int, out_dir: Path, progress=None) -> dict:
+    """Run ``load(seed)`` for n consecutive seeds (each into out_dir/seed-<seed>) and summarise."""
+    out_dir = Path(out_dir)
+    first = load(None)
+    seeds = [first.scenario.seed + k for k in range(n)]
+    all_verdicts = []
+    for k, seed in enumerate(seeds):
+        loaded = first if k == 0 else load(seed)
+        all_verdicts.append(run(loaded, out_dir / f"seed-{seed}"))
+        if progress:
+            progress(k + 1, n)
+    summary = summarise_replicates(all_verdicts)
+    tmp = out_dir / ".replicates.json.partial"
+    tmp.write_text(json.dumps(summary, indent=2) + "\n")
+    tmp.replace(out_dir / "replicates.json")
+    return summary
+
+
 def _replace_dir(new: Path, target: Path):
     """Put ``new`` at ``target``, replacing any earlier run there."""
     if target.exists():

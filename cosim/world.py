@@ -68,7 +68,7 @@ def build(world: mosaik.World, loaded, vehicles: dict, h5_path: str) -> dict:
     controller = world.start("Controller", measurement_delay_ms=profile["measurement_delay_ms"],
                              dispatch_interval_ms=profile["dispatch_interval_ms"]).Aggregator(
         services=loaded.services, vehicles={k: vehicles[k] for k in ("baseline_kw", "p_min_kw", "p_max_kw", "plugged", "arrival_ms",
-                                            "departure_ms")},
+                                            "departure_ms", "soc", "soc_min", "soc_max")},
         nominal_hz=nominal)
     fleet = world.start("Fleet", step_ms=sc.outputs.vehicle_sample_ms, sample_ms=sc.outputs.sample_ms,
                         telemetry_ms=round(1000 / sc.fleet.telemetry_hz)).Fleet(

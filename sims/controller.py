@@ -14,7 +14,8 @@ Output: ``Aggregator.setpoints`` ``{"vehicle": [...], "kw": [...]}`` and ``Aggre
         (the fleet's total required change of power, + import).
 Create params: ``services`` (service dicts with ``direction``, ``curve`` and ``contracted_kw``),
 ``vehicles`` (per-vehicle lists ``baseline_kw``, ``p_min_kw``, ``p_max_kw``, ``plugged``, optionally
-``arrival_ms`` and ``departure_ms``: the aggregator knows who is plugged in when it dispatches, but a
+``soc``, ``soc_min``, ``soc_max`` (the state of charge it knows at the start: an event lasts seconds to
+minutes, so it does not track it), and ``arrival_ms`` and ``departure_ms``: the aggregator knows who is plugged in when it dispatches, but a
 vehicle that leaves later is not replaced until the next dispatch),
 ``nominal_hz``. Sim params: ``measurement_delay_ms``; ``dispatch_interval_ms``, the least time between
 two dispatches (a dispatch uses the latest measurement; the first one after a quiet spell goes at once).
@@ -86,8 +87,13 @@ class ControllerSim(mosaik_api_v3.Simulator):
         self.departure_ms = np.asarray([np.inf if d is None else d for d in vehicles.get("departure_ms") or [None] * n],
                                        dtype=float)
         self.baseline = np.where(self.plugged, np.asarray(vehicles["baseline_kw"], dtype=float), 0.0)
-        self.p_min = np.where(self.plugged, np.asarray(vehicles["p_min_kw"], dtype=float), 0.0)
-        self.p_max = np.where(self.plugged, np.asarray(vehicles["p_max_kw"], dtype=float), 0.0)
+        p_min = np.where(self.plugged, np.asarray(vehicles["p_min_kw"], dtype=float), 0.0)
+        p_max = np.where(self.plugged, np.asarray(vehicles["p_max_kw"], dtype=float), 0.0)
+        if "soc" in vehicles:  # a vehicle at its reserved minimum is not asked to export, a full one not to import
+            soc = np.asarray(vehicles["soc"], dtype=float)
+            p_min = np.where(soc <= np.asarray(vehicles["soc_min"], dtype=float), np.maximum(p_min, 0.0), p_min)
+            p_max = np.where(soc >= np.asarray(vehicles["soc_max"], dtype=float), np.minimum(p_max, 0.0), p_max)
+        self.p_min, self.p_max = p_min, p_max
         self.sent = self.baseline.copy()
         return [{"eid": "aggregator", "type": model}]
 

@@ -166,3 +166,16 @@ def test_inline_vehicle_model_in_a_scenario(scenario_file, tmp_path):
 
     with pytest.raises(ScenarioError, match=r"fleet.groups.*ramp_up_kw_per_s must be > 0"):
         load(bad)
+
+
+def test_dispatch_skips_vehicles_at_their_reserved_soc(scenario_file, tmp_path):
+    """Two cars at their 20 % reserve and two at 80 %: DC-L is shared among the two that may export."""
+    path = scenario_file(
+        fleet__groups=[{"model": "Nissan Ariya", "count": 2, "charger_kw": 10, "bus": "Bus 5", "soc": 0.2},
+                       {"model": "Nissan Ariya", "count": 2, "charger_kw": 10, "bus": "Bus 5", "soc": 0.8}],
+        services=[{"id": "DC-L", "contracted_mw": 0.016}])
+    out = tmp_path / "out"
+    verdict = run_file(path, out)["services"][0]
+    _, p = vehicle_power(out)
+    assert p[-1] == pytest.approx([0.0, 0.0, -8.0, -8.0])
+    assert verdict["available_mw"] == pytest.approx(0.02)

@@ -1,0 +1,49 @@
+"""Probabilistic verdicts over seeds, and fleet sizing."""
+
+import json
+
+import pytest
+
+from conftest import run_file
+from cosim import run as runner
+from cosim import scenario
+
+
+def test_wilson_interval_known_values():
+    assert runner.wilson_interval(0, 5) == pytest.approx((0.0, 0.4345), abs=1e-4)
+    assert runner.wilson_interval(5, 10) == pytest.approx((0.2366, 0.7634), abs=1e-4)
+    assert runner.wilson_interval(10, 10)[1] == pytest.approx(1.0)
+
+
+def test_replicates_interval_narrows_as_n_grows(scenario_file, tmp_path):
+    """A DR-L fleet over 4G whose initiation sits near the 2 s deadline: some seeds pass, some fail."""
+    path = scenario_file(duration_s=6, fleet__spread_pct=30, fleet__telemetry_hz=20,
+                         fleet__groups=[{"model": "Skoda Enyaq iV 60", "count": 3, "charger_kw": 10, "bus": "Bus 5"}],
+                         network={"profile": "4g"}, services=[{"id": "DR-L", "contracted_mw": 0.03}])
+
+    def load(seed):
+        return scenario.load(path, [], seed)
+
+    small = runner.run_replicates(load, 4, tmp_path / "small")["services"][0]
+    large = runner.run_replicates(load, 16, tmp_path / "large")["services"][0]
+    assert large["runs_judged"] == 16 and len(list((tmp_path / "large").glob("seed-*"))) == 16
+    width = lambda s: s["ci95"][1] - s["ci95"][0]  # noqa: E731
+    assert width(large) < width(small)
+    assert 0 < large["eligible_runs"] + large["failed_rule_counts"].get("initiation", 0)
+    assert large["initiation_s"]["p5"] <= large["initiation_s"]["median"] <= large["initiation_s"]["p95"]
+    saved = json.loads((tmp_path / "large" / "replicates.json").read_text())
+    assert saved["seeds"] == list(range(1, 17))
+
+
+def test_vehicles_needed_scales_the_mix(scenario_file, tmp_path):
+    """10 Ariya each reach 10 kW long before DR's 10 s deadline: 1 MW needs 100 of them."""
+    path = scenario_file(duration_s=12, fleet__telemetry_hz=20,
+                         fleet__groups=[{"model": "Nissan Ariya", "count": 10, "charger_kw": 10, "bus": "Bus 5"}],
+                         frequency={"events": [{"type": "step", "at_s": 1, "to_hz": 49.8}]},
+                         services=[{"id": "DR-L", "contracted_mw": 1.0}])
+    v = run_file(path, tmp_path / "out")["services"][0]
+    assert v["failed"] == ["full_delivery", "volume", "duration"]  # 100 kW cannot deliver or hold 1 MW
+    assert v["vehicles_needed"] == {"vehicles": 100, "power_at_deadline_mw": 0.1}
+    dc = run_file(path, tmp_path / "dc", overrides=["services.0.id=DC-L",
+                                                     "frequency.events.0.to_hz=49.5"])["services"][0]
+    assert "initiation" in dc["failed"] and dc["vehicles_needed"]["vehicles"] is None
