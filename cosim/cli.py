@@ -5,6 +5,7 @@
     v2g catalog [vehicles|services|networks]
     v2g screen [--charger-kw KW] [--json]
     v2g report RESULTS_DIR [--out FILE]
+    v2g check SCENARIO... --baseline FILE [--update] [--junit FILE]
 
 Exit codes: 0 success, 2 bad input (one line on stderr naming file, field and problem),
 1 a run that failed for another reason (also one line), 130 interrupted.
@@ -45,6 +46,11 @@ def _parser() -> argparse.ArgumentParser:
     scr.add_argument("--charger-kw", type=float, default=10.0, help="charger rating (default 10 kW)")
     scr.add_argument("--services", nargs="+", help="service ids (default: all)")
     scr.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
+    chk = sub.add_parser("check", help="run scenarios and compare their verdicts with a baseline (exit 1 on change)")
+    chk.add_argument("scenarios", type=Path, nargs="+")
+    chk.add_argument("--baseline", type=Path, required=True, help="baseline YAML (created by --update)")
+    chk.add_argument("--update", action="store_true", help="rewrite the baseline with these results")
+    chk.add_argument("--junit", type=Path, help="also write JUnit XML: one test case per scenario x service")
     rep = sub.add_parser("report", help="one self-contained HTML report of a finished run")
     rep.add_argument("results", type=Path)
     rep.add_argument("--out", type=Path, help="default RESULTS/report.html")
@@ -192,6 +198,64 @@ def cmd_screen(args) -> int:
     return 0
 
 
+def cmd_check(args) -> int:
+    import tempfile
+
+    import yaml
+
+    from analysis import regression
+    from cosim import run as runner
+    from cosim import scenario
+
+    baseline = {"tolerances": dict(regression.DEFAULT_TOLERANCES), "scenarios": {}}
+    if args.baseline.exists():
+        try:
+            baseline = yaml.safe_load(args.baseline.read_text()) or {}
+            tolerances = {**regression.DEFAULT_TOLERANCES, **(baseline.get("tolerances") or {})}
+            if not all(isinstance(v, (int, float)) and v >= 0 for v in tolerances.values()):
+                raise regression.BaselineError("tolerances must be numbers >= 0")
+            baseline["tolerances"], baseline.setdefault("scenarios", {})
+        except (yaml.YAMLError, AttributeError, regression.BaselineError) as exc:
+            raise ScenarioError(f"{args.baseline}: not a v2g check baseline: {str(exc).splitlines()[0]}") from None
+    elif not args.update:
+        raise ScenarioError(f"{args.baseline}: no such baseline (create it with --update)")
+    loaded = [scenario.load(path) for path in args.scenarios]  # all inputs first: bad input exits 2 before any run
+    for one in loaded:
+        one.check_grid()
+    names = [one.scenario.name for one in loaded]
+    if len(set(names)) != len(names):
+        raise ScenarioError(f"{args.scenarios[0]}: name: two scenarios are both named {max(names, key=names.count)!r}")
+    results, errors = {}, {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for one in loaded:
+            one.scenario.outputs.plots = False
+            print(f"checking {one.scenario.name} ...", file=sys.stderr, flush=True)
+            try:
+                results[one.scenario.name] = regression.snapshot(runner.run(one, Path(tmp) / one.scenario.name))
+            except Exception as exc:  # one broken scenario must not hide the others' results
+                errors[one.scenario.name] = f"{type(exc).__name__}: {exc}"
+    differences = [] if args.update else [
+        d for name, snap in results.items()
+        for d in regression.compare(name, baseline["scenarios"].get(name), snap, baseline["tolerances"])]
+    if args.junit:
+        args.junit.write_text(regression.junit_xml(results, differences, errors))
+    for name, message in errors.items():
+        print(f"error: {name}: the run failed: {message}", file=sys.stderr)
+    if args.update:
+        baseline["scenarios"].update(results)
+        header = ("# v2g check baseline: verdicts of these scenarios. Booleans and rule lists must match exactly,\n"
+                  "# numbers within the tolerances below. Rewrite deliberately: v2g check ... --update\n")
+        args.baseline.write_text(header + yaml.safe_dump(baseline, sort_keys=True))
+        print(f"baseline {args.baseline} updated: {len(results)} scenario(s)")
+        return 1 if errors else 0
+    for d in differences:
+        print(regression.format_difference(d))
+    n_cases = sum(len(r["services"]) for r in results.values())
+    print(f"v2g check: {len(results)} scenario(s), {n_cases} verdict(s): "
+          + (f"{len(differences)} change(s)" if differences else "no change"))
+    return 1 if differences or errors else 0
+
+
 def cmd_report(args) -> int:
     from analysis import report
 
@@ -209,7 +273,7 @@ def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore", category=FutureWarning)
     try:
         commands = {"run": cmd_run, "validate": cmd_validate, "catalog": cmd_catalog, "screen": cmd_screen,
-                    "report": cmd_report}
+                    "report": cmd_report, "check": cmd_check}
         return commands[args.command](args)
     except ScenarioError as exc:
         print(f"error: {exc}", file=sys.stderr)

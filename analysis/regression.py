@@ -1,0 +1,80 @@
+"""Regression checks of verdicts against a committed baseline, and JUnit XML for CI systems.
+
+A baseline file (YAML) holds the tolerances it is judged with and, per scenario and service, the fields
+below. Booleans and rule lists must match exactly; numbers within the stated tolerance; a number that
+appears or disappears (null) is a change.
+"""
+
+from __future__ import annotations
+
+import math
+from xml.sax.saxutils import escape, quoteattr
+
+EXACT = ("eligible", "failed")
+NUMERIC = {  # field -> tolerance key
+    "initiation_s": "time_s",
+    "full_delivery_s": "time_s",
+    "delivered_mw": "power_mw",
+    "available_mw": "power_mw",
+    "required_mw": "power_mw",
+}
+DEFAULT_TOLERANCES = {"time_s": 0.02, "power_mw": 0.005}
+
+
+class BaselineError(ValueError):
+    """The baseline file is unreadable or malformed."""
+
+
+def snapshot(verdicts: dict) -> dict:
+    """The part of one run's verdicts that a baseline keeps."""
+    return {"seed": verdicts["seed"],
+            "services": {v["service"]: {k: v.get(k) for k in (*EXACT, *NUMERIC)} for v in verdicts["services"]}}
+
+
+def compare(name: str, old: dict | None, new: dict, tolerances: dict) -> list[dict]:
+    """Differences between a scenario's baseline entry and a new snapshot, as dicts with
+    scenario, service, field, old, new."""
+    if old is None:
+        return [{"scenario": name, "service": "-", "field": "(scenario)", "old": "not in baseline", "new": "run"}]
+    out = []
+    if old.get("seed") != new["seed"]:
+        out.append({"scenario": name, "service": "-", "field": "seed", "old": old.get("seed"), "new": new["seed"]})
+    services = list(dict.fromkeys([*old.get("services", {}), *new["services"]]))
+    for service in services:
+        a, b = old.get("services", {}).get(service), new["services"].get(service)
+        if a is None or b is None:
+            out.append({"scenario": name, "service": service, "field": "(service)",
+                        "old": "absent" if a is None else "present", "new": "absent" if b is None else "present"})
+            continue
+        for field in EXACT:
+            if a.get(field) != b.get(field):
+                out.append({"scenario": name, "service": service, "field": field, "old": a.get(field), "new": b.get(field)})
+        for field, key in NUMERIC.items():
+            x, y = a.get(field), b.get(field)
+            if (x is None) != (y is None) or (x is not None and not math.isclose(x, y, rel_tol=0, abs_tol=tolerances[key])):
+                out.append({"scenario": name, "service": service, "field": field, "old": x, "new": y,
+                            "tolerance": tolerances[key]})
+    return out
+
+
+def format_difference(d: dict) -> str:
+    tol = f" (tolerance {d['tolerance']})" if "tolerance" in d else ""
+    return f"{d['scenario']} / {d['service']} / {d['field']}: {d['old']} -> {d['new']}{tol}"
+
+
+def junit_xml(results: dict[str, dict], differences: list[dict], errors: dict[str, str]) -> str:
+    """One test case per scenario x service (or per scenario, when it could not run)."""
+    cases = []
+    for name in sorted(set(results) | set(errors)):
+        if name in errors:
+            cases.append(f'<testcase classname={quoteattr(name)} name="run"><error message={quoteattr(errors[name])}/>'
+                         "</testcase>")
+            continue
+        for service in results[name]["services"]:
+            diffs = [format_difference(d) for d in differences if d["scenario"] == name and d["service"] in (service, "-")]
+            body = (f"<failure message={quoteattr(diffs[0])}>{escape(chr(10).join(diffs))}</failure>" if diffs else "")
+            cases.append(f"<testcase classname={quoteattr(name)} name={quoteattr(service)}>{body}</testcase>")
+    failures = sum("<failure" in c for c in cases)
+    return ('<?xml version="1.0" encoding="utf-8"?>\n'
+            f'<testsuite name="v2g check" tests="{len(cases)}" failures="{failures}" errors="{len(errors)}">\n'
+            + "\n".join(cases) + "\n</testsuite>\n")
