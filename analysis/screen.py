@@ -55,6 +55,10 @@ def differences(desk: dict, simulated: dict, network_profile: dict, spread_pct: 
     """Why the simulation and the desk method disagree, as far as the run shows."""
     if simulated.get("eligible") is None or desk["eligible"] == simulated["eligible"]:
         return []
+    if simulated["eligible"]:
+        return ["the desk method counts only vehicles whose own t_a is within the initiation time; in the fleet the "
+                "quick vehicles start the response and the slower ones still add their power by the full-delivery "
+                "deadline"]
     reasons = []
     failed = set(simulated["failed"])
     if "initiation" in failed:

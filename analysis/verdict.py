@@ -29,7 +29,7 @@ from analysis.timeseries import series, table
 from sims.obc import OPTIONAL_PARAMETERS, PARAMETERS, ChargerFleet
 from sims.services import direction_sign, outside_deadband, response_pu
 
-RULES = ("initiation", "partial_delivery", "full_delivery", "volume", "duration", "metering", "envelope")
+RULES = ("initiation", "partial_delivery", "full_delivery", "volume", "duration", "metering", "envelope", "grid")
 TOLERANCE_PU = 1e-6  # numerical tolerance on "reached", in per unit of the required response
 
 
@@ -314,6 +314,44 @@ def vehicles_needed(service: dict, entry: dict, receipts: dict | None, vehicles:
             "power_at_deadline_mw": _r(reached_kw / 1000, 6)}
 
 
+def grid_rule(h5: h5py.File, t_event: int, t_end: int, limits: dict | None) -> dict | None:
+    """During the event the feeder must stay within limits: every bus voltage inside
+    [v_min_pu, v_max_pu] (EN 50160 default 0.90-1.10 pu) and every line and transformer loading at or
+    below loading_pct (100 %), and every power flow must converge (no voltage collapse). Value: the
+    worst violation (or the tightest margin) with the element, the time and the limit it broke."""
+    if limits is None or "grid/converged" not in h5:
+        return None
+    conv = series(h5, "grid/converged")
+    window = (conv.time_ms >= t_event) & (conv.time_ms < t_end)
+    if not window.any():  # no power flow inside the event: judge the last one before its end
+        window = conv.time_ms == conv.time_ms[conv.time_ms < t_end].max() if (conv.time_ms < t_end).any() else window
+    times = conv.time_ms[window]
+    if (conv.value[window] == 0).any():
+        t_fail = int(times[np.flatnonzero(conv.value[window] == 0)[0]])
+        return dict(_rule(False, None, None, None, "pu"), worst="power flow did not converge (voltage collapse)",
+                    at_s=_r((t_fail - t_event) / 1000, 3))
+    checks = []  # (margin as a fraction of the limit, description, value, limit, unit, time)
+    vm = h5["grid/vm_pu/value"][:][window]
+    buses = [b.decode() if isinstance(b, bytes) else str(b) for b in h5["grid/bus_names/value"][:]]
+    for values, names, key, unit, kind in (
+            (vm, buses, "v_max_pu", "pu", "over"), (vm, buses, "v_min_pu", "pu", "under")):
+        excess = values - limits[key] if kind == "over" else limits[key] - values
+        k, j = np.unravel_index(int(np.argmax(excess)), excess.shape)
+        checks.append((float(excess[k, j]), f"bus {names[j]} voltage", float(values[k, j]), limits[key], unit, int(times[k])))
+    for path, label in (("line_loading_pct", "line"), ("trafo_loading_pct", "transformer")):
+        if f"grid/{path}" not in h5 or h5[f"grid/{path}/value"].shape[1] == 0:
+            continue
+        values = h5[f"grid/{path}/value"][:][window]
+        names = [n.decode() if isinstance(n, bytes) else str(n) for n in h5[f"grid/{label if label == 'line' else 'trafo'}_names/value"][:]]
+        excess = (values - limits["loading_pct"]) / 100.0  # in pu of rating, comparable with voltage excess
+        k, j = np.unravel_index(int(np.argmax(excess)), excess.shape)
+        checks.append((float(excess[k, j]), f"{label} {names[j] or j} loading", float(values[k, j]),
+                       limits["loading_pct"], "%", int(times[k])))
+    worst = max(checks, key=lambda c: c[0])
+    return dict(_rule(worst[0] <= 1e-9, _r(worst[2], 6), worst[3], _r(-worst[0], 6), worst[4]),
+                worst=worst[1], at_s=_r((worst[5] - t_event) / 1000, 3))
+
+
 def grid_summary(h5: h5py.File) -> dict:
     def extreme(path, fn):
         s = series(h5, path)
@@ -359,7 +397,7 @@ def network_summary(h5: h5py.File) -> dict | None:
 
 
 def evaluate(h5_path, services: list[dict], vehicles: dict, nominal_hz: float, threshold_pu: float,
-             telemetry_hz: float) -> dict:
+             telemetry_hz: float, grid_limits: dict | None = None) -> dict:
     """All verdicts of one run, as the JSON-ready dict written to ``verdicts.json``."""
     with h5py.File(h5_path, "r") as h5:
         freq = series(h5, "frequency/f_hz")
@@ -370,6 +408,12 @@ def evaluate(h5_path, services: list[dict], vehicles: dict, nominal_hz: float, t
         for entry, service in zip(results, services):
             if entry["eligible"] is not None:
                 t_event = round(entry["event_start_s"] * 1000)
+                trace = service_trace(service, services, freq, power, nominal_hz)
+                rule = grid_rule(h5, t_event, trace["t_end"], grid_limits)
+                if rule is not None:
+                    entry["rules"]["grid"] = rule
+                    entry["failed"] = [n for n in RULES if n in entry["rules"] and not entry["rules"][n]["passed"]]
+                    entry["eligible"] = not entry["failed"]
                 entry["vehicles_needed"] = vehicles_needed(service, entry, first_receipts(h5, t_event), vehicles,
                                                            t_event)
         network = network_summary(h5)

@@ -72,7 +72,8 @@ def run(loaded, out_dir: Path, progress: bool = False) -> dict:
         vehicles = simulate(loaded, tmp / "timeseries.h5", progress=progress)
         verdicts = {"scenario": loaded.scenario.name, "seed": loaded.scenario.seed}
         verdicts.update(evaluate(tmp / "timeseries.h5", loaded.services, vehicles, catalog.nominal_hz(),
-                                 catalog.initiation_threshold_pu(), loaded.scenario.fleet.telemetry_hz))
+                                 catalog.initiation_threshold_pu(), loaded.scenario.fleet.telemetry_hz,
+                                 loaded.scenario.grid.limits.model_dump()))
         add_desk_method(verdicts, loaded)
         (tmp / "verdicts.json").write_text(json.dumps(verdicts, indent=2, allow_nan=False) + "\n")
         if loaded.scenario.outputs.plots:

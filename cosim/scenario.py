@@ -52,8 +52,24 @@ class Frequency(_Strict):
     sample_ms: int = Field(default=20, ge=1, description="sampling of ramps")
 
 
+_GRID_LIMITS = yaml.safe_load((Path(__file__).resolve().parents[1] / "analysis" / "data" / "grid_limits.yaml").read_text())
+
+
+class GridLimits(_Strict):
+    v_min_pu: float = Field(default=_GRID_LIMITS["v_min_pu"], gt=0)
+    v_max_pu: float = Field(default=_GRID_LIMITS["v_max_pu"], gt=0)
+    loading_pct: float = Field(default=_GRID_LIMITS["loading_pct"], gt=0, description="lines and transformers")
+
+    @model_validator(mode="after")
+    def _band(self):
+        if self.v_min_pu >= self.v_max_pu:
+            raise ValueError(f"v_min_pu ({self.v_min_pu}) must be below v_max_pu ({self.v_max_pu})")
+        return self
+
+
 class Grid(_Strict):
     network: str = "cigre_mv"
+    limits: GridLimits = Field(default_factory=GridLimits)
     step_s: float = Field(default=1.0, ge=0.001, description="power-flow interval")
     base_load_scale: float = Field(default=1.0, ge=0, description="scales the network's own loads")
 
@@ -62,7 +78,9 @@ class FleetGroup(_Strict):
     model: str | VehicleModel
     count: int = Field(ge=1)
     charger_kw: float = Field(gt=0)
-    bus: int | str
+    bus: int | str | list[int | str] = Field(description="a bus, or a list the group's chargers spread over")
+    placement: Literal["round_robin", "random"] = Field(
+        default="round_robin", description="how chargers are spread over a list of buses (random: with the seed)")
     bidirectional: bool = _DEFAULTS["bidirectional"]
     soc: float = Field(default=_DEFAULTS["soc"], ge=0, le=1)
     soc_min: float = Field(default=_DEFAULTS["soc_min"], ge=0, le=1)
@@ -81,6 +99,13 @@ class FleetGroup(_Strict):
     arrival_s: float | tuple[float, float] = Field(default=_DEFAULTS["arrival_s"],
                                                    description="seconds, or [low, high] drawn per vehicle")
     departure_s: float | tuple[float, float] | None = _DEFAULTS["departure_s"]
+
+    @field_validator("bus")
+    @classmethod
+    def _non_empty(cls, bus):
+        if isinstance(bus, list) and not bus:
+            raise ValueError("an empty list of buses")
+        return bus
 
     @model_validator(mode="after")
     def _soc_window(self):
@@ -426,10 +451,12 @@ class LoadedScenario:
         except GridError as exc:
             raise self.error("grid.network", str(exc)) from None
         for i, g in enumerate(self.scenario.fleet.groups):
-            try:
-                find_bus(net, g.bus)
-            except GridError as exc:
-                raise self.error(f"fleet.groups[{i}].bus", str(exc)) from None
+            for j, bus in enumerate(g.bus if isinstance(g.bus, list) else [g.bus]):
+                try:
+                    find_bus(net, bus)
+                except GridError as exc:
+                    where = f"fleet.groups[{i}].bus" + (f"[{j}]" if isinstance(g.bus, list) else "")
+                    raise self.error(where, str(exc)) from None
         self._grid_checked = True
 
     def resolved(self) -> dict:

@@ -70,7 +70,8 @@ def sample_vehicles(groups: list[dict], spread_pct: float, rng: np.random.Genera
     ``soc``, ``soc_min``, ``soc_max``, ``baseline_kw``, ``bus``, ``plugged_in_fraction``,
     ``efficiency_charge``, ``efficiency_discharge``, ``connection`` (``dc`` or ``ac``), ``phases``,
     ``max_current_a``, ``min_current_a``, ``current_step_a``, ``phase_voltage_v``, ``setpoint_step_kw``,
-    ``arrival_s``, ``departure_s`` (a number, ``None``, or ``[low, high]`` to draw uniformly per vehicle).
+    ``arrival_s``, ``departure_s`` (a number, ``None``, or ``[low, high]`` to draw uniformly per vehicle),
+    ``placement`` (``round_robin`` or ``random``, when ``bus`` is a list of buses).
 
     Delays and ramp rates of each vehicle are drawn around the model's means with coefficient of
     variation ``spread_pct`` / 100 from ``distribution`` (see ``_spread``); zero spread gives the
@@ -100,7 +101,7 @@ def sample_vehicles(groups: list[dict], spread_pct: float, rng: np.random.Genera
         arrival = _window(rng, g["arrival_s"], n, 0.0)
         departure = _window(rng, g["departure_s"], n, np.inf)
         out["model"] += [v.model] * n
-        out["bus"] += [g["bus"]] * n
+        out["bus"] += _place(rng, g["bus"], n, g.get("placement", "round_robin"))
         out["start_delay_ms"] += np.round(drawn["t_a_s"] * 1000).tolist()
         out["stop_delay_ms"] += np.round(drawn["t_c_s"] * 1000).tolist()
         out["ramp_up_kw_per_s"] += drawn["ramp_up_kw_per_s"].tolist()
@@ -119,6 +120,15 @@ def sample_vehicles(groups: list[dict], spread_pct: float, rng: np.random.Genera
         out["min_power_kw"] += [min_power] * n
         out["setpoint_step_kw"] += [step] * n
     return out
+
+
+def _place(rng: np.random.Generator, bus, n: int, placement: str) -> list:
+    """The bus of each of n chargers: one bus, or spread over a list (in turn, or at random)."""
+    if not isinstance(bus, (list, tuple)):
+        return [bus] * n
+    if placement == "random":
+        return [bus[i] for i in rng.integers(0, len(bus), n)]
+    return [bus[i % len(bus)] for i in range(n)]
 
 
 def _window(rng: np.random.Generator, value, n: int, default: float) -> np.ndarray:

@@ -6,7 +6,7 @@ import h5py
 import numpy as np
 import pytest
 
-from conftest import SCENARIOS, run_file, vehicle_power
+from conftest import ROOT, SCENARIOS, run_file, vehicle_power
 from analysis.verdict import RULES
 from sims import catalog
 
@@ -97,3 +97,19 @@ def test_dispatch_shares_response_by_headroom_and_counts_charging_first(scenario
     assert p[0] == pytest.approx([6.0] * 4)
     assert p[-1] == pytest.approx([1.0] * 4)  # 20 kW shared over 4 x 16 kW headroom: 5 kW less each
     assert verdict["available_mw"] == pytest.approx(0.064)
+
+
+def test_grid_rule_names_the_overloaded_line_and_placement_changes_the_verdict(tmp_path):
+    end = run_file(ROOT / "scenarios" / "mv-feeder-end-dr.yaml", tmp_path / "end")["services"][0]
+    spread = run_file(ROOT / "scenarios" / "mv-feeder-spread-dr.yaml", tmp_path / "spread")["services"][0]
+    assert end["failed"] == ["grid"] and spread["eligible"] is True
+    rule = end["rules"]["grid"]
+    assert rule["worst"] == "line Line 10-11 loading" and rule["value"] > 100 and rule["margin"] < 0
+    assert 0 <= rule["at_s"] <= 15
+
+
+def test_grid_limits_are_scenario_settings(scenario_file, tmp_path):
+    path = scenario_file(grid={"network": "cigre_mv", "step_s": 1.0, "base_load_scale": 0.6,
+                               "limits": {"v_max_pu": 1.02}})
+    rule = run_file(path, tmp_path / "out")["services"][0]["rules"]["grid"]
+    assert rule["passed"] is False and rule["limit"] == 1.02 and rule["worst"] == "bus Bus 0 voltage"
