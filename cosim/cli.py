@@ -6,6 +6,7 @@
     v2g screen [--charger-kw KW] [--json]
     v2g report RESULTS_DIR [--out FILE]
     v2g check SCENARIO... --baseline FILE [--update] [--junit FILE]
+    v2g hosting-capacity SCENARIO [--placements N] [--out DIR]
 
 Exit codes: 0 success, 2 bad input (one line on stderr naming file, field and problem),
 1 a run that failed for another reason (also one line), 130 interrupted.
@@ -51,6 +52,12 @@ def _parser() -> argparse.ArgumentParser:
     chk.add_argument("--baseline", type=Path, required=True, help="baseline YAML (created by --update)")
     chk.add_argument("--update", action="store_true", help="rewrite the baseline with these results")
     chk.add_argument("--junit", type=Path, help="also write JUnit XML: one test case per scenario x service")
+    hc = sub.add_parser("hosting-capacity", help="chargers each feeder of the scenario's grid takes before a limit breaks")
+    hc.add_argument("scenario", type=Path)
+    hc.add_argument("--placements", type=int, default=20, help="random placements per feeder and direction (20)")
+    hc.add_argument("--out", type=Path, help="output directory (default results/<scenario name>/hosting-capacity)")
+    hc.add_argument("--set", dest="overrides", action="append", default=[], metavar="PATH=VALUE")
+    hc.add_argument("--max-chargers", type=int, default=5000, help="search no further than this per feeder")
     rep = sub.add_parser("report", help="one self-contained HTML report of a finished run")
     rep.add_argument("results", type=Path)
     rep.add_argument("--out", type=Path, help="default RESULTS/report.html")
@@ -256,6 +263,53 @@ def cmd_check(args) -> int:
     return 1 if differences or errors else 0
 
 
+def cmd_hosting(args) -> int:
+    import shutil
+    import tempfile
+
+    from analysis import hosting
+    from cosim import scenario
+    from cosim.run import _replace_dir
+    from sims.grid import load_network
+
+    loaded = scenario.load(args.scenario, args.overrides)
+    loaded.check_grid()
+    if args.placements < 1 or args.max_chargers < 1:
+        raise ScenarioError("--placements and --max-chargers must be at least 1")
+    sc = loaded.scenario
+    group = loaded.groups[0]
+    directions = ["import", "export"] if group["bidirectional"] else ["import"]
+    net = load_network(sc.grid.network, loaded.base_dir)
+    net.load["scaling"] = net.load["scaling"] * sc.grid.base_load_scale
+
+    def progress(done, total):
+        if sys.stderr.isatty():
+            print(f"\rhosting capacity: {done}/{total} placements", end="" if done < total else "\n",
+                  file=sys.stderr, flush=True)
+
+    results = hosting.hosting_capacity(net, sc.grid.limits.model_dump(), group["charger_kw"], directions,
+                                       args.placements, sc.seed, args.max_chargers, progress)
+    out = args.out or Path("results") / sc.name / "hosting-capacity"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
+    try:
+        hosting.write(results, tmp)
+        _replace_dir(tmp, out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    from analysis.table import render
+
+    print(f"Hosting capacity of {sc.grid.network} for {group['charger_kw']:g} kW chargers "
+          f"({args.placements} placements per feeder; limits {sc.grid.limits.v_min_pu}-{sc.grid.limits.v_max_pu} pu, "
+          f"{sc.grid.limits.loading_pct:g} %)")
+    print(render(["feeder", "direction", "p5", "p50", "p95", "MW at p50", "binds first", "where"],
+                 [[f["feeder"], f["direction"], f["chargers_p5"], f["chargers_p50"], f["chargers_p95"],
+                   f"{f['kw_p50'] / 1000:.2f}", f["binding_limit"], f["binding_element"]] for f in results["feeders"]],
+                 "llrrrrll"))
+    print(f"{results['power_flows']} power flows; results in {out}/")
+    return 0
+
+
 def cmd_report(args) -> int:
     from analysis import report
 
@@ -273,7 +327,7 @@ def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore", category=FutureWarning)
     try:
         commands = {"run": cmd_run, "validate": cmd_validate, "catalog": cmd_catalog, "screen": cmd_screen,
-                    "report": cmd_report, "check": cmd_check}
+                    "report": cmd_report, "check": cmd_check, "hosting-capacity": cmd_hosting}
         return commands[args.command](args)
     except ScenarioError as exc:
         print(f"error: {exc}", file=sys.stderr)
