@@ -2,8 +2,10 @@
 
 Everything is measured from the recorded time series (``timeseries.h5``) of one run:
 
-* The **event** for a service starts at ``t_event``, the first time the frequency leaves the
-  service's deadband in the service's direction, and ends when it comes back (or at the end of run).
+* The **event** for a service is the excursion of the frequency outside the service's deadband (in
+  the service's direction) in which the service asked for the most response; it starts at
+  ``t_event`` and ends when the frequency comes back (or at the end of the run). For a step test
+  that is the step; on a recorded trace it is the biggest dip, not the first wobble.
 * The fleet's **response** is its change of power against its **baseline**, the fleet power at
   ``t_event``, counted positive in the service's direction (less import for Low services). Where
   several services of the same direction are contracted, the response is shared among them in
@@ -184,11 +186,15 @@ def service_trace(service: dict, services: list[dict], freq, power, nominal_hz: 
     frequency never left the service's deadband). Keys: t_ms, t_event, t_end, response_kw, required_kw."""
     sign = direction_sign(service)
     leaves = outside_deadband(service, freq.value, nominal_hz)
-    t_event = _first(freq.time_ms, leaves)
-    if t_event is None:
+    if not leaves.any():
         return None
-    back = np.flatnonzero(~leaves & (freq.time_ms > t_event))
-    t_end = int(freq.time_ms[back[0]]) if back.size else int(power.time_ms[-1]) + 1
+    # the event: the excursion outside the deadband in which the service asked for the most
+    edges = np.diff(np.concatenate([[0], leaves.astype(int), [0]]))
+    starts, stops = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+    asked = response_pu(service, freq.value, nominal_hz)
+    best = int(np.argmax([asked[a:b].max() for a, b in zip(starts, stops)]))
+    t_event = int(freq.time_ms[starts[best]])
+    t_end = int(freq.time_ms[stops[best]]) if stops[best] < freq.time_ms.size else int(power.time_ms[-1]) + 1
     t = power.time_ms
     f_at = freq.at(t)
     same_dir = [s for s in services if s["direction"] == service["direction"]]

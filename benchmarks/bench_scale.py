@@ -76,7 +76,7 @@ def baseline(loaded, vehicles: dict, with_network: bool = False) -> tuple[float,
     delay = loaded.network_profile["measurement_delay_ms"]
     from sims.frequency import build_profile
 
-    changes = {t + delay: f for t, f in build_profile([e.model_dump() for e in sc.frequency.events], nominal)}
+    changes = {t + delay: f for t, f in build_profile(loaded.frequency_events, nominal)}
     sent = lim["baseline_kw"].copy()
     flows = 0
     step, grid_step = sc.outputs.sample_ms, grid.step_ms

@@ -44,7 +44,47 @@ class RampEvent(_Strict):
     hold_s: float | None = Field(default=None, gt=0)
 
 
-FrequencyEvent = Annotated[Union[StepEvent, RampEvent], Field(discriminator="type")]
+class PiecewiseEvent(_Strict):
+    type: Literal["piecewise"]
+    at_s: float = Field(default=0.0, ge=0)
+    points: list[tuple[float, float]] = Field(min_length=2, description="(seconds from at_s, Hz)")
+
+    @field_validator("points")
+    @classmethod
+    def _increasing(cls, points):
+        if any(b[0] <= a[0] for a, b in zip(points, points[1:])):
+            raise ValueError("point times must increase")
+        return points
+
+
+class TraceEvent(_Strict):
+    type: Literal["trace"]
+    at_s: float = Field(default=0.0, ge=0)
+    file: str = Field(description="CSV with time_s and hz columns, or HDF5 file")
+    time_column: str = "time_s"
+    hz_column: str = "hz"
+    dataset: str | None = Field(default=None, description="HDF5: group holding the two datasets")
+
+
+class StandardEvent(_Strict):
+    type: Literal["standard"]
+    at_s: float = Field(default=0.0, ge=0)
+    name: str
+
+
+class OUEvent(_Strict):
+    type: Literal["ou"]
+    at_s: float = Field(default=0.0, ge=0)
+    duration_s: float = Field(gt=0)
+    preset: str | None = Field(default="ou_gb", description="parameters from frequency_profiles.yaml")
+    mean_hz: float | None = None
+    theta_per_s: float | None = Field(default=None, gt=0)
+    sigma_hz_per_sqrt_s: float | None = Field(default=None, ge=0)
+    seed: int | None = Field(default=None, description="default: the scenario's seed")
+
+
+FrequencyEvent = Annotated[Union[StepEvent, RampEvent, PiecewiseEvent, TraceEvent, StandardEvent, OUEvent],
+                           Field(discriminator="type")]
 
 
 class Frequency(_Strict):
@@ -429,15 +469,66 @@ class LoadedScenario:
         return profile
 
     def _check_frequency(self):
-        end = 0.0
-        for i, ev in enumerate(sorted(self.scenario.frequency.events, key=lambda e: e.at_s)):
-            if ev.at_s < end:
-                raise self.error(f"frequency.events[{i}].at_s", f"starts at {ev.at_s} s, before the previous "
-                                 f"event ends at {end} s")
-            end = ev.at_s + (ev.hold_s or 0)
+        for i, ev in enumerate(self.scenario.frequency.events):
             if ev.at_s >= self.scenario.duration_s:
                 raise self.error(f"frequency.events[{i}].at_s",
                                  f"{ev.at_s} s is not before the end of the run (duration_s {self.scenario.duration_s})")
+        self.frequency_events = [e for i, ev in enumerate(self.scenario.frequency.events)
+                                 for e in self._expand_event(i, ev)]
+
+    def _expand_event(self, i: int, ev) -> list[dict]:
+        """Scenario events as the frequency simulator takes them: files read, presets filled in."""
+        where = f"frequency.events[{i}]"
+        if ev.type == "standard":
+            profiles = catalog.frequency_profiles()["profiles"]
+            if ev.name not in profiles:
+                raise self.error(f"{where}.name", f"unknown standard profile {ev.name!r} (known: {', '.join(profiles)})")
+            return [dict(e, at_s=e["at_s"] + ev.at_s) for e in profiles[ev.name]["events"]]
+        if ev.type == "ou":
+            data = ev.model_dump()
+            if ev.preset is not None:
+                presets = catalog.frequency_profiles()
+                if ev.preset not in presets or not ev.preset.startswith("ou_"):
+                    raise self.error(f"{where}.preset", f"unknown process preset {ev.preset!r}")
+                for key in ("mean_hz", "theta_per_s", "sigma_hz_per_sqrt_s"):
+                    data[key] = presets[ev.preset][key] if data[key] is None else data[key]
+            missing = [k for k in ("theta_per_s", "sigma_hz_per_sqrt_s") if data[k] is None]
+            if missing:
+                raise self.error(where, f"an ou event without a preset needs {', '.join(missing)}")
+            data["seed"] = self.scenario.seed if ev.seed is None else ev.seed
+            return [data]
+        if ev.type == "trace":
+            time_s, hz = self._read_trace(where, ev)
+            return [{"type": "trace", "at_s": ev.at_s, "time_s": time_s, "hz": hz}]
+        return [ev.model_dump()]
+
+    def _read_trace(self, where: str, ev) -> tuple[list[float], list[float]]:
+        import numpy as np
+
+        path = self.base_dir / ev.file
+        if not path.is_file():
+            raise self.error(f"{where}.file", f"no such file {path}")
+        try:
+            if path.suffix in (".h5", ".hdf5"):
+                import h5py
+
+                with h5py.File(path, "r") as h5:
+                    group = h5[ev.dataset] if ev.dataset else h5
+                    time_s, hz = group[ev.time_column][:], group[ev.hz_column][:]
+            else:
+                import csv
+
+                lines = [ln for ln in path.read_text().splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
+                rows = list(csv.DictReader(lines))
+                time_s = [float(r[ev.time_column]) for r in rows]
+                hz = [float(r[ev.hz_column]) for r in rows]
+        except (KeyError, ValueError, TypeError, OSError) as exc:
+            raise self.error(f"{where}.file", f"cannot read columns {ev.time_column!r} and {ev.hz_column!r} "
+                             f"from {path.name}: {str(exc).splitlines()[0]}") from None
+        time_s, hz = np.asarray(time_s, float), np.asarray(hz, float)
+        if time_s.size < 2 or np.any(np.diff(time_s) <= 0) or not np.all(np.isfinite(hz)):
+            raise self.error(f"{where}.file", f"{path.name}: need at least two samples, increasing times, finite Hz")
+        return (time_s - time_s[0]).tolist(), hz.tolist()
 
     def check_grid(self):
         """Load the grid and check every fleet bus exists (slow: imports pandapower). Done once."""

@@ -64,7 +64,7 @@ def build(world: mosaik.World, loaded, vehicles: dict, h5_path: str) -> dict:
     profile = loaded.network_profile
 
     frequency = world.start("Frequency", nominal_hz=nominal, sample_ms=sc.frequency.sample_ms,
-                            events=[e.model_dump() for e in sc.frequency.events]).Frequency()
+                            events=loaded.frequency_events).Frequency()
     controller = world.start("Controller", measurement_delay_ms=profile["measurement_delay_ms"],
                              dispatch_interval_ms=profile["dispatch_interval_ms"]).Aggregator(
         services=loaded.services, vehicles={k: vehicles[k] for k in ("baseline_kw", "p_min_kw", "p_max_kw", "plugged", "arrival_ms",

@@ -132,3 +132,8 @@ def network_profiles() -> dict[str, dict]:
 @functools.lru_cache(maxsize=1)
 def fleet_defaults() -> dict:
     return yaml.safe_load((DATA_DIR / "fleet_defaults.yaml").read_text())
+
+
+@functools.lru_cache(maxsize=1)
+def frequency_profiles() -> dict:
+    return yaml.safe_load((DATA_DIR / "frequency_profiles.yaml").read_text())

@@ -2,15 +2,22 @@
 
 A profile is a time-ordered list of frequency changes ``(t_ms, hz)``; the simulator outputs each
 change at its time and nothing in between, so a step costs two steps of the whole world, not one
-per millisecond. Ramps are sampled every ``sample_ms``.
+per millisecond. Continuous shapes are sampled every ``sample_ms``.
 
-Events (applied in time order; each starts from the frequency the previous one left):
-  ``{"type": "step", "at_s": 5, "to_hz": 49.5, "hold_s": 20}``   step, back to nominal after hold_s
+Events are deviations from nominal that add up (so a ramp can ride on a recorded trace):
+  ``{"type": "step", "at_s": 5, "to_hz": 49.5, "hold_s": 20}``   a step, back to nominal after hold_s
   ``{"type": "ramp", "at_s": 5, "to_hz": 49.5, "rocof_hz_per_s": 0.5, "hold_s": 20}``
-      linear change at the given rate of change of frequency, then hold, then back to nominal
+      a linear change at that rate of change of frequency, then held, then back to nominal
+  ``{"type": "piecewise", "at_s": 0, "points": [[0, 50], [2, 49.6], [10, 49.8]]}``
+      linear between (seconds from at_s, Hz) points; nominal outside them
+  ``{"type": "trace", "at_s": 0, "time_s": [...], "hz": [...]}``
+      a recorded trace, replayed exactly at its own sample times (linear in between, at sample_ms
+      where the trace is coarser)
+  ``{"type": "ou", "at_s": 0, "duration_s": 600, "mean_hz": 50, "theta_per_s": .., "sigma_hz_per_sqrt_s": ..,
+     "seed": 1}``  normal operation: an Ornstein-Uhlenbeck process sampled exactly every sample_ms
 
 Output: ``Frequency.f_hz``. Sim params: ``nominal_hz``, ``events``, ``sample_ms`` (default 20).
-Start it with ``world.set_initial_event(sid)``: the first step outputs the nominal frequency at t=0.
+Start it with ``world.set_initial_event(sid)``: the first step outputs the frequency at t=0.
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ from __future__ import annotations
 import math
 
 import mosaik_api_v3
+import numpy as np
 
 META = {
     "api_version": "3.0",
@@ -26,37 +34,71 @@ META = {
 }
 
 
-def build_profile(events: list[dict], nominal_hz: float, sample_ms: int = 20) -> list[tuple[int, float]]:
-    """Turn event descriptions into the list of (time in ms, Hz) changes, starting at nominal."""
-    points: list[tuple[int, float]] = [(0, float(nominal_hz))]
-    for event in sorted(events, key=lambda e: e["at_s"]):
-        start = round(event["at_s"] * 1000)
-        if start < points[-1][0]:
-            raise ValueError(f"frequency event at {event['at_s']} s starts before the previous one ends")
-        f0 = points[-1][1]
-        target = float(event["to_hz"])
-        if event["type"] == "step":
-            points.append((start, target))
-            end = start
-        elif event["type"] == "ramp":
-            duration = round(abs(target - f0) / event["rocof_hz_per_s"] * 1000)
-            n = max(1, math.ceil(duration / sample_ms))
-            for k in range(1, n + 1):
-                t = start + min(k * sample_ms, duration)
-                points.append((t, f0 + (target - f0) * (t - start) / duration if duration else target))
-            end = start + duration
+def _component(event: dict, nominal_hz: float, sample_ms: int):
+    """(sample times in ms, deviation function of an array of ms) of one event."""
+    start = round(event["at_s"] * 1000)
+    kind = event["type"]
+    if kind in ("step", "ramp"):
+        dev = float(event["to_hz"]) - nominal_hz
+        ramp_ms = round(abs(dev) / event["rocof_hz_per_s"] * 1000) if kind == "ramp" else 0
+        end = None if event.get("hold_s") is None else start + ramp_ms + round(event["hold_s"] * 1000)
+        times = [start] + list(range(start + sample_ms, start + ramp_ms, sample_ms)) + [start + ramp_ms]
+        times += [] if end is None else [end]
+
+        def f(t, dev=dev, start=start, ramp_ms=ramp_ms, end=end):
+            t = np.asarray(t, dtype=float)
+            shape = np.clip((t - start) / ramp_ms, 0, 1) if ramp_ms else (t >= start).astype(float)
+            on = (t >= start) & ((t < end) if end is not None else True)
+            return np.where(on, dev * shape, 0.0)
+        return times, f
+    if kind in ("piecewise", "trace"):
+        if kind == "piecewise":
+            pts = np.asarray(event["points"], dtype=float)
+            t_pts, hz = start + np.round(pts[:, 0] * 1000), pts[:, 1]
         else:
-            raise ValueError(f"unknown frequency event type {event['type']!r}")
-        if event.get("hold_s") is not None:
-            points.append((end + round(event["hold_s"] * 1000), float(nominal_hz)))
-    # merge changes at the same time (the later one wins) and drop repeats of the same value
-    merged: list[tuple[int, float]] = []
-    for t, f in points:
-        if merged and merged[-1][0] == t:
-            merged[-1] = (t, f)
-        elif not merged or merged[-1][1] != f:
-            merged.append((t, f))
-    return merged
+            t_pts, hz = start + np.round(np.asarray(event["time_s"], float) * 1000), np.asarray(event["hz"], float)
+        first, last = t_pts[0], t_pts[-1]
+        dense = [t for a, b in zip(t_pts[:-1], t_pts[1:]) for t in range(int(a), int(b), sample_ms)]
+        times = sorted(set(int(t) for t in t_pts) | set(dense) | {int(last) + 1})
+
+        def f(t, t_pts=t_pts, hz=hz, first=first, last=last):
+            t = np.asarray(t, dtype=float)
+            return np.where((t >= first) & (t <= last), np.interp(t, t_pts, hz) - nominal_hz, 0.0)
+        return times, f
+    if kind == "ou":
+        n = int(round(event["duration_s"] * 1000)) // sample_ms
+        dt = sample_ms / 1000.0
+        theta, sigma, mean = event["theta_per_s"], event["sigma_hz_per_sqrt_s"], event.get("mean_hz", nominal_hz)
+        rng = np.random.default_rng(event.get("seed", 0))
+        decay = math.exp(-theta * dt)
+        noise = sigma * math.sqrt((1 - decay * decay) / (2 * theta))
+        x = np.empty(n + 1)
+        x[0] = event.get("start_hz", mean)
+        shocks = rng.standard_normal(n)
+        for k in range(n):  # exact discretisation of the OU process
+            x[k + 1] = mean + (x[k] - mean) * decay + noise * shocks[k]
+        t_pts = start + np.arange(n + 1) * sample_ms
+        times = t_pts.tolist() + [int(t_pts[-1]) + sample_ms]
+
+        def f(t, t_pts=t_pts, x=x):
+            t = np.asarray(t, dtype=float)
+            idx = np.clip(np.searchsorted(t_pts, t, side="right") - 1, 0, len(x) - 1)
+            return np.where((t >= t_pts[0]) & (t <= t_pts[-1]), x[idx] - nominal_hz, 0.0)
+        return times, f
+    raise ValueError(f"unknown frequency event type {kind!r}")
+
+
+def build_profile(events: list[dict], nominal_hz: float, sample_ms: int = 20) -> list[tuple[int, float]]:
+    """The list of (time in ms, Hz) changes of the sum of the events' deviations, from t=0."""
+    parts = [_component(e, nominal_hz, sample_ms) for e in events]
+    times = sorted({0, *(int(t) for ts, _ in parts for t in ts if t >= 0)})
+    hz = nominal_hz + sum((f(times) for _, f in parts), np.zeros(len(times)))
+    out: list[tuple[int, float]] = []
+    for t, value in zip(times, hz.tolist()):
+        value = round(value, 9)  # sums of deviations: no 1e-15 Hz "changes"
+        if not out or out[-1][1] != value:
+            out.append((t, value))
+    return out
 
 
 class FrequencySim(mosaik_api_v3.Simulator):

@@ -19,9 +19,12 @@ State machine (per vehicle), built on the measured step tests in ``data/vehicles
       can reverse, and a start from standstill takes ``t_a``.)
 * Discharge uses the same delays and rates as charge (the source says similar profiles can be
   assumed for bidirectional operation).
-* A setpoint arriving while another is still waiting to take effect replaces it; the earlier one
-  never takes effect. A setpoint that takes effect in the middle of a ramp re-anchors the ramp at
-  the current power: power is continuous, it never jumps.
+* A setpoint arriving while another is still waiting to take effect replaces its *value* but not
+  its timing: the charger applies the latest value when the earlier one would have taken effect (or
+  at the new setpoint's own time, if that is sooner). It does not restart its delay, so a setpoint
+  updated every few milliseconds is followed with the measured latency instead of never. A setpoint
+  that takes effect in the middle of a ramp re-anchors the ramp at the current power: power is
+  continuous, it never jumps.
 * If, when a setpoint takes effect, the power still has the opposite sign (an earlier motion did
   not finish), the vehicle first ramps to zero, as for a reversal.
 * Energy: the battery gains ``eta_charge * P`` while importing and loses ``|P| / eta_discharge``
@@ -287,7 +290,7 @@ class ChargerFleet:
         up = ~reversal & (np.abs(kw) > np.abs(current))
         delay = np.where(up, self.start_delay_ms[idx], self.stop_delay_ms[idx])
         self.pending_goal[idx] = kw
-        self.pending_t[idx] = t_ms + delay
+        self.pending_t[idx] = np.minimum(self.pending_t[idx], t_ms + delay)  # no pending: +inf
         self.last_command_ms[idx] = t_ms
         self._push(self.pending_t[idx], PENDING, idx)
         # these vehicles' motion changed: make sure a limit they could now reach is checked in time

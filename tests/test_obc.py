@@ -80,12 +80,28 @@ def test_setpoint_change_mid_ramp_is_continuous():
 
 
 def test_newer_command_replaces_one_not_yet_effective():
-    v = catalog.builtin_vehicles()["Renault Zoe 40"]  # t_a 3.8 s
+    v = catalog.builtin_vehicles()["Renault Zoe 40"]  # t_a 3.8 s, t_c 0.1 s
     fleet = one_vehicle(v, 10.0)
     fleet.command(0, [0], [10.0])
     fleet.command(1000, [0], [0.0])  # cancel before the first took effect
     times, p = trace(fleet, 8000)
     assert np.all(p == 0.0)
+
+
+def test_setpoints_updated_faster_than_the_start_delay_do_not_starve_the_charger():
+    """A new value every 20 ms: the charger applies the latest one t_a after the first, not never."""
+    v = catalog.builtin_vehicles()["Renault Zoe 40"]  # t_a 3.8 s
+    fleet = one_vehicle(v, 10.0)
+    for k, t in enumerate(range(0, 3790, 20)):
+        fleet.advance(t)
+        fleet.command(t, [0], [min(10.0, 0.1 * (k + 1))])
+    fleet.advance(3799)
+    assert fleet.power_kw()[0] == 0.0 and np.isnan(fleet.last_effect_ms[0])
+    fleet.advance(3800)
+    assert fleet.last_effect_ms[0] == 3800  # the first setpoint's delay, not restarted by the others
+    assert fleet.goal[0] == pytest.approx(10.0)  # heading for the latest value
+    fleet.advance(5000)
+    assert fleet.power_kw()[0] == pytest.approx(1.2 * 6.13)
 
 
 def test_energy_is_integrated_exactly_with_efficiency():
