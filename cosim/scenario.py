@@ -83,7 +83,14 @@ class OUEvent(_Strict):
     seed: int | None = Field(default=None, description="default: the scenario's seed")
 
 
-FrequencyEvent = Annotated[Union[StepEvent, RampEvent, PiecewiseEvent, TraceEvent, StandardEvent, OUEvent],
+class SystemEvent(_Strict):
+    type: Literal["system"]
+    preset: str = Field(description="a system in frequency_profiles.yaml, e.g. gb_2019_08_09")
+    replication_factor: float = Field(default=0.0, ge=0,
+                                      description="closed loop: the fleet stands for this many like it (0: open loop)")
+
+
+FrequencyEvent = Annotated[Union[StepEvent, RampEvent, PiecewiseEvent, TraceEvent, StandardEvent, OUEvent, SystemEvent],
                            Field(discriminator="type")]
 
 
@@ -469,7 +476,21 @@ class LoadedScenario:
         return profile
 
     def _check_frequency(self):
-        for i, ev in enumerate(self.scenario.frequency.events):
+        events = self.scenario.frequency.events
+        self.system = None
+        systems = [i for i, ev in enumerate(events) if ev.type == "system"]
+        if systems:
+            i = systems[0]
+            if len(events) > 1:
+                raise self.error(f"frequency.events[{i}]", "a system model must be the only frequency event")
+            known = catalog.frequency_profiles()["systems"]
+            if events[i].preset not in known:
+                raise self.error(f"frequency.events[{i}].preset",
+                                 f"unknown system {events[i].preset!r} (known: {', '.join(known)})")
+            self.system = dict(known[events[i].preset], replication_factor=events[i].replication_factor)
+            self.frequency_events = []
+            return
+        for i, ev in enumerate(events):
             if ev.at_s >= self.scenario.duration_s:
                 raise self.error(f"frequency.events[{i}].at_s",
                                  f"{ev.at_s} s is not before the end of the run (duration_s {self.scenario.duration_s})")

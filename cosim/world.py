@@ -5,7 +5,9 @@
           +------------------+------------------------+---------------------+------------------+--> Recorder
 
 With network profile ``local`` the Network simulator is left out: each charger measures the
-frequency itself (the Controller then stands for the controllers inside the chargers).
+frequency itself (the Controller then stands for the controllers inside the chargers). With a
+``system`` frequency event, a swing-equation model replaces the event generator and, in closed loop,
+reads the fleet's total power back (time-shifted by one step).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from sims.fleet import sample_vehicles
 
 SIM_CONFIG = {
     "Frequency": {"python": "sims.frequency:FrequencySim"},
+    "SystemFrequency": {"python": "sims.frequency:SystemFrequencySim"},
     "Controller": {"python": "sims.controller:ControllerSim"},
     "Network": {"python": "sims.network:NetworkSim"},
     "Fleet": {"python": "sims.fleet:FleetSim"},
@@ -63,8 +66,12 @@ def build(world: mosaik.World, loaded, vehicles: dict, h5_path: str) -> dict:
     nominal = catalog.nominal_hz()
     profile = loaded.network_profile
 
-    frequency = world.start("Frequency", nominal_hz=nominal, sample_ms=sc.frequency.sample_ms,
-                            events=loaded.frequency_events).Frequency()
+    if loaded.system is None:
+        frequency = world.start("Frequency", nominal_hz=nominal, sample_ms=sc.frequency.sample_ms,
+                                events=loaded.frequency_events).Frequency()
+    else:
+        frequency = world.start("SystemFrequency", nominal_hz=nominal, system=loaded.system,
+                                replication_factor=loaded.system["replication_factor"]).System()
     controller = world.start("Controller", measurement_delay_ms=profile["measurement_delay_ms"],
                              dispatch_interval_ms=profile["dispatch_interval_ms"]).Aggregator(
         services=loaded.services, vehicles={k: vehicles[k] for k in ("baseline_kw", "p_min_kw", "p_max_kw", "plugged", "arrival_ms",
@@ -95,12 +102,18 @@ def build(world: mosaik.World, loaded, vehicles: dict, h5_path: str) -> dict:
         world.connect(bus, loads["ev-" + bus.eid.removeprefix("bus-")], "p_kw")
 
     world.connect(frequency, recorder, "f_hz")
+    if loaded.system is not None:
+        world.connect(frequency, recorder, "support_mw")
+        # closed loop: the system sees the fleet's power of the previous millisecond
+        world.connect(fleet, frequency, ("total_p_kw", "fleet_p_kw"), time_shifted=True,
+                      initial_data={"total_p_kw": None})
     world.connect(controller, recorder, "setpoints", "required_kw")
     world.connect(fleet, recorder, "p_kw", "metered_p_kw", "vehicle_p_kw", "vehicle_soc", "soc_mean")
     world.connect(grid, recorder, "vm_pu", "line_loading_pct", "trafo_loading_pct", "v_min_pu", "v_max_pu",
                   "max_line_loading_pct", "max_trafo_loading_pct", "converged", "bus_names", "line_names",
                   "trafo_names")
-    world.set_initial_event(frequency.sid)
+    if loaded.system is None:
+        world.set_initial_event(frequency.sid)
     return {"frequency": frequency, "controller": controller, "network": network, "fleet": fleet,
             "grid": grid, "recorder": recorder}
 

@@ -11,7 +11,8 @@ Outputs: ``Fleet.p_kw``, the total power every ``sample_ms``, as ``{"time_ms": [
          chargers' meters report it, every ``telemetry_ms``; ``Fleet.vehicle_p_kw`` and ``Fleet.vehicle_soc``
          (one value per vehicle, at multiples of ``step_ms``); ``Fleet.soc_mean``; all non-persistent;
          ``Bus.p_kw`` (persistent: a grid reads the latest value whenever it steps, so a grid's step
-         must be a multiple of ``step_ms``).
+         must be a multiple of ``step_ms``); ``Fleet.total_p_kw`` (persistent: the fleet's power now,
+         for a system-frequency model in closed loop).
 
 The vehicle model is exact in continuous time, so the simulator needs to step only every
 ``step_ms``, when setpoints arrive, and when others need its output: the aggregate samples in
@@ -146,9 +147,9 @@ META = {
         "Fleet": {
             "public": True,
             "params": ["vehicles"],
-            "attrs": ["setpoints", "p_kw", "metered_p_kw", "vehicle_p_kw", "vehicle_soc", "soc_mean"],
+            "attrs": ["setpoints", "p_kw", "metered_p_kw", "vehicle_p_kw", "vehicle_soc", "soc_mean", "total_p_kw"],
             "trigger": ["setpoints"],
-            "persistent": [],
+            "persistent": ["total_p_kw"],
             "non-persistent": ["setpoints", "p_kw", "metered_p_kw", "vehicle_p_kw", "vehicle_soc", "soc_mean"],
         },
         "Bus": {
@@ -246,6 +247,8 @@ class FleetSim(mosaik_api_v3.Simulator):
                     if attr in self.samples and self.samples[attr][0]:
                         times, kw = self.samples[attr]
                         values[attr] = {"time_ms": times, "value": kw}
+                    elif attr == "total_p_kw":
+                        values[attr] = float(p.sum())
                     elif attr == "soc_mean":
                         values[attr] = float(self.fleet.soc.mean())
                     elif attr == "vehicle_p_kw" and periodic:

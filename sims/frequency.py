@@ -134,5 +134,83 @@ class FrequencySim(mosaik_api_v3.Simulator):
         return {"frequency": {"f_hz": self.output}}
 
 
+SYSTEM_META = {
+    "api_version": "3.0",
+    "type": "hybrid",
+    "models": {"System": {"public": True, "params": [], "attrs": ["f_hz", "fleet_p_kw", "support_mw"],
+                          "trigger": [], "persistent": [], "non-persistent": ["f_hz", "fleet_p_kw", "support_mw"]}},
+}
+
+
+class SystemModel:
+    """Single-area swing equation (parameters: ``systems`` in data/frequency_profiles.yaml)."""
+
+    def __init__(self, params: dict, nominal_hz: float = 50.0):
+        self.p, self.f0 = params, nominal_hz
+        self.df = 0.0  # Hz, f - f0
+        self.primary_mw = 0.0
+        self.shed_mw = 0.0
+        self.lfdd_at_s = None
+
+    def loss_mw(self, t_s: float) -> float:
+        total = 0.0
+        for loss in self.p["losses"]:
+            ramp = loss.get("ramp_s", 0.0)
+            total += loss["mw"] * (float(t_s >= loss["at_s"]) if ramp <= 0 else min(max((t_s - loss["at_s"]) / ramp, 0.0), 1.0))
+        return total
+
+    def step(self, t_s: float, dt_s: float, support_mw: float = 0.0) -> float:
+        """Advance from t_s by dt_s (explicit Euler); return the frequency at t_s + dt_s."""
+        p = self.p
+        if self.lfdd_at_s is None and self.f0 + self.df <= p["lfdd_hz"]:
+            self.lfdd_at_s = t_s + p["lfdd_delay_s"]
+        if self.lfdd_at_s is not None and t_s >= self.lfdd_at_s:
+            self.shed_mw = p["lfdd_mw"]
+        target = min(p["primary_max_mw"], p["primary_mw_per_hz"] * max(-self.df, 0.0))
+        self.primary_mw += (target - self.primary_mw) * dt_s / p["primary_time_constant_s"]
+        balance = self.primary_mw + self.shed_mw + support_mw - self.loss_mw(t_s) - p["damping_mw_per_hz"] * self.df
+        self.df += self.f0 * balance / (2 * p["kinetic_energy_mws"]) * dt_s
+        return self.f0 + self.df
+
+
+class SystemFrequencySim(mosaik_api_v3.Simulator):
+    """The frequency of a whole power system, from a swing-equation model, every ``step_ms``.
+
+    Closed loop: connect a fleet's persistent total power to ``fleet_p_kw`` (time-shifted); the
+    fleet's change from its first reported power, times ``replication_factor`` (the fleet stands for
+    that many like it), is added to the system's power balance. With factor 0 the loop is open.
+    Outputs ``f_hz`` every step, and ``support_mw`` (what the replicated fleets added)."""
+
+    def __init__(self):
+        super().__init__(SYSTEM_META)
+
+    def init(self, sid, time_resolution=0.001, nominal_hz=50.0, system=None, replication_factor=0.0):
+        self.model = SystemModel(system, nominal_hz)
+        self.step_ms = int(system["step_ms"])
+        self.replication = float(replication_factor)
+        self.baseline_kw = None
+        self.f = nominal_hz
+        self.support = 0.0
+        return self.meta
+
+    def create(self, num, model):
+        if num != 1:
+            raise ValueError("SystemFrequencySim creates one System entity")
+        return [{"eid": "frequency", "type": model}]
+
+    def step(self, time, inputs, max_advance):
+        values = [v for v in inputs.get("frequency", {}).get("fleet_p_kw", {}).values() if v is not None]
+        if values:
+            p_kw = float(sum(values))
+            self.baseline_kw = p_kw if self.baseline_kw is None else self.baseline_kw
+            self.support = self.replication * (self.baseline_kw - p_kw) / 1000.0
+        if time > 0:
+            self.f = self.model.step((time - self.step_ms) / 1000.0, self.step_ms / 1000.0, self.support)
+        return time + self.step_ms
+
+    def get_data(self, outputs):
+        return {"frequency": {"f_hz": self.f, "support_mw": self.support}}
+
+
 if __name__ == "__main__":
     mosaik_api_v3.start_simulation(FrequencySim(), "v2g-testbed frequency generator")

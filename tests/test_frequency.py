@@ -1,0 +1,114 @@
+"""Frequency profiles: each type on its defining property."""
+
+import csv
+
+import numpy as np
+import pytest
+
+from conftest import ROOT, run_file
+from cosim.scenario import ScenarioError, load
+from sims import catalog
+from sims.frequency import build_profile
+
+
+def at(profile, t_ms):
+    times = np.array([t for t, _ in profile])
+    values = np.array([f for _, f in profile])
+    return values[np.searchsorted(times, t_ms, side="right") - 1]
+
+
+def test_step_size_and_timing():
+    p = build_profile([{"type": "step", "at_s": 2.5, "to_hz": 49.3, "hold_s": 4}], 50.0)
+    assert p == [(0, 50.0), (2500, 49.3), (6500, 50.0)]
+
+
+def test_ramp_has_the_configured_rocof():
+    p = build_profile([{"type": "ramp", "at_s": 1, "to_hz": 49.5, "rocof_hz_per_s": 0.25}], 50.0, sample_ms=20)
+    t = np.array([x for x, _ in p]) / 1000
+    f = np.array([y for _, y in p])
+    moving = (t > 1) & (t <= 3)
+    assert np.allclose(np.diff(f[moving]) / np.diff(t[moving]), -0.25)
+    assert f[-1] == pytest.approx(49.5) and t[-1] == pytest.approx(3.0)
+
+
+def test_trace_replays_exactly_at_its_sample_points(tmp_path):
+    rows = list(csv.DictReader(ln for ln in (ROOT / "scenarios/traces/gb_synthetic_trace.csv").read_text().splitlines()
+                               if not ln.startswith("#")))
+    time_s = np.array([float(r["time_s"]) for r in rows])
+    hz = np.array([float(r["hz"]) for r in rows])
+    p = build_profile([{"type": "trace", "at_s": 0, "time_s": time_s.tolist(), "hz": hz.tolist()}], 50.0, 20)
+    replay = at(p, np.round(time_s * 1000).astype(int))
+    assert np.max(np.abs(replay - hz)) < 1e-9
+    half = at(p, [500])[0]  # between the first two samples: linear
+    assert half == pytest.approx(hz[0] + (hz[1] - hz[0]) * 0.5, abs=(abs(hz[1] - hz[0]) * 20 / 1000) + 1e-9)
+
+
+def test_ou_process_has_the_configured_mean_and_variance():
+    spec = catalog.frequency_profiles()["ou_gb"]
+    p = build_profile([dict(type="ou", at_s=0, duration_s=20_000, seed=3, **{k: spec[k] for k in (
+        "mean_hz", "theta_per_s", "sigma_hz_per_sqrt_s")})], 50.0, sample_ms=1000)
+    f = np.array([y for _, y in p][1:])
+    std = spec["sigma_hz_per_sqrt_s"] / np.sqrt(2 * spec["theta_per_s"])
+    # 20,000 s at a 30 s correlation time: ~330 independent stretches -> mean within ~4 standard errors
+    assert abs(f.mean() - spec["mean_hz"]) < 4 * std / np.sqrt(20_000 / 60)
+    assert f.std() == pytest.approx(std, rel=0.1)
+
+
+def test_events_add_up():
+    p = build_profile([{"type": "step", "at_s": 1, "to_hz": 49.9},
+                       {"type": "piecewise", "at_s": 2, "points": [[0, 50.0], [1, 49.8], [2, 50.0]]}], 50.0, 100)
+    assert at(p, [1500])[0] == pytest.approx(49.9)
+    assert at(p, [3000])[0] == pytest.approx(49.7)  # -0.1 + -0.2
+    assert at(p, [5000])[0] == pytest.approx(49.9)
+
+
+def test_standard_profile_from_data(scenario_file):
+    loaded = load(scenario_file(duration_s=2000, frequency={"events": [{"type": "standard", "name":
+                                                                            "ce_fcr_prequalification", "at_s": 5}]}))
+    p = build_profile(loaded.frequency_events, 50.0)
+    assert p == [(0, 50.0), (5000, 49.8), (905000, 50.0), (965000, 50.2), (1865000, 50.0)]
+    with pytest.raises(ScenarioError, match=r"frequency.events\[0\].name: unknown standard profile"):
+        load(scenario_file(frequency={"events": [{"type": "standard", "name": "nope"}]}))
+
+
+def test_bad_trace_file_is_a_one_line_error(scenario_file, tmp_path):
+    (tmp_path / "t.csv").write_text("time,freq\n0,50\n1,49.9\n")
+    with pytest.raises(ScenarioError, match=r"frequency.events\[0\].file: cannot read columns 'time_s' and 'hz'"):
+        load(scenario_file(frequency={"events": [{"type": "trace", "file": "t.csv"}]}))
+
+
+def _nadirs(out):
+    import h5py
+
+    with h5py.File(out / "timeseries.h5") as h5:
+        t = h5["frequency/f_hz/time_ms"][:] / 1000
+        f = h5["frequency/f_hz/value"][:]
+    return f[t < 70].min(), f[t >= 70].min()
+
+
+def test_gb_2019_preset_open_loop_reaches_the_recorded_nadirs(tmp_path):
+    """Recorded that day: a first fall to ~49.1 Hz, then 48.8 Hz after the second trip (LFDD)."""
+    first, second = _nadirs_run(tmp_path, 0)
+    assert 49.0 <= first <= 49.2
+    assert 48.7 <= second <= 48.85
+
+
+def _nadirs_run(tmp_path, replication):
+    out = tmp_path / f"r{replication}"
+    run_file(ROOT / "scenarios" / "gb-2019-08-09-dc.yaml", out,
+             overrides=[f"frequency.events.0.replication_factor={replication}", "outputs.plots=false",
+                        "duration_s=100"])
+    return _nadirs(out)
+
+
+def test_closed_loop_fleet_raises_the_nadir(tmp_path):
+    open_first, open_second = _nadirs_run(tmp_path, 0)
+    closed_first, closed_second = _nadirs_run(tmp_path, 400)
+    assert closed_first > open_first + 0.1  # 400 fleets of 1.2 MW hold the first fall 0.3 Hz higher
+    assert closed_second > open_second + 0.1
+
+
+def test_system_event_must_stand_alone(scenario_file):
+    with pytest.raises(ScenarioError, match=r"a system model must be the only frequency event"):
+        load(scenario_file(frequency={"events": [{"type": "system", "preset": "gb_2019_08_09"},
+                                                 {"type": "step", "at_s": 1, "to_hz": 49.5}]}))
