@@ -112,3 +112,15 @@ def test_system_event_must_stand_alone(scenario_file):
     with pytest.raises(ScenarioError, match=r"a system model must be the only frequency event"):
         load(scenario_file(frequency={"events": [{"type": "system", "preset": "gb_2019_08_09"},
                                                  {"type": "step", "at_s": 1, "to_hz": 49.5}]}))
+
+
+def test_hdf5_trace_at_any_sample_rate(scenario_file, tmp_path):
+    import h5py
+
+    with h5py.File(tmp_path / "trace.h5", "w") as h5:
+        g = h5.create_group("gb")
+        g["time_s"] = np.arange(0, 4.01, 0.25)  # 4 Hz
+        g["hz"] = 50 - 0.1 * np.arange(17) / 16
+    loaded = load(scenario_file(frequency={"events": [{"type": "trace", "file": "trace.h5", "dataset": "gb"}]}))
+    p = build_profile(loaded.frequency_events, 50.0, sample_ms=20)
+    assert at(p, [0, 250, 4000]).tolist() == pytest.approx([50.0, 50 - 0.1 / 16, 49.9])
