@@ -390,7 +390,17 @@ def network_summary(h5: h5py.File) -> dict | None:
     if lost:
         names, counts = np.unique(lost["cause"].astype(str), return_counts=True)
         causes = {str(k): int(c) for k, c in zip(names, counts)}
+    up = table(h5, "network/telemetry_delivered")
+    up_lost = table(h5, "network/telemetry_lost")
+    telemetry = None
+    if up is not None or up_lost is not None:
+        up_lat = (up["time_ms"] - up["metered_ms"]) / 1000.0 if up else np.zeros(0)
+        telemetry = {"reports_delivered": int(up_lat.size), "reports_lost": int(up_lost["vehicle"].size) if up_lost else 0,
+                     "latency_s": {"median": _r(float(np.median(up_lat)), 3) if up_lat.size else None,
+                                   "p95": _r(float(np.percentile(up_lat, 95)), 3) if up_lat.size else None,
+                                   "max": _r(float(up_lat.max()), 3) if up_lat.size else None}}
     return {
+        "telemetry": telemetry,
         "messages_delivered": int(latency.size),
         "messages_lost": int(lost["vehicle"].size) if lost else 0,
         "lost_by_cause": causes,

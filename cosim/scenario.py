@@ -261,6 +261,8 @@ class Network(_Strict):
     profile: str | NetworkProfile = "local"
     chargers_per_cell: int | None = Field(default=None, ge=1, description="overrides the profile's")
     faults: list[Fault] = Field(default_factory=list)
+    report_interval_s: float | None = Field(
+        default=None, gt=0, description="telemetry uplink: each charger reports its meter every this often (none: off)")
 
 
 class ServiceRef(_Strict):
@@ -473,6 +475,8 @@ class LoadedScenario:
                 raise self.error(f"{where}.cell", f"no cell {f.cell}: {n_vehicles} chargers make {n_cells} cell(s)")
             if f.count is not None and f.count > n_vehicles:
                 raise self.error(f"{where}.count", f"{f.count} chargers, but the fleet has {n_vehicles}")
+        if net.report_interval_s is not None and not profile["hops"]:
+            raise self.error("network.report_interval_s", "the local profile has no network to carry reports up")
         return profile
 
     def _check_frequency(self):

@@ -77,8 +77,9 @@ def build(world: mosaik.World, loaded, vehicles: dict, h5_path: str) -> dict:
         services=loaded.services, vehicles={k: vehicles[k] for k in ("baseline_kw", "p_min_kw", "p_max_kw", "plugged", "arrival_ms",
                                             "departure_ms", "soc", "soc_min", "soc_max")},
         nominal_hz=nominal)
+    report_ms = round(sc.network.report_interval_s * 1000) if sc.network.report_interval_s else 0
     fleet = world.start("Fleet", step_ms=sc.outputs.vehicle_sample_ms, sample_ms=sc.outputs.sample_ms,
-                        telemetry_ms=round(1000 / sc.fleet.telemetry_hz)).Fleet(
+                        telemetry_ms=round(1000 / sc.fleet.telemetry_hz), report_ms=report_ms).Fleet(
         vehicles=vehicles)
     bus_refs = list(dict.fromkeys(str(b) for b in vehicles["bus"]))
     grid = world.start("Grid", network=sc.grid.network, base_dir=str(loaded.base_dir),
@@ -94,6 +95,9 @@ def build(world: mosaik.World, loaded, vehicles: dict, h5_path: str) -> dict:
         world.connect(controller, network, "setpoints")
         world.connect(network, fleet, ("delivered", "setpoints"))
         world.connect(network, recorder, "delivered", "lost")
+        if report_ms:  # meter reports go up through the same network (a loop: shifted by one step)
+            world.connect(fleet, network, ("reports", "telemetry"), time_shifted=1)
+            world.connect(network, recorder, "telemetry_delivered", "telemetry_lost")
     else:
         network = None
         world.connect(controller, fleet, "setpoints")

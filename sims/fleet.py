@@ -18,7 +18,10 @@ The vehicle model is exact in continuous time, so the simulator needs to step on
 ``step_ms``, when setpoints arrive, and when others need its output: the aggregate samples in
 between are computed inside the step (mosaik's cost is per step, numpy's per sample).
 
-Sim params: ``step_ms`` (default 100), ``sample_ms`` (default 10), ``telemetry_ms`` (default 1000). Create params: ``vehicles``, a dict of
+Sim params: ``step_ms`` (default 100), ``sample_ms`` (default 10), ``telemetry_ms`` (default 1000),
+``report_ms`` (0: none; else each charger sends a meter report up every report_ms, spread evenly:
+output ``Fleet.reports`` ``{"vehicle", "kw", "time_ms"}``, the power at the step, stamped with the
+report's slot). Create params: ``vehicles``, a dict of
 per-vehicle lists with the keys of ``obc.PARAMETERS`` plus ``bus`` (the grid bus of each vehicle).
 Usable in any mosaik scenario: ``world.start("Fleet", ...)`` with ``{"python": "sims.fleet:FleetSim"}``.
 """
@@ -147,10 +150,12 @@ META = {
         "Fleet": {
             "public": True,
             "params": ["vehicles"],
-            "attrs": ["setpoints", "p_kw", "metered_p_kw", "vehicle_p_kw", "vehicle_soc", "soc_mean", "total_p_kw"],
+            "attrs": ["setpoints", "p_kw", "metered_p_kw", "vehicle_p_kw", "vehicle_soc", "soc_mean", "total_p_kw",
+                      "reports"],
             "trigger": ["setpoints"],
             "persistent": ["total_p_kw"],
-            "non-persistent": ["setpoints", "p_kw", "metered_p_kw", "vehicle_p_kw", "vehicle_soc", "soc_mean"],
+            "non-persistent": ["setpoints", "p_kw", "metered_p_kw", "vehicle_p_kw", "vehicle_soc", "soc_mean",
+                               "reports"],
         },
         "Bus": {
             "public": False,
@@ -169,7 +174,7 @@ class FleetSim(mosaik_api_v3.Simulator):
         self.fleet: ChargerFleet | None = None
         self.eid = "fleet"
 
-    def init(self, sid, time_resolution=0.001, step_ms=100, sample_ms=10, telemetry_ms=1000):
+    def init(self, sid, time_resolution=0.001, step_ms=100, sample_ms=10, telemetry_ms=1000, report_ms=0):
         if abs(time_resolution - 0.001) > 1e-12:
             raise ValueError("FleetSim works in milliseconds: start the world with time_resolution=0.001")
         if step_ms % sample_ms:
@@ -177,6 +182,7 @@ class FleetSim(mosaik_api_v3.Simulator):
         self.step_ms, self.sample_ms, self.telemetry_ms = int(step_ms), int(sample_ms), int(telemetry_ms)
         self.next_sample_ms = 0
         self.next_meter_ms = 0
+        self.report_ms = int(report_ms)  # 0: no meter reports sent up
         return self.meta
 
     def create(self, num, model, vehicles=None):
@@ -187,7 +193,24 @@ class FleetSim(mosaik_api_v3.Simulator):
         self.bus_names = sorted(set(bus), key=bus.index)
         self.bus_index = np.array([self.bus_names.index(b) for b in bus], dtype=int)
         children = [{"eid": f"bus-{b}", "type": "Bus"} for b in self.bus_names]
+        n = self.fleet.n
+        # chargers report in turn, spread evenly over the report interval (not all at once)
+        self.report_offset = (np.arange(n) * self.report_ms // max(n, 1)) if self.report_ms else np.zeros(n, int)
+        self.last_report_step = -1
         return [{"eid": self.eid, "type": "Fleet", "children": children}]
+
+    def _reports(self, time):
+        """Meter reports due in (previous step, time]: each charger at its own slot, with its power then."""
+        if not self.report_ms:
+            return None
+        prev = self.last_report_step
+        self.last_report_step = time
+        # the latest slot time <= time of each charger, and whether it falls after the previous step
+        slot = (time - self.report_offset) // self.report_ms * self.report_ms + self.report_offset
+        due = np.flatnonzero((slot > prev) & (slot <= time) & (slot >= 0) & self.fleet.plugged_now())
+        if due.size == 0:
+            return None
+        return {"vehicle": due.tolist(), "kw": self.fleet.power_kw()[due].tolist(), "time_ms": slot[due].tolist()}
 
     def _sample(self, t_ms):
         """Take the samples (simulation record and charger telemetry) due at ``t_ms``."""
@@ -247,6 +270,10 @@ class FleetSim(mosaik_api_v3.Simulator):
                     if attr in self.samples and self.samples[attr][0]:
                         times, kw = self.samples[attr]
                         values[attr] = {"time_ms": times, "value": kw}
+                    elif attr == "reports":
+                        reports = self._reports(self.time)
+                        if reports:
+                            values[attr] = reports
                     elif attr == "total_p_kw":
                         values[attr] = float(p.sum())
                     elif attr == "soc_mean":

@@ -18,11 +18,15 @@ decided when it starts; a message given up records the cause of its last failed 
 The SimPy clock counts microseconds, so sub-millisecond serialisation times add up correctly; a
 message reaches the fleet at the first mosaik millisecond at or after its arrival.
 
-Input:  ``Network.setpoints`` (trigger) ``{"vehicle": [...], "kw": [...]}`` sent at the step's time.
+Input:  ``Network.setpoints`` (trigger) ``{"vehicle": [...], "kw": [...]}`` sent at the step's time;
+        ``Network.telemetry`` (trigger) ``{"vehicle", "kw", "time_ms"}``: meter reports going up, each
+        crossing the hops in reverse order, on the cell's uplink (``uplink_kbps``, else the downlink
+        rate), with the same modem promotion, losses and faults.
 Output: ``Network.delivered`` ``{"vehicle", "kw", "sent_ms", "retries", "time_ms"}`` (what arrived
         since the last output, each with its arrival time) and
         ``Network.lost`` ``{"vehicle", "kw", "sent_ms", "retries", "cause"}`` (what was given up now;
-        cause ``loss``, ``outage``, ``burst_loss`` or ``silent``).
+        cause ``loss``, ``outage``, ``burst_loss`` or ``silent``); ``Network.telemetry_delivered``
+        ``{"vehicle", "p_kw", "metered_ms", "retries", "time_ms"}`` and ``Network.telemetry_lost``.
 Sim params: ``profile`` (a profile dict), ``seed``, ``faults``, ``batch_ms`` (0: output at every
 millisecond something arrives; N > 0: output at multiples of N ms what arrived since, each message with
 its own ``time_ms`` -- far fewer mosaik steps for a receiver that applies messages at their own times,
@@ -47,7 +51,7 @@ META = {
         "Network": {
             "public": True,
             "params": ["cells"],
-            "attrs": ["setpoints", "delivered", "lost"],
+            "attrs": ["setpoints", "delivered", "lost", "telemetry", "telemetry_delivered", "telemetry_lost"],
         }
     },
 }
@@ -72,6 +76,8 @@ class LatencyModel:
             if hop.get("radio"):
                 h["promotion"] = lognormal_params(hop["promotion_ms"]["median"], hop["promotion_ms"]["p95"])
                 h["serialisation_us"] = round(hop["message_bytes"] * 8 / hop["downlink_kbps"] * US_PER_MS)
+                up_kbps = hop.get("uplink_kbps") or hop["downlink_kbps"]
+                h["uplink_serialisation_us"] = round(hop["message_bytes"] * 8 / up_kbps * US_PER_MS)
             self.hops.append(h)
         self.rto_us = round(profile.get("retransmission_timeout_ms", 1000) * US_PER_MS)
         self.max_retries = int(profile.get("max_retries", 0))
@@ -91,6 +97,9 @@ class NetworkSim(mosaik_api_v3.Simulator):
         self.given_up: list[tuple] = []
         self.pending_arrived: list[tuple] = []  # found by running ahead, to output at a later step
         self.pending_given_up: list[tuple] = []
+        self.pending_up: list[tuple] = []  # telemetry reports, the same way up
+        self.pending_up_lost: list[tuple] = []
+        self.up, self.up_lost = [], []
 
     def init(self, sid, time_resolution=0.001, profile=None, seed=0, faults=(), batch_ms=0):
         if abs(time_resolution - 0.001) > 1e-12:
@@ -122,11 +131,12 @@ class NetworkSim(mosaik_api_v3.Simulator):
         self.cell_of = np.asarray(cells, dtype=int)
         n_cells = int(self.cell_of.max()) + 1 if self.cell_of.size else 0
         self.cells = [simpy.Resource(self.env, capacity=1) for _ in range(n_cells)]
+        self.uplinks = [simpy.Resource(self.env, capacity=1) for _ in range(n_cells)]
         self.modem_active_until = np.full(self.cell_of.size, -np.inf)  # us; idle after this
         self.modem_ready_at = np.zeros(self.cell_of.size, dtype=np.int64)  # us; end of the promotion under way
         return [{"eid": "network", "type": model}]
 
-    def _message(self, vehicle: int, kw: float, sent_ms: int):
+    def _message(self, vehicle: int, kw: float, sent_ms: int, up: bool = False):
         """One setpoint's journey. ``clock`` is the message's own time: waits that touch no shared state
         (latencies, retransmission timeouts) only move it forward, and SimPy is yielded to only where
         shared state is involved (the modem and the cell) and at the end -- the same journey in fewer
@@ -134,7 +144,9 @@ class NetworkSim(mosaik_api_v3.Simulator):
         env, model = self.env, self.model
         clock = sent_ms * US_PER_MS
         retries = 0
-        for hop in model.hops:
+        # queue names, looked up when used: step() replaces the lists as it hands messages over
+        arrived, given_up = ("pending_up", "pending_up_lost") if up else ("pending_arrived", "pending_given_up")
+        for hop in (reversed(model.hops) if up else model.hops):
             while True:
                 if hop.get("radio"):
                     if clock > env.now:
@@ -143,9 +155,10 @@ class NetworkSim(mosaik_api_v3.Simulator):
                         if self.modem_ready_at[vehicle] <= env.now:
                             self.modem_ready_at[vehicle] = env.now + model.draw_us(hop["promotion"])
                         yield env.timeout(self.modem_ready_at[vehicle] - env.now)
-                    with self.cells[self.cell_of[vehicle]].request() as slot:
+                    link = (self.uplinks if up else self.cells)[self.cell_of[vehicle]]
+                    with link.request() as slot:
                         yield slot
-                        yield env.timeout(hop["serialisation_us"])
+                        yield env.timeout(hop["uplink_serialisation_us"] if up else hop["serialisation_us"])
                     self.modem_active_until[vehicle] = env.now + hop["idle_timer_s"] * 1e6
                     clock = env.now
                 probability, cause = self._attempt_loss(hop, vehicle, clock)
@@ -155,13 +168,13 @@ class NetworkSim(mosaik_api_v3.Simulator):
                 if retries >= model.max_retries:
                     if clock > env.now:
                         yield env.timeout(clock - env.now)
-                    self.pending_given_up.append((env.now, vehicle, kw, sent_ms, retries, cause))
+                    getattr(self, given_up).append((env.now, vehicle, kw, sent_ms, retries, cause))
                     return
                 retries += 1
                 clock += model.rto_us
         if clock > env.now:
             yield env.timeout(clock - env.now)
-        self.pending_arrived.append((env.now, vehicle, kw, sent_ms, retries))
+        getattr(self, arrived).append((env.now, vehicle, kw, sent_ms, retries))
 
     def step(self, time, inputs, max_advance):
         """Deliver what arrives up to ``time``; then run SimPy ahead, as far as ``max_advance`` allows
@@ -173,17 +186,22 @@ class NetworkSim(mosaik_api_v3.Simulator):
         for message in inputs.get("network", {}).get("setpoints", {}).values():
             for vehicle, kw in zip(message["vehicle"], message["kw"]):
                 self.env.process(self._message(int(vehicle), float(kw), time))
+        for report in inputs.get("network", {}).get("telemetry", {}).values():
+            if report:
+                for vehicle, kw, at in zip(report["vehicle"], report["kw"], report["time_ms"]):
+                    self.env.process(self._message(int(vehicle), float(kw), int(at), up=True))
         now_us = time * US_PER_MS
         while self.env.peek() <= now_us:
             self.env.step()
-        self.arrived = [m for m in self.pending_arrived if m[0] <= now_us]
-        self.given_up = [m for m in self.pending_given_up if m[0] <= now_us]
-        self.pending_arrived = [m for m in self.pending_arrived if m[0] > now_us]
-        self.pending_given_up = [m for m in self.pending_given_up if m[0] > now_us]
+        queues = ("pending_arrived", "pending_given_up", "pending_up", "pending_up_lost")
+        self.arrived, self.given_up, self.up, self.up_lost = (
+            [m for m in getattr(self, q) if m[0] <= now_us] for q in queues)
+        for q in queues:
+            setattr(self, q, [m for m in getattr(self, q) if m[0] > now_us])
         horizon_us = (max_advance + 1) * US_PER_MS - 1  # the last microsecond of max_advance
-        while not (self.pending_arrived or self.pending_given_up) and self.env.peek() <= horizon_us:
+        while not any(getattr(self, q) for q in queues) and self.env.peek() <= horizon_us:
             self.env.step()
-        upcoming = [m[0] for m in self.pending_arrived + self.pending_given_up]
+        upcoming = [m[0] for q in queues for m in getattr(self, q)]
         nxt = min(upcoming) if upcoming else self.env.peek()
         if nxt == math.inf:
             return None
@@ -202,6 +220,14 @@ class NetworkSim(mosaik_api_v3.Simulator):
             at, v, kw, sent, retries, cause = zip(*self.given_up)
             out["lost"] = {"vehicle": list(v), "kw": list(kw), "sent_ms": list(sent), "retries": list(retries),
                            "cause": list(cause), "time_ms": [math.ceil(a / US_PER_MS) for a in at]}
+        if self.up:
+            at, v, kw, sent, retries = zip(*self.up)
+            out["telemetry_delivered"] = {"vehicle": list(v), "p_kw": list(kw), "metered_ms": list(sent),
+                                          "retries": list(retries), "time_ms": [math.ceil(a / US_PER_MS) for a in at]}
+        if self.up_lost:
+            at, v, kw, sent, retries, cause = zip(*self.up_lost)
+            out["telemetry_lost"] = {"vehicle": list(v), "metered_ms": list(sent), "cause": list(cause),
+                                     "time_ms": [math.ceil(a / US_PER_MS) for a in at]}
         return {"network": out} if out else {}
 
 

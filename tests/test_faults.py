@@ -86,3 +86,29 @@ def test_inline_profile_runs(scenario_file, tmp_path):
     profile = {"measurement_delay_ms": 20, "hops": [{"name": "lan", "latency_ms": {"median": 30, "p95": 30.001}}]}
     verdicts = run_file(scenario_file(fleet__groups=FLEET[:1], network={"profile": profile}), tmp_path / "out")
     assert verdicts["network"]["latency_s"]["median"] == pytest.approx(0.03, abs=0.001)
+
+
+def test_telemetry_uplink_carries_reports_and_keeps_modems_awake(scenario_file, tmp_path):
+    """Reports every second from each charger travel up the same network; a modem kept busy by its
+    reports is connected when the setpoint comes, so the setpoint skips the promotion delay."""
+    base = dict(duration_s=6, fleet__groups=FLEET, fleet__telemetry_hz=20)
+    quiet = run_file(scenario_file(**base, network={"profile": "4g"}), tmp_path / "quiet")["network"]
+    busy_out = tmp_path / "busy"
+    busy = run_file(scenario_file(**base, network={"profile": "4g", "report_interval_s": 1.0}), busy_out)["network"]
+    assert quiet["telemetry"] is None
+    assert 20 * 5 <= busy["telemetry"]["reports_delivered"] <= 20 * 6  # 20 chargers, every second, 6 s
+    assert busy["telemetry"]["latency_s"]["median"] > 0
+    assert busy["latency_s"]["median"] < quiet["latency_s"]["median"] - 0.2
+    with h5py.File(busy_out / "timeseries.h5") as h5:
+        reported = h5["network/telemetry_delivered/vehicle"][:]
+        metered = h5["network/telemetry_delivered/metered_ms"][:]
+    assert set(reported) == set(range(20))
+    assert len(set(metered[reported == 0])) >= 5  # one report a second from charger 0
+
+
+def test_outage_also_stops_reports(scenario_file, tmp_path):
+    verdicts = run_file(scenario_file(duration_s=6, fleet__groups=FLEET, network={
+        "profile": "4g", "chargers_per_cell": 10, "report_interval_s": 1.0,
+        "faults": [{"kind": "outage", "hop": "lte_downlink", "cell": 1, "from_s": 0}]}), tmp_path / "o")
+    telemetry = verdicts["network"]["telemetry"]
+    assert telemetry["reports_lost"] > 0 and telemetry["reports_delivered"] > 0
