@@ -7,6 +7,7 @@
     v2g report RESULTS_DIR [--out FILE]
     v2g check SCENARIO... --baseline FILE [--update] [--junit FILE]
     v2g hosting-capacity SCENARIO [--placements N] [--out DIR]
+    v2g sweep SWEEP.yaml [--workers N] [--scheduler tcp://host:8786] [--out DIR]
 
 Exit codes: 0 success, 2 bad input (one line on stderr naming file, field and problem),
 1 a run that failed for another reason (also one line), 130 interrupted.
@@ -58,6 +59,11 @@ def _parser() -> argparse.ArgumentParser:
     hc.add_argument("--out", type=Path, help="output directory (default results/<scenario name>/hosting-capacity)")
     hc.add_argument("--set", dest="overrides", action="append", default=[], metavar="PATH=VALUE")
     hc.add_argument("--max-chargers", type=int, default=5000, help="search no further than this per feeder")
+    swp = sub.add_parser("sweep", help="a base scenario over parameters and seeds; one table of verdicts")
+    swp.add_argument("sweep", type=Path)
+    swp.add_argument("--workers", type=int, default=1, help="local worker processes (default 1)")
+    swp.add_argument("--scheduler", help="a Dask distributed scheduler address, e.g. tcp://host:8786")
+    swp.add_argument("--out", type=Path, help="output directory (default results/sweeps/<name>)")
     rep = sub.add_parser("report", help="one self-contained HTML report of a finished run")
     rep.add_argument("results", type=Path)
     rep.add_argument("--out", type=Path, help="default RESULTS/report.html")
@@ -310,6 +316,27 @@ def cmd_hosting(args) -> int:
     return 0
 
 
+def cmd_sweep(args) -> int:
+    from cosim import sweep
+
+    if args.workers < 1:
+        raise ScenarioError(f"--workers: must be at least 1, got {args.workers}")
+
+    def progress(done, failed, total):
+        if sys.stderr.isatty() or done + failed == total:
+            print(f"\rsweep: {done} done, {failed} failed, {total - done - failed} remaining", end="",
+                  file=sys.stderr, flush=True)
+
+    rows = sweep.sweep(args.sweep, args.out, args.workers, args.scheduler, progress)
+    print(file=sys.stderr)
+    bad = [r for r in rows if r["status"] != "ok"]
+    out = args.out or Path("results") / "sweeps" / sweep.expand(args.sweep)["name"]
+    print(f"{len(rows)} runs, {len(bad)} failed; table in {out}/results.csv and results.parquet, plot eligibility.png")
+    for r in bad:
+        print(f"  {r['run']}: {r['status']}")
+    return 1 if bad else 0
+
+
 def cmd_report(args) -> int:
     from analysis import report
 
@@ -327,7 +354,7 @@ def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore", category=FutureWarning)
     try:
         commands = {"run": cmd_run, "validate": cmd_validate, "catalog": cmd_catalog, "screen": cmd_screen,
-                    "report": cmd_report, "check": cmd_check, "hosting-capacity": cmd_hosting}
+                    "report": cmd_report, "check": cmd_check, "hosting-capacity": cmd_hosting, "sweep": cmd_sweep}
         return commands[args.command](args)
     except ScenarioError as exc:
         print(f"error: {exc}", file=sys.stderr)
