@@ -44,7 +44,7 @@ def simulate(loaded, h5_path: Path, progress: bool = False) -> dict:
     loaded.check_grid()
     vehicles = world_builder.sample_fleet(loaded)
     until = round(loaded.scenario.duration_s * 1000)
-    with mosaik.World(world_builder.SIM_CONFIG, time_resolution=world_builder.TIME_RESOLUTION_S,
+    with mosaik.World(world_builder.sim_config(loaded.scenario.execution), time_resolution=world_builder.TIME_RESOLUTION_S,
                       configure_logging=False, skip_greetings=True, cache=False) as world:
         world_builder.build(world, loaded, vehicles, str(h5_path))
         world.run(until=until, print_progress=progress)

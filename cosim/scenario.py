@@ -282,6 +282,22 @@ class Outputs(_Strict):
         return self
 
 
+class Execution(_Strict):
+    """Where simulators run: in this process (default), as separate processes (mosaik's `cmd` starter),
+    or already listening elsewhere (mosaik's `connect` starter, host:port)."""
+    separate_processes: list[Literal["fleet", "grid", "network"]] = Field(default_factory=list)
+    connect: dict[Literal["fleet", "grid", "network"], str] = Field(default_factory=dict)
+
+    @field_validator("connect")
+    @classmethod
+    def _addresses(cls, connect):
+        for role, address in connect.items():
+            host, _, port = address.rpartition(":")
+            if not host or not port.isdigit():
+                raise ValueError(f"{role}: expected host:port, got {address!r}")
+        return connect
+
+
 class Scenario(_Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
     description: str = ""
@@ -293,6 +309,7 @@ class Scenario(_Strict):
     frequency: Frequency
     services: list[ServiceRef] = Field(min_length=1)
     outputs: Outputs = Field(default_factory=Outputs)
+    execution: Execution = Field(default_factory=Execution)
 
     @model_validator(mode="after")
     def _grid_step_multiple(self):

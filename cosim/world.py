@@ -29,6 +29,18 @@ SIM_CONFIG = {
 }
 
 TIME_RESOLUTION_S = 0.001  # one mosaik step is one millisecond
+MODULES = {"fleet": ("Fleet", "sims.fleet"), "grid": ("Grid", "sims.grid"), "network": ("Network", "sims.network")}
+
+
+def sim_config(execution) -> dict:
+    """SIM_CONFIG with the chosen simulators started as processes or connected to, not imported."""
+    config = {name: dict(entry) for name, entry in SIM_CONFIG.items()}
+    for role in execution.separate_processes:
+        name, module = MODULES[role]
+        config[name] = {"cmd": f"%(python)s -m {module} %(addr)s"}
+    for role, address in execution.connect.items():
+        config[MODULES[role][0]] = {"connect": address}
+    return config
 
 
 def sample_fleet(loaded) -> dict[str, list]:
