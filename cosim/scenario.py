@@ -114,9 +114,37 @@ class GridLimits(_Strict):
         return self
 
 
+SIMBENCH_YEAR_START = "2016-01-01T00:00"  # SimBench profiles: 15-minute values from here
+
+
 class Grid(_Strict):
     network: str = "cigre_mv"
     limits: GridLimits = Field(default_factory=GridLimits)
+    profile_time: str | None = Field(default=None, description="SimBench grids: base loads and generation from "
+                                     "their profiles at this time of the 2016 reference year, e.g. 2016-07-01T18:00")
+
+    @model_validator(mode="after")
+    def _profiles_need_simbench(self):
+        if self.profile_time is not None:
+            if not self.network.startswith("simbench:"):
+                raise ValueError("profile_time: profiles exist only for simbench:<code> grids")
+            self.profile_start_ms()  # parses, or raises
+        return self
+
+    def profile_start_ms(self) -> int | None:
+        """profile_time in milliseconds from the start of the SimBench year (None without one)."""
+        if self.profile_time is None:
+            return None
+        from datetime import datetime
+
+        try:
+            at = datetime.fromisoformat(self.profile_time)
+        except ValueError:
+            raise ValueError(f"profile_time: not a date and time: {self.profile_time!r}") from None
+        seconds = (at - datetime.fromisoformat(SIMBENCH_YEAR_START)).total_seconds()
+        if not 0 <= seconds < 366 * 24 * 3600:
+            raise ValueError(f"profile_time: {self.profile_time} is outside the SimBench year 2016")
+        return round(seconds * 1000)
     step_s: float = Field(default=1.0, ge=0.001, description="power-flow interval")
     base_load_scale: float = Field(default=1.0, ge=0, description="scales the network's own loads")
 

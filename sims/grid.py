@@ -1,7 +1,9 @@
 """Distribution grid: a pandapower power flow as a mosaik simulator stepping every ``step_ms``.
 
 Networks: ``cigre_lv``, ``cigre_mv`` (pandapower's CIGRE benchmarks; MV without DER), ``simbench:<code>``
-(needs the optional ``simbench`` package), or a path to a pandapower JSON file.
+(needs the optional ``simbench`` package), or a path to a pandapower JSON file. With a SimBench grid
+and ``profile_start_ms`` (where in the SimBench year the run starts), loads and generation follow
+the grid's own 15-minute profiles, indexed by simulation milliseconds.
 
 Every ``step_ms`` the simulator sets the charging load of each bus from its inputs and solves the
 power flow, reusing the previous solution (pandapower ``recycle``) after the first step. A power
@@ -113,12 +115,20 @@ class GridSim(mosaik_api_v3.Simulator):
         self.ok_last = False
 
     def init(self, sid, time_resolution=0.001, network="cigre_mv", base_dir=".", step_ms=1000,
-             base_load_scale=1.0):
+             base_load_scale=1.0, profile_start_ms=None):
         import pandapower as pp
 
         self.pp = pp
         self.net = load_network(network, base_dir)
         self.net.load["scaling"] = self.net.load["scaling"] * float(base_load_scale)
+        self.profiles = None
+        if profile_start_ms is not None:  # SimBench: loads and generation from the 15-minute profiles
+            import simbench
+
+            absolute = simbench.get_absolute_values(self.net, profiles_instead_of_study_cases=True)
+            self.profiles = {key: frame for key, frame in absolute.items() if frame.shape[1]}
+            self.profile_start_ms = int(profile_start_ms)
+            self.profile_index = None
         self.step_ms = int(step_ms)
         self.numba = importlib.util.find_spec("numba") is not None
         return self.meta
@@ -152,7 +162,22 @@ class GridSim(mosaik_api_v3.Simulator):
             self.ok_last = False
         return self.ok_last
 
+    PROFILE_MS = 900_000  # SimBench profiles: one value per 15 minutes
+
+    def _apply_profiles(self, time):
+        """Set the SimBench loads and generation of the 15-minute interval that ``time`` (ms) falls in."""
+        index = (self.profile_start_ms + time) // self.PROFILE_MS
+        if index == self.profile_index:
+            return
+        self.profile_index = index
+        for (element, column), frame in self.profiles.items():
+            row = frame.iloc[index % len(frame)]
+            self.net[element].loc[row.index, column] = row.to_numpy()
+        self.ok_last = False  # the network's injections changed everywhere: solve afresh
+
     def step(self, time, inputs, max_advance):
+        if self.profiles is not None:
+            self._apply_profiles(time)
         p_kw = np.zeros(len(self.child_eids))
         for i, eid in enumerate(self.child_eids):
             values = inputs.get(eid, {}).get("p_kw", {})
