@@ -277,6 +277,7 @@ def evaluate_service(service: dict, services: list[dict], freq, power, soc, vehi
         eligible=all(r["passed"] for r in rules.values()),
         failed=[name for name in RULES if name in rules and not rules[name]["passed"]],
         event_start_s=_r(t_event / 1000.0, 3),
+        event_end_s=_r(t_end / 1000.0, 3),
         initiation_s=secs(t_init),
         full_delivery_s=secs(t_full),
         required_mw=_r(required_kw / 1000.0, 6),
@@ -424,8 +425,7 @@ def evaluate(h5_path, services: list[dict], vehicles: dict, nominal_hz: float, t
         for entry, service in zip(results, services):
             if entry["eligible"] is not None:
                 t_event = round(entry["event_start_s"] * 1000)
-                trace = service_trace(service, services, freq, power, nominal_hz)
-                rule = grid_rule(h5, t_event, trace["t_end"], grid_limits)
+                rule = grid_rule(h5, t_event, round(entry["event_end_s"] * 1000), grid_limits)
                 if rule is not None:
                     entry["rules"]["grid"] = rule
                     entry["failed"] = [n for n in RULES if n in entry["rules"] and not entry["rules"][n]["passed"]]
