@@ -28,6 +28,7 @@ import collections
 import mosaik_api_v3
 import numpy as np
 
+from sims import require_milliseconds
 from sims.services import direction_sign, response_pu
 
 META = {
@@ -69,8 +70,7 @@ class ControllerSim(mosaik_api_v3.Simulator):
         self.output: dict = {}
 
     def init(self, sid, time_resolution=0.001, measurement_delay_ms=100, dispatch_interval_ms=0):
-        if abs(time_resolution - 0.001) > 1e-12:
-            raise ValueError("ControllerSim works in milliseconds: start the world with time_resolution=0.001")
+        require_milliseconds("ControllerSim", time_resolution)
         self.delay_ms = int(measurement_delay_ms)
         self.interval_ms = int(dispatch_interval_ms)
         self.last_dispatch_ms = None

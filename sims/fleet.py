@@ -31,6 +31,7 @@ from __future__ import annotations
 import mosaik_api_v3
 import numpy as np
 
+from sims import require_milliseconds
 from sims.obc import OPTIONAL_PARAMETERS, PARAMETERS, ChargerFleet
 
 SPREAD_FIELDS = ("t_a_s", "t_c_s", "ramp_up_kw_per_s", "ramp_down_kw_per_s")
@@ -175,8 +176,7 @@ class FleetSim(mosaik_api_v3.Simulator):
         self.eid = "fleet"
 
     def init(self, sid, time_resolution=0.001, step_ms=100, sample_ms=10, telemetry_ms=1000, report_ms=0):
-        if abs(time_resolution - 0.001) > 1e-12:
-            raise ValueError("FleetSim works in milliseconds: start the world with time_resolution=0.001")
+        require_milliseconds("FleetSim", time_resolution)
         if step_ms % sample_ms:
             raise ValueError(f"FleetSim: step_ms ({step_ms}) must be a multiple of sample_ms ({sample_ms})")
         self.step_ms, self.sample_ms, self.telemetry_ms = int(step_ms), int(sample_ms), int(telemetry_ms)

@@ -27,6 +27,8 @@ import math
 import mosaik_api_v3
 import numpy as np
 
+from sims import require_milliseconds
+
 META = {
     "api_version": "3.0",
     "type": "event-based",
@@ -109,8 +111,7 @@ class FrequencySim(mosaik_api_v3.Simulator):
         self.output: float | None = None
 
     def init(self, sid, time_resolution=0.001, nominal_hz=50.0, events=(), sample_ms=20):
-        if abs(time_resolution - 0.001) > 1e-12:
-            raise ValueError("FrequencySim works in milliseconds: start the world with time_resolution=0.001")
+        require_milliseconds("FrequencySim", time_resolution)
         self.profile = build_profile(list(events), nominal_hz, int(sample_ms))
         return self.meta
 
@@ -185,6 +186,7 @@ class SystemFrequencySim(mosaik_api_v3.Simulator):
         super().__init__(SYSTEM_META)
 
     def init(self, sid, time_resolution=0.001, nominal_hz=50.0, system=None, replication_factor=0.0):
+        require_milliseconds("SystemFrequencySim", time_resolution)
         self.model = SystemModel(system, nominal_hz)
         self.step_ms = int(system["step_ms"])
         self.replication = float(replication_factor)

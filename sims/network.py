@@ -41,6 +41,8 @@ import mosaik_api_v3
 import numpy as np
 import simpy
 
+from sims import require_milliseconds
+
 US_PER_MS = 1000
 Z95 = 1.6448536269514722  # standard normal 95th percentile
 
@@ -102,8 +104,7 @@ class NetworkSim(mosaik_api_v3.Simulator):
         self.up, self.up_lost = [], []
 
     def init(self, sid, time_resolution=0.001, profile=None, seed=0, faults=(), batch_ms=0):
-        if abs(time_resolution - 0.001) > 1e-12:
-            raise ValueError("NetworkSim works in milliseconds: start the world with time_resolution=0.001")
+        require_milliseconds("NetworkSim", time_resolution)
         self.model = LatencyModel(profile, seed)
         self.batch_ms = int(batch_ms)
         self.faults = [dict(f, from_us=f["from_ms"] * US_PER_MS, to_us=f["to_ms"] * US_PER_MS) for f in faults]
