@@ -28,7 +28,7 @@ import numpy as np
 from analysis.budget import first_receipts
 from analysis.envelope import envelope, error_pu
 from analysis.timeseries import series, table
-from sims.obc import OPTIONAL_PARAMETERS, PARAMETERS, ChargerFleet
+from sims.obc import OPTIONAL_PARAMETERS, PARAMETERS, ChargerFleet, plug_windows
 from sims.services import direction_sign, outside_deadband, response_pu
 
 RULES = ("initiation", "partial_delivery", "full_delivery", "volume", "duration", "metering", "envelope", "grid")
@@ -128,10 +128,7 @@ def metering(telemetry_hz: float, service: dict) -> dict:
 
 
 def plugged_at(vehicles: dict, t_ms: float) -> np.ndarray:
-    plugged = np.asarray(vehicles["plugged"], dtype=bool)
-    n = plugged.size
-    arrival = np.asarray(vehicles.get("arrival_ms") or [0.0] * n, dtype=float)
-    departure = np.asarray([np.inf if d is None else d for d in vehicles.get("departure_ms") or [None] * n], float)
+    plugged, arrival, departure = plug_windows(vehicles)
     return plugged & (arrival <= t_ms) & (t_ms < departure)
 
 

@@ -29,6 +29,7 @@ import mosaik_api_v3
 import numpy as np
 
 from sims import require_milliseconds
+from sims.obc import plug_windows
 from sims.services import direction_sign, response_pu
 
 META = {
@@ -81,11 +82,7 @@ class ControllerSim(mosaik_api_v3.Simulator):
             raise ValueError("ControllerSim creates one Aggregator entity")
         self.services = list(services)
         self.nominal_hz = float(nominal_hz)
-        self.plugged = np.asarray(vehicles["plugged"], dtype=bool)
-        n = self.plugged.size
-        self.arrival_ms = np.asarray(vehicles.get("arrival_ms") or [0.0] * n, dtype=float)
-        self.departure_ms = np.asarray([np.inf if d is None else d for d in vehicles.get("departure_ms") or [None] * n],
-                                       dtype=float)
+        self.plugged, self.arrival_ms, self.departure_ms = plug_windows(vehicles)
         self.baseline = np.where(self.plugged, np.asarray(vehicles["baseline_kw"], dtype=float), 0.0)
         p_min = np.where(self.plugged, np.asarray(vehicles["p_min_kw"], dtype=float), 0.0)
         p_max = np.where(self.plugged, np.asarray(vehicles["p_max_kw"], dtype=float), 0.0)

@@ -67,6 +67,17 @@ PARAMETERS = (
 OPTIONAL_PARAMETERS = {"arrival_ms": 0.0, "departure_ms": np.inf, "min_power_kw": 0.0, "setpoint_step_kw": 0.0}
 
 
+def plug_windows(vehicles: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(plugged, arrival_ms, departure_ms) from per-vehicle lists; without arrival_ms a vehicle is there
+    from the start, and a missing or None departure_ms means it never leaves."""
+    plugged = np.asarray(vehicles["plugged"], dtype=bool)
+    n = plugged.size
+    arrival = np.asarray(vehicles.get("arrival_ms") or [0.0] * n, dtype=float)
+    departure = np.asarray([np.inf if d is None else d for d in vehicles.get("departure_ms") or [None] * n],
+                           dtype=float)
+    return plugged, arrival, departure
+
+
 class ChargerFleet:
     """N onboard chargers stepping together. Construct from per-vehicle arrays (see ``PARAMETERS``)."""
 
