@@ -27,7 +27,7 @@ import numpy as np
 
 from analysis.budget import first_receipts
 from analysis.envelope import envelope, error_pu
-from analysis.timeseries import series, table
+from analysis.timeseries import labels, series, table
 from sims.obc import OPTIONAL_PARAMETERS, PARAMETERS, ChargerFleet, plug_windows
 from sims.services import direction_sign, outside_deadband, response_pu
 
@@ -336,17 +336,18 @@ def grid_rule(h5: h5py.File, t_event: int, t_end: int, limits: dict | None) -> d
                     at_s=_r((t_fail - t_event) / 1000, 3))
     checks = []  # (margin as a fraction of the limit, description, value, limit, unit, time)
     vm = h5["grid/vm_pu/value"][:][window]
-    buses = [b.decode() if isinstance(b, bytes) else str(b) for b in h5["grid/bus_names/value"][:]]
+    buses = labels(h5, "grid/bus_names")
     for values, names, key, unit, kind in (
             (vm, buses, "v_max_pu", "pu", "over"), (vm, buses, "v_min_pu", "pu", "under")):
         excess = values - limits[key] if kind == "over" else limits[key] - values
         k, j = np.unravel_index(int(np.argmax(excess)), excess.shape)
         checks.append((float(excess[k, j]), f"bus {names[j]} voltage", float(values[k, j]), limits[key], unit, int(times[k])))
-    for path, label in (("line_loading_pct", "line"), ("trafo_loading_pct", "transformer")):
+    for path, names_path, label in (("line_loading_pct", "line_names", "line"),
+                                     ("trafo_loading_pct", "trafo_names", "transformer")):
         if f"grid/{path}" not in h5 or h5[f"grid/{path}/value"].shape[1] == 0:
             continue
         values = h5[f"grid/{path}/value"][:][window]
-        names = [n.decode() if isinstance(n, bytes) else str(n) for n in h5[f"grid/{label if label == 'line' else 'trafo'}_names/value"][:]]
+        names = labels(h5, f"grid/{names_path}")
         excess = (values - limits["loading_pct"]) / 100.0  # in pu of rating, comparable with voltage excess
         k, j = np.unravel_index(int(np.argmax(excess)), excess.shape)
         checks.append((float(excess[k, j]), f"{label} {names[j] or j} loading", float(values[k, j]),
