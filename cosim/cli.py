@@ -270,12 +270,9 @@ def cmd_check(args) -> int:
 
 
 def cmd_hosting(args) -> int:
-    import shutil
-    import tempfile
-
     from analysis import hosting
     from cosim import scenario
-    from cosim.run import _replace_dir
+    from cosim.run import atomic_directory
     from sims.grid import load_network
 
     loaded = scenario.load(args.scenario, args.overrides)
@@ -296,13 +293,8 @@ def cmd_hosting(args) -> int:
     results = hosting.hosting_capacity(net, sc.grid.limits.model_dump(), group["charger_kw"], directions,
                                        args.placements, sc.seed, args.max_chargers, progress)
     out = args.out or Path("results") / sc.name / "hosting-capacity"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
-    try:
+    with atomic_directory(out) as tmp:
         hosting.write(results, tmp)
-        _replace_dir(tmp, out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     from analysis.table import render
 
     print(f"Hosting capacity of {sc.grid.network} for {group['charger_kw']:g} kW chargers "

@@ -7,6 +7,7 @@ leaves a ``verdicts.json`` that looks complete.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -62,12 +63,25 @@ def _write_vehicle_table(h5_path: Path, vehicles: dict):
                 group.create_dataset(key, data=np.asarray([np.inf if v is None else v for v in values]))
 
 
+@contextlib.contextmanager
+def atomic_directory(target: Path):
+    """Yield a hidden temporary directory beside ``target``. If the block finishes, it replaces
+    ``target`` whole; if it fails or is interrupted, it is removed: no half-written result ever sits
+    at ``target`` (a leftover ``.<name>.*.partial`` can only come from a killed process)."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent))
+    try:
+        yield tmp
+        _replace_dir(tmp, target)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
 def run(loaded, out_dir: Path, progress: bool = False) -> dict:
     """Run a loaded scenario into ``out_dir``; return the verdicts dict."""
-    out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".partial", dir=out_dir.parent))
-    try:
+    with atomic_directory(out_dir) as tmp:
         started = time.perf_counter()
         vehicles = simulate(loaded, tmp / "timeseries.h5", progress=progress)
         verdicts = {"scenario": loaded.scenario.name, "seed": loaded.scenario.seed}
@@ -84,10 +98,6 @@ def run(loaded, out_dir: Path, progress: bool = False) -> dict:
         resolved["run"] = {"scenario_file": str(loaded.path), "wall_time_s": round(time.perf_counter() - started, 2),
                            "python": sys.version.split()[0], "packages": package_versions()}
         (tmp / "scenario.resolved.yaml").write_text(yaml.safe_dump(resolved, sort_keys=False))
-        _replace_dir(tmp, out_dir)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     return verdicts
 
 
