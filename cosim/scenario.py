@@ -8,6 +8,7 @@ to the scenario file. Every problem is reported as ``ScenarioError("<file>: <fie
 from __future__ import annotations
 
 import re
+import typing
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
@@ -370,12 +371,19 @@ class Scenario(_Strict):
 
 # -- loading ---------------------------------------------------------------------------------
 
+# pydantic puts the union member it tried into an error's location: an event's `type` tag, or a type's
+# name for plain unions (str | VehicleModel, int | str | list[...]). Those are not field names.
+_EVENT_TAGS = {typing.get_args(cls.model_fields["type"].annotation)[0]
+               for cls in typing.get_args(typing.get_args(FrequencyEvent)[0])}
+_TYPE_NAMES = {"str", "int", "float", "bool", "none", "VehicleModel", "NetworkProfile"}
+
+
 def _loc(loc: tuple) -> str:
     out = ""
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
-        elif part in ("step", "ramp", "str", "VehicleModel", "int"):  # pydantic union tags: noise
+        elif part in _EVENT_TAGS or part in _TYPE_NAMES or "[" in str(part):
             continue
         else:
             out += f".{part}" if out else str(part)

@@ -29,6 +29,8 @@ def v2g(*args, cwd=None):
      "fleet.groups[0].bus", "no bus 'Bus 99'"),
     ({"grid": {"network": "missing.json"}}, "grid.network", "no such file"),
     ({"fleet__spread": 5}, "fleet.spread", "Extra inputs are not permitted"),
+    ({"frequency": {"events": [{"type": "trace", "at_s": 0}]}}, "frequency.events[0].file", "Field required"),
+    ({"frequency": {"events": [{"type": "ou", "duration_s": -1}]}}, "frequency.events[0].duration_s", "greater than 0"),
 ])
 def test_bad_scenario_exits_2_with_one_line(tmp_path, change, field, words):
     path = make_scenario(tmp_path, **change)
