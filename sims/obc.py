@@ -119,7 +119,6 @@ class ChargerFleet:
         self.pending_goal = np.full(self.n, np.nan)
         self.pending_t = np.full(self.n, np.inf)
         self.t_energy = np.full(self.n, float(t0_ms))
-        self.last_command_ms = np.full(self.n, np.nan)
         self.last_effect_ms = np.full(self.n, np.nan)
         self._events: list[tuple[float, int, int]] = [
             (float(d), DEPARTURE, int(i)) for i, d in enumerate(self.departure_ms) if np.isfinite(d)]
@@ -302,7 +301,6 @@ class ChargerFleet:
         delay = np.where(up, self.start_delay_ms[idx], self.stop_delay_ms[idx])
         self.pending_goal[idx] = kw
         self.pending_t[idx] = np.minimum(self.pending_t[idx], t_ms + delay)  # no pending: +inf
-        self.last_command_ms[idx] = t_ms
         self._push(self.pending_t[idx], PENDING, idx)
         # these vehicles' motion changed: make sure a limit they could now reach is checked in time
         self._limit_check_ms = min(self._limit_check_ms, self._next_limit_check(idx))
