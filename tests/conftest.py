@@ -1,9 +1,7 @@
 import copy
-import json
 from pathlib import Path
 
 import h5py
-import numpy as np
 import pytest
 import yaml
 

@@ -4,9 +4,8 @@ import subprocess
 import sys
 
 import pytest
-import yaml
 
-from conftest import BASE, ROOT, make_scenario
+from conftest import ROOT, make_scenario
 from cosim import cli, run as runner
 from cosim.scenario import ScenarioError, apply_override, load
 

@@ -6,7 +6,6 @@ import subprocess
 import sys
 
 import pandapower as pp
-import pytest
 import yaml
 
 from conftest import BASE, ROOT

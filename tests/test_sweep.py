@@ -53,6 +53,7 @@ def test_local_pool_and_dask_cluster_give_the_same_table(tmp_path):
         dask_rows = sweep.sweep(path, tmp_path / "dask", scheduler=cluster.scheduler_address)
     assert len(pool_rows) == 4 and all(r["status"] == "ok" for r in pool_rows)
     assert table(tmp_path / "pool") == table(tmp_path / "dask")
+    assert dask_rows == pool_rows
     import pyarrow.parquet as pq
 
     assert pq.read_table(tmp_path / "dask" / "results.parquet").num_rows == 4
