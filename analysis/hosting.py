@@ -7,6 +7,12 @@ chargers of a placement are a fixed set and a larger N only adds chargers. For e
 largest N that keeps every bus voltage inside [v_min, v_max] and every line and transformer at or
 below the loading limit is found by doubling then bisection (O(log N) power flows, not N). A power
 flow that does not converge counts as a violation (voltage collapse).
+
+Chargers go to the feeder's buses that have a load (the customers; ``at="all"``: any bus; a feeder
+with no load at all uses every bus). Single-phase chargers each sit on one phase (drawn with the
+placement, in turn, or one given phase); with an unbalanced (three-phase) power flow every phase's
+voltage counts, and the voltage unbalance must stay at or below ``unbalance_pct``. Without one, a
+single-phase charger is a balanced load like any other.
 """
 
 from __future__ import annotations
@@ -17,9 +23,12 @@ import warnings
 import numpy as np
 
 
-def feeders(net) -> dict[str, list[int]]:
-    """Feeder name (the first line's name) -> its buses. Busbars: the LV side of each transformer, or
-    the external grid's bus if there is no transformer."""
+PHASES = ("a", "b", "c")
+
+
+def feeders(net, at: str = "all") -> dict[str, list[int]]:
+    """Feeder name (the first line's name) -> its buses (``at="loads"``: those with a load, if any).
+    Busbars: the LV side of each transformer, or the external grid's bus if there is no transformer."""
     import networkx as nx
     import pandapower.topology as top
 
@@ -34,6 +43,9 @@ def feeders(net) -> dict[str, list[int]]:
         if first.empty:
             continue  # not fed from a busbar through a line (e.g. an isolated island)
         name = str(first.iloc[0]["name"] or f"line {first.index[0]}")
+        if at == "loads":
+            loaded = set(net.load.bus) | set(net.asymmetric_load.bus)
+            buses = [b for b in buses if b in loaded] or buses
         out[name] = buses
     return dict(sorted(out.items()))
 
@@ -41,40 +53,73 @@ def feeders(net) -> dict[str, list[int]]:
 class Feeder:
     """Power flows for one feeder with chargers added at given buses (one load per bus, reused)."""
 
-    def __init__(self, net, buses: list[int], limits: dict):
+    def __init__(self, net, buses: list[int], limits: dict, unbalanced: bool = False):
         import pandapower as pp
 
-        self.pp, self.net, self.limits = pp, net, limits
+        self.pp, self.net, self.limits, self.unbalanced = pp, net, limits, unbalanced
         self.buses = np.asarray(buses)
-        self.loads = np.array([pp.create_load(net, bus=int(b), p_mw=0.0, name=f"hc-{b}") for b in buses])
+        if unbalanced:
+            self.loads = np.array([pp.create_asymmetric_load(net, bus=int(b), name=f"hc-{b}") for b in buses])
+        else:
+            self.loads = np.array([pp.create_load(net, bus=int(b), p_mw=0.0, name=f"hc-{b}") for b in buses])
         self.flows = 0
         self._recycle = False
         self.numba = importlib.util.find_spec("numba") is not None
 
-    def check(self, kw_per_bus: np.ndarray) -> dict | None:
-        """None if every limit holds with these charger powers (kW, + import); else the first violation."""
-        self.net.load.loc[self.loads, "p_mw"] = kw_per_bus / 1000.0
+    def _set(self, kw: np.ndarray):
+        if self.unbalanced:
+            for j, phase in enumerate(PHASES):
+                self.net.asymmetric_load.loc[self.loads, f"p_{phase}_mw"] = kw[:, j] / 1000.0
+        else:
+            self.net.load.loc[self.loads, "p_mw"] = kw.sum(axis=1) / 1000.0
+
+    def _runpp(self):
+        pp, reuse = self.pp, self._recycle
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            if self.unbalanced:
+                pp.runpp_3ph(self.net, numba=self.numba,
+                             recycle=dict(bus_pq=True, trafo=False, gen=False, Ybus=True) if reuse else None)
+            elif reuse:
+                pp.runpp(self.net, lightsim2grid=False, numba=self.numba, init="results",
+                         recycle=dict(bus_pq=True, trafo=False, gen=False))
+            else:
+                pp.runpp(self.net, lightsim2grid=False, numba=self.numba)
+
+    def voltages(self) -> dict[str, np.ndarray]:
+        """Bus voltages of the last power flow: '' -> pu (balanced), or ' phase a' ... per phase."""
+        if self.unbalanced:
+            return {f" phase {p}": self.net.res_bus_3ph[f"vm_{p}_pu"] for p in PHASES}
+        return {"": self.net.res_bus.vm_pu}
+
+    def check(self, kw: np.ndarray) -> dict | None:
+        """None if every limit holds with these charger powers (kW per bus and phase, + import); else
+        the first violation."""
+        self._set(kw)
         self.flows += 1
         try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                if self._recycle:
-                    self.pp.runpp(self.net, lightsim2grid=False, numba=self.numba, init="results",
-                                  recycle=dict(bus_pq=True, trafo=False, gen=False))
-                else:
-                    self.pp.runpp(self.net, lightsim2grid=False, numba=self.numba)
+            self._runpp()
             self._recycle = True
         except self.pp.powerflow.LoadflowNotConverged:
             self._recycle = False
             return {"limit": "convergence", "element": "-", "value": None}
         lim, net = self.limits, self.net
-        vm = net.res_bus.vm_pu
         worst = []
-        if (vm > lim["v_max_pu"]).any():
-            worst.append((float(vm.max() - lim["v_max_pu"]), "voltage above", f"bus {net.bus.at[vm.idxmax(), 'name']}", float(vm.max())))
-        if (vm < lim["v_min_pu"]).any():
-            worst.append((float(lim["v_min_pu"] - vm.min()), "voltage below", f"bus {net.bus.at[vm.idxmin(), 'name']}", float(vm.min())))
-        for table, res, label in ((net.line, net.res_line, "line"), (net.trafo, net.res_trafo, "transformer")):
+        for phase, vm in self.voltages().items():
+            if (vm > lim["v_max_pu"]).any():
+                worst.append((float(vm.max() - lim["v_max_pu"]), "voltage above",
+                              f"bus {net.bus.at[vm.idxmax(), 'name']}{phase}", float(vm.max())))
+            if (vm < lim["v_min_pu"]).any():
+                worst.append((float(lim["v_min_pu"] - vm.min()), "voltage below",
+                              f"bus {net.bus.at[vm.idxmin(), 'name']}{phase}", float(vm.min())))
+        suffix = "_3ph" if self.unbalanced else ""
+        if self.unbalanced:
+            vuf = net.res_bus_3ph.unbalance_percent
+            if (vuf > lim["unbalance_pct"]).any():
+                worst.append((float(vuf.max() - lim["unbalance_pct"]) / 100, "voltage unbalance",
+                              f"bus {net.bus.at[vuf.idxmax(), 'name']}", float(vuf.max())))
+        for table, res, label in ((net.line, net[f"res_line{suffix}"], "line"),
+                                  (net.trafo, net[f"res_trafo{suffix}"], "transformer")):
             if len(table) and (res.loading_percent > lim["loading_pct"]).any():
                 i = res.loading_percent.idxmax()
                 worst.append((float(res.loading_percent[i] - lim["loading_pct"]) / 100, f"{label} loading",
@@ -85,27 +130,47 @@ class Feeder:
         return {"limit": limit, "element": element, "value": round(value, 4)}
 
     def reset(self):
-        self.net.load.loc[self.loads, "p_mw"] = 0.0
+        self._set(np.zeros((len(self.buses), 3)))
 
 
-def capacity(feeder: Feeder, order: np.ndarray, charger_kw: float, sign: int, n_max: int) -> dict:
-    """Largest N (chargers 0..N-1 of ``order``, indices into the feeder's buses) within limits."""
-    def powers(n):
-        return sign * charger_kw * np.bincount(order[:n], minlength=len(feeder.buses)).astype(float)
+def phase_shares(rng: np.random.Generator, n: int, phase: str | None) -> np.ndarray:
+    """Share of each of n chargers' power on phases a, b, c: a third each for a three-phase charger
+    (``phase`` None); for a single-phase one all on its phase: ``a``/``b``/``c``, ``round_robin``, ``random``."""
+    if phase is None:
+        return np.full((n, 3), 1 / 3)
+    if phase == "random":
+        which = rng.integers(0, 3, n)
+    elif phase == "round_robin":
+        which = np.arange(n) % 3
+    else:
+        which = np.full(n, PHASES.index(phase))
+    return np.eye(3)[which]
 
-    base = feeder.check(powers(0))
+
+def powers(order: np.ndarray, shares: np.ndarray, n: int, n_buses: int, kw: float) -> np.ndarray:
+    """kW per bus and phase of chargers 0..n-1 (each at bus ``order[k]``, split by ``shares[k]``)."""
+    return np.stack([np.bincount(order[:n], weights=shares[:n, j], minlength=n_buses) for j in range(3)], axis=1) * kw
+
+
+def capacity(feeder: Feeder, order: np.ndarray, shares: np.ndarray, charger_kw: float, sign: int, n_max: int) -> dict:
+    """Largest N (chargers 0..N-1 of ``order``, indices into the feeder's buses, on phases ``shares``)
+    within limits."""
+    def powers_at(n):
+        return powers(order, shares, n, len(feeder.buses), sign * charger_kw)
+
+    base = feeder.check(powers_at(0))
     if base is not None:
         return {"chargers": 0, "binding": base, "note": "limits already broken with no chargers"}
     lo, hi, bad = 0, 1, None
-    while hi <= n_max and (bad := feeder.check(powers(hi))) is None:
+    while hi <= n_max and (bad := feeder.check(powers_at(hi))) is None:
         lo, hi = hi, hi * 2
     if hi > n_max:
         hi = n_max + 1
-        if (bad := feeder.check(powers(n_max))) is None:
+        if (bad := feeder.check(powers_at(n_max))) is None:
             return {"chargers": n_max, "binding": None, "note": f"no limit reached up to {n_max} chargers"}
     while hi - lo > 1:
         mid = (lo + hi) // 2
-        found = feeder.check(powers(mid))
+        found = feeder.check(powers_at(mid))
         lo, hi, bad = (mid, hi, bad) if found is None else (lo, mid, found)
     return {"chargers": lo, "binding": bad}
 
@@ -139,17 +204,19 @@ def write(results: dict, out_dir) -> list:
         ax.step(pct, n, where="mid", label=f"{fd['feeder']}, {fd['direction']} (binds: {fd['binding_limit']})")
     ax.set_xlabel("placement percentile (%)")
     ax.set_ylabel(f"chargers of {results['charger_kw']:g} kW before the first limit")
-    ax.set_title(f"Hosting capacity over {results['placements']} random placements per feeder")
+    ax.set_title(f"Hosting capacity over {results['placements']} random placements per feeder "
+                 f"({results['charger_phases']} chargers, {results['power_flow']} power flow)", fontsize=9)
     ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(out_dir / "hosting_capacity.png", dpi=110)
     plt.close(fig)
     fig, ax = plt.subplots(figsize=(8, 4.5))
     for fd in results["feeders"]:
-        prof = fd["voltage_profile_at_limit"]
-        if prof:
-            ax.plot(range(len(prof["bus"])), prof["vm_pu"], marker="o", ms=3,
-                    label=f"{fd['feeder']}, {fd['direction']}, {fd['chargers_p50']} chargers")
+        prof = fd["voltage_profile_at_limit"] or {}
+        for key in (k for k in prof if k.startswith("vm")):
+            phase = "" if key == "vm_pu" else f", phase {key[3]}"
+            ax.plot(range(len(prof["bus"])), prof[key], marker="o", ms=3, lw=1,
+                    label=f"{fd['feeder']}, {fd['direction']}, {fd['chargers_p50']} chargers{phase}")
     for lim in (results["limits"]["v_min_pu"], results["limits"]["v_max_pu"]):
         ax.axhline(lim, color="tab:red", lw=1)
     ax.set_xlabel("bus along the feeder (network order)")
@@ -164,23 +231,30 @@ def write(results: dict, out_dir) -> list:
 
 
 def hosting_capacity(net, limits: dict, charger_kw: float, directions: list[str], placements: int, seed: int,
-                     n_max: int = 5000, progress=None) -> dict:
-    """Per feeder and direction: capacity of every placement, its percentiles, and what binds."""
+                     n_max: int = 5000, progress=None, phase: str | None = None, unbalanced: bool = False,
+                     at: str = "all") -> dict:
+    """Per feeder and direction: capacity of every placement, its percentiles, and what binds.
+    ``phase``: None for three-phase chargers, else how single-phase chargers are put on phases
+    (see ``phase_shares``); ``unbalanced``: three-phase power flow; ``at``: candidate buses (``feeders``)."""
     rng = np.random.default_rng([seed, 7])
-    results = {"charger_kw": charger_kw, "limits": limits, "placements": placements, "feeders": []}
-    found = feeders(net)
+    results = {"charger_kw": charger_kw, "limits": limits, "placements": placements,
+               "power_flow": "unbalanced" if unbalanced else "balanced",
+               "charger_phases": "three-phase" if phase is None else f"single-phase ({phase})",
+               "buses": "with a load" if at == "loads" else "all", "feeders": []}
+    found = feeders(net, at)
     total = len(found) * len(directions) * placements
     done = 0
     for name, buses in found.items():
-        feeder = Feeder(net, buses, limits)
+        feeder = Feeder(net, buses, limits, unbalanced)
         names = [str(net.bus.at[b, "name"]) for b in buses]
         for direction in directions:
             sign = 1 if direction == "import" else -1
-            runs, orders = [], []
+            runs, draws = [], []
             for m in range(placements):
                 order = rng.integers(0, len(buses), n_max)
-                orders.append(order)
-                runs.append(dict(capacity(feeder, order, charger_kw, sign, n_max), placement=m))
+                shares = phase_shares(rng, n_max, phase)
+                draws.append((order, shares))
+                runs.append(dict(capacity(feeder, order, shares, charger_kw, sign, n_max), placement=m))
                 done += 1
                 if progress:
                     progress(done, total)
@@ -188,10 +262,12 @@ def hosting_capacity(net, limits: dict, charger_kw: float, directions: list[str]
             median_run = int(np.argsort(n)[len(n) // 2])
             profile = None
             if n[median_run] > 0:  # bus voltages of the median placement at its capacity
-                kw = sign * charger_kw * np.bincount(orders[median_run][:n[median_run]], minlength=len(buses))
-                if feeder.check(kw.astype(float)) is None:
-                    profile = {"bus": names, "vm_pu": [round(float(net.res_bus.vm_pu[b]), 6) for b in buses],
-                               "chargers_at_bus": (np.abs(kw) / charger_kw).round().astype(int).tolist()}
+                order, shares = draws[median_run]
+                kw = powers(order, shares, n[median_run], len(buses), sign * charger_kw)
+                if feeder.check(kw) is None:
+                    profile = {"bus": names, **{f"vm{p.replace(' phase ', '_')}_pu": [round(float(vm[b]), 6) for b in buses]
+                                                for p, vm in feeder.voltages().items()},
+                               "chargers_at_bus": np.bincount(order[:n[median_run]], minlength=len(buses)).tolist()}
             feeder.reset()
             binding = [r["binding"]["limit"] if r["binding"] else "none" for r in runs]
             where = [r["binding"]["element"] if r["binding"] else "-" for r in runs]

@@ -45,9 +45,12 @@ def verdict_table(verdicts: dict) -> str:
             out.append(f"{v['service']}: {reason}")
     grid = verdicts.get("grid") or {}
     if grid:
-        out.append(f"grid: voltage {grid['v_min_pu']}-{grid['v_max_pu']} pu, max line loading "
-                   f"{grid['max_line_loading_pct']} %, max transformer loading {grid['max_trafo_loading_pct']} %, "
-                   f"{grid['power_flows']} power flows ({grid['non_converged']} not converged)")
+        unbalance = f", max unbalance {grid['max_unbalance_pct']} %" if grid.get("max_unbalance_pct") is not None else ""
+        out.append(f"grid ({grid.get('power_flow', 'balanced')} power flow): voltage {grid['v_min_pu']}-{grid['v_max_pu']} pu"
+                   f"{unbalance}, max line loading {grid['max_line_loading_pct']} %, max transformer loading "
+                   f"{grid['max_trafo_loading_pct']} %, {grid['power_flows']} power flows ({grid['non_converged']} not converged)")
+        if grid.get("note"):
+            out.append(f"grid: {grid['note']}")
     net = verdicts.get("network")
     if net:
         lat = net["latency_s"]

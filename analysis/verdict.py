@@ -318,11 +318,16 @@ def vehicles_needed(service: dict, entry: dict, receipts: dict | None, vehicles:
             "power_at_deadline_mw": _r(reached_kw / 1000, 6)}
 
 
+VOLTAGE_SERIES = (("vm_pu", ""), ("vm_a_pu", " phase a"), ("vm_b_pu", " phase b"), ("vm_c_pu", " phase c"))
+
+
 def grid_rule(h5: h5py.File, t_event: int, t_end: int, limits: dict | None) -> dict | None:
     """During the event the feeder must stay within limits: every bus voltage inside
-    [v_min_pu, v_max_pu] (EN 50160 default 0.90-1.10 pu) and every line and transformer loading at or
-    below loading_pct (100 %), and every power flow must converge (no voltage collapse). Value: the
-    worst violation (or the tightest margin) with the element, the time and the limit it broke."""
+    [v_min_pu, v_max_pu] (EN 50160 default 0.90-1.10 pu; with an unbalanced power flow, every phase
+    of every bus, and the voltage unbalance at or below unbalance_pct, 2 %) and every line and
+    transformer loading at or below loading_pct (100 %; the most loaded phase), and every power flow
+    must converge (no voltage collapse). Value: the worst violation (or the tightest margin) with the
+    element, the time and the limit it broke."""
     if limits is None or "grid/converged" not in h5:
         return None
     conv = series(h5, "grid/converged")
@@ -334,26 +339,30 @@ def grid_rule(h5: h5py.File, t_event: int, t_end: int, limits: dict | None) -> d
         t_fail = int(times[np.flatnonzero(conv.value[window] == 0)[0]])
         return dict(_rule(False, None, None, None, "pu"), worst="power flow did not converge (voltage collapse)",
                     at_s=_r((t_fail - t_event) / 1000, 3))
-    checks = []  # (margin as a fraction of the limit, description, value, limit, unit, time)
-    vm = h5["grid/vm_pu/value"][:][window]
     buses = labels(h5, "grid/bus_names")
-    for values, names, key, unit, kind in (
-            (vm, buses, "v_max_pu", "pu", "over"), (vm, buses, "v_min_pu", "pu", "under")):
-        excess = values - limits[key] if kind == "over" else limits[key] - values
-        k, j = np.unravel_index(int(np.argmax(excess)), excess.shape)
-        checks.append((float(excess[k, j]), f"bus {names[j]} voltage", float(values[k, j]), limits[key], unit, int(times[k])))
+    # (values [time x element], element names, description of element {}, limit, upper limit?, unit, excess -> pu)
+    quantities = []
+    for path, phase in VOLTAGE_SERIES:
+        if f"grid/{path}" in h5:
+            vm = h5[f"grid/{path}/value"][:][window]
+            quantities += [(vm, buses, "bus {}%s voltage" % phase, limits["v_max_pu"], True, "pu", 1.0),
+                           (vm, buses, "bus {}%s voltage" % phase, limits["v_min_pu"], False, "pu", 1.0)]
+    if "grid/unbalance_pct" in h5 and "unbalance_pct" in limits:
+        quantities.append((h5["grid/unbalance_pct/value"][:][window], buses, "bus {} voltage unbalance",
+                           limits["unbalance_pct"], True, "%", 0.01))
     for path, names_path, label in (("line_loading_pct", "line_names", "line"),
                                      ("trafo_loading_pct", "trafo_names", "transformer")):
-        if f"grid/{path}" not in h5 or h5[f"grid/{path}/value"].shape[1] == 0:
-            continue
-        values = h5[f"grid/{path}/value"][:][window]
-        names = labels(h5, f"grid/{names_path}")
-        excess = (values - limits["loading_pct"]) / 100.0  # in pu of rating, comparable with voltage excess
-        k, j = np.unravel_index(int(np.argmax(excess)), excess.shape)
-        checks.append((float(excess[k, j]), f"{label} {names[j] or j} loading", float(values[k, j]),
-                       limits["loading_pct"], "%", int(times[k])))
+        if f"grid/{path}" in h5 and h5[f"grid/{path}/value"].shape[1]:
+            quantities.append((h5[f"grid/{path}/value"][:][window], labels(h5, f"grid/{names_path}"),
+                               label + " {} loading", limits["loading_pct"], True, "%", 0.01))
+    checks = []  # (excess in pu, comparable across quantities; description, value, limit, unit, time, margin)
+    for values, names, element, limit, upper, unit, to_pu in quantities:
+        excess = values - limit if upper else limit - values  # in the quantity's unit
+        k, j = np.unravel_index(int(np.argmax(excess * to_pu)), excess.shape)
+        checks.append((float(excess[k, j] * to_pu), element.format(names[j] or j), float(values[k, j]), limit, unit,
+                       int(times[k]), -float(excess[k, j])))
     worst = max(checks, key=lambda c: c[0])
-    return dict(_rule(worst[0] <= 1e-9, _r(worst[2], 6), worst[3], _r(-worst[0], 6), worst[4]),
+    return dict(_rule(worst[0] <= 1e-9, _r(worst[2], 6), worst[3], _r(worst[6], 6), worst[4]),
                 worst=worst[1], at_s=_r((worst[5] - t_event) / 1000, 3))
 
 
@@ -370,6 +379,7 @@ def grid_summary(h5: h5py.File) -> dict:
         "v_max_pu": extreme("grid/v_max_pu", np.max),
         "max_line_loading_pct": extreme("grid/max_line_loading_pct", np.max),
         "max_trafo_loading_pct": extreme("grid/max_trafo_loading_pct", np.max),
+        **({"max_unbalance_pct": extreme("grid/max_unbalance_pct", np.max)} if "grid/max_unbalance_pct" in h5 else {}),
         "power_flows": None if conv is None else int(conv.value.size),
         "non_converged": None if conv is None else int((conv.value == 0).sum()),
     }

@@ -59,6 +59,8 @@ def _parser() -> argparse.ArgumentParser:
     hc.add_argument("--out", type=Path, help="output directory (default results/<scenario name>/hosting-capacity)")
     hc.add_argument("--set", dest="overrides", action="append", default=[], metavar="PATH=VALUE")
     hc.add_argument("--max-chargers", type=int, default=5000, help="search no further than this per feeder")
+    hc.add_argument("--at", choices=["loads", "all"], default="loads",
+                    help="candidate buses: those with a load, the customers (default), or every bus of the feeder")
     swp = sub.add_parser("sweep", help="a base scenario over parameters and seeds; one table of verdicts")
     swp.add_argument("sweep", type=Path)
     swp.add_argument("--workers", type=int, default=1, help="local worker processes (default 1)")
@@ -273,6 +275,7 @@ def cmd_hosting(args) -> int:
     from analysis import hosting
     from cosim import scenario
     from cosim.run import atomic_directory
+    from sims.fleet import charger_power
     from sims.grid import load_network
 
     loaded = scenario.load(args.scenario, args.overrides)
@@ -281,25 +284,34 @@ def cmd_hosting(args) -> int:
         raise ScenarioError("--placements and --max-chargers must be at least 1")
     sc = loaded.scenario
     group = loaded.groups[0]
+    charger_kw = charger_power(group)[0]
+    single_phase = group["connection"] == "ac" and group["phases"] == 1
     directions = ["import", "export"] if group["bidirectional"] else ["import"]
     net = load_network(sc.grid.network, loaded.base_dir)
-    net.load["scaling"] = net.load["scaling"] * sc.grid.base_load_scale
+    for table in ("load", "asymmetric_load"):
+        net[table]["scaling"] = net[table]["scaling"] * sc.grid.base_load_scale
 
     def progress(done, total):
         if sys.stderr.isatty():
             print(f"\rhosting capacity: {done}/{total} placements", end="" if done < total else "\n",
                   file=sys.stderr, flush=True)
 
-    results = hosting.hosting_capacity(net, sc.grid.limits.model_dump(), group["charger_kw"], directions,
-                                       args.placements, sc.seed, args.max_chargers, progress)
+    results = hosting.hosting_capacity(net, sc.grid.limits.model_dump(), charger_kw, directions,
+                                       args.placements, sc.seed, args.max_chargers, progress,
+                                       phase=group["phase"] if single_phase else None,
+                                       unbalanced=loaded.power_flow == "unbalanced", at=args.at)
     out = args.out or Path("results") / sc.name / "hosting-capacity"
     with atomic_directory(out) as tmp:
         hosting.write(results, tmp)
     from analysis.table import render
 
-    print(f"Hosting capacity of {sc.grid.network} for {group['charger_kw']:g} kW chargers "
-          f"({args.placements} placements per feeder; limits {sc.grid.limits.v_min_pu}-{sc.grid.limits.v_max_pu} pu, "
-          f"{sc.grid.limits.loading_pct:g} %)")
+    lim = sc.grid.limits
+    unbalance = f", unbalance {lim.unbalance_pct:g} %" if loaded.power_flow == "unbalanced" else ""
+    print(f"Hosting capacity of {sc.grid.network} for {charger_kw:g} kW {results['charger_phases']} chargers at buses "
+          f"{results['buses']}, {loaded.power_flow} power flow ({args.placements} placements per feeder; limits "
+          f"{lim.v_min_pu}-{lim.v_max_pu} pu, {lim.loading_pct:g} %{unbalance})")
+    if loaded.power_flow_note:
+        print(f"note: {loaded.power_flow_note}")
     print(render(["feeder", "direction", "p5", "p50", "p95", "MW at p50", "binds first", "where"],
                  [[f["feeder"], f["direction"], f["chargers_p5"], f["chargers_p50"], f["chargers_p95"],
                    f"{f['kw_p50'] / 1000:.2f}", f["binding_limit"], f["binding_element"]] for f in results["feeders"]],

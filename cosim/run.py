@@ -57,7 +57,7 @@ def _write_vehicle_table(h5_path: Path, vehicles: dict):
     with h5py.File(h5_path, "a") as h5:
         group = h5.create_group("vehicles")
         for key, values in vehicles.items():
-            if key in ("model", "bus"):
+            if key in ("model", "bus", "phase"):
                 group.create_dataset(key, data=np.array([str(v) for v in values], dtype=h5py.string_dtype()))
             else:  # None only means "never" (a departure): store it as infinity
                 group.create_dataset(key, data=np.asarray([np.inf if v is None else v for v in values]))
@@ -88,6 +88,9 @@ def run(loaded, out_dir: Path, progress: bool = False) -> dict:
         verdicts.update(evaluate(tmp / "timeseries.h5", loaded.services, vehicles, catalog.nominal_hz(),
                                  catalog.initiation_threshold_pu(), loaded.scenario.fleet.telemetry_hz,
                                  loaded.scenario.grid.limits.model_dump()))
+        verdicts["grid"]["power_flow"] = loaded.power_flow
+        if loaded.power_flow_note:
+            verdicts["grid"]["note"] = loaded.power_flow_note
         add_desk_method(verdicts, loaded)
         (tmp / "verdicts.json").write_text(json.dumps(verdicts, indent=2, allow_nan=False) + "\n")
         if loaded.scenario.outputs.plots:

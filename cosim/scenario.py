@@ -107,6 +107,8 @@ class GridLimits(_Strict):
     v_min_pu: float = Field(default=_GRID_LIMITS["v_min_pu"], gt=0)
     v_max_pu: float = Field(default=_GRID_LIMITS["v_max_pu"], gt=0)
     loading_pct: float = Field(default=_GRID_LIMITS["loading_pct"], gt=0, description="lines and transformers")
+    unbalance_pct: float = Field(default=_GRID_LIMITS["unbalance_pct"], gt=0,
+                                 description="voltage unbalance (negative/positive sequence); unbalanced power flow only")
 
     @model_validator(mode="after")
     def _band(self):
@@ -121,6 +123,9 @@ SIMBENCH_YEAR_START = "2016-01-01T00:00"  # SimBench profiles: 15-minute values 
 class Grid(_Strict):
     network: str = "cigre_mv"
     limits: GridLimits = Field(default_factory=GridLimits)
+    power_flow: Literal["auto", "balanced", "unbalanced"] = Field(
+        default="auto", description="auto: unbalanced (three-phase) where the network has zero-sequence data and "
+        "something is unbalanced (single-phase chargers or the network's own single-phase loads); balanced otherwise")
     profile_time: str | None = Field(default=None, description="SimBench grids: base loads and generation from "
                                      "their profiles at this time of the 2016 reference year, e.g. 2016-07-01T18:00")
 
@@ -167,6 +172,8 @@ class FleetGroup(_Strict):
     efficiency_discharge: float = Field(default=_DEFAULTS["efficiency_discharge"], gt=0, le=1)
     connection: Literal["dc", "ac"] = _DEFAULTS["connection"]
     phases: Literal[1, 3] = _DEFAULTS["phases"]
+    phase: Literal["a", "b", "c", "round_robin", "random"] = Field(
+        default=_DEFAULTS["phase"], description="single-phase AC chargers: their phase, or spread in turn or at random")
     max_current_a: float = Field(default=_DEFAULTS["max_current_a"], gt=0)
     min_current_a: float = Field(default=_DEFAULTS["min_current_a"], ge=0)
     current_step_a: float = Field(default=_DEFAULTS["current_step_a"], ge=0)
@@ -406,7 +413,8 @@ def _validation_message(path: Path, exc: ValidationError) -> str:
 
 
 def apply_override(data: dict, assignment: str) -> None:
-    """Apply ``dotted.path=VALUE`` (VALUE parsed as YAML) to the raw scenario dict, in place."""
+    """Apply ``dotted.path=VALUE`` (VALUE parsed as YAML) to the raw scenario dict, in place. List
+    items by number: ``fleet.groups.0.count`` or, as error messages write them, ``fleet.groups[0].count``."""
     if "=" not in assignment:
         raise ScenarioError(f"--set {assignment}: expected dotted.path=VALUE")
     path, raw = assignment.split("=", 1)
@@ -414,7 +422,7 @@ def apply_override(data: dict, assignment: str) -> None:
         value = yaml.safe_load(raw)
     except yaml.YAMLError as exc:
         raise ScenarioError(f"--set {path}: value is not valid YAML: {str(exc).splitlines()[0]}") from None
-    keys = [k for k in re.split(r"\.", path.strip()) if k]
+    keys = [k for k in re.split(r"\.|\[(\d+)\]", path.strip()) if k]
     if not keys:
         raise ScenarioError(f"--set {assignment}: empty field path")
     node: Any = data
@@ -476,6 +484,8 @@ class LoadedScenario:
         self.network_profile = self._resolve_network_profile()
         self._check_frequency()
         self._grid_checked = False
+        self.power_flow: str | None = None  # balanced or unbalanced, resolved by check_grid
+        self.power_flow_note: str | None = None
 
     def error(self, where: str, what: str) -> ScenarioError:
         return ScenarioError(f"{self.path}: {where}: {what}")
@@ -609,8 +619,9 @@ class LoadedScenario:
         return (time_s - time_s[0]).tolist(), hz.tolist()
 
     def check_grid(self):
-        """Load the grid and check every fleet bus exists (slow: imports pandapower). Done once."""
-        from sims.grid import GridError, find_bus, load_network
+        """Load the grid, check every fleet bus exists and resolve ``grid.power_flow`` (slow: imports
+        pandapower). Done once."""
+        from sims.grid import GridError, find_bus, has_asymmetric_elements, load_network, zero_sequence_missing
 
         if self._grid_checked:
             return
@@ -626,7 +637,24 @@ class LoadedScenario:
                 except GridError as exc:
                     where = f"fleet.groups[{i}].bus" + (f"[{j}]" if isinstance(g.bus, list) else "")
                     raise self.error(where, str(exc)) from None
+        self._resolve_power_flow(zero_sequence_missing(net), has_asymmetric_elements(net))
         self._grid_checked = True
+
+    def single_phase_chargers(self) -> bool:
+        return any(g["connection"] == "ac" and g["phases"] == 1 for g in self.groups)
+
+    def _resolve_power_flow(self, missing: list[str], asymmetric_network: bool):
+        wanted, network = self.scenario.grid.power_flow, self.scenario.grid.network
+        if wanted == "unbalanced" and missing:
+            raise self.error("grid.power_flow", f"unbalanced needs zero-sequence data that {network} lacks "
+                             f"({', '.join(missing[:4])}{', ...' if len(missing) > 4 else ''})")
+        unbalanced = self.single_phase_chargers() or asymmetric_network
+        if wanted == "auto":
+            wanted = "unbalanced" if unbalanced and not missing else "balanced"
+        self.power_flow = wanted
+        if wanted == "balanced" and self.single_phase_chargers():
+            why = f"{network} has no zero-sequence data" if missing else "grid.power_flow is balanced"
+            self.power_flow_note = f"single-phase chargers spread evenly over the three phases ({why})"
 
     def resolved(self) -> dict:
         """The scenario as run: every default filled in, catalog entries expanded."""
@@ -635,4 +663,6 @@ class LoadedScenario:
             g["model"] = dict(vars(resolved["vehicle"]))
         data["services"] = self.services
         data["network"]["resolved_profile"] = self.network_profile
+        if self.power_flow is not None:
+            data["grid"]["power_flow"] = self.power_flow
         return data

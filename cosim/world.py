@@ -96,7 +96,7 @@ def build(world: mosaik.World, loaded, vehicles: dict, h5_path: str) -> dict:
     bus_refs = list(dict.fromkeys(str(b) for b in vehicles["bus"]))
     grid = world.start("Grid", network=sc.grid.network, base_dir=str(loaded.base_dir),
                        step_ms=round(sc.grid.step_s * 1000), base_load_scale=sc.grid.base_load_scale,
-                       profile_start_ms=sc.grid.profile_start_ms()).Grid(
+                       profile_start_ms=sc.grid.profile_start_ms(), power_flow=loaded.power_flow).Grid(
         ev_buses=[_bus_ref(b) for b in bus_refs])
     recorder = world.start("Recorder", path=str(h5_path), heartbeat_steps=sc.outputs.vehicle_sample_ms).Recorder()
 
@@ -115,8 +115,10 @@ def build(world: mosaik.World, loaded, vehicles: dict, h5_path: str) -> dict:
         network = None
         world.connect(controller, fleet, "setpoints")
     loads = {child.eid: child for child in grid.children}
-    for bus in fleet.children:
-        world.connect(bus, loads["ev-" + bus.eid.removeprefix("bus-")], "p_kw")
+    unbalanced = loaded.power_flow == "unbalanced"
+    for bus in fleet.children:  # unbalanced: each phase's load; balanced: the total, spread evenly
+        world.connect(bus, loads["ev-" + bus.eid.removeprefix("bus-")],
+                      *(("p_a_kw", "p_b_kw", "p_c_kw") if unbalanced else ("p_kw",)))
 
     world.connect(frequency, recorder, "f_hz")
     if loaded.system is not None:
@@ -126,7 +128,8 @@ def build(world: mosaik.World, loaded, vehicles: dict, h5_path: str) -> dict:
                       initial_data={"total_p_kw": None})
     world.connect(controller, recorder, "setpoints", "required_kw")
     world.connect(fleet, recorder, "p_kw", "metered_p_kw", "vehicle_p_kw", "vehicle_soc", "soc_mean")
-    world.connect(grid, recorder, "vm_pu", "line_loading_pct", "trafo_loading_pct", "v_min_pu", "v_max_pu",
+    voltages = ("vm_a_pu", "vm_b_pu", "vm_c_pu", "unbalance_pct", "max_unbalance_pct") if unbalanced else ("vm_pu",)
+    world.connect(grid, recorder, *voltages, "line_loading_pct", "trafo_loading_pct", "v_min_pu", "v_max_pu",
                   "max_line_loading_pct", "max_trafo_loading_pct", "converged", "bus_names", "line_names",
                   "trafo_names")
     if loaded.system is None:

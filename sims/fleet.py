@@ -11,7 +11,8 @@ Outputs: ``Fleet.p_kw``, the total power every ``sample_ms``, as ``{"time_ms": [
          chargers' meters report it, every ``telemetry_ms``; ``Fleet.vehicle_p_kw`` and ``Fleet.vehicle_soc``
          (one value per vehicle, at multiples of ``step_ms``); ``Fleet.soc_mean``; all non-persistent;
          ``Bus.p_kw`` (persistent: a grid reads the latest value whenever it steps, so a grid's step
-         must be a multiple of ``step_ms``); ``Fleet.total_p_kw`` (persistent: the fleet's power now,
+         must be a multiple of ``step_ms``) and its split over the phases ``Bus.p_a_kw``, ``p_b_kw``,
+         ``p_c_kw`` (a three-phase or DC charger draws a third on each, a single-phase one all on its own); ``Fleet.total_p_kw`` (persistent: the fleet's power now,
          for a system-frequency model in closed loop).
 
 The vehicle model is exact in continuous time, so the simulator needs to step only every
@@ -22,7 +23,8 @@ Sim params: ``step_ms`` (default 100), ``sample_ms`` (default 10), ``telemetry_m
 ``report_ms`` (0: none; else each charger sends a meter report up every report_ms, spread evenly:
 output ``Fleet.reports`` ``{"vehicle", "kw", "time_ms"}``, the power at the step, stamped with the
 report's slot). Create params: ``vehicles``, a dict of
-per-vehicle lists with the keys of ``obc.PARAMETERS`` plus ``bus`` (the grid bus of each vehicle).
+per-vehicle lists with the keys of ``obc.PARAMETERS`` plus ``bus`` (the grid bus of each vehicle)
+and, optionally, ``phase`` (``a``, ``b``, ``c``, or ``abc`` for three-phase; default ``abc``).
 Usable in any mosaik scenario: ``world.start("Fleet", ...)`` with ``{"python": "sims.fleet:FleetSim"}``.
 """
 
@@ -35,6 +37,8 @@ from sims import require_milliseconds
 from sims.obc import OPTIONAL_PARAMETERS, PARAMETERS, ChargerFleet
 
 SPREAD_FIELDS = ("t_a_s", "t_c_s", "ramp_up_kw_per_s", "ramp_down_kw_per_s")
+PHASES = ("a", "b", "c")
+PHASE_OUTPUTS = [f"p_{p}_kw" for p in PHASES]
 
 
 DISTRIBUTIONS = ("lognormal", "normal", "uniform")
@@ -76,7 +80,8 @@ def sample_vehicles(groups: list[dict], spread_pct: float, rng: np.random.Genera
     ``efficiency_charge``, ``efficiency_discharge``, ``connection`` (``dc`` or ``ac``), ``phases``,
     ``max_current_a``, ``min_current_a``, ``current_step_a``, ``phase_voltage_v``, ``setpoint_step_kw``,
     ``arrival_s``, ``departure_s`` (a number, ``None``, or ``[low, high]`` to draw uniformly per vehicle),
-    ``placement`` (``round_robin`` or ``random``, when ``bus`` is a list of buses).
+    ``placement`` (``round_robin`` or ``random``, when ``bus`` is a list of buses), ``phase`` (for
+    single-phase AC chargers: ``a``, ``b``, ``c``, ``round_robin`` or ``random``; others draw from all three).
 
     Delays and ramp rates of each vehicle are drawn around the model's means with coefficient of
     variation ``spread_pct`` / 100 from ``distribution`` (see ``_spread``); zero spread gives the
@@ -87,7 +92,7 @@ def sample_vehicles(groups: list[dict], spread_pct: float, rng: np.random.Genera
     A vehicle arriving after the start begins idle (0 kW).
     """
     cv = spread_pct / 100.0
-    out: dict[str, list] = {k: [] for k in ("model", "bus", "start_delay_ms", "stop_delay_ms",
+    out: dict[str, list] = {k: [] for k in ("model", "bus", "phase", "start_delay_ms", "stop_delay_ms",
                                             "ramp_up_kw_per_s", "ramp_down_kw_per_s", "p_min_kw",
                                             "p_max_kw", "baseline_kw", "capacity_kwh", "soc", "soc_min",
                                             "soc_max", "eta_charge", "eta_discharge", "plugged",
@@ -97,16 +102,14 @@ def sample_vehicles(groups: list[dict], spread_pct: float, rng: np.random.Genera
         drawn = {f: _spread(rng, getattr(v, f), cv, n, distribution) for f in SPREAD_FIELDS}
         plugged = np.zeros(n, dtype=bool)
         plugged[rng.permutation(n)[: round(g["plugged_in_fraction"] * n)]] = True
-        p_max, min_power, step = float(g["charger_kw"]), 0.0, float(g["setpoint_step_kw"])
-        if g["connection"] == "ac":
-            kw_per_a = g["phases"] * g["phase_voltage_v"] / 1000.0
-            p_max = min(p_max, v.measured_rated_kw, kw_per_a * g["max_current_a"])
-            min_power, step = kw_per_a * g["min_current_a"], kw_per_a * g["current_step_a"]
+        p_max, min_power, step = charger_power(g)
         p_min = -p_max if g["bidirectional"] else 0.0
         arrival = _window(rng, g["arrival_s"], n, 0.0)
         departure = _window(rng, g["departure_s"], n, np.inf)
         out["model"] += [v.model] * n
         out["bus"] += _place(rng, g["bus"], n, g.get("placement", "round_robin"))
+        phase = g.get("phase", "round_robin") if g["connection"] == "ac" and g["phases"] == 1 else "abc"
+        out["phase"] += _place(rng, list(PHASES), n, phase) if phase in ("round_robin", "random") else [phase] * n
         out["start_delay_ms"] += np.round(drawn["t_a_s"] * 1000).tolist()
         out["stop_delay_ms"] += np.round(drawn["t_c_s"] * 1000).tolist()
         out["ramp_up_kw_per_s"] += drawn["ramp_up_kw_per_s"].tolist()
@@ -127,13 +130,25 @@ def sample_vehicles(groups: list[dict], spread_pct: float, rng: np.random.Genera
     return out
 
 
-def _place(rng: np.random.Generator, bus, n: int, placement: str) -> list:
-    """The bus of each of n chargers: one bus, or spread over a list (in turn, or at random)."""
-    if not isinstance(bus, (list, tuple)):
-        return [bus] * n
+def charger_power(g: dict) -> tuple[float, float, float]:
+    """Largest power, smallest non-zero power and setpoint resolution (kW) of a group's chargers with
+    its vehicle: a DC charger's rating; on AC the smallest of the charger rating, the onboard charger
+    (ramp-up x t_b of its measurement) and phases x voltage x maximum current, stepping in current."""
+    if g["connection"] != "ac":
+        return float(g["charger_kw"]), 0.0, float(g["setpoint_step_kw"])
+    kw_per_a = g["phases"] * g["phase_voltage_v"] / 1000.0
+    p_max = min(float(g["charger_kw"]), g["vehicle"].measured_rated_kw, kw_per_a * g["max_current_a"])
+    return p_max, kw_per_a * g["min_current_a"], kw_per_a * g["current_step_a"]
+
+
+def _place(rng: np.random.Generator, where, n: int, placement: str) -> list:
+    """Where each of n chargers is (a bus, or a phase): one place, or spread over a list of places
+    (in turn, or at random)."""
+    if not isinstance(where, (list, tuple)):
+        return [where] * n
     if placement == "random":
-        return [bus[i] for i in rng.integers(0, len(bus), n)]
-    return [bus[i % len(bus)] for i in range(n)]
+        return [where[i] for i in rng.integers(0, len(where), n)]
+    return [where[i % len(where)] for i in range(n)]
 
 
 def _window(rng: np.random.Generator, value, n: int, default: float) -> np.ndarray:
@@ -161,8 +176,8 @@ META = {
         "Bus": {
             "public": False,
             "params": [],
-            "attrs": ["p_kw"],
-            "persistent": ["p_kw"],
+            "attrs": ["p_kw", *PHASE_OUTPUTS],
+            "persistent": ["p_kw", *PHASE_OUTPUTS],
             "non-persistent": [],
         },
     },
@@ -192,6 +207,12 @@ class FleetSim(mosaik_api_v3.Simulator):
         self.fleet = ChargerFleet(**{k: v for k, v in vehicles.items() if k in PARAMETERS or k in OPTIONAL_PARAMETERS})
         self.bus_names = sorted(set(bus), key=bus.index)
         self.bus_index = np.array([self.bus_names.index(b) for b in bus], dtype=int)
+        phase = vehicles.get("phase") or ["abc"] * len(bus)
+        unknown = sorted(set(phase) - {*PHASES, "abc"})
+        if unknown:
+            raise ValueError(f"FleetSim: phase must be a, b, c or abc, got {unknown[0]!r}")
+        # share of each vehicle's power on each phase
+        self.phase_share = np.array([[1 / 3] * 3 if p == "abc" else [float(p == q) for q in PHASES] for p in phase])
         children = [{"eid": f"bus-{b}", "type": "Bus"} for b in self.bus_names]
         n = self.fleet.n
         # chargers report in turn, spread evenly over the report interval (not all at once)
@@ -260,7 +281,11 @@ class FleetSim(mosaik_api_v3.Simulator):
 
     def get_data(self, outputs):
         p = self.fleet.power_kw()
-        per_bus = np.bincount(self.bus_index, weights=p, minlength=len(self.bus_names))
+        n_bus = len(self.bus_names)
+        per_bus = np.bincount(self.bus_index, weights=p, minlength=n_bus)
+        if any(attr in PHASE_OUTPUTS for attrs in outputs.values() for attr in attrs):
+            per_phase = {name: np.bincount(self.bus_index, weights=p * self.phase_share[:, j], minlength=n_bus)
+                         for j, name in enumerate(PHASE_OUTPUTS)}
         periodic = self.time % self.step_ms == 0
         data = {}
         for eid, attrs in outputs.items():
@@ -283,7 +308,9 @@ class FleetSim(mosaik_api_v3.Simulator):
                     elif attr == "vehicle_soc" and periodic:
                         values[attr] = self.fleet.soc.tolist()
             else:
-                values["p_kw"] = float(per_bus[self.bus_names.index(eid[len("bus-"):])])
+                k = self.bus_names.index(eid[len("bus-"):])
+                for attr in attrs:
+                    values[attr] = float(per_bus[k] if attr == "p_kw" else per_phase[attr][k])
             data[eid] = values
         return data
 

@@ -1,9 +1,11 @@
 """Distribution grid: a pandapower power flow as a mosaik simulator stepping every ``step_ms``.
 
-Networks: ``cigre_lv``, ``cigre_mv`` (pandapower's CIGRE benchmarks; MV without DER), ``simbench:<code>``
-(needs the optional ``simbench`` package), or a path to a pandapower JSON file. With a SimBench grid
-and ``profile_start_ms`` (where in the SimBench year the run starts), loads and generation follow
-the grid's own 15-minute profiles, indexed by simulation milliseconds.
+Networks: ``cigre_lv``, ``cigre_mv`` (pandapower's CIGRE benchmarks; MV without DER), ``ieee_eu_lv``
+(the IEEE European LV test feeder, 906 buses and 55 single-phase houses, with the zero-sequence data
+an unbalanced power flow needs; ``ieee_eu_lv:off_peak_1`` etc. pick its other load snapshots),
+``simbench:<code>`` (needs the optional ``simbench`` package), or a path to a pandapower JSON file.
+With a SimBench grid and ``profile_start_ms`` (where in the SimBench year the run starts), loads and
+generation follow the grid's own 15-minute profiles, indexed by simulation milliseconds.
 
 Every ``step_ms`` the simulator sets the charging load of each bus from its inputs and solves the
 power flow, reusing the previous solution (pandapower ``recycle``) after the first step. A power
@@ -11,10 +13,20 @@ flow that does not converge is not an error: the step reports ``converged = 0`` 
 and the next step starts afresh. The solver is pinned (``lightsim2grid=False``) so that installing
 an optional backend never changes results silently.
 
-Entities: one ``Grid`` (outputs ``vm_pu``, ``line_loading_pct``, ``trafo_loading_pct`` as lists,
-``v_min_pu``, ``v_max_pu``, ``max_line_loading_pct``, ``max_trafo_loading_pct``, ``converged``; and at the first step the
-labels ``bus_names``, ``line_names``, ``trafo_names``), with one child ``ChargingLoad`` per bus in
-``ev_buses`` (input ``p_kw``, + import, summed over sources; connect a persistent source to it).
+``power_flow``: ``balanced`` (positive sequence, ``runpp``: every charging load is spread evenly
+over the three phases) or ``unbalanced`` (``runpp_3ph``: each phase carries what its chargers draw,
+so single-phase chargers load one phase and shift the neutral; needs the network's zero-sequence
+data, see ``zero_sequence_missing``). Unbalanced results are per phase: voltages ``vm_a_pu``,
+``vm_b_pu``, ``vm_c_pu``, the voltage unbalance ``unbalance_pct`` (negative- over positive-sequence
+voltage, the EN 50160 quantity) per bus; loadings are those of the most loaded phase.
+
+Entities: one ``Grid`` (outputs ``vm_pu`` (balanced) or the per-phase voltages and ``unbalance_pct``
+and ``max_unbalance_pct`` (unbalanced), ``line_loading_pct``, ``trafo_loading_pct`` as lists,
+``v_min_pu``, ``v_max_pu`` (over all buses and phases), ``max_line_loading_pct``, ``max_trafo_loading_pct``,
+``converged``; and at the first step the labels ``bus_names``, ``line_names``, ``trafo_names``), with
+one child ``ChargingLoad`` per bus in ``ev_buses`` (inputs ``p_kw``, a three-phase load, and
+``p_a_kw``, ``p_b_kw``, ``p_c_kw``, the load of each phase; + import, summed over sources; connect
+persistent sources to them).
 It is a hybrid simulator: it steps on its own clock, never because an input changed, and its
 outputs are non-persistent (one value per power flow), so a recorder stores each exactly once.
 """
@@ -28,8 +40,12 @@ from pathlib import Path
 import mosaik_api_v3
 import numpy as np
 
-OUTPUTS = ["vm_pu", "line_loading_pct", "trafo_loading_pct", "v_min_pu", "v_max_pu", "max_line_loading_pct",
-           "max_trafo_loading_pct", "converged", "bus_names", "line_names", "trafo_names"]
+PHASES = ("a", "b", "c")
+PHASE_VOLTAGES = [f"vm_{p}_pu" for p in PHASES]
+OUTPUTS = ["vm_pu", *PHASE_VOLTAGES, "unbalance_pct", "max_unbalance_pct", "line_loading_pct", "trafo_loading_pct",
+           "v_min_pu", "v_max_pu", "max_line_loading_pct", "max_trafo_loading_pct", "converged", "bus_names",
+           "line_names", "trafo_names"]
+LOAD_INPUTS = ["p_kw", *(f"p_{p}_kw" for p in PHASES)]
 
 META = {
     "api_version": "3.0",
@@ -43,12 +59,18 @@ META = {
             "persistent": [],
             "non-persistent": OUTPUTS,
         },
-        "ChargingLoad": {"public": False, "params": [], "attrs": ["p_kw"], "trigger": [],
-                         "persistent": [], "non-persistent": ["p_kw"]},
+        "ChargingLoad": {"public": False, "params": [], "attrs": LOAD_INPUTS, "trigger": [],
+                         "persistent": [], "non-persistent": LOAD_INPUTS},
     },
 }
 
-BUILTIN_NETWORKS = ("cigre_lv", "cigre_mv")
+BUILTIN_NETWORKS = ("cigre_lv", "cigre_mv", "ieee_eu_lv")
+IEEE_EU_LV_SNAPSHOTS = ("on_peak_566", "off_peak_1", "off_peak_1440")
+
+# What runpp_3ph reads besides the positive-sequence data: (table, columns)
+ZERO_SEQUENCE = (("line", ("r0_ohm_per_km", "x0_ohm_per_km", "c0_nf_per_km")),
+                 ("trafo", ("vector_group", "vk0_percent", "vkr0_percent", "mag0_percent", "mag0_rx", "si0_hv_partial")),
+                 ("ext_grid", ("s_sc_max_mva", "rx_max", "x0x_max", "r0x0_max")))
 
 
 class GridError(ValueError):
@@ -66,6 +88,12 @@ def load_network(spec: str, base_dir: Path | str = "."):
             return pn.create_cigre_network_lv()
         if spec == "cigre_mv":
             return pn.create_cigre_network_mv(with_der=False)
+        if spec == "ieee_eu_lv" or spec.startswith("ieee_eu_lv:"):
+            snapshot = spec.partition(":")[2] or IEEE_EU_LV_SNAPSHOTS[0]
+            if snapshot not in IEEE_EU_LV_SNAPSHOTS:
+                raise GridError(f"grid {spec!r}: the IEEE European LV feeder has the snapshots "
+                                f"{', '.join(IEEE_EU_LV_SNAPSHOTS)}")
+            return pn.ieee_european_lv_asymmetric(snapshot)
         if spec.startswith("simbench:"):
             if importlib.util.find_spec("simbench") is None:
                 raise GridError(f"grid {spec!r} needs the optional simbench package: pip install 'v2g-testbed[simbench]'")
@@ -85,6 +113,26 @@ def load_network(spec: str, base_dir: Path | str = "."):
             return pp.from_json(str(path))
         except Exception as exc:
             raise GridError(f"grid {spec!r}: not a pandapower JSON network: {exc}") from None
+
+
+def zero_sequence_missing(net) -> list[str]:
+    """What an unbalanced power flow needs and the network lacks, as 'table.column' (empty: supported)."""
+    missing = []
+    for table, columns in ZERO_SEQUENCE:
+        frame = net[table]
+        if table != "ext_grid":
+            frame = frame[frame.in_service]
+        if frame.empty:
+            continue
+        for column in columns:
+            if column not in frame.columns or frame[column].isna().any():
+                missing.append(f"{table}.{column}")
+    return missing
+
+
+def has_asymmetric_elements(net) -> bool:
+    """Whether the network itself is unbalanced (single-phase loads or generators in service)."""
+    return any(len(net[t]) and net[t].in_service.any() for t in ("asymmetric_load", "asymmetric_sgen"))
 
 
 def find_bus(net, ref) -> int:
@@ -115,12 +163,19 @@ class GridSim(mosaik_api_v3.Simulator):
         self.ok_last = False
 
     def init(self, sid, time_resolution=0.001, network="cigre_mv", base_dir=".", step_ms=1000,
-             base_load_scale=1.0, profile_start_ms=None):
+             base_load_scale=1.0, profile_start_ms=None, power_flow="balanced"):
         import pandapower as pp
 
         self.pp = pp
         self.net = load_network(network, base_dir)
-        self.net.load["scaling"] = self.net.load["scaling"] * float(base_load_scale)
+        for table in ("load", "asymmetric_load"):
+            self.net[table]["scaling"] = self.net[table]["scaling"] * float(base_load_scale)
+        if power_flow not in ("balanced", "unbalanced"):
+            raise GridError(f"power_flow must be 'balanced' or 'unbalanced', got {power_flow!r}")
+        self.unbalanced = power_flow == "unbalanced"
+        if self.unbalanced and (missing := zero_sequence_missing(self.net)):
+            raise GridError(f"grid {network!r}: an unbalanced power flow needs zero-sequence data the network "
+                            f"lacks: {', '.join(missing)}")
         self.profiles = None
         if profile_start_ms is not None:  # SimBench: loads and generation from the 15-minute profiles
             import simbench
@@ -141,7 +196,10 @@ class GridSim(mosaik_api_v3.Simulator):
         load_idx = []
         for ref in ev_buses:
             bus = find_bus(net, ref)
-            load_idx.append(self.pp.create_load(net, bus=bus, p_mw=0.0, name=f"ev-{ref}"))
+            if self.unbalanced:
+                load_idx.append(self.pp.create_asymmetric_load(net, bus=bus, name=f"ev-{ref}"))
+            else:
+                load_idx.append(self.pp.create_load(net, bus=bus, p_mw=0.0, name=f"ev-{ref}"))
             self.child_eids.append(f"ev-{ref}")
         self.ev_load_idx = np.asarray(load_idx, dtype=int)
         children = [{"eid": eid, "type": "ChargingLoad"} for eid in self.child_eids]
@@ -152,7 +210,10 @@ class GridSim(mosaik_api_v3.Simulator):
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                if self.ok_last:
+                if self.unbalanced:  # runpp_3ph reuses the sequence admittance matrices, not the solution
+                    self.pp.runpp_3ph(self.net, numba=self.numba,
+                                      recycle=dict(bus_pq=True, trafo=False, gen=False, Ybus=True) if self.ok_last else None)
+                elif self.ok_last:
                     self.pp.runpp(self.net, init="results", recycle=dict(bus_pq=True, trafo=False, gen=False),
                                   **kwargs)
                 else:
@@ -178,29 +239,38 @@ class GridSim(mosaik_api_v3.Simulator):
     def step(self, time, inputs, max_advance):
         if self.profiles is not None:
             self._apply_profiles(time)
-        p_kw = np.zeros(len(self.child_eids))
+        phase_kw = np.zeros((len(self.child_eids), 3))  # kW per bus and phase
         for i, eid in enumerate(self.child_eids):
-            values = inputs.get(eid, {}).get("p_kw", {})
-            p_kw[i] = sum(v for v in values.values() if v is not None)
-        self.net.load.loc[self.ev_load_idx, "p_mw"] = p_kw / 1000.0
+            received = inputs.get(eid, {})
+            phase_kw[i] += sum(v for v in received.get("p_kw", {}).values() if v is not None) / 3.0
+            for j, attr in enumerate(LOAD_INPUTS[1:]):
+                phase_kw[i, j] += sum(v for v in received.get(attr, {}).values() if v is not None)
+        if self.unbalanced:
+            for j, phase in enumerate(PHASES):
+                self.net.asymmetric_load.loc[self.ev_load_idx, f"p_{phase}_mw"] = phase_kw[:, j] / 1000.0
+        else:
+            self.net.load.loc[self.ev_load_idx, "p_mw"] = phase_kw.sum(axis=1) / 1000.0
         self.converged = self._runpp()
         return time + self.step_ms
 
     def get_data(self, outputs):
         net = self.net
         n_bus, n_line, n_trafo = len(net.bus), len(net.line), len(net.trafo)
+        suffix = "_3ph" if self.unbalanced else ""
+        columns = PHASE_VOLTAGES + ["unbalance_percent"] if self.unbalanced else ["vm_pu"]
         if self.converged:
-            vm = net.res_bus.vm_pu.to_numpy()
-            line = net.res_line.loading_percent.to_numpy() if n_line else np.zeros(0)
-            trafo = net.res_trafo.loading_percent.to_numpy() if n_trafo else np.zeros(0)
+            bus = net[f"res_bus{suffix}"][columns].to_numpy().T
+            line = net[f"res_line{suffix}"].loading_percent.to_numpy() if n_line else np.zeros(0)
+            trafo = net[f"res_trafo{suffix}"].loading_percent.to_numpy() if n_trafo else np.zeros(0)
         else:
-            vm, line, trafo = np.full(n_bus, np.nan), np.full(n_line, np.nan), np.full(n_trafo, np.nan)
+            bus = np.full((len(columns), n_bus), np.nan)
+            line, trafo = np.full(n_line, np.nan), np.full(n_trafo, np.nan)
+        vm = bus[:3].ravel() if self.unbalanced else bus[0]  # every voltage, all phases
 
         def peak(values, fn):
             return float(fn(values)) if values.size else float("nan")
 
         data = {
-            "vm_pu": vm.tolist(),
             "line_loading_pct": line.tolist(),
             "trafo_loading_pct": trafo.tolist(),
             "v_min_pu": peak(vm, np.min),
@@ -209,6 +279,12 @@ class GridSim(mosaik_api_v3.Simulator):
             "max_trafo_loading_pct": peak(trafo, np.max),
             "converged": int(self.converged),
         }
+        if self.unbalanced:
+            data.update({name: bus[j].tolist() for j, name in enumerate(PHASE_VOLTAGES)})
+            data["unbalance_pct"] = bus[3].tolist()
+            data["max_unbalance_pct"] = peak(bus[3], np.max)
+        else:
+            data["vm_pu"] = vm.tolist()
         if not self.labels_sent:
             data["bus_names"] = [bus_label(net, i) for i in net.bus.index]
             data["line_names"] = [str(n) for n in net.line["name"].tolist()]
