@@ -10,7 +10,7 @@ flow that does not converge counts as a violation (voltage collapse).
 
 Chargers go to the feeder's buses that have a load (the customers; ``at="all"``: any bus; a feeder
 with no load at all uses every bus). Single-phase chargers each sit on one phase (drawn with the
-placement, in turn, or one given phase); with an unbalanced (three-phase) power flow every phase's
+placement, in turn, one given phase, or the phase of the single-phase load at their bus); with an unbalanced (three-phase) power flow every phase's
 voltage counts, and the voltage unbalance must stay at or below ``unbalance_pct``. Without one, a
 single-phase charger is a balanced load like any other.
 """
@@ -21,6 +21,8 @@ import importlib.util
 import warnings
 
 import numpy as np
+
+from sims.grid import single_phase_loads
 
 
 PHASES = ("a", "b", "c")
@@ -133,12 +135,18 @@ class Feeder:
         self._set(np.zeros((len(self.buses), 3)))
 
 
-def phase_shares(rng: np.random.Generator, n: int, phase: str | None) -> np.ndarray:
+def phase_shares(rng: np.random.Generator, n: int, phase: str | None, bus_phase: np.ndarray | None = None,
+                 order: np.ndarray | None = None) -> np.ndarray:
     """Share of each of n chargers' power on phases a, b, c: a third each for a three-phase charger
-    (``phase`` None); for a single-phase one all on its phase: ``a``/``b``/``c``, ``round_robin``, ``random``."""
+    (``phase`` None); for a single-phase one all on its phase: ``a``/``b``/``c``, ``round_robin``, ``random``,
+    or ``same_as_load``: ``bus_phase[order[k]]`` (0-2, or -1 for a bus without a single-phase load, where
+    chargers take the phases in turn)."""
     if phase is None:
         return np.full((n, 3), 1 / 3)
-    if phase == "random":
+    if phase == "same_as_load":
+        which = bus_phase[order[:n]]
+        which = np.where(which >= 0, which, np.arange(n) % 3)
+    elif phase == "random":
         which = rng.integers(0, 3, n)
     elif phase == "round_robin":
         which = np.arange(n) % 3
@@ -244,15 +252,17 @@ def hosting_capacity(net, limits: dict, charger_kw: float, directions: list[str]
     found = feeders(net, at)
     total = len(found) * len(directions) * placements
     done = 0
+    load_phase = {bus: PHASES.index(p) for bus, p in single_phase_loads(net).items()}
     for name, buses in found.items():
         feeder = Feeder(net, buses, limits, unbalanced)
+        bus_phase = np.array([load_phase.get(b, -1) for b in buses])
         names = [str(net.bus.at[b, "name"]) for b in buses]
         for direction in directions:
             sign = 1 if direction == "import" else -1
             runs, draws = [], []
             for m in range(placements):
                 order = rng.integers(0, len(buses), n_max)
-                shares = phase_shares(rng, n_max, phase)
+                shares = phase_shares(rng, n_max, phase, bus_phase, order)
                 draws.append((order, shares))
                 runs.append(dict(capacity(feeder, order, shares, charger_kw, sign, n_max), placement=m))
                 done += 1

@@ -37,6 +37,15 @@ def _save(fig, path: Path) -> Path:
     return path
 
 
+def _deadlines(ax, service: dict, t0_s: float, prefix: str = ""):
+    """Vertical lines at the service's initiation and full-delivery deadlines after ``t0_s`` (a service
+    without an initiation deadline, like FCR, gets only the second)."""
+    for offset, name, color in ((service["initiation_max_s"], "initiation deadline", "tab:orange"),
+                                (service["full_delivery_max_s"], "full-delivery deadline", "tab:red")):
+        if offset is not None:
+            ax.axvline(t0_s + offset, color=color, lw=1.2, label=prefix + name)
+
+
 def response(h5, services, nominal_hz, path: Path) -> Path | None:
     freq, power = series(h5, "frequency/f_hz"), series(h5, "fleet/p_kw")
     traces = [(s, service_trace(s, services, freq, power, nominal_hz)) for s in services]
@@ -60,9 +69,7 @@ def response(h5, services, nominal_hz, path: Path) -> Path | None:
         ax.plot(t, tr["required_kw"] / 1000, "--", color="tab:gray", label="required")
         ax.plot(t, tr["response_kw"] / 1000, color="tab:blue", label="fleet response")
         t0 = tr["t_event"] / 1000
-        for offset, name, color in ((s["initiation_max_s"], "initiation deadline", "tab:orange"),
-                                    (s["full_delivery_max_s"], "full-delivery deadline", "tab:red")):
-            ax.axvline(t0 + offset, color=color, lw=1, label=name)
+        _deadlines(ax, s, t0)
         ax.axvline(t0, color="k", lw=0.8, ls=":", label="frequency leaves the deadband")
         ax.set_ylabel(f"{s['id']} response (MW)")
         ax.legend(fontsize=7, loc="lower right")
@@ -135,8 +142,7 @@ def delay_budget(h5, services, nominal_hz, measurement_ms, path: Path) -> Path |
         if width.any():
             ax.barh(y, width, left=left, height=1.0, color=COLORS[k], label=label)
         left += width
-    ax.axvline(s["initiation_max_s"], color="tab:orange", lw=1.2, label=f"{s['id']} initiation deadline")
-    ax.axvline(s["full_delivery_max_s"], color="tab:red", lw=1.2, label=f"{s['id']} full-delivery deadline")
+    _deadlines(ax, s, 0.0, f"{s['id']} ")
     ax.set_yticks(y if order.size <= 40 else [])
     if order.size <= 40:
         ax.set_yticklabels(names, fontsize=6)

@@ -172,8 +172,9 @@ class FleetGroup(_Strict):
     efficiency_discharge: float = Field(default=_DEFAULTS["efficiency_discharge"], gt=0, le=1)
     connection: Literal["dc", "ac"] = _DEFAULTS["connection"]
     phases: Literal[1, 3] = _DEFAULTS["phases"]
-    phase: Literal["a", "b", "c", "round_robin", "random"] = Field(
-        default=_DEFAULTS["phase"], description="single-phase AC chargers: their phase, or spread in turn or at random")
+    phase: Literal["a", "b", "c", "round_robin", "random", "same_as_load"] = Field(
+        default=_DEFAULTS["phase"], description="single-phase AC chargers: their phase, spread in turn or at random, "
+        "or same_as_load: the phase of the single-phase load at the bus (the house the charger belongs to)")
     max_current_a: float = Field(default=_DEFAULTS["max_current_a"], gt=0)
     min_current_a: float = Field(default=_DEFAULTS["min_current_a"], ge=0)
     current_step_a: float = Field(default=_DEFAULTS["current_step_a"], ge=0)
@@ -486,6 +487,7 @@ class LoadedScenario:
         self._grid_checked = False
         self.power_flow: str | None = None  # balanced or unbalanced, resolved by check_grid
         self.power_flow_note: str | None = None
+        self.load_phases: dict[str, str] = {}  # bus reference -> phase of its single-phase load (same_as_load)
 
     def error(self, where: str, what: str) -> ScenarioError:
         return ScenarioError(f"{self.path}: {where}: {what}")
@@ -621,7 +623,8 @@ class LoadedScenario:
     def check_grid(self):
         """Load the grid, check every fleet bus exists and resolve ``grid.power_flow`` (slow: imports
         pandapower). Done once."""
-        from sims.grid import GridError, find_bus, has_asymmetric_elements, load_network, zero_sequence_missing
+        from sims.grid import (GridError, find_bus, has_asymmetric_elements, load_network, single_phase_loads,
+                               zero_sequence_missing)
 
         if self._grid_checked:
             return
@@ -637,8 +640,21 @@ class LoadedScenario:
                 except GridError as exc:
                     where = f"fleet.groups[{i}].bus" + (f"[{j}]" if isinstance(g.bus, list) else "")
                     raise self.error(where, str(exc)) from None
+        self._resolve_load_phases(net, find_bus, single_phase_loads(net))
         self._resolve_power_flow(zero_sequence_missing(net), has_asymmetric_elements(net))
         self._grid_checked = True
+
+    def _resolve_load_phases(self, net, find_bus, phases: dict[int, str]):
+        for i, g in enumerate(self.groups):
+            if g["phase"] != "same_as_load" or not (g["connection"] == "ac" and g["phases"] == 1):
+                continue
+            for bus in g["bus"] if isinstance(g["bus"], list) else [g["bus"]]:
+                index = find_bus(net, bus)
+                if index not in phases:
+                    some = ", ".join(str(net.bus.at[b, "name"]) for b in list(phases)[:5])
+                    raise self.error(f"fleet.groups[{i}].phase", f"same_as_load, but bus {bus!r} has no single-phase "
+                                     f"load" + (f" (buses with one: {some}, ...)" if some else " (the grid has none)"))
+                self.load_phases[str(bus)] = phases[index]
 
     def single_phase_chargers(self) -> bool:
         return any(g["connection"] == "ac" and g["phases"] == 1 for g in self.groups)

@@ -47,7 +47,7 @@ def sample_fleet(loaded) -> dict[str, list]:
     """Per-vehicle parameters for this scenario and seed (reproducible)."""
     rng = np.random.default_rng([loaded.scenario.seed, 1])
     fleet = loaded.scenario.fleet
-    return sample_vehicles(loaded.groups, fleet.spread_pct, rng, fleet.spread_distribution)
+    return sample_vehicles(loaded.groups, fleet.spread_pct, rng, fleet.spread_distribution, loaded.load_phases)
 
 
 def cells_of(n_vehicles: int, profile: dict) -> list[int]:

@@ -72,7 +72,7 @@ def _spread(rng: np.random.Generator, mean: float, cv: float, n: int, distributi
 
 
 def sample_vehicles(groups: list[dict], spread_pct: float, rng: np.random.Generator,
-                    distribution: str = "lognormal") -> dict[str, list]:
+                    distribution: str = "lognormal", load_phases: dict | None = None) -> dict[str, list]:
     """Per-vehicle parameter lists for ``FleetSim`` from fleet groups.
 
     Each group: ``vehicle`` (a ``catalog.VehicleModel``), ``count``, ``charger_kw``, ``bidirectional``,
@@ -81,7 +81,9 @@ def sample_vehicles(groups: list[dict], spread_pct: float, rng: np.random.Genera
     ``max_current_a``, ``min_current_a``, ``current_step_a``, ``phase_voltage_v``, ``setpoint_step_kw``,
     ``arrival_s``, ``departure_s`` (a number, ``None``, or ``[low, high]`` to draw uniformly per vehicle),
     ``placement`` (``round_robin`` or ``random``, when ``bus`` is a list of buses), ``phase`` (for
-    single-phase AC chargers: ``a``, ``b``, ``c``, ``round_robin`` or ``random``; others draw from all three).
+    single-phase AC chargers: ``a``, ``b``, ``c``, ``round_robin``, ``random``, or ``same_as_load``, the
+    phase of the single-phase load already at the bus, e.g. the house's connection, from ``load_phases``
+    (bus as a string -> phase); others draw from all three).
 
     Delays and ramp rates of each vehicle are drawn around the model's means with coefficient of
     variation ``spread_pct`` / 100 from ``distribution`` (see ``_spread``); zero spread gives the
@@ -107,9 +109,13 @@ def sample_vehicles(groups: list[dict], spread_pct: float, rng: np.random.Genera
         arrival = _window(rng, g["arrival_s"], n, 0.0)
         departure = _window(rng, g["departure_s"], n, np.inf)
         out["model"] += [v.model] * n
-        out["bus"] += _place(rng, g["bus"], n, g.get("placement", "round_robin"))
+        buses = _place(rng, g["bus"], n, g.get("placement", "round_robin"))
+        out["bus"] += buses
         phase = g.get("phase", "round_robin") if g["connection"] == "ac" and g["phases"] == 1 else "abc"
-        out["phase"] += _place(rng, list(PHASES), n, phase) if phase in ("round_robin", "random") else [phase] * n
+        if phase == "same_as_load":
+            out["phase"] += [load_phases[str(b)] for b in buses]
+        else:
+            out["phase"] += _place(rng, list(PHASES), n, phase) if phase in ("round_robin", "random") else [phase] * n
         out["start_delay_ms"] += np.round(drawn["t_a_s"] * 1000).tolist()
         out["stop_delay_ms"] += np.round(drawn["t_c_s"] * 1000).tolist()
         out["ramp_up_kw_per_s"] += drawn["ramp_up_kw_per_s"].tolist()

@@ -135,6 +135,18 @@ def has_asymmetric_elements(net) -> bool:
     return any(len(net[t]) and net[t].in_service.any() for t in ("asymmetric_load", "asymmetric_sgen"))
 
 
+def single_phase_loads(net) -> dict[int, str]:
+    """Bus index -> phase, for buses whose in-service asymmetric loads all draw on one and the same
+    phase (a house with a single-phase connection)."""
+    out: dict[int, str] = {}
+    loads = net.asymmetric_load[net.asymmetric_load.in_service]
+    for bus, rows in loads.groupby("bus"):
+        used = [p for p in PHASES if (rows[[f"p_{p}_mw", f"q_{p}_mvar"]].abs().to_numpy() > 0).any()]
+        if len(used) == 1:
+            out[int(bus)] = used[0]
+    return out
+
+
 def find_bus(net, ref) -> int:
     """Index of the bus named or numbered ``ref``. Raise GridError listing some valid names."""
     if isinstance(ref, (int, np.integer)) and not isinstance(ref, bool):
