@@ -219,11 +219,12 @@ def write(results: dict, out_dir) -> list:
     fig.savefig(out_dir / "hosting_capacity.png", dpi=110)
     plt.close(fig)
     fig, ax = plt.subplots(figsize=(8, 4.5))
-    for fd in results["feeders"]:
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for i, fd in enumerate(results["feeders"]):  # a colour per feeder and direction, a line style per phase
         prof = fd["voltage_profile_at_limit"] or {}
-        for key in (k for k in prof if k.startswith("vm")):
+        for key, style in zip((k for k in prof if k.startswith("vm")), ("-", "--", ":")):
             phase = "" if key == "vm_pu" else f", phase {key[3]}"
-            ax.plot(range(len(prof["bus"])), prof[key], marker="o", ms=3, lw=1,
+            ax.plot(range(len(prof["bus"])), prof[key], marker="o", ms=3, lw=1, ls=style, color=colors[i % len(colors)],
                     label=f"{fd['feeder']}, {fd['direction']}, {fd['chargers_p50']} chargers{phase}")
     for lim in (results["limits"]["v_min_pu"], results["limits"]["v_max_pu"]):
         ax.axhline(lim, color="tab:red", lw=1)

@@ -1,12 +1,13 @@
 """PNG plots of one run, read from its ``timeseries.h5``.
 
-``write_all(run_dir, services, network_profile, nominal_hz)`` writes, where the data exists:
+``write_all(run_dir, services, network_profile, nominal_hz, grid_limits)`` writes, where the data exists:
   response.png      frequency, and per service the fleet's response against the required response,
                     the performance envelope and the deadlines
   models.png        power of every vehicle, grouped by model, with each model's mean
   delay_budget.png  per vehicle: frequency measurement, network, charger start delay, ramp
   latency.png       histogram of setpoint latencies (networked profiles)
-  grid.png          bus voltage band and line / transformer loading over time, with limits
+  grid.png          bus voltage band (per phase, with an unbalanced power flow) and line / transformer
+                    loading over time, and the voltage unbalance, with the scenario's limits
 """
 
 from __future__ import annotations
@@ -170,31 +171,48 @@ def latency(h5, path: Path) -> Path | None:
     return _save(fig, path)
 
 
-def grid(h5, path: Path) -> Path | None:
+def grid(h5, path: Path, limits: dict | None = None) -> Path | None:
+    limits = dict(GRID_LIMITS, **(limits or {}))
     v_min, v_max = series(h5, "grid/v_min_pu"), series(h5, "grid/v_max_pu")
     if v_min is None:
         return None
-    fig, (a, b) = plt.subplots(2, 1, figsize=(9, 5.5), sharex=True)
+    unbalance = series(h5, "grid/max_unbalance_pct")
+    fig, axes = plt.subplots(3 if unbalance is not None else 2, 1, figsize=(9, 7.5 if unbalance is not None else 5.5),
+                             sharex=True)
+    a, b = axes[0], axes[1]
     t = v_min.time_ms / 1000
-    a.fill_between(t, v_min.value, v_max.value, step="post", alpha=0.4, label="range of bus voltages")
-    for lim in (GRID_LIMITS["v_min_pu"], GRID_LIMITS["v_max_pu"]):
+    phases = [(p, h5[f"grid/vm_{p}_pu/value"][:]) for p in "abc" if f"grid/vm_{p}_pu" in h5]
+    if phases:  # unbalanced power flow: the band of each phase over the buses
+        for k, (phase, vm) in enumerate(phases):
+            a.fill_between(t, np.nanmin(vm, axis=1), np.nanmax(vm, axis=1), step="post", alpha=0.35, color=COLORS[k],
+                           label=f"phase {phase}: range over the buses")
+    else:
+        a.fill_between(t, v_min.value, v_max.value, step="post", alpha=0.4, label="range of bus voltages")
+    for lim in (limits["v_min_pu"], limits["v_max_pu"]):
         a.axhline(lim, color="tab:red", lw=1)
     a.set_ylabel("voltage (pu)")
-    a.set_title(f"Feeder: voltage band {GRID_LIMITS['v_min_pu']}-{GRID_LIMITS['v_max_pu']} pu, loading limit "
-                f"{GRID_LIMITS['loading_pct']} % ({GRID_LIMITS['source']})", fontsize=9)
+    a.set_title(f"Feeder ({'unbalanced' if phases else 'balanced'} power flow): voltage band {limits['v_min_pu']}-"
+                f"{limits['v_max_pu']} pu, loading limit {limits['loading_pct']} % ({GRID_LIMITS['source']})", fontsize=9)
     a.legend(fontsize=7)
     for name, label in (("max_line_loading_pct", "highest line loading"), ("max_trafo_loading_pct", "highest transformer loading")):
         s = series(h5, f"grid/{name}")
         if s is not None:
             b.step(s.time_ms / 1000, s.value, where="post", label=label)
-    b.axhline(GRID_LIMITS["loading_pct"], color="tab:red", lw=1)
+    b.axhline(limits["loading_pct"], color="tab:red", lw=1)
     b.set_ylabel("loading (%)")
-    b.set_xlabel("time (s)")
     b.legend(fontsize=7)
+    if unbalance is not None:
+        c = axes[2]
+        c.step(unbalance.time_ms / 1000, unbalance.value, where="post", color="tab:purple", label="highest voltage unbalance")
+        c.axhline(limits["unbalance_pct"], color="tab:red", lw=1)
+        c.set_ylabel("unbalance (%)")
+        c.legend(fontsize=7)
+    axes[-1].set_xlabel("time (s)")
     return _save(fig, path)
 
 
-def write_all(run_dir: Path, services: list[dict], network_profile: dict, nominal_hz: float) -> list[Path]:
+def write_all(run_dir: Path, services: list[dict], network_profile: dict, nominal_hz: float,
+              grid_limits: dict | None = None) -> list[Path]:
     run_dir = Path(run_dir)
     with h5py.File(run_dir / "timeseries.h5", "r") as h5:
         made = [
@@ -202,6 +220,6 @@ def write_all(run_dir: Path, services: list[dict], network_profile: dict, nomina
             models(h5, run_dir / "models.png"),
             delay_budget(h5, services, nominal_hz, network_profile["measurement_delay_ms"], run_dir / "delay_budget.png"),
             latency(h5, run_dir / "latency.png"),
-            grid(h5, run_dir / "grid.png"),
+            grid(h5, run_dir / "grid.png", grid_limits),
         ]
     return [p for p in made if p is not None]

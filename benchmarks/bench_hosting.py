@@ -1,6 +1,7 @@
 """Power flows of the hosting-capacity search against a linear scan in 10 kW steps, same placements.
 
     python benchmarks/bench_hosting.py [--placements 5] [--scenario scenarios/mv-feeder-end-dr.yaml]
+    python benchmarks/bench_hosting.py --scenario scenarios/lv-homes-fcrd.yaml   # unbalanced, single-phase
 
 Prints, per feeder and direction, the capacity found both ways (they must agree) and the power-flow
 counts; nothing is asserted.
@@ -18,13 +19,13 @@ sys.path.insert(0, str(ROOT))
 
 from analysis import hosting  # noqa: E402
 from cosim import scenario  # noqa: E402
-from sims.grid import load_network  # noqa: E402
+from sims.fleet import charger_power  # noqa: E402
+from sims.grid import load_network, single_phase_loads  # noqa: E402
 
 
-def linear(feeder, order, charger_kw, sign, n_max):
+def linear(feeder, order, shares, charger_kw, sign, n_max):
     for n in range(0, n_max + 1):
-        kw = sign * charger_kw * np.bincount(order[:n], minlength=len(feeder.buses)).astype(float)
-        if feeder.check(kw) is not None:
+        if feeder.check(hosting.powers(order, shares, n, len(feeder.buses), sign * charger_kw)) is not None:
             return n - 1
     return n_max
 
@@ -35,22 +36,31 @@ def main():
     ap.add_argument("--placements", type=int, default=3)
     args = ap.parse_args()
     loaded = scenario.load(args.scenario)
+    loaded.check_grid()
     sc = loaded.scenario
     net = load_network(sc.grid.network, loaded.base_dir)
-    net.load["scaling"] *= sc.grid.base_load_scale
-    limits, kw = sc.grid.limits.model_dump(), loaded.groups[0]["charger_kw"]
+    for table in ("load", "asymmetric_load"):
+        net[table]["scaling"] *= sc.grid.base_load_scale
+    group = loaded.groups[0]
+    limits, kw = sc.grid.limits.model_dump(), charger_power(group)[0]
+    phase = group["phase"] if group["connection"] == "ac" and group["phases"] == 1 else None
+    unbalanced = loaded.power_flow == "unbalanced"
+    print(f"{sc.grid.network}: {kw:g} kW chargers, {loaded.power_flow} power flow")
     rng = np.random.default_rng(1)
     total_search = total_linear = 0
-    for name, buses in hosting.feeders(net).items():
-        feeder = hosting.Feeder(net, buses, limits)
+    phases = {b: hosting.PHASES.index(p) for b, p in single_phase_loads(net).items()}
+    for name, buses in hosting.feeders(net, "loads").items():
+        feeder = hosting.Feeder(net, buses, limits, unbalanced)
+        bus_phase = np.array([phases.get(b, -1) for b in buses])
         for direction, sign in (("import", 1), ("export", -1)):
             for m in range(args.placements):
                 order = rng.integers(0, len(buses), 5000)
+                shares = hosting.phase_shares(rng, 5000, phase, bus_phase, order)
                 feeder.flows, t0 = 0, time.perf_counter()
-                found = hosting.capacity(feeder, order, kw, sign, 5000)["chargers"]
+                found = hosting.capacity(feeder, order, shares, kw, sign, 5000)["chargers"]
                 search, t_search = feeder.flows, time.perf_counter() - t0
                 feeder.flows, t0 = 0, time.perf_counter()
-                scanned = linear(feeder, order, kw, sign, 5000)
+                scanned = linear(feeder, order, shares, kw, sign, 5000)
                 scan, t_scan = feeder.flows, time.perf_counter() - t0
                 total_search, total_linear = total_search + search, total_linear + scan
                 print(f"{name:10s} {direction:6s} placement {m}: capacity {found} (scan {scanned}); power flows "

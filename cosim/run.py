@@ -96,7 +96,8 @@ def run(loaded, out_dir: Path, progress: bool = False) -> dict:
         if loaded.scenario.outputs.plots:
             from analysis import plots
 
-            plots.write_all(tmp, loaded.services, loaded.network_profile, catalog.nominal_hz())
+            plots.write_all(tmp, loaded.services, loaded.network_profile, catalog.nominal_hz(),
+                            loaded.scenario.grid.limits.model_dump())
         resolved = loaded.resolved()
         resolved["run"] = {"scenario_file": str(loaded.path), "wall_time_s": round(time.perf_counter() - started, 2),
                            "python": sys.version.split()[0], "packages": package_versions()}

@@ -1,0 +1,77 @@
+"""Cost of an unbalanced (three-phase) power flow against a balanced one, on the same feeder and loads.
+
+    python benchmarks/bench_unbalanced.py [--network ieee_eu_lv] [--flows 40]
+
+Each variant solves the same sequence of load changes (55 single-phase chargers switched on one by
+one, all on their house's phase); the time per power flow is reported with its ratio to the balanced
+power flow that reuses its previous solution, which is what ``GridSim`` runs in a balanced world.
+Nothing is asserted.
+"""
+
+import argparse
+import importlib.util
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from sims.grid import PHASES, load_network, single_phase_loads  # noqa: E402
+
+
+def timed(net, flows, solve, set_load):
+    t0 = time.perf_counter()
+    for k in range(flows):
+        set_load(k)
+        solve(k)
+    return (time.perf_counter() - t0) / flows
+
+
+def main():
+    import pandapower as pp
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--network", default="ieee_eu_lv")
+    ap.add_argument("--flows", type=int, default=40)
+    args = ap.parse_args()
+    warnings.simplefilter("ignore")
+    numba = importlib.util.find_spec("numba") is not None
+    net = load_network(args.network)
+    homes = single_phase_loads(net)
+    buses, phase = list(homes), [PHASES.index(p) for p in homes.values()]
+    sym = [pp.create_load(net, bus=b, p_mw=0.0) for b in buses]
+    asym = [pp.create_asymmetric_load(net, bus=b) for b in buses]
+
+    def set_sym(k):
+        net.load.loc[sym, "p_mw"] = np.where(np.arange(len(buses)) < k % len(buses), 0.0074, 0.0)
+
+    def set_asym(k):
+        on = np.arange(len(buses)) < k % len(buses)
+        for j, p in enumerate(PHASES):
+            net.asymmetric_load.loc[asym, f"p_{p}_mw"] = np.where(on & (np.array(phase) == j), 0.0074, 0.0)
+
+    net.asymmetric_load.loc[asym, ["p_a_mw", "p_b_mw", "p_c_mw"]] = 0.0
+    variants = {
+        "balanced, recycled": (set_sym, lambda k: pp.runpp(net, lightsim2grid=False, numba=numba, init="results" if k else "auto",
+                                                           recycle=dict(bus_pq=True, trafo=False, gen=False) if k else None)),
+        "balanced, fresh": (set_sym, lambda k: pp.runpp(net, lightsim2grid=False, numba=numba)),
+        "unbalanced, recycled": (set_asym, lambda k: pp.runpp_3ph(net, numba=numba, recycle=dict(
+            bus_pq=True, trafo=False, gen=False, Ybus=True) if k else None)),
+        "unbalanced, fresh": (set_asym, lambda k: pp.runpp_3ph(net, numba=numba)),
+    }
+    print(f"{args.network}: {len(net.bus)} buses, {len(buses)} single-phase chargers, numba {'on' if numba else 'off'}")
+    base = None
+    for name, (set_load, solve) in variants.items():
+        net.load.loc[sym, "p_mw"] = 0.0
+        net.asymmetric_load.loc[asym, ["p_a_mw", "p_b_mw", "p_c_mw"]] = 0.0
+        per_flow = timed(net, args.flows, solve, set_load)
+        base = base or per_flow
+        print(f"{name:22s} {per_flow * 1000:7.1f} ms per power flow, ratio {per_flow / base:.2f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
