@@ -17,12 +17,9 @@ single-phase charger is a balanced load like any other.
 
 from __future__ import annotations
 
-import importlib.util
-import warnings
-
 import numpy as np
 
-from sims.grid import single_phase_loads
+from sims.grid import run_power_flow, single_phase_loads
 
 
 PHASES = ("a", "b", "c")
@@ -55,10 +52,10 @@ def feeders(net, at: str = "all") -> dict[str, list[int]]:
 class Feeder:
     """Power flows for one feeder with chargers added at given buses (one load per bus, reused)."""
 
-    def __init__(self, net, buses: list[int], limits: dict, unbalanced: bool = False):
+    def __init__(self, net, buses: list[int], limits: dict, unbalanced: bool = False, solver: str = "pandapower"):
         import pandapower as pp
 
-        self.pp, self.net, self.limits, self.unbalanced = pp, net, limits, unbalanced
+        self.pp, self.net, self.limits, self.unbalanced, self.solver = pp, net, limits, unbalanced, solver
         self.buses = np.asarray(buses)
         if unbalanced:
             self.loads = np.array([pp.create_asymmetric_load(net, bus=int(b), name=f"hc-{b}") for b in buses])
@@ -66,7 +63,6 @@ class Feeder:
             self.loads = np.array([pp.create_load(net, bus=int(b), p_mw=0.0, name=f"hc-{b}") for b in buses])
         self.flows = 0
         self._recycle = False
-        self.numba = importlib.util.find_spec("numba") is not None
 
     def _set(self, kw: np.ndarray):
         if self.unbalanced:
@@ -74,19 +70,6 @@ class Feeder:
                 self.net.asymmetric_load.loc[self.loads, f"p_{phase}_mw"] = kw[:, j] / 1000.0
         else:
             self.net.load.loc[self.loads, "p_mw"] = kw.sum(axis=1) / 1000.0
-
-    def _runpp(self):
-        pp, reuse = self.pp, self._recycle
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            if self.unbalanced:
-                pp.runpp_3ph(self.net, numba=self.numba,
-                             recycle=dict(bus_pq=True, trafo=False, gen=False, Ybus=True) if reuse else None)
-            elif reuse:
-                pp.runpp(self.net, lightsim2grid=False, numba=self.numba, init="results",
-                         recycle=dict(bus_pq=True, trafo=False, gen=False))
-            else:
-                pp.runpp(self.net, lightsim2grid=False, numba=self.numba)
 
     def voltages(self) -> dict[str, np.ndarray]:
         """Bus voltages of the last power flow: '' -> pu (balanced), or ' phase a' ... per phase."""
@@ -100,7 +83,7 @@ class Feeder:
         self._set(kw)
         self.flows += 1
         try:
-            self._runpp()
+            run_power_flow(self.net, self.unbalanced, self._recycle, self.solver)
             self._recycle = True
         except self.pp.powerflow.LoadflowNotConverged:
             self._recycle = False
@@ -241,13 +224,13 @@ def write(results: dict, out_dir) -> list:
 
 def hosting_capacity(net, limits: dict, charger_kw: float, directions: list[str], placements: int, seed: int,
                      n_max: int = 5000, progress=None, phase: str | None = None, unbalanced: bool = False,
-                     at: str = "all") -> dict:
+                     at: str = "all", solver: str = "pandapower") -> dict:
     """Per feeder and direction: capacity of every placement, its percentiles, and what binds.
     ``phase``: None for three-phase chargers, else how single-phase chargers are put on phases
     (see ``phase_shares``); ``unbalanced``: three-phase power flow; ``at``: candidate buses (``feeders``)."""
     rng = np.random.default_rng([seed, 7])
     results = {"charger_kw": charger_kw, "limits": limits, "placements": placements,
-               "power_flow": "unbalanced" if unbalanced else "balanced",
+               "power_flow": "unbalanced" if unbalanced else "balanced", "solver": solver,
                "charger_phases": "three-phase" if phase is None else f"single-phase ({phase})",
                "buses": "with a load" if at == "loads" else "all", "feeders": []}
     found = feeders(net, at)
@@ -255,7 +238,7 @@ def hosting_capacity(net, limits: dict, charger_kw: float, directions: list[str]
     done = 0
     load_phase = {bus: PHASES.index(p) for bus, p in single_phase_loads(net).items()}
     for name, buses in found.items():
-        feeder = Feeder(net, buses, limits, unbalanced)
+        feeder = Feeder(net, buses, limits, unbalanced, solver)
         bus_phase = np.array([load_phase.get(b, -1) for b in buses])
         names = [str(net.bus.at[b, "name"]) for b in buses]
         for direction in directions:

@@ -299,7 +299,7 @@ def cmd_hosting(args) -> int:
     results = hosting.hosting_capacity(net, sc.grid.limits.model_dump(), charger_kw, directions,
                                        args.placements, sc.seed, args.max_chargers, progress,
                                        phase=group["phase"] if single_phase else None,
-                                       unbalanced=loaded.power_flow == "unbalanced", at=args.at)
+                                       unbalanced=loaded.power_flow == "unbalanced", at=args.at, solver=loaded.solver)
     out = args.out or Path("results") / sc.name / "hosting-capacity"
     with atomic_directory(out) as tmp:
         hosting.write(results, tmp)

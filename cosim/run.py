@@ -88,7 +88,7 @@ def run(loaded, out_dir: Path, progress: bool = False) -> dict:
         verdicts.update(evaluate(tmp / "timeseries.h5", loaded.services, vehicles, catalog.nominal_hz(),
                                  catalog.initiation_threshold_pu(), loaded.scenario.fleet.telemetry_hz,
                                  loaded.scenario.grid.limits.model_dump()))
-        verdicts["grid"]["power_flow"] = loaded.power_flow
+        verdicts["grid"]["power_flow"], verdicts["grid"]["solver"] = loaded.power_flow, loaded.solver
         if loaded.power_flow_note:
             verdicts["grid"]["note"] = loaded.power_flow_note
         add_desk_method(verdicts, loaded)

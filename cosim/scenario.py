@@ -126,6 +126,8 @@ class Grid(_Strict):
     power_flow: Literal["auto", "balanced", "unbalanced"] = Field(
         default="auto", description="auto: unbalanced (three-phase) where the network has zero-sequence data and "
         "something is unbalanced (single-phase chargers or the network's own single-phase loads); balanced otherwise")
+    solver: Literal["auto", "pandapower", "lightsim2grid"] = Field(
+        default="auto", description="auto: lightsim2grid for balanced power flows when installed, else pandapower")
     profile_time: str | None = Field(default=None, description="SimBench grids: base loads and generation from "
                                      "their profiles at this time of the 2016 reference year, e.g. 2016-07-01T18:00")
 
@@ -487,6 +489,7 @@ class LoadedScenario:
         self._grid_checked = False
         self.power_flow: str | None = None  # balanced or unbalanced, resolved by check_grid
         self.power_flow_note: str | None = None
+        self.solver: str | None = None  # pandapower or lightsim2grid, resolved by check_grid
         self.load_phases: dict[str, str] = {}  # bus reference -> phase of its single-phase load (same_as_load)
 
     def error(self, where: str, what: str) -> ScenarioError:
@@ -623,8 +626,8 @@ class LoadedScenario:
     def check_grid(self):
         """Load the grid, check every fleet bus exists and resolve ``grid.power_flow`` (slow: imports
         pandapower). Done once."""
-        from sims.grid import (GridError, find_bus, has_asymmetric_elements, load_network, single_phase_loads,
-                               zero_sequence_missing)
+        from sims.grid import (GridError, choose_solver, find_bus, has_asymmetric_elements, load_network,
+                               single_phase_loads, zero_sequence_missing)
 
         if self._grid_checked:
             return
@@ -642,6 +645,10 @@ class LoadedScenario:
                     raise self.error(where, str(exc)) from None
         self._resolve_load_phases(net, find_bus, single_phase_loads(net))
         self._resolve_power_flow(zero_sequence_missing(net), has_asymmetric_elements(net))
+        try:
+            self.solver = choose_solver(self.scenario.grid.solver, self.power_flow == "unbalanced")
+        except GridError as exc:
+            raise self.error("grid.solver", str(exc)) from None
         self._grid_checked = True
 
     def _resolve_load_phases(self, net, find_bus, phases: dict[int, str]):
@@ -680,5 +687,5 @@ class LoadedScenario:
         data["services"] = self.services
         data["network"]["resolved_profile"] = self.network_profile
         if self.power_flow is not None:
-            data["grid"]["power_flow"] = self.power_flow
+            data["grid"]["power_flow"], data["grid"]["solver"] = self.power_flow, self.solver
         return data

@@ -10,8 +10,9 @@ generation follow the grid's own 15-minute profiles, indexed by simulation milli
 Every ``step_ms`` the simulator sets the charging load of each bus from its inputs and solves the
 power flow, reusing the previous solution (pandapower ``recycle``) after the first step. A power
 flow that does not converge is not an error: the step reports ``converged = 0`` and NaN results,
-and the next step starts afresh. The solver is pinned (``lightsim2grid=False``) so that installing
-an optional backend never changes results silently.
+and the next step starts afresh. ``solver``: ``pandapower`` (its Newton-Raphson, with numba when
+installed) or ``lightsim2grid`` (the same balanced power flow in C++, when installed); the world
+builder chooses (``grid.solver``), so installing a backend never changes results unannounced.
 
 ``power_flow``: ``balanced`` (positive sequence, ``runpp``: every charging load is spread evenly
 over the three phases) or ``unbalanced`` (``runpp_3ph``: each phase carries what its chargers draw,
@@ -115,6 +116,41 @@ def load_network(spec: str, base_dir: Path | str = "."):
             raise GridError(f"grid {spec!r}: not a pandapower JSON network: {exc}") from None
 
 
+SOLVERS = ("pandapower", "lightsim2grid")
+
+
+def run_power_flow(net, unbalanced: bool = False, reuse: bool = False, solver: str = "pandapower") -> None:
+    """Solve ``net`` in place: ``runpp`` (balanced) or ``runpp_3ph`` (unbalanced; pandapower only).
+    ``reuse``: the previous power flow converged and only loads changed since, so start from its
+    solution (balanced) or reuse its sequence admittance matrices (unbalanced). Raises pandapower's
+    ``LoadflowNotConverged``."""
+    import pandapower as pp
+
+    numba = importlib.util.find_spec("numba") is not None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if unbalanced:
+            pp.runpp_3ph(net, numba=numba, recycle=dict(bus_pq=True, trafo=False, gen=False, Ybus=True) if reuse else None)
+        elif reuse:
+            pp.runpp(net, lightsim2grid=solver == "lightsim2grid", numba=numba, init="results",
+                     recycle=dict(bus_pq=True, trafo=False, gen=False))
+        else:
+            pp.runpp(net, lightsim2grid=solver == "lightsim2grid", numba=numba)
+
+
+def choose_solver(wanted: str, unbalanced: bool) -> str:
+    """``auto``: lightsim2grid for a balanced power flow when it is installed, else pandapower.
+    Raise GridError for a choice that cannot be honoured."""
+    installed = importlib.util.find_spec("lightsim2grid") is not None
+    if wanted == "lightsim2grid" and not installed:
+        raise GridError("lightsim2grid is not installed: pip install 'v2g-testbed[fast]'")
+    if wanted == "lightsim2grid" and unbalanced:
+        raise GridError("lightsim2grid solves balanced power flows only; the unbalanced one needs pandapower")
+    if wanted == "auto":
+        return "lightsim2grid" if installed and not unbalanced else "pandapower"
+    return wanted
+
+
 def zero_sequence_missing(net) -> list[str]:
     """What an unbalanced power flow needs and the network lacks, as 'table.column' (empty: supported)."""
     missing = []
@@ -175,7 +211,7 @@ class GridSim(mosaik_api_v3.Simulator):
         self.ok_last = False
 
     def init(self, sid, time_resolution=0.001, network="cigre_mv", base_dir=".", step_ms=1000,
-             base_load_scale=1.0, profile_start_ms=None, power_flow="balanced"):
+             base_load_scale=1.0, profile_start_ms=None, power_flow="balanced", solver="pandapower"):
         import pandapower as pp
 
         self.pp = pp
@@ -185,6 +221,7 @@ class GridSim(mosaik_api_v3.Simulator):
         if power_flow not in ("balanced", "unbalanced"):
             raise GridError(f"power_flow must be 'balanced' or 'unbalanced', got {power_flow!r}")
         self.unbalanced = power_flow == "unbalanced"
+        self.solver = choose_solver(solver, self.unbalanced)
         if self.unbalanced and (missing := zero_sequence_missing(self.net)):
             raise GridError(f"grid {network!r}: an unbalanced power flow needs zero-sequence data the network "
                             f"lacks: {', '.join(missing)}")
@@ -197,7 +234,6 @@ class GridSim(mosaik_api_v3.Simulator):
             self.profile_start_ms = int(profile_start_ms)
             self.profile_index = None
         self.step_ms = int(step_ms)
-        self.numba = importlib.util.find_spec("numba") is not None
         return self.meta
 
     def create(self, num, model, ev_buses=()):
@@ -218,18 +254,8 @@ class GridSim(mosaik_api_v3.Simulator):
         return [{"eid": "grid", "type": "Grid", "children": children}]
 
     def _runpp(self) -> bool:
-        kwargs = dict(lightsim2grid=False, numba=self.numba)
         try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                if self.unbalanced:  # runpp_3ph reuses the sequence admittance matrices, not the solution
-                    self.pp.runpp_3ph(self.net, numba=self.numba,
-                                      recycle=dict(bus_pq=True, trafo=False, gen=False, Ybus=True) if self.ok_last else None)
-                elif self.ok_last:
-                    self.pp.runpp(self.net, init="results", recycle=dict(bus_pq=True, trafo=False, gen=False),
-                                  **kwargs)
-                else:
-                    self.pp.runpp(self.net, **kwargs)
+            run_power_flow(self.net, self.unbalanced, self.ok_last, self.solver)
             self.ok_last = True
         except self.pp.powerflow.LoadflowNotConverged:
             self.ok_last = False
