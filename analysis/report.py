@@ -14,7 +14,7 @@ PLOTS = (
     ("delay_budget.png", "Where the time goes for each vehicle: measurement, network, charger start, ramp"),
     ("models.png", "Every vehicle's power, grouped by model"),
     ("latency.png", "Setpoint latencies through the network"),
-    ("grid.png", "What the feeder saw: bus voltages and loadings"),
+    ("grid.png", "What the feeder saw: bus voltages (per phase when unbalanced), loadings and voltage unbalance"),
 )
 
 CSS = """

@@ -358,7 +358,9 @@ def grid_rule(h5: h5py.File, t_event: int, t_end: int, limits: dict | None) -> d
     checks = []  # (excess in pu, comparable across quantities; description, value, limit, unit, time, margin)
     for values, names, element, limit, upper, unit, to_pu in quantities:
         excess = values - limit if upper else limit - values  # in the quantity's unit
-        k, j = np.unravel_index(int(np.argmax(excess * to_pu)), excess.shape)
+        # the earliest time, then the first element, at which the worst value is reached (to 1e-9: a
+        # plateau must not be decided by solver round-off)
+        k, j = np.argwhere(excess >= excess.max() - 1e-9)[0]
         checks.append((float(excess[k, j] * to_pu), element.format(names[j] or j), float(values[k, j]), limit, unit,
                        int(times[k]), -float(excess[k, j])))
     worst = max(checks, key=lambda c: c[0])
