@@ -116,9 +116,6 @@ def load_network(spec: str, base_dir: Path | str = "."):
             raise GridError(f"grid {spec!r}: not a pandapower JSON network: {exc}") from None
 
 
-SOLVERS = ("pandapower", "lightsim2grid")
-
-
 def run_power_flow(net, unbalanced: bool = False, reuse: bool = False, solver: str = "pandapower") -> None:
     """Solve ``net`` in place: ``runpp`` (balanced) or ``runpp_3ph`` (unbalanced; pandapower only).
     ``reuse``: the previous power flow converged and only loads changed since, so start from its
