@@ -276,7 +276,7 @@ def cmd_hosting(args) -> int:
     from cosim import scenario
     from cosim.run import atomic_directory
     from sims.fleet import charger_power
-    from sims.grid import load_network
+    from sims.grid import PROFILE_MS, apply_profiles, load_network, simbench_profiles
 
     loaded = scenario.load(args.scenario, args.overrides)
     loaded.check_grid()
@@ -288,6 +288,8 @@ def cmd_hosting(args) -> int:
     single_phase = group["connection"] == "ac" and group["phases"] == 1
     directions = ["import", "export"] if group["bidirectional"] else ["import"]
     net = load_network(sc.grid.network, loaded.base_dir)
+    if sc.grid.profile_time is not None:  # SimBench: the loads and generation at the scenario's start
+        apply_profiles(net, simbench_profiles(net), sc.grid.profile_start_ms() // PROFILE_MS)
     for table in ("load", "asymmetric_load"):
         net[table]["scaling"] = net[table]["scaling"] * sc.grid.base_load_scale
 
@@ -310,6 +312,8 @@ def cmd_hosting(args) -> int:
     print(f"Hosting capacity of {sc.grid.network} for {charger_kw:g} kW {results['charger_phases']} chargers at buses "
           f"{results['buses']}, {loaded.power_flow} power flow ({args.placements} placements per feeder; limits "
           f"{lim.v_min_pu}-{lim.v_max_pu} pu, {lim.loading_pct:g} %{unbalance})")
+    if sc.grid.profile_time is not None:
+        print(f"base loads and generation: the grid's profiles at {sc.grid.profile_time}")
     if loaded.power_flow_note:
         print(f"note: {loaded.power_flow_note}")
     print(render(["feeder", "direction", "p5", "p50", "p95", "MW at p50", "binds first", "where"],

@@ -148,6 +148,24 @@ def choose_solver(wanted: str, unbalanced: bool) -> str:
     return wanted
 
 
+PROFILE_MS = 900_000  # SimBench profiles: one value per 15 minutes
+
+
+def simbench_profiles(net) -> dict:
+    """A SimBench network's absolute profiles: (element, column) -> frame, one row per 15 minutes."""
+    import simbench
+
+    absolute = simbench.get_absolute_values(net, profiles_instead_of_study_cases=True)
+    return {key: frame for key, frame in absolute.items() if frame.shape[1]}
+
+
+def apply_profiles(net, profiles: dict, index: int) -> None:
+    """Set the loads and generation of 15-minute interval ``index`` (wrapping around the year)."""
+    for (element, column), frame in profiles.items():
+        row = frame.iloc[index % len(frame)]
+        net[element].loc[row.index, column] = row.to_numpy()
+
+
 def zero_sequence_missing(net) -> list[str]:
     """What an unbalanced power flow needs and the network lacks, as 'table.column' (empty: supported)."""
     missing = []
@@ -224,10 +242,7 @@ class GridSim(mosaik_api_v3.Simulator):
                             f"lacks: {', '.join(missing)}")
         self.profiles = None
         if profile_start_ms is not None:  # SimBench: loads and generation from the 15-minute profiles
-            import simbench
-
-            absolute = simbench.get_absolute_values(self.net, profiles_instead_of_study_cases=True)
-            self.profiles = {key: frame for key, frame in absolute.items() if frame.shape[1]}
+            self.profiles = simbench_profiles(self.net)
             self.profile_start_ms = int(profile_start_ms)
             self.profile_index = None
         self.step_ms = int(step_ms)
@@ -258,17 +273,13 @@ class GridSim(mosaik_api_v3.Simulator):
             self.ok_last = False
         return self.ok_last
 
-    PROFILE_MS = 900_000  # SimBench profiles: one value per 15 minutes
-
     def _apply_profiles(self, time):
         """Set the SimBench loads and generation of the 15-minute interval that ``time`` (ms) falls in."""
-        index = (self.profile_start_ms + time) // self.PROFILE_MS
+        index = (self.profile_start_ms + time) // PROFILE_MS
         if index == self.profile_index:
             return
         self.profile_index = index
-        for (element, column), frame in self.profiles.items():
-            row = frame.iloc[index % len(frame)]
-            self.net[element].loc[row.index, column] = row.to_numpy()
+        apply_profiles(self.net, self.profiles, index)
         self.ok_last = False  # the network's injections changed everywhere: solve afresh
 
     def step(self, time, inputs, max_advance):

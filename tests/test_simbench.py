@@ -30,3 +30,26 @@ def test_profile_time_needs_a_simbench_grid_and_a_2016_time(scenario_file):
         load(scenario_file(grid={"network": "cigre_mv", "profile_time": "2016-07-01T18:00"}))
     with pytest.raises(ScenarioError, match=r"outside the SimBench year"):
         load(scenario_file(grid={"network": GRID, "profile_time": "2019-08-09T16:52"}, fleet__groups=FLEET))
+
+
+def test_hosting_capacity_uses_the_profiles_at_profile_time(scenario_file, tmp_path):
+    """On a winter evening the transformer has less room for chargers than at 3 a.m."""
+    import json
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    def median(at):
+        path = scenario_file(grid={"network": GRID, "profile_time": at},
+                             fleet__groups=[dict(FLEET[0], charger_kw=11, bidirectional=False)])
+        out = tmp_path / at.replace(":", "")
+        done = subprocess.run([sys.executable, "-m", "cosim.cli", "hosting-capacity", str(path), "--placements", "1",
+                               "--out", str(out)], capture_output=True, text=True, cwd=ROOT)
+        assert done.returncode == 0, done.stderr
+        assert f"the grid's profiles at {at}" in done.stdout
+        feeders = json.loads((out / "hosting_capacity.json").read_text())["feeders"]
+        return {f["feeder"]: f["chargers_p50"] for f in feeders}
+
+    evening, night = median("2016-01-14T18:00"), median("2016-01-14T03:00")
+    assert evening.keys() == night.keys() and all(evening[f] < night[f] for f in evening)
