@@ -157,11 +157,18 @@ class Grid(_Strict):
     base_load_scale: float = Field(default=1.0, ge=0, description="scales the network's own loads")
 
 
+class BusSet(_Strict):
+    """Every bus of a kind, found in the grid: ``load`` (buses with a load: the customers) or ``lv_bus``
+    (buses below 1 kV)."""
+    every: Literal["load", "lv_bus"]
+
+
 class FleetGroup(_Strict):
     model: str | VehicleModel
     count: int = Field(ge=1)
     charger_kw: float = Field(gt=0)
-    bus: int | str | list[int | str] = Field(description="a bus, or a list the group's chargers spread over")
+    bus: int | str | list[int | str] | BusSet = Field(
+        description="a bus, a list the group's chargers spread over, or {every: load | lv_bus}")
     placement: Literal["round_robin", "random"] = Field(
         default="round_robin", description="how chargers are spread over a list of buses (random: with the seed)")
     bidirectional: bool = _DEFAULTS["bidirectional"]
@@ -637,6 +644,9 @@ class LoadedScenario:
         except GridError as exc:
             raise self.error("grid.network", str(exc)) from None
         for i, g in enumerate(self.scenario.fleet.groups):
+            if isinstance(g.bus, BusSet):
+                self.groups[i]["bus"] = self._bus_set(net, g.bus, i)
+                continue
             for j, bus in enumerate(g.bus if isinstance(g.bus, list) else [g.bus]):
                 try:
                     find_bus(net, bus)
@@ -650,6 +660,18 @@ class LoadedScenario:
         except GridError as exc:
             raise self.error("grid.solver", str(exc)) from None
         self._grid_checked = True
+
+    def _bus_set(self, net, bus_set: BusSet, i: int) -> list[int]:
+        """The buses of ``{every: ...}``, in index order."""
+        if bus_set.every == "load":
+            found = set()
+            for table in ("load", "asymmetric_load"):
+                found |= set(net[table].bus[net[table].in_service].astype(int))
+        else:
+            found = set(net.bus.index[(net.bus.vn_kv < 1.0) & net.bus.in_service].astype(int))
+        if not found:
+            raise self.error(f"fleet.groups[{i}].bus", f"{{every: {bus_set.every}}}: the grid has no such bus")
+        return sorted(found)
 
     def _resolve_load_phases(self, net, find_bus, phases: dict[int, str]):
         for i, g in enumerate(self.groups):
@@ -684,6 +706,7 @@ class LoadedScenario:
         data = self.scenario.model_dump(mode="json")
         for g, resolved in zip(data["fleet"]["groups"], self.groups):
             g["model"] = dict(vars(resolved["vehicle"]))
+            g["bus"] = resolved["bus"]  # {every: ...} as the buses it found
         data["services"] = self.services
         data["network"]["resolved_profile"] = self.network_profile
         if self.power_flow is not None:

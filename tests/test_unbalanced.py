@@ -191,3 +191,18 @@ def test_a_balanced_study_misses_what_the_unbalanced_one_finds(tmp_path):
     balanced = run_file(path, tmp_path / "b", [*more, "grid.power_flow=balanced"])["services"][0]
     assert balanced["eligible"] is True and balanced["rules"]["grid"]["passed"] is True
     assert unbalanced["failed"] == ["grid"] and "phase" in unbalanced["rules"]["grid"]["worst"]
+
+
+def test_every_load_bus_or_lv_bus(tmp_path):
+    def group_buses(grid, bus):
+        (tmp_path / "s.yaml").write_text(yaml.safe_dump(dict(BASE, grid=grid, fleet={"groups": [home_group(bus=bus)]})))
+        one = scenario.load(tmp_path / "s.yaml")
+        one.check_grid()
+        return one.groups[0]["bus"], one.resolved()["fleet"]["groups"][0]["bus"]
+
+    houses, resolved = group_buses({"network": "ieee_eu_lv"}, {"every": "load"})
+    assert len(houses) == 55 and houses[:3] == [34, 47, 70] and resolved == houses
+    lv, _ = group_buses({"network": "cigre_lv"}, {"every": "lv_bus"})
+    assert len(lv) > 30 and 0 not in lv  # bus 0 is the 20 kV side of the transformer
+    with pytest.raises(ScenarioError, match=r"fleet\.groups\[0\]\.bus: \{every: lv_bus\}: the grid has no such bus"):
+        group_buses({"network": "cigre_mv"}, {"every": "lv_bus"})
