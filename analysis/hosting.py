@@ -19,10 +19,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from sims import PHASES
 from sims.grid import run_power_flow, single_phase_loads
-
-
-PHASES = ("a", "b", "c")
 
 
 def feeders(net, at: str = "all") -> dict[str, list[int]]:

@@ -19,7 +19,8 @@ sys.path.insert(0, str(ROOT))
 
 from analysis import hosting  # noqa: E402
 from cosim import scenario  # noqa: E402
-from sims.fleet import charger_power  # noqa: E402
+from sims import PHASES  # noqa: E402
+from sims.fleet import charger_power, single_phase  # noqa: E402
 from sims.grid import load_network, single_phase_loads  # noqa: E402
 
 
@@ -43,12 +44,12 @@ def main():
         net[table]["scaling"] *= sc.grid.base_load_scale
     group = loaded.groups[0]
     limits, kw = sc.grid.limits.model_dump(), charger_power(group)[0]
-    phase = group["phase"] if group["connection"] == "ac" and group["phases"] == 1 else None
+    phase = group["phase"] if single_phase(group) else None
     unbalanced = loaded.power_flow == "unbalanced"
     print(f"{sc.grid.network}: {kw:g} kW chargers, {loaded.power_flow} power flow")
     rng = np.random.default_rng(1)
     total_search = total_linear = 0
-    phases = {b: hosting.PHASES.index(p) for b, p in single_phase_loads(net).items()}
+    phases = {b: PHASES.index(p) for b, p in single_phase_loads(net).items()}
     for name, buses in hosting.feeders(net, "loads").items():
         feeder = hosting.Feeder(net, buses, limits, unbalanced)
         bus_phase = np.array([phases.get(b, -1) for b in buses])

@@ -275,7 +275,7 @@ def cmd_hosting(args) -> int:
     from analysis import hosting
     from cosim import scenario
     from cosim.run import atomic_directory
-    from sims.fleet import charger_power
+    from sims.fleet import charger_power, single_phase
     from sims.grid import PROFILE_MS, apply_profiles, load_network, simbench_profiles
 
     loaded = scenario.load(args.scenario, args.overrides)
@@ -285,7 +285,6 @@ def cmd_hosting(args) -> int:
     sc = loaded.scenario
     group = loaded.groups[0]
     charger_kw = charger_power(group)[0]
-    single_phase = group["connection"] == "ac" and group["phases"] == 1
     directions = ["import", "export"] if group["bidirectional"] else ["import"]
     net = load_network(sc.grid.network, loaded.base_dir)
     if sc.grid.profile_time is not None:  # SimBench: the loads and generation at the scenario's start
@@ -300,7 +299,7 @@ def cmd_hosting(args) -> int:
 
     results = hosting.hosting_capacity(net, sc.grid.limits.model_dump(), charger_kw, directions,
                                        args.placements, sc.seed, args.max_chargers, progress,
-                                       phase=group["phase"] if single_phase else None,
+                                       phase=group["phase"] if single_phase(group) else None,
                                        unbalanced=loaded.power_flow == "unbalanced", at=args.at, solver=loaded.solver)
     out = args.out or Path("results") / sc.name / "hosting-capacity"
     with atomic_directory(out) as tmp:

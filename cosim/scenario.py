@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from sims import catalog
 from sims.catalog import CatalogError, VehicleModel
+from sims.fleet import single_phase
 
 
 class ScenarioError(Exception):
@@ -675,7 +676,7 @@ class LoadedScenario:
 
     def _resolve_load_phases(self, net, find_bus, phases: dict[int, str]):
         for i, g in enumerate(self.groups):
-            if g["phase"] != "same_as_load" or not (g["connection"] == "ac" and g["phases"] == 1):
+            if g["phase"] != "same_as_load" or not single_phase(g):
                 continue
             for bus in g["bus"] if isinstance(g["bus"], list) else [g["bus"]]:
                 index = find_bus(net, bus)
@@ -686,7 +687,7 @@ class LoadedScenario:
                 self.load_phases[str(bus)] = phases[index]
 
     def single_phase_chargers(self) -> bool:
-        return any(g["connection"] == "ac" and g["phases"] == 1 for g in self.groups)
+        return any(single_phase(g) for g in self.groups)
 
     def _resolve_power_flow(self, missing: list[str], asymmetric_network: bool):
         wanted, network = self.scenario.grid.power_flow, self.scenario.grid.network

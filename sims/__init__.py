@@ -1,5 +1,7 @@
 """mosaik simulators of v2g-testbed. Each module is usable on its own in any mosaik scenario."""
 
+PHASES = ("a", "b", "c")  # the three phases, as chargers, loads and results name them
+
 
 def require_milliseconds(simulator: str, time_resolution: float) -> None:
     """Every simulator here counts time in integer milliseconds: refuse any other resolution."""

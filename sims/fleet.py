@@ -12,8 +12,9 @@ Outputs: ``Fleet.p_kw``, the total power every ``sample_ms``, as ``{"time_ms": [
          (one value per vehicle, at multiples of ``step_ms``); ``Fleet.soc_mean``; all non-persistent;
          ``Bus.p_kw`` (persistent: a grid reads the latest value whenever it steps, so a grid's step
          must be a multiple of ``step_ms``) and its split over the phases ``Bus.p_a_kw``, ``p_b_kw``,
-         ``p_c_kw`` (a three-phase or DC charger draws a third on each, a single-phase one all on its own); ``Fleet.total_p_kw`` (persistent: the fleet's power now,
-         for a system-frequency model in closed loop).
+         ``p_c_kw`` (a three-phase or DC charger draws a third on each, a single-phase one all on its
+         own); ``Fleet.total_p_kw`` (persistent: the fleet's power now, for a system-frequency model
+         in closed loop).
 
 The vehicle model is exact in continuous time, so the simulator needs to step only every
 ``step_ms``, when setpoints arrive, and when others need its output: the aggregate samples in
@@ -33,11 +34,10 @@ from __future__ import annotations
 import mosaik_api_v3
 import numpy as np
 
-from sims import require_milliseconds
+from sims import PHASES, require_milliseconds
 from sims.obc import OPTIONAL_PARAMETERS, PARAMETERS, ChargerFleet
 
 SPREAD_FIELDS = ("t_a_s", "t_c_s", "ramp_up_kw_per_s", "ramp_down_kw_per_s")
-PHASES = ("a", "b", "c")
 PHASE_OUTPUTS = [f"p_{p}_kw" for p in PHASES]
 
 
@@ -111,7 +111,7 @@ def sample_vehicles(groups: list[dict], spread_pct: float, rng: np.random.Genera
         out["model"] += [v.model] * n
         buses = _place(rng, g["bus"], n, g.get("placement", "round_robin"))
         out["bus"] += buses
-        phase = g.get("phase", "round_robin") if g["connection"] == "ac" and g["phases"] == 1 else "abc"
+        phase = g.get("phase", "round_robin") if single_phase(g) else "abc"
         if phase == "same_as_load":
             out["phase"] += [load_phases[str(b)] for b in buses]
         else:
@@ -134,6 +134,11 @@ def sample_vehicles(groups: list[dict], spread_pct: float, rng: np.random.Genera
         out["min_power_kw"] += [min_power] * n
         out["setpoint_step_kw"] += [step] * n
     return out
+
+
+def single_phase(g: dict) -> bool:
+    """Whether a group's chargers draw on one phase (single-phase AC); DC and three-phase AC draw on all."""
+    return g["connection"] == "ac" and g["phases"] == 1
 
 
 def charger_power(g: dict) -> tuple[float, float, float]:

@@ -41,7 +41,8 @@ from pathlib import Path
 import mosaik_api_v3
 import numpy as np
 
-PHASES = ("a", "b", "c")
+from sims import PHASES
+
 PHASE_VOLTAGES = [f"vm_{p}_pu" for p in PHASES]
 OUTPUTS = ["vm_pu", *PHASE_VOLTAGES, "unbalance_pct", "max_unbalance_pct", "line_loading_pct", "trafo_loading_pct",
            "v_min_pu", "v_max_pu", "max_line_loading_pct", "max_trafo_loading_pct", "converged", "bus_names",
