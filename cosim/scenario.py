@@ -160,8 +160,9 @@ class Grid(_Strict):
 
 class BusSet(_Strict):
     """Every bus of a kind, found in the grid: ``load`` (buses with a load: the customers) or ``lv_bus``
-    (buses below 1 kV)."""
+    (buses below 1 kV); on one feeder only, if ``feeder`` names one (as ``v2g hosting-capacity`` does)."""
     every: Literal["load", "lv_bus"]
+    feeder: str | None = None
 
 
 class FleetGroup(_Strict):
@@ -663,15 +664,25 @@ class LoadedScenario:
         self._grid_checked = True
 
     def _bus_set(self, net, bus_set: BusSet, i: int) -> list[int]:
-        """The buses of ``{every: ...}``, in index order."""
+        """The buses of ``{every: ..., feeder: ...}``, in index order."""
+        from analysis.hosting import feeders
+
         if bus_set.every == "load":
             found = set()
             for table in ("load", "asymmetric_load"):
                 found |= set(net[table].bus[net[table].in_service].astype(int))
         else:
             found = set(net.bus.index[(net.bus.vn_kv < 1.0) & net.bus.in_service].astype(int))
+        what = f"every: {bus_set.every}"
+        if bus_set.feeder is not None:
+            known = feeders(net)
+            if bus_set.feeder not in known:
+                raise self.error(f"fleet.groups[{i}].bus.feeder", f"no feeder {bus_set.feeder!r} (feeders, named by "
+                                 f"their first line: {', '.join(known) or 'none'})")
+            found &= set(known[bus_set.feeder])
+            what += f", feeder: {bus_set.feeder}"
         if not found:
-            raise self.error(f"fleet.groups[{i}].bus", f"{{every: {bus_set.every}}}: the grid has no such bus")
+            raise self.error(f"fleet.groups[{i}].bus", f"{{{what}}}: the grid has no such bus")
         return sorted(found)
 
     def _resolve_load_phases(self, net, find_bus, phases: dict[int, str]):

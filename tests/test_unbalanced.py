@@ -206,3 +206,13 @@ def test_every_load_bus_or_lv_bus(tmp_path):
     assert len(lv) > 30 and 0 not in lv  # bus 0 is the 20 kV side of the transformer
     with pytest.raises(ScenarioError, match=r"fleet\.groups\[0\]\.bus: \{every: lv_bus\}: the grid has no such bus"):
         group_buses({"network": "cigre_mv"}, {"every": "lv_bus"})
+    from analysis.hosting import feeders
+    from sims.grid import load_network
+
+    one_feeder, _ = group_buses({"network": "cigre_mv"}, {"every": "load", "feeder": "Line 12-13"})
+    assert one_feeder and set(one_feeder) <= set(feeders(load_network("cigre_mv"))["Line 12-13"])
+    everywhere, _ = group_buses({"network": "cigre_mv"}, {"every": "load"})
+    assert set(one_feeder) < set(everywhere)
+    with pytest.raises(ScenarioError, match=r"fleet\.groups\[0\]\.bus\.feeder: no feeder 'Line 9' \(feeders, named by "
+                                            r"their first line: Line 1-2, Line 12-13\)"):
+        group_buses({"network": "cigre_mv"}, {"every": "load", "feeder": "Line 9"})
