@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from sims import PHASES
-from sims.grid import run_power_flow, single_phase_loads
+from sims.grid import load_buses, run_power_flow, single_phase_loads
 
 
 def feeders(net, at: str = "all") -> dict[str, list[int]]:
@@ -29,6 +29,7 @@ def feeders(net, at: str = "all") -> dict[str, list[int]]:
     import networkx as nx
     import pandapower.topology as top
 
+    customers = load_buses(net) if at == "loads" else set()
     busbars = set(net.trafo.lv_bus.tolist()) or set(net.ext_grid.bus.tolist())
     graph = top.create_nxgraph(net, include_trafos=False)
     graph.remove_nodes_from(busbars | set(net.trafo.hv_bus.tolist()) | set(net.ext_grid.bus.tolist()))
@@ -41,8 +42,7 @@ def feeders(net, at: str = "all") -> dict[str, list[int]]:
             continue  # not fed from a busbar through a line (e.g. an isolated island)
         name = str(first.iloc[0]["name"] or f"line {first.index[0]}")
         if at == "loads":
-            loaded = set(net.load.bus) | set(net.asymmetric_load.bus)
-            buses = [b for b in buses if b in loaded] or buses
+            buses = [b for b in buses if b in customers] or buses
         out[name] = buses
     return dict(sorted(out.items()))
 

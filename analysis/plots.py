@@ -26,6 +26,7 @@ from analysis.budget import first_receipts  # noqa: E402
 from analysis.envelope import envelope  # noqa: E402
 from analysis.timeseries import series, table  # noqa: E402
 from analysis.verdict import service_trace  # noqa: E402
+from sims import PHASES  # noqa: E402
 
 GRID_LIMITS = yaml.safe_load((Path(__file__).parent / "data" / "grid_limits.yaml").read_text())
 COLORS = plt.rcParams["axes.prop_cycle"].by_key()["color"]
@@ -181,7 +182,7 @@ def grid(h5, path: Path, limits: dict | None = None) -> Path | None:
                              sharex=True)
     a, b = axes[0], axes[1]
     t = v_min.time_ms / 1000
-    phases = [(p, h5[f"grid/vm_{p}_pu/value"][:]) for p in "abc" if f"grid/vm_{p}_pu" in h5]
+    phases = [(p, h5[f"grid/vm_{p}_pu/value"][:]) for p in PHASES if f"grid/vm_{p}_pu" in h5]
     if phases:  # unbalanced power flow: the band of each phase over the buses
         for k, (phase, vm) in enumerate(phases):
             a.fill_between(t, np.nanmin(vm, axis=1), np.nanmax(vm, axis=1), step="post", alpha=0.35, color=COLORS[k],

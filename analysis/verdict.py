@@ -28,6 +28,7 @@ import numpy as np
 from analysis.budget import first_receipts
 from analysis.envelope import envelope, error_pu
 from analysis.timeseries import labels, series, table
+from sims import PHASES
 from sims.obc import OPTIONAL_PARAMETERS, PARAMETERS, ChargerFleet, plug_windows
 from sims.services import direction_sign, outside_deadband, response_pu
 
@@ -318,7 +319,7 @@ def vehicles_needed(service: dict, entry: dict, receipts: dict | None, vehicles:
             "power_at_deadline_mw": _r(reached_kw / 1000, 6)}
 
 
-VOLTAGE_SERIES = (("vm_pu", ""), ("vm_a_pu", " phase a"), ("vm_b_pu", " phase b"), ("vm_c_pu", " phase c"))
+VOLTAGE_SERIES = (("vm_pu", ""), *((f"vm_{p}_pu", f" phase {p}") for p in PHASES))  # balanced, or per phase
 
 
 def grid_rule(h5: h5py.File, t_event: int, t_end: int, limits: dict | None) -> dict | None:

@@ -666,11 +666,10 @@ class LoadedScenario:
     def _bus_set(self, net, bus_set: BusSet, i: int) -> list[int]:
         """The buses of ``{every: ..., feeder: ...}``, in index order."""
         from analysis.hosting import feeders
+        from sims.grid import load_buses
 
         if bus_set.every == "load":
-            found = set()
-            for table in ("load", "asymmetric_load"):
-                found |= set(net[table].bus[net[table].in_service].astype(int))
+            found = load_buses(net)
         else:
             found = set(net.bus.index[(net.bus.vn_kv < 1.0) & net.bus.in_service].astype(int))
         what = f"every: {bus_set.every}"

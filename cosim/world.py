@@ -16,7 +16,8 @@ import mosaik
 import numpy as np
 
 from sims import catalog
-from sims.fleet import sample_vehicles
+from sims.fleet import PHASE_OUTPUTS, sample_vehicles
+from sims.grid import PHASE_VOLTAGES
 
 SIM_CONFIG = {
     "Frequency": {"python": "sims.frequency:FrequencySim"},
@@ -118,7 +119,7 @@ def build(world: mosaik.World, loaded, vehicles: dict, h5_path: str) -> dict:
     unbalanced = loaded.power_flow == "unbalanced"
     for bus in fleet.children:  # unbalanced: each phase's load; balanced: the total, spread evenly
         world.connect(bus, loads["ev-" + bus.eid.removeprefix("bus-")],
-                      *(("p_a_kw", "p_b_kw", "p_c_kw") if unbalanced else ("p_kw",)))
+                      *(PHASE_OUTPUTS if unbalanced else ("p_kw",)))
 
     world.connect(frequency, recorder, "f_hz")
     if loaded.system is not None:
@@ -128,7 +129,7 @@ def build(world: mosaik.World, loaded, vehicles: dict, h5_path: str) -> dict:
                       initial_data={"total_p_kw": None})
     world.connect(controller, recorder, "setpoints", "required_kw")
     world.connect(fleet, recorder, "p_kw", "metered_p_kw", "vehicle_p_kw", "vehicle_soc", "soc_mean")
-    voltages = ("vm_a_pu", "vm_b_pu", "vm_c_pu", "unbalance_pct", "max_unbalance_pct") if unbalanced else ("vm_pu",)
+    voltages = (*PHASE_VOLTAGES, "unbalance_pct", "max_unbalance_pct") if unbalanced else ("vm_pu",)
     world.connect(grid, recorder, *voltages, "line_loading_pct", "trafo_loading_pct", "v_min_pu", "v_max_pu",
                   "max_line_loading_pct", "max_trafo_loading_pct", "converged", "bus_names", "line_names",
                   "trafo_names")

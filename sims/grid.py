@@ -182,6 +182,14 @@ def zero_sequence_missing(net) -> list[str]:
     return missing
 
 
+def load_buses(net) -> set[int]:
+    """The buses with an in-service load, balanced or single-phase: the customers."""
+    found: set[int] = set()
+    for table in ("load", "asymmetric_load"):
+        found |= set(net[table].bus[net[table].in_service].astype(int))
+    return found
+
+
 def has_asymmetric_elements(net) -> bool:
     """Whether the network itself is unbalanced (single-phase loads or generators in service)."""
     return any(len(net[t]) and net[t].in_service.any() for t in ("asymmetric_load", "asymmetric_sgen"))
