@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from analysis.timeseries import table
 
-
-def first_receipts(h5, t_event_ms: int) -> dict[str, np.ndarray] | None:
+def first_receipts(rec, t_event_ms: int) -> dict[str, np.ndarray] | None:
     """Per vehicle that received a setpoint sent at or after ``t_event_ms``: vehicle index, time sent by
     the aggregator, time received, setpoint (kW). None if the aggregator sent nothing."""
-    sent = table(h5, "aggregator/setpoints")
+    sent = rec.table("setpoints")
     if sent is None:
         return None
-    delivered = table(h5, "network/delivered")
+    delivered = rec.table("delivered")
     if delivered is not None:
         keep = delivered["sent_ms"] >= t_event_ms
         vehicle, recv, sent_ms, kw = (delivered["vehicle"][keep], delivered["time_ms"][keep],

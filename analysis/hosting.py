@@ -17,6 +17,8 @@ single-phase charger is a balanced load like any other.
 
 from __future__ import annotations
 
+import collections
+
 import numpy as np
 
 from sims import PHASES
@@ -261,15 +263,23 @@ def hosting_capacity(net, limits: dict, charger_kw: float, directions: list[str]
                                                 for p, vm in feeder.voltages().items()},
                                "chargers_at_bus": np.bincount(order[:n[median_run]], minlength=len(buses)).tolist()}
             feeder.reset()
-            binding = [r["binding"]["limit"] if r["binding"] else "none" for r in runs]
-            where = [r["binding"]["element"] if r["binding"] else "-" for r in runs]
-            common = max(set(binding), key=binding.count)
+            # the limit that binds most often, and where it binds most often *with that limit* (a limit and an
+            # element from different placements would name, e.g., an unbalance on a line)
+            pairs = [(r["binding"]["limit"], r["binding"]["element"]) if r["binding"] else ("none", "-") for r in runs]
+            common = _most_common([limit for limit, _ in pairs])
+            element = _most_common([e for limit, e in pairs if limit == common])
             results["feeders"].append({
                 "feeder": name, "direction": direction, "buses": names,
                 "chargers_p5": int(np.percentile(n, 5)), "chargers_p50": int(np.percentile(n, 50)),
                 "chargers_p95": int(np.percentile(n, 95)),
                 "kw_p50": float(np.percentile(n, 50) * charger_kw),
-                "binding_limit": common, "binding_element": max(set(where), key=where.count),
+                "binding_limit": common, "binding_element": element,
                 "voltage_profile_at_limit": profile, "runs": runs})
         results["power_flows"] = results.get("power_flows", 0) + feeder.flows
     return results
+
+
+def _most_common(values: list[str]) -> str:
+    """The most frequent value; ties go to the first in sorted order (never to hash order)."""
+    counts = collections.Counter(values)
+    return min(counts, key=lambda v: (-counts[v], v))

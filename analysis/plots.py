@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import h5py
 import matplotlib
 
 matplotlib.use("Agg")
@@ -24,9 +23,10 @@ import yaml  # noqa: E402
 
 from analysis.budget import first_receipts  # noqa: E402
 from analysis.envelope import envelope  # noqa: E402
-from analysis.timeseries import series, table  # noqa: E402
+from analysis.timeseries import RunRecord  # noqa: E402
 from analysis.verdict import service_trace  # noqa: E402
 from sims import PHASES  # noqa: E402
+from sims.obc import time_to_reach_s  # noqa: E402
 
 GRID_LIMITS = yaml.safe_load((Path(__file__).parent / "data" / "grid_limits.yaml").read_text())
 COLORS = plt.rcParams["axes.prop_cycle"].by_key()["color"]
@@ -48,8 +48,8 @@ def _deadlines(ax, service: dict, t0_s: float, prefix: str = ""):
             ax.axvline(t0_s + offset, color=color, lw=1.2, label=prefix + name)
 
 
-def response(h5, services, nominal_hz, path: Path) -> Path | None:
-    freq, power = series(h5, "frequency/f_hz"), series(h5, "fleet/p_kw")
+def response(rec, services, nominal_hz, path: Path) -> Path | None:
+    freq, power = rec.series("frequency"), rec.series("fleet_power")
     traces = [(s, service_trace(s, services, freq, power, nominal_hz)) for s in services]
     traces = [(s, tr) for s, tr in traces if tr is not None]
     fig, axes = plt.subplots(1 + max(len(traces), 1), 1, figsize=(9, 2.6 + 2.6 * max(len(traces), 1)), sharex=True)
@@ -79,12 +79,12 @@ def response(h5, services, nominal_hz, path: Path) -> Path | None:
     return _save(fig, path)
 
 
-def models(h5, path: Path) -> Path | None:
-    if "fleet/vehicle_p_kw" not in h5:
+def models(rec, path: Path) -> Path | None:
+    vehicle_power = rec.series("vehicle_power")
+    if vehicle_power is None:
         return None
-    t = h5["fleet/vehicle_p_kw/time_ms"][:] / 1000
-    p = h5["fleet/vehicle_p_kw/value"][:]
-    names = h5["vehicles/model"].asstr()[:]
+    t, p = vehicle_power.time_ms / 1000, vehicle_power.value
+    names = rec.vehicles()["model"]
     fig, ax = plt.subplots(figsize=(9, 4.5))
     for k, model in enumerate(dict.fromkeys(names)):
         idx = np.flatnonzero(names == model)
@@ -98,35 +98,28 @@ def models(h5, path: Path) -> Path | None:
     return _save(fig, path)
 
 
-def budget_rows(h5, t_event_ms: int, measurement_ms: float) -> dict[str, np.ndarray] | None:
-    """Per vehicle that received a setpoint after t_event: the delay budget in seconds."""
-    got = first_receipts(h5, t_event_ms)
+def budget_rows(rec, t_event_ms: int, measurement_ms: float) -> dict[str, np.ndarray] | None:
+    """Per vehicle that received a setpoint after t_event: the delay budget in seconds (the charger's part by
+    the OBC model's own rule, ``sims.obc.time_to_reach_s``)."""
+    got = first_receipts(rec, t_event_ms)
     if got is None:
         return None
     vehicle, recv, sent_ms, kw = got["vehicle"], got["recv_ms"], got["sent_ms"], got["kw"]
-    v = {k: h5["vehicles"][k][:] for k in ("start_delay_ms", "stop_delay_ms", "ramp_up_kw_per_s",
-                                           "ramp_down_kw_per_s", "baseline_kw")}
-    base = v["baseline_kw"][vehicle]
-    up, down = v["ramp_up_kw_per_s"][vehicle], v["ramp_down_kw_per_s"][vehicle]
-    t_a, t_c = v["start_delay_ms"][vehicle] / 1000, v["stop_delay_ms"][vehicle] / 1000
-    reversal = np.sign(base) * np.sign(kw) < 0
-    grows = ~reversal & (np.abs(kw) > np.abs(base))
-    start = np.where(grows, t_a, t_c)
-    ramp = np.where(reversal, np.abs(base) / down + t_a + np.abs(kw) / up,
-                    np.where(grows, (np.abs(kw) - np.abs(base)) / up, (np.abs(base) - np.abs(kw)) / down))
+    vehicles = rec.vehicles()
+    start, ramp = time_to_reach_s(vehicles, vehicle, vehicles["baseline_kw"][vehicle], kw)
     return {"vehicle": vehicle, "measurement_s": np.full(vehicle.size, measurement_ms / 1000.0),
             "dispatch_wait_s": np.maximum((sent_ms - t_event_ms - measurement_ms) / 1000.0, 0.0),
             "network_s": (recv - sent_ms) / 1000.0, "start_s": start, "ramp_s": ramp}
 
 
-def delay_budget(h5, services, nominal_hz, measurement_ms, path: Path) -> Path | None:
-    freq, power = series(h5, "frequency/f_hz"), series(h5, "fleet/p_kw")
+def delay_budget(rec, services, nominal_hz, measurement_ms, path: Path) -> Path | None:
+    freq, power = rec.series("frequency"), rec.series("fleet_power")
     traces = [(s, service_trace(s, services, freq, power, nominal_hz)) for s in services]
     traces = [(s, tr) for s, tr in traces if tr is not None]
     if not traces:
         return None
     s, tr = traces[0]
-    rows = budget_rows(h5, tr["t_event"], measurement_ms)
+    rows = budget_rows(rec, tr["t_event"], measurement_ms)
     if rows is None or rows["vehicle"].size == 0:
         return None
     parts = [("measurement_s", "frequency measurement"), ("dispatch_wait_s", "dispatch interval"),
@@ -135,7 +128,7 @@ def delay_budget(h5, services, nominal_hz, measurement_ms, path: Path) -> Path |
     order = np.argsort(total)
     if order.size > 300:
         order = order[np.linspace(0, order.size - 1, 300).round().astype(int)]
-    names = h5["vehicles/model"].asstr()[:][rows["vehicle"][order]]
+    names = rec.vehicles()["model"][rows["vehicle"][order]]
     fig, ax = plt.subplots(figsize=(9, 5))
     left = np.zeros(order.size)
     y = np.arange(order.size)
@@ -155,8 +148,8 @@ def delay_budget(h5, services, nominal_hz, measurement_ms, path: Path) -> Path |
     return _save(fig, path)
 
 
-def latency(h5, path: Path) -> Path | None:
-    delivered = table(h5, "network/delivered")
+def latency(rec, path: Path) -> Path | None:
+    delivered = rec.table("delivered")
     if delivered is None:
         return None
     lat = (delivered["time_ms"] - delivered["sent_ms"]) / 1000.0
@@ -166,23 +159,23 @@ def latency(h5, path: Path) -> Path | None:
         ax.axvline(np.percentile(lat, q), color="k", ls=style, lw=1, label=f"p{q} {np.percentile(lat, q):.2f} s")
     ax.set_xlabel("setpoint latency, aggregator to vehicle (s)")
     ax.set_ylabel("messages")
-    lost = table(h5, "network/lost")
+    lost = rec.table("lost")
     ax.set_title(f"{lat.size} setpoints delivered" + (f", {lost['vehicle'].size} lost" if lost else ""))
     ax.legend(fontsize=8)
     return _save(fig, path)
 
 
-def grid(h5, path: Path, limits: dict | None = None) -> Path | None:
+def grid(rec, path: Path, limits: dict | None = None) -> Path | None:
     limits = dict(GRID_LIMITS, **(limits or {}))
-    v_min, v_max = series(h5, "grid/v_min_pu"), series(h5, "grid/v_max_pu")
+    v_min, v_max = rec.series("v_min"), rec.series("v_max")
     if v_min is None:
         return None
-    unbalance = series(h5, "grid/max_unbalance_pct")
+    unbalance = rec.series("max_unbalance")
     fig, axes = plt.subplots(3 if unbalance is not None else 2, 1, figsize=(9, 7.5 if unbalance is not None else 5.5),
                              sharex=True)
     a, b = axes[0], axes[1]
     t = v_min.time_ms / 1000
-    phases = [(p, h5[f"grid/vm_{p}_pu/value"][:]) for p in PHASES if f"grid/vm_{p}_pu" in h5]
+    phases = [(p, rec.series(f"voltage_{p}").value) for p in PHASES if rec.has(f"voltage_{p}")]
     if phases:  # unbalanced power flow: the band of each phase over the buses
         for k, (phase, vm) in enumerate(phases):
             a.fill_between(t, np.nanmin(vm, axis=1), np.nanmax(vm, axis=1), step="post", alpha=0.35, color=COLORS[k],
@@ -195,8 +188,8 @@ def grid(h5, path: Path, limits: dict | None = None) -> Path | None:
     a.set_title(f"Feeder ({'unbalanced' if phases else 'balanced'} power flow): voltage band {limits['v_min_pu']}-"
                 f"{limits['v_max_pu']} pu, loading limit {limits['loading_pct']} % ({GRID_LIMITS['source']})", fontsize=9)
     a.legend(fontsize=7)
-    for name, label in (("max_line_loading_pct", "highest line loading"), ("max_trafo_loading_pct", "highest transformer loading")):
-        s = series(h5, f"grid/{name}")
+    for name, label in (("max_line_loading", "highest line loading"), ("max_trafo_loading", "highest transformer loading")):
+        s = rec.series(name)
         if s is not None:
             b.step(s.time_ms / 1000, s.value, where="post", label=label)
     b.axhline(limits["loading_pct"], color="tab:red", lw=1)
@@ -215,12 +208,12 @@ def grid(h5, path: Path, limits: dict | None = None) -> Path | None:
 def write_all(run_dir: Path, services: list[dict], network_profile: dict, nominal_hz: float,
               grid_limits: dict | None = None) -> list[Path]:
     run_dir = Path(run_dir)
-    with h5py.File(run_dir / "timeseries.h5", "r") as h5:
+    with RunRecord.open(run_dir / "timeseries.h5") as rec:
         made = [
-            response(h5, services, nominal_hz, run_dir / "response.png"),
-            models(h5, run_dir / "models.png"),
-            delay_budget(h5, services, nominal_hz, network_profile["measurement_delay_ms"], run_dir / "delay_budget.png"),
-            latency(h5, run_dir / "latency.png"),
-            grid(h5, run_dir / "grid.png", grid_limits),
+            response(rec, services, nominal_hz, run_dir / "response.png"),
+            models(rec, run_dir / "models.png"),
+            delay_budget(rec, services, nominal_hz, network_profile["measurement_delay_ms"], run_dir / "delay_budget.png"),
+            latency(rec, run_dir / "latency.png"),
+            grid(rec, run_dir / "grid.png", grid_limits),
         ]
     return [p for p in made if p is not None]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from xml.sax.saxutils import escape, quoteattr
 
-EXACT = ("eligible", "failed")
+EXACT = ("eligible", "failed", "judged_by")
 NUMERIC = {  # field -> tolerance key
     "initiation_s": "time_s",
     "full_delivery_s": "time_s",
@@ -26,9 +26,14 @@ class BaselineError(ValueError):
 
 
 def snapshot(verdicts: dict) -> dict:
-    """The part of one run's verdicts that a baseline keeps."""
+    """The part of one run's verdicts that a baseline keeps (``judged_by``: the regimes that applied)."""
     return {"seed": verdicts["seed"],
-            "services": {v["service"]: {k: v.get(k) for k in (*EXACT, *NUMERIC)} for v in verdicts["services"]}}
+            "services": {v["service"]: {**{k: v.get(k) for k in (*EXACT, *NUMERIC) if k != "judged_by"},
+                                        "judged_by": judged_by(v)} for v in verdicts["services"]}}
+
+
+def judged_by(entry: dict) -> list[str]:
+    return [name for name, r in (entry.get("regimes") or {}).items() if r["applies"]]
 
 
 def compare(name: str, old: dict | None, new: dict, tolerances: dict) -> list[dict]:
@@ -75,6 +80,6 @@ def junit_xml(results: dict[str, dict], differences: list[dict], errors: dict[st
             body = (f"<failure message={quoteattr(diffs[0])}>{escape(chr(10).join(diffs))}</failure>" if diffs else "")
             cases.append(f"<testcase classname={quoteattr(name)} name={quoteattr(service)}>{body}</testcase>")
     failures = sum("<failure" in c for c in cases)
-    return ('<?xml version="1.0" encoding="utf-8"?>\n'
+    return ('<?xml version="1.0" encoding="utf-8"?>\n<!-- written by v2g-testbed (v2g check) -->\n'
             f'<testsuite name="v2g check" tests="{len(cases)}" failures="{failures}" errors="{len(errors)}">\n'
             + "\n".join(cases) + "\n</testsuite>\n")

@@ -20,25 +20,43 @@ def _fmt(value, unit=""):
     return f"{value:g}{unit}"
 
 
+def _timed(v: dict, field: str, rule: str) -> str | None:
+    """"0.66 s / 0.5 s" where the rule judged it; "3.67 s (not judged)" where no regime times it."""
+    value, judged = v.get(field), v.get("rules", {}).get(rule)
+    if value is None:
+        return None
+    if judged is None or judged.get("limit") is None:
+        return f"{value:g} s (not judged)" if judged is None else f"{value:g} s"
+    return f"{value:g} s / {judged['limit']:g} s"
+
+
+def _tracking(v: dict) -> str | None:
+    """The continuous rule: envelope or linear activation, worst error against its tolerance (pu)."""
+    for name in ("envelope", "activation"):
+        rule = v.get("rules", {}).get(name)
+        if rule is not None:
+            return f"{name} {rule['value']:.3f} / {rule['limit']:g} pu"
+    return None
+
+
 def verdict_table(verdicts: dict) -> str:
     rows = []
     for v in verdicts["services"]:
         rules = v.get("rules", {})
         verdict = {True: "ELIGIBLE", False: "NOT ELIGIBLE", None: "not tested"}[v["eligible"]]
+        judged_by = [name.replace("_", " ") for name, r in (v.get("regimes") or {}).items() if r["applies"]]
         rows.append([
-            v["service"], verdict,
+            v["service"], verdict, ", ".join(judged_by) or None,
             ", ".join(v["failed"]) or ("-" if v["eligible"] is not None else v.get("note", "")),
-            _fmt(v.get("initiation_s"), " s") and (f"{v['initiation_s']:g} s / {rules['initiation']['limit']:g} s"
-                                                   if rules["initiation"]["limit"] is not None else f"{v['initiation_s']:g} s"),
-            _fmt(v.get("full_delivery_s"), " s") and f"{v['full_delivery_s']:g} s / {rules['full_delivery']['limit']:g} s",
+            _timed(v, "initiation_s", "initiation"), _timed(v, "full_delivery_s", "full_delivery"), _tracking(v),
             _fmt(v.get("delivered_mw")) and f"{v['delivered_mw']:.3f} of {v['contracted_mw']:g}",
             _fmt(v.get("available_mw")),
             "unlimited" if rules and rules["duration"]["value"] is None else
             (f"{rules['duration']['value']:.1f} / {rules['duration']['limit']:g}" if rules else None),
             None if not v.get("desk") else ("eligible" if v["desk"]["eligible"] else "not eligible"),
         ])
-    headers = ["service", "verdict", "failed", "initiation", "full delivery", "MW at deadline",
-               "MW available", "sustain min", "desk method"]
+    headers = ["service", "verdict", "judged by", "failed", "initiation", "full delivery", "tracking",
+               "MW at deadline", "MW available", "sustain min", "desk method"]
     out = [render(headers, rows)]
     for v in verdicts["services"]:
         for reason in v.get("notes", []) + v.get("desk_differs_because", []):
@@ -46,9 +64,14 @@ def verdict_table(verdicts: dict) -> str:
     grid = verdicts.get("grid") or {}
     if grid:
         unbalance = f", max unbalance {grid['max_unbalance_pct']} %" if grid.get("max_unbalance_pct") is not None else ""
-        out.append(f"grid ({grid.get('power_flow', 'balanced')} power flow): voltage {grid['v_min_pu']}-{grid['v_max_pu']} pu"
-                   f"{unbalance}, max line loading {grid['max_line_loading_pct']} %, max transformer loading "
-                   f"{grid['max_trafo_loading_pct']} %, {grid['power_flows']} power flows ({grid['non_converged']} not converged)")
+        def num(x, digits):
+            return "-" if x is None else f"{x:.{digits}f}"
+
+        unbalance = f", max unbalance {grid['max_unbalance_pct']:.2f} %" if grid.get("max_unbalance_pct") is not None else ""
+        out.append(f"grid ({grid.get('power_flow', 'balanced')} power flow): voltage {num(grid['v_min_pu'], 3)}-"
+                   f"{num(grid['v_max_pu'], 3)} pu{unbalance}, max line loading {num(grid['max_line_loading_pct'], 1)} %, "
+                   f"max transformer loading {num(grid['max_trafo_loading_pct'], 1)} %, {grid['power_flows']} power "
+                   f"flows ({grid['non_converged']} not converged)")
         if grid.get("note"):
             out.append(f"grid: {grid['note']}")
     net = verdicts.get("network")

@@ -1,4 +1,4 @@
-"""Reading the recorded ``timeseries.h5`` (layout: see ``sims/recorder.py``)."""
+"""Reading a run's record (``timeseries.h5``) by the names ``sims/record.py`` defines, and nothing else."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 import h5py
 import numpy as np
+
+from sims import record
 
 
 @dataclass
@@ -21,20 +23,50 @@ class Series:
         return out
 
 
-def series(h5: h5py.File, path: str) -> Series | None:
-    if path not in h5:
-        return None
-    group = h5[path]
-    return Series(group["time_ms"][:], group["value"][:])
+class RunRecord:
+    """The recorded outputs of one run, by name (``record.SERIES``), and its per-vehicle table."""
 
+    def __init__(self, h5: h5py.File):
+        self.h5 = h5
 
-def table(h5: h5py.File, path: str) -> dict[str, np.ndarray] | None:
-    if path not in h5:
-        return None
-    return {name: h5[path][name][:] for name in h5[path]}
+    @classmethod
+    def open(cls, path) -> "RunRecord":
+        return cls(h5py.File(path, "r"))
 
+    def close(self):
+        self.h5.close()
 
-def labels(h5: h5py.File, path: str) -> list[str]:
-    if path not in h5:
-        return []
-    return [v.decode() if isinstance(v, bytes) else str(v) for v in h5[path]["value"][:]]
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def has(self, name: str) -> bool:
+        return record.SERIES[name].path in self.h5
+
+    def series(self, name: str) -> Series | None:
+        """A ``series`` or ``matrix`` output: its times and values (None if the run did not record it)."""
+        rec = record.SERIES[name]
+        if rec.path not in self.h5:
+            return None
+        group = self.h5[rec.path]
+        return Series(group["time_ms"][:], group["value"][:])
+
+    def table(self, name: str) -> dict[str, np.ndarray] | None:
+        rec = record.SERIES[name]
+        if rec.path not in self.h5:
+            return None
+        return {column: self.h5[rec.path][column][:] for column in self.h5[rec.path]}
+
+    def labels(self, name: str) -> list[str]:
+        rec = record.SERIES[name]
+        if rec.path not in self.h5:
+            return []
+        return [v.decode() if isinstance(v, bytes) else str(v) for v in self.h5[rec.path]["value"][:]]
+
+    def vehicles(self) -> dict[str, np.ndarray]:
+        """The per-vehicle table as the fleet simulator was given it (labels as str, ``None`` stored as inf)."""
+        group = self.h5[record.VEHICLES]
+        return {k: (group[k].asstr()[:] if k in record.VEHICLE_LABELS else group[k][:])
+                for k in record.VEHICLE_FIELDS if k in group}

@@ -22,17 +22,19 @@ from __future__ import annotations
 
 import math
 
-import h5py
 import numpy as np
 
 from analysis.budget import first_receipts
+from analysis.causes import chain, explain_failures, ran_out
 from analysis.envelope import envelope, error_pu
-from analysis.timeseries import labels, series, table
+from analysis.regimes import ANY, activation_lower_kw, applicable, settlement_periods
+from analysis.timeseries import RunRecord
 from sims import PHASES
 from sims.obc import OPTIONAL_PARAMETERS, PARAMETERS, ChargerFleet, plug_windows
 from sims.services import direction_sign, outside_deadband, response_pu
 
-RULES = ("initiation", "partial_delivery", "full_delivery", "volume", "duration", "metering", "envelope", "grid")
+RULES = ("initiation", "partial_delivery", "full_delivery", "envelope", "activation", "volume", "duration", "metering",
+         "grid")
 TOLERANCE_PU = 1e-6  # numerical tolerance on "reached", in per unit of the required response
 
 
@@ -94,11 +96,11 @@ def full_delivery(full_delivery_s: float | None, service: dict) -> dict:
 def volume(available_mw: float, service: dict) -> dict:
     """The contracted power must be at least the service's minimum volume (1 MW for the GB services),
     and the fleet's plugged-in headroom in the service's direction at t_event must cover it.
-    Margin: the smaller of (contracted - minimum) and (headroom - contracted), in MW."""
+    Margin: headroom - contracted, in MW; for a contract below the minimum, contracted - minimum (negative)."""
     contracted, minimum = service["contracted_mw"], service["min_volume_mw"]
     need = max(contracted, minimum)
-    # the margin is the tighter of: contract above the minimum, headroom above the contract
-    margin = min(contracted - minimum, available_mw - contracted)
+    # margin: headroom to spare above the contract; a contract below the market's minimum fails by the shortfall
+    margin = contracted - minimum if contracted < minimum - 1e-9 else available_mw - contracted
     return _rule(margin >= -1e-9, _r(available_mw, 6), need, _r(margin, 6), "MW")
 
 
@@ -201,29 +203,61 @@ def service_trace(service: dict, services: list[dict], freq, power, nominal_hz: 
     total_contracted = sum(s["contracted_kw"] for s in same_dir)
     with np.errstate(divide="ignore", invalid="ignore"):
         share = np.where(total_req > 0, req[service["id"]] / total_req, service["contracted_kw"] / total_contracted)
-    baseline = float(power.at([t_event])[0])
+    # the power just before the frequency left the deadband: nothing the event caused is in it
+    baseline = float(np.nan_to_num(power.at([t_event - 1])[0], nan=power.value[0]))
     return {"t_ms": t, "t_event": t_event, "t_end": t_end, "response_kw": sign * (power.value - baseline) * share,
             "required_kw": req[service["id"]]}
 
 
 def envelope_error(service: dict, trace: dict, freq, nominal_hz: float) -> dict | None:
-    """Largest distance outside the NESO-style envelope during the event (None for other services)."""
+    """Largest distance outside the NESO-style envelope during the event (None for services without one),
+    too-fast response counted only where the market counts it (``too_fast_counts``); the error scored per
+    settlement period; and the bounds on the fleet's grid (kW) for the ``duration`` rule."""
     if "envelope" not in service:
         return None
-    step = round(1000 / service["envelope"]["sample_hz"])
+    spec = service["envelope"]
+    step = round(1000 / spec["sample_hz"])
     grid = np.arange(trace["t_event"] - 1000, trace["t_end"], step)
     grid = grid[(grid >= trace["t_ms"][0]) & (grid <= trace["t_ms"][-1])]
     lower, upper = envelope(service, freq, grid, nominal_hz)
     response = np.interp(grid, trace["t_ms"], trace["response_kw"]) / service["contracted_kw"]
-    err = error_pu(response, lower, upper)
+    err = error_pu(response, lower, upper if spec.get("too_fast_counts", True) else np.full(grid.size, np.inf))
     err[grid < trace["t_event"]] = 0.0
     k = int(np.argmax(err))
+    judged = grid >= trace["t_event"]
     return {"max_error_pu": _r(float(err[k]), 6), "at_s": _r((grid[k] - trace["t_event"]) / 1000, 3),
-            "too_fast": bool(response[k] > upper[k])}
+            "too_fast": bool(response[k] > upper[k] + 1e-12 and err[k] > 0),
+            "too_fast_counts": bool(spec.get("too_fast_counts", True)),
+            "settlement_periods": settlement_periods(grid[judged], err[judged], spec.get("settlement_period_min", 30)),
+            "_lower_kw": np.interp(trace["t_ms"], grid, lower) * service["contracted_kw"] if grid.size else None}
+
+
+def activation_rule(service: dict, trace: dict, window: np.ndarray) -> dict | None:
+    """Linear activation (CE FCR, Nordic FCR-N/FCR-D): at every moment of the event the response must be at
+    least what the activation times allow (``analysis/regimes.py``). Value: the largest shortfall in pu of
+    contracted power; margin: pu to spare (negative: short)."""
+    spec = service.get("activation")
+    if spec is None:
+        return None
+    lower = activation_lower_kw(trace["t_ms"], trace["required_kw"], spec["steps"])
+    short = np.where(window, (lower * (1 - TOLERANCE_PU) - trace["response_kw"]) / service["contracted_kw"], -np.inf)
+    k = int(np.argmax(short))
+    worst = max(float(short[k]), 0.0)
+    limit = spec.get("tolerance_pu", 0.0)
+    rule = _rule(worst <= limit + 1e-9, _r(worst, 6), limit, _r(limit - worst, 6), "pu")
+    rule["at_s"] = _r((trace["t_ms"][k] - trace["t_event"]) / 1000, 3)
+    rule["_lower_kw"] = lower
+    return rule
+
+
+def _rise_s(t: np.ndarray, required: np.ndarray, window: np.ndarray, t_event: int, peak_kw: float) -> float:
+    """Seconds from deadband exit until the requirement first reaches its peak (to 1e-9)."""
+    hit = np.flatnonzero(window & (required >= peak_kw * (1 - 1e-9)))
+    return _r((t[hit[0]] - t_event) / 1000.0, 3) if hit.size else math.inf
 
 
 def evaluate_service(service: dict, services: list[dict], freq, power, soc, vehicles: dict, nominal_hz: float,
-                     threshold_pu: float, telemetry_hz: float) -> dict:
+                     threshold_pu: float, telemetry_hz: float, step_rise_fraction: float = 0.1) -> dict:
     entry = {"service": service["id"], "name": service["name"], "eligible": None, "failed": [],
              "contracted_mw": service["contracted_mw"]}
     trace = service_trace(service, services, freq, power, nominal_hz)
@@ -235,6 +269,8 @@ def evaluate_service(service: dict, services: list[dict], freq, power, soc, vehi
     required_series = trace["required_kw"]
     window = (t >= t_event) & (t < t_end)
     required_kw = float(np.max(required_series[window])) if window.any() else 0.0
+    regimes = applicable(service, _rise_s(t, required_series, window, t_event, required_kw), step_rise_fraction)
+    event_s = (min(t_end, int(t[-1]) + 1) - t_event) / 1000.0  # as far as the record shows it
     t_init = _first(t, window & (response >= threshold_pu * required_kw - 1e-12) & (response > 0))
     t_full = _first(t, window & (response >= required_kw * (1 - TOLERANCE_PU)))
     fraction = service.get("partial_delivery", {}).get("fraction")
@@ -247,33 +283,73 @@ def evaluate_service(service: dict, services: list[dict], freq, power, soc, vehi
 
     head, _, _ = headroom_kw(service, vehicles, soc_at(t_event), t_event)
     available_mw = float(head.sum()) / 1000.0
-    # duration: held while simulated, then projected from the state at the end of the simulated event
-    t_last = int(min(t_end - 1, t[-1]))
-    t_proj = int(soc.time_ms[max(np.searchsorted(soc.time_ms, t_last, side="right") - 1, 0)])
-    held_s = None
-    if t_full is not None:
-        dips = np.flatnonzero((t >= t_full) & (t <= t_last) & (response < required_series * (1 - TOLERANCE_PU)))
-        held_s = ((t[dips[0]] if dips.size else t_last) - t_event) / 1000.0
-    head_end, free_end, energy_end = headroom_kw(service, vehicles, soc_at(t_proj), t_proj)
-    sustain = sustainable_minutes(service["contracted_kw"], head_end, free_end, energy_end)
 
     def secs(t_ms):
         return None if t_ms is None else _r((t_ms - t_event) / 1000.0, 3)
 
-    found_envelope = envelope_error(service, trace, freq, nominal_hz)
-    rules = {
-        "initiation": initiation(secs(t_init), service),
-        "partial_delivery": partial_delivery(secs(t_partial), service),
-        "full_delivery": full_delivery(secs(t_full), service),
-        "volume": volume(available_mw, service),
-        "duration": duration(held_s, (t_proj - t_event) / 1000.0, sustain, service),
-        "metering": metering(telemetry_hz, service),
-        "envelope": envelope_rule(found_envelope, service),
-    }
+    timed = {"step_test", "trigger"} & {name for name, r in regimes.items() if r["applies"]}
+    rules: dict[str, dict | None] = {}
+    not_judged: list[str] = []
+    found_envelope = envelope_error(service, trace, freq, nominal_hz) if "monitoring" in regimes else None
+    activation = activation_rule(service, trace, window) if "linear_activation" in regimes else None
+    if timed:
+        regime = "trigger" if "trigger" in timed else "step_test"
+        rules["initiation"] = dict(initiation(secs(t_init), service), regime=regime)
+        partial = partial_delivery(secs(t_partial), service)
+        rules["partial_delivery"] = None if partial is None else dict(partial, regime=regime)
+        rules["full_delivery"] = dict(full_delivery(secs(t_full), service), regime=regime)
+        if service["initiation_max_s"] is None:  # the market sets none: reported, not a rule
+            rules.pop("initiation")
+        for name in ("initiation", "partial_delivery", "full_delivery"):  # never reached, but the event (or the
+            rule = rules.get(name)                                         # run) ended before the deadline
+            if rule is not None and rule["value"] is None and event_s < rule["limit"] - 1e-9:
+                rules.pop(name)
+                not_judged.append(f"{name}: the event ended {event_s:g} s after it began, before the "
+                                  f"{rule['limit']:g} s deadline: not judged")
+    rules["volume"] = dict(volume(available_mw, service), regime=ANY)
+    # duration: held while simulated (against the least response the judging regime allows, so that lagging
+    # a rising requirement is judged as tracking by its own rule, not as running out), then projected
+    if timed:
+        reference = required_series * (1 - TOLERANCE_PU)
+    elif found_envelope is not None and found_envelope["_lower_kw"] is not None:
+        reference = found_envelope["_lower_kw"] - service["envelope"]["tolerance_pu"] * service["contracted_kw"]
+    elif activation is not None:
+        reference = activation["_lower_kw"] * (1 - TOLERANCE_PU)
+    else:
+        reference = required_series * (1 - TOLERANCE_PU)
+    t_last = int(min(t_end - 1, t[-1]))
+    t_proj = int(soc.time_ms[max(np.searchsorted(soc.time_ms, t_last, side="right") - 1, 0)])
+    held_s, dip_ms = None, None
+    reached = _first(t, window & (response >= reference) & (reference > 0))
+    if reached is not None:
+        dips = np.flatnonzero((t >= reached) & (t <= t_last) & (response < reference - 1e-9))
+        dip_ms = int(t[dips[0]]) if dips.size else None
+        if dip_ms is not None and not any(ran_out(service, dip_ms, soc, vehicles)):
+            # nobody ran out or left: lagging a requirement that rose again is tracking, judged by the timing,
+            # envelope or activation rule; a fall below a requirement that did not rise stays a duration failure
+            rose = required_series[t == dip_ms][0] > required_series[t == reached][0] * (1 + 1e-9)
+            if not timed or rose:
+                dip_ms = None
+        held_s = ((dip_ms if dip_ms is not None else t_last) - t_event) / 1000.0
+    head_end, free_end, energy_end = headroom_kw(service, vehicles, soc_at(t_proj), t_proj)
+    sustain = sustainable_minutes(service["contracted_kw"], head_end, free_end, energy_end)
+    rules["duration"] = dict(duration(held_s, (t_proj - t_event) / 1000.0, sustain, service), regime=ANY)
+    rules["metering"] = dict(metering(telemetry_hz, service), regime=ANY)
+    if found_envelope is not None:
+        rules["envelope"] = dict(envelope_rule(found_envelope, service), regime="monitoring")
+    if activation is not None:
+        rules["activation"] = {k: v for k, v in activation.items() if not k.startswith("_")} | {
+            "regime": "linear_activation"}
     rules = {name: rule for name, rule in rules.items() if rule is not None}
+    if not {"initiation", "partial_delivery", "full_delivery", "envelope", "activation"} & set(rules):
+        entry.update(regimes=regimes, note="nothing about this event's delivery could be judged: " + "; ".join(
+            not_judged), initiation_s=secs(t_init), full_delivery_s=secs(t_full), delivered_mw=None,
+            event_start_s=_r(t_event / 1000.0, 3), event_end_s=_r(t_end / 1000.0, 3))
+        return entry
     entry.update(
         eligible=all(r["passed"] for r in rules.values()),
         failed=[name for name in RULES if name in rules and not rules[name]["passed"]],
+        regimes=regimes,
         event_start_s=_r(t_event / 1000.0, 3),
         event_end_s=_r(t_end / 1000.0, 3),
         initiation_s=secs(t_init),
@@ -282,9 +358,12 @@ def evaluate_service(service: dict, services: list[dict], freq, power, soc, vehi
         delivered_mw=None if delivered_kw is None else _r(delivered_kw / 1000.0, 6),
         peak_response_mw=_r(float(response[window].max()) / 1000.0, 6) if window.any() else None,
         available_mw=_r(available_mw, 6),
-        envelope=found_envelope,
+        envelope=None if found_envelope is None else {k: v for k, v in found_envelope.items() if not k.startswith("_")},
         rules=rules,
     )
+    entry["not_judged"] = not_judged
+    entry["_context"] = {"trace": trace, "dip_ms": dip_ms, "t_proj": t_proj, "soc_end": soc_at(t_proj),
+                         "head_end": head_end}
     return entry
 
 
@@ -298,7 +377,7 @@ def vehicles_needed(service: dict, entry: dict, receipts: dict | None, vehicles:
     failed (more vehicles of the same kind start no sooner) or nobody reaches any power in time.
     Assumes the network and the feeder behave for the larger fleet as for this one."""
     n = len(vehicles["plugged"])
-    if not entry["rules"]["initiation"]["passed"] or receipts is None or receipts["vehicle"].size == 0:
+    if not entry["rules"].get("initiation", {"passed": True})["passed"] or receipts is None or receipts["vehicle"].size == 0:
         return {"vehicles": None, "power_at_deadline_mw": None}
     deadline = t_event + round(service["full_delivery_max_s"] * 1000)
     fleet = ChargerFleet(**{k: vehicles[k] for k in (*PARAMETERS, *OPTIONAL_PARAMETERS) if k in vehicles})
@@ -319,19 +398,19 @@ def vehicles_needed(service: dict, entry: dict, receipts: dict | None, vehicles:
             "power_at_deadline_mw": _r(reached_kw / 1000, 6)}
 
 
-VOLTAGE_SERIES = (("vm_pu", ""), *((f"vm_{p}_pu", f" phase {p}") for p in PHASES))  # balanced, or per phase
+VOLTAGE_SERIES = (("voltage", ""), *((f"voltage_{p}", f" phase {p}") for p in PHASES))  # balanced, or per phase
 
 
-def grid_rule(h5: h5py.File, t_event: int, t_end: int, limits: dict | None) -> dict | None:
+def grid_rule(rec: RunRecord, t_event: int, t_end: int, limits: dict | None) -> dict | None:
     """During the event the feeder must stay within limits: every bus voltage inside
     [v_min_pu, v_max_pu] (EN 50160 default 0.90-1.10 pu; with an unbalanced power flow, every phase
     of every bus, and the voltage unbalance at or below unbalance_pct, 2 %) and every line and
     transformer loading at or below loading_pct (100 %; the most loaded phase), and every power flow
     must converge (no voltage collapse). Value: the worst violation (or the tightest margin) with the
     element, the time and the limit it broke."""
-    if limits is None or "grid/converged" not in h5:
+    if limits is None or not rec.has("converged"):
         return None
-    conv = series(h5, "grid/converged")
+    conv = rec.series("converged")
     window = (conv.time_ms >= t_event) & (conv.time_ms < t_end)
     if not window.any():  # no power flow inside the event: judge the last one before its end
         window = conv.time_ms == conv.time_ms[conv.time_ms < t_end].max() if (conv.time_ms < t_end).any() else window
@@ -340,22 +419,22 @@ def grid_rule(h5: h5py.File, t_event: int, t_end: int, limits: dict | None) -> d
         t_fail = int(times[np.flatnonzero(conv.value[window] == 0)[0]])
         return dict(_rule(False, None, None, None, "pu"), worst="power flow did not converge (voltage collapse)",
                     at_s=_r((t_fail - t_event) / 1000, 3))
-    buses = labels(h5, "grid/bus_names")
+    buses = rec.labels("bus_names")
     # (values [time x element], element names, description of element {}, limit, upper limit?, unit, excess -> pu)
     quantities = []
-    for path, phase in VOLTAGE_SERIES:
-        if f"grid/{path}" in h5:
-            vm = h5[f"grid/{path}/value"][:][window]
+    for name, phase in VOLTAGE_SERIES:
+        if rec.has(name):
+            vm = rec.series(name).value[window]
             quantities += [(vm, buses, "bus {}%s voltage" % phase, limits["v_max_pu"], True, "pu", 1.0),
                            (vm, buses, "bus {}%s voltage" % phase, limits["v_min_pu"], False, "pu", 1.0)]
-    if "grid/unbalance_pct" in h5 and "unbalance_pct" in limits:
-        quantities.append((h5["grid/unbalance_pct/value"][:][window], buses, "bus {} voltage unbalance",
+    if rec.has("unbalance") and "unbalance_pct" in limits:
+        quantities.append((rec.series("unbalance").value[window], buses, "bus {} voltage unbalance",
                            limits["unbalance_pct"], True, "%", 0.01))
-    for path, names_path, label in (("line_loading_pct", "line_names", "line"),
-                                     ("trafo_loading_pct", "trafo_names", "transformer")):
-        if f"grid/{path}" in h5 and h5[f"grid/{path}/value"].shape[1]:
-            quantities.append((h5[f"grid/{path}/value"][:][window], labels(h5, f"grid/{names_path}"),
-                               label + " {} loading", limits["loading_pct"], True, "%", 0.01))
+    for name, names, label in (("line_loading", "line_names", "line"), ("trafo_loading", "trafo_names", "transformer")):
+        loading = rec.series(name)
+        if loading is not None and loading.value.shape[1]:
+            quantities.append((loading.value[window], rec.labels(names), label + " {} loading", limits["loading_pct"],
+                               True, "%", 0.01))
     checks = []  # (excess in pu, comparable across quantities; description, value, limit, unit, time, margin)
     for values, names, element, limit, upper, unit, to_pu in quantities:
         excess = values - limit if upper else limit - values  # in the quantity's unit
@@ -369,28 +448,41 @@ def grid_rule(h5: h5py.File, t_event: int, t_end: int, limits: dict | None) -> d
                 worst=worst[1], at_s=_r((worst[5] - t_event) / 1000, 3))
 
 
-def grid_summary(h5: h5py.File) -> dict:
-    def extreme(path, fn):
-        s = series(h5, path)
+def grid_summary(rec: RunRecord) -> dict:
+    def extreme(name, fn):
+        s = rec.series(name)
         if s is None or not np.isfinite(s.value).any():
             return None
         return _r(float(fn(s.value[np.isfinite(s.value)])), 6)
 
-    conv = series(h5, "grid/converged")
+    conv = rec.series("converged")
     return {
-        "v_min_pu": extreme("grid/v_min_pu", np.min),
-        "v_max_pu": extreme("grid/v_max_pu", np.max),
-        "max_line_loading_pct": extreme("grid/max_line_loading_pct", np.max),
-        "max_trafo_loading_pct": extreme("grid/max_trafo_loading_pct", np.max),
-        **({"max_unbalance_pct": extreme("grid/max_unbalance_pct", np.max)} if "grid/max_unbalance_pct" in h5 else {}),
+        "v_min_pu": extreme("v_min", np.min),
+        "v_max_pu": extreme("v_max", np.max),
+        "max_line_loading_pct": extreme("max_line_loading", np.max),
+        "max_trafo_loading_pct": extreme("max_trafo_loading", np.max),
+        **({"max_unbalance_pct": extreme("max_unbalance", np.max)} if rec.has("max_unbalance") else {}),
         "power_flows": None if conv is None else int(conv.value.size),
         "non_converged": None if conv is None else int((conv.value == 0).sum()),
     }
 
 
-def network_summary(h5: h5py.File) -> dict | None:
-    delivered = table(h5, "network/delivered")
-    lost = table(h5, "network/lost")
+def out_of_order(delivered: dict | None) -> int:
+    """Setpoints that reached their vehicle after a newer one (higher sequence number) had already arrived."""
+    if not delivered or "seq" not in delivered or delivered["seq"].size == 0:
+        return 0
+    order = np.lexsort((np.arange(delivered["seq"].size), delivered["time_ms"], delivered["vehicle"]))
+    vehicle, seq = delivered["vehicle"][order], delivered["seq"][order].astype(float)
+    late = 0
+    for v in np.unique(vehicle):
+        s = seq[vehicle == v]
+        late += int(np.sum(s[1:] < np.maximum.accumulate(s)[:-1]))
+    return late
+
+
+def network_summary(rec: RunRecord) -> dict | None:
+    delivered = rec.table("delivered")
+    lost = rec.table("lost")
     if delivered is None and lost is None:
         return None
     latency = (delivered["time_ms"] - delivered["sent_ms"]) / 1000.0 if delivered else np.zeros(0)
@@ -402,8 +494,8 @@ def network_summary(h5: h5py.File) -> dict | None:
     if lost:
         names, counts = np.unique(lost["cause"].astype(str), return_counts=True)
         causes = {str(k): int(c) for k, c in zip(names, counts)}
-    up = table(h5, "network/telemetry_delivered")
-    up_lost = table(h5, "network/telemetry_lost")
+    up = rec.table("telemetry_delivered")
+    up_lost = rec.table("telemetry_lost")
     telemetry = None
     if up is not None or up_lost is not None:
         up_lat = (up["time_ms"] - up["metered_ms"]) / 1000.0 if up else np.zeros(0)
@@ -414,6 +506,7 @@ def network_summary(h5: h5py.File) -> dict | None:
     return {
         "telemetry": telemetry,
         "messages_delivered": int(latency.size),
+        "out_of_order": out_of_order(delivered),
         "messages_lost": int(lost["vehicle"].size) if lost else 0,
         "lost_by_cause": causes,
         "vehicles_not_reached": int(np.setdiff1d(lost["vehicle"], delivered["vehicle"] if delivered else []).size)
@@ -424,34 +517,39 @@ def network_summary(h5: h5py.File) -> dict | None:
     }
 
 
-def evaluate(h5_path, services: list[dict], vehicles: dict, nominal_hz: float, threshold_pu: float,
-             telemetry_hz: float, grid_limits: dict | None = None) -> dict:
-    """All verdicts of one run, as the JSON-ready dict written to ``verdicts.json``."""
-    with h5py.File(h5_path, "r") as h5:
-        freq = series(h5, "frequency/f_hz")
-        power = series(h5, "fleet/p_kw")
-        soc = series(h5, "fleet/vehicle_soc")
-        results = [evaluate_service(s, services, freq, power, soc, vehicles, nominal_hz, threshold_pu, telemetry_hz)
-                   for s in services]
+def evaluate(h5_path, services: list[dict], nominal_hz: float, threshold_pu: float, telemetry_hz: float,
+             grid_limits: dict | None = None, step_rise_fraction: float = 0.1) -> dict:
+    """All verdicts of one run, as the JSON-ready dict written to ``verdicts.json``, from its record alone
+    (the vehicles as the fleet simulator was given them are in it too)."""
+    with RunRecord.open(h5_path) as rec:
+        freq, power, soc = rec.series("frequency"), rec.series("fleet_power"), rec.series("vehicle_soc")
+        vehicles = rec.vehicles()
+        results = [evaluate_service(s, services, freq, power, soc, vehicles, nominal_hz, threshold_pu, telemetry_hz,
+                                    step_rise_fraction) for s in services]
         for entry, service in zip(results, services):
             if entry["eligible"] is not None:
                 t_event = round(entry["event_start_s"] * 1000)
-                rule = grid_rule(h5, t_event, round(entry["event_end_s"] * 1000), grid_limits)
+                rule = grid_rule(rec, t_event, round(entry["event_end_s"] * 1000), grid_limits)
                 if rule is not None:
-                    entry["rules"]["grid"] = rule
+                    entry["rules"]["grid"] = dict(rule, regime=ANY)
                     entry["failed"] = [n for n in RULES if n in entry["rules"] and not entry["rules"][n]["passed"]]
                     entry["eligible"] = not entry["failed"]
-                entry["vehicles_needed"] = vehicles_needed(service, entry, first_receipts(h5, t_event), vehicles,
-                                                           t_event)
-        network = network_summary(h5)
+                receipts = first_receipts(rec, t_event)
+                entry["vehicles_needed"] = vehicles_needed(service, entry, receipts, vehicles, t_event)
+                explain_failures(entry, service, chain(service, receipts, vehicles, t_event), soc, vehicles)
+            entry.pop("_context", None)
+        network = network_summary(rec)
         for entry in results:
             entry["notes"] = explain(entry, network)
-        return {"services": results, "grid": grid_summary(h5), "network": network}
+        return {"services": results, "grid": grid_summary(rec), "network": network}
 
 
 def explain(entry: dict, network: dict | None) -> list[str]:
     """Plain-language reasons for the failed rules that the numbers alone do not show."""
-    notes = []
+    notes = [rule["because"] for rule in entry.get("rules", {}).values() if not rule["passed"] and "because" in rule]
+    if network and network.get("out_of_order"):
+        notes.append(f"{network['out_of_order']} setpoint(s) arrived after a newer one for the same vehicle; the "
+                     "chargers kept the newer one (sequence numbers)")
     timing = {"initiation", "full_delivery", "duration"} & set(entry.get("failed", []))
     if network and network["messages_lost"] and timing:
         causes = ", ".join(f"{n} by {c}" for c, n in sorted(network["lost_by_cause"].items()))

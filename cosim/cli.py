@@ -77,17 +77,23 @@ def cmd_run(args) -> int:
     from cosim import run as runner
     from cosim import scenario
 
+    from cosim.outputs import check_output_dir, output_lock
+
     loaded = scenario.load(args.scenario, args.overrides, args.seed)
     loaded.check_grid()
     out = args.out or Path("results") / loaded.scenario.name
     if args.replicates < 1:
         raise ScenarioError(f"--replicates: must be at least 1, got {args.replicates}")
-    if args.replicates > 1:
-        return _run_replicates(args, loaded, out)
-    print(f"running {loaded.scenario.name}: {sum(g['count'] for g in loaded.groups)} vehicles, "
-          f"{loaded.scenario.duration_s:g} s, network {loaded.scenario.network.profile}, seed {loaded.scenario.seed}",
-          file=sys.stderr)
-    verdicts = runner.run(loaded, out, progress=not args.quiet and sys.stderr.isatty())
+    check_output_dir(out)
+    for w in loaded.warnings:
+        print(f"warning: {w}", file=sys.stderr)
+    with output_lock(out):
+        if args.replicates > 1:
+            return _run_replicates(args, loaded, out)
+        print(f"running {loaded.scenario.name}: {sum(g['count'] for g in loaded.groups)} vehicles, "
+              f"{loaded.scenario.duration_s:g} s, network {loaded.scenario.network.profile}, seed "
+              f"{loaded.scenario.seed}", file=sys.stderr)
+        verdicts = runner.run(loaded, out, progress=not args.quiet and sys.stderr.isatty())
     print(verdict_table(verdicts))
     print(f"results in {out}/ (verdicts.json, timeseries.h5, scenario.resolved.yaml, plots); "
           f"`v2g report {out}` makes an HTML report")
@@ -132,8 +138,11 @@ def cmd_validate(args) -> int:
     status = 0
     for path in args.scenarios:
         try:
-            scenario.load(path).check_grid()
+            loaded = scenario.load(path)
+            loaded.check_grid()
             print(f"{path}: ok")
+            for w in loaded.warnings:
+                print(f"{path}: warning: {w}", file=sys.stderr)
         except ScenarioError as exc:
             print(exc, file=sys.stderr)
             status = EXIT_BAD_INPUT
@@ -203,13 +212,21 @@ def cmd_screen(args) -> int:
         raise ScenarioError(f"--charger-kw: must be > 0, got {args.charger_kw}")
     rows = [screen_vehicle(v, services[sid], args.charger_kw) for v in catalog.builtin_vehicles().values()
             for sid in chosen]
+    for row, v_sid in zip(rows, [(v, sid) for v in catalog.builtin_vehicles().values() for sid in chosen]):
+        row["consistent"] = {k: x for k, x in screen_vehicle(v_sid[0], services[v_sid[1]], args.charger_kw,
+                                                                "consistent").items()
+                             if k in ("eligible", "failed", "power_at_deadline_kw", "vehicles_needed")}
     if args.json:
         print(json.dumps(rows, indent=2))
     else:
-        print(f"Desk method on {args.charger_kw:g} kW chargers, vehicles fully charged")
-        print(render(["vehicle", "service", "eligible", "failed", "kW at deadline", "vehicles needed"],
+        print(f"Desk method on {args.charger_kw:g} kW chargers, vehicles fully charged: published (ramp over the "
+              "whole window) and with t_a counted inside the window")
+        print(render(["vehicle", "service", "eligible", "failed", "kW at deadline", "vehicles needed",
+                      "eligible, t_a counted", "kW", "vehicles needed"],
                      [[r["vehicle"], r["service"], "yes" if r["eligible"] else "no", ", ".join(r["failed"]),
-                       r["power_at_deadline_kw"], r["vehicles_needed"]] for r in rows], "llllrr"))
+                       r["power_at_deadline_kw"], r["vehicles_needed"], "yes" if r["consistent"]["eligible"] else "no",
+                       r["consistent"]["power_at_deadline_kw"], r["consistent"]["vehicles_needed"]] for r in rows],
+                     "llllrrlrr"))
     return 0
 
 
@@ -226,6 +243,8 @@ def cmd_check(args) -> int:
     if args.baseline.exists():
         try:
             baseline = yaml.safe_load(args.baseline.read_text()) or {}
+            if not isinstance(baseline, dict) or "scenarios" not in baseline:
+                raise regression.BaselineError("it has no `scenarios` (refusing to overwrite a file v2g did not write)")
             tolerances = {**regression.DEFAULT_TOLERANCES, **(baseline.get("tolerances") or {})}
             if not all(isinstance(v, (int, float)) and v >= 0 for v in tolerances.values()):
                 raise regression.BaselineError("tolerances must be numbers >= 0")
@@ -234,6 +253,10 @@ def cmd_check(args) -> int:
             raise ScenarioError(f"{args.baseline}: not a v2g check baseline: {str(exc).splitlines()[0]}") from None
     elif not args.update:
         raise ScenarioError(f"{args.baseline}: no such baseline (create it with --update)")
+    if args.junit:
+        from cosim.outputs import check_output_file
+
+        check_output_file(args.junit, "--junit")
     loaded = [scenario.load(path) for path in args.scenarios]  # all inputs first: bad input exits 2 before any run
     for one in loaded:
         one.check_grid()
@@ -258,7 +281,7 @@ def cmd_check(args) -> int:
         print(f"error: {name}: the run failed: {message}", file=sys.stderr)
     if args.update:
         baseline["scenarios"].update(results)
-        header = ("# v2g check baseline: verdicts of these scenarios. Booleans and rule lists must match exactly,\n"
+        header = ("# v2g check baseline (v2g-testbed): verdicts of these scenarios. Booleans and rule lists must match exactly,\n"
                   "# numbers within the tolerances below. Rewrite deliberately: v2g check ... --update\n")
         args.baseline.write_text(header + yaml.safe_dump(baseline, sort_keys=True))
         print(f"baseline {args.baseline} updated: {len(results)} scenario(s)")
@@ -274,7 +297,7 @@ def cmd_check(args) -> int:
 def cmd_hosting(args) -> int:
     from analysis import hosting
     from cosim import scenario
-    from cosim.run import atomic_directory
+    from cosim.outputs import atomic_directory
     from sims.fleet import charger_power, single_phase
     from sims.grid import PROFILE_MS, apply_profiles, load_network, simbench_profiles
 
@@ -282,6 +305,10 @@ def cmd_hosting(args) -> int:
     loaded.check_grid()
     if args.placements < 1 or args.max_chargers < 1:
         raise ScenarioError("--placements and --max-chargers must be at least 1")
+    from cosim.outputs import check_output_dir, output_lock
+
+    out = args.out or Path("results") / loaded.scenario.name / "hosting-capacity"
+    check_output_dir(out)
     sc = loaded.scenario
     group = loaded.groups[0]
     charger_kw = charger_power(group)[0]
@@ -301,8 +328,7 @@ def cmd_hosting(args) -> int:
                                        args.placements, sc.seed, args.max_chargers, progress,
                                        phase=group["phase"] if single_phase(group) else None,
                                        unbalanced=loaded.power_flow == "unbalanced", at=args.at, solver=loaded.solver)
-    out = args.out or Path("results") / sc.name / "hosting-capacity"
-    with atomic_directory(out) as tmp:
+    with output_lock(out), atomic_directory(out, "hosting-capacity") as tmp:
         hosting.write(results, tmp)
     from analysis.table import render
 
@@ -334,10 +360,11 @@ def cmd_sweep(args) -> int:
             print(f"\rsweep: {done} done, {failed} failed, {total - done - failed} remaining", end="",
                   file=sys.stderr, flush=True)
 
-    rows = sweep.sweep(args.sweep, args.out, args.workers, args.scheduler, progress)
+    spec = sweep.expand(args.sweep)  # all input checks first, then the output directory
+    out = sweep.output_dir(spec, args.out)
+    rows = sweep.sweep(args.sweep, out, args.workers, args.scheduler, progress, spec=spec)
     print(file=sys.stderr)
     bad = [r for r in rows if r["status"] != "ok"]
-    out = args.out or Path("results") / "sweeps" / sweep.expand(args.sweep)["name"]
     print(f"{len(rows)} runs, {len(bad)} failed; table in {out}/results.csv and results.parquet, plot eligibility.png")
     for r in bad:
         print(f"  {r['run']}: {r['status']}")
@@ -346,7 +373,12 @@ def cmd_sweep(args) -> int:
 
 def cmd_report(args) -> int:
     from analysis import report
+    from cosim.outputs import check_output_file
 
+    if args.out is not None:
+        check_output_file(args.out, "--out")
+    elif (args.results / "report.html").exists():
+        check_output_file(args.results / "report.html", "report")
     try:
         path = report.write(args.results, args.out)
     except FileNotFoundError as exc:
@@ -356,9 +388,33 @@ def cmd_report(args) -> int:
     return 0
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, handled like Ctrl-C: the run stops, its partial results are removed."""
+
+
+def _on_sigterm(signum, frame):
+    raise Terminated()
+
+
 def main(argv: list[str] | None = None) -> int:
+    import logging
+    import signal
+
     args = _parser().parse_args(argv)
     warnings.filterwarnings("ignore", category=FutureWarning)
+    # an interrupted mosaik run leaves asyncio tasks behind; their "Task was destroyed" messages are noise
+    logging.getLogger("asyncio").setLevel(logging.CRITICAL)
+    previous = signal.getsignal(signal.SIGTERM)
+    if previous is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        return _main(args)
+    finally:
+        if previous is signal.SIG_DFL:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _main(args) -> int:
     try:
         commands = {"run": cmd_run, "validate": cmd_validate, "catalog": cmd_catalog, "screen": cmd_screen,
                     "report": cmd_report, "check": cmd_check, "hosting-capacity": cmd_hosting, "sweep": cmd_sweep}
@@ -366,9 +422,10 @@ def main(argv: list[str] | None = None) -> int:
     except ScenarioError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    except KeyboardInterrupt:
-        print("interrupted: no results written", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        print(f"{'terminated' if isinstance(exc, Terminated) else 'interrupted'}: no results written",
+              file=sys.stderr)
+        return 143 if isinstance(exc, Terminated) else 130
     except Exception as exc:  # a last line of defence: one line, not a traceback
         from sims.catalog import CatalogError
         from sims.grid import GridError

@@ -7,12 +7,8 @@ leaves a ``verdicts.json`` that looks complete.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import shutil
 import sys
-import tempfile
 import time
 from importlib import metadata
 from pathlib import Path
@@ -25,7 +21,8 @@ import yaml
 from analysis import screen
 from analysis.verdict import evaluate
 from cosim import world as world_builder
-from sims import catalog
+from cosim.outputs import atomic_directory, write_marker
+from sims import catalog, record
 
 VERSIONED_PACKAGES = ("v2g-testbed", "mosaik", "mosaik-api-v3", "pandapower", "simpy", "numpy", "h5py", "pydantic")
 
@@ -45,38 +42,32 @@ def simulate(loaded, h5_path: Path, progress: bool = False) -> dict:
     loaded.check_grid()
     vehicles = world_builder.sample_fleet(loaded)
     until = round(loaded.scenario.duration_s * 1000)
-    with mosaik.World(world_builder.sim_config(loaded.scenario.execution), time_resolution=world_builder.TIME_RESOLUTION_S,
-                      configure_logging=False, skip_greetings=True, cache=False) as world:
-        world_builder.build(world, loaded, vehicles, str(h5_path))
-        world.run(until=until, print_progress=progress)
+    execution = loaded.scenario.execution
+    try:
+        with mosaik.World(world_builder.sim_config(execution), time_resolution=world_builder.TIME_RESOLUTION_S,
+                          mosaik_config={"start_timeout": execution.init_timeout_s}, configure_logging=False,
+                          skip_greetings=True, cache=False) as world:
+            world_builder.build(world, loaded, vehicles, str(h5_path))
+            world.run(until=until, print_progress=progress)
+    except (SystemExit, Exception) as exc:
+        # mosaik ends a run whose simulator process did not start in time with SystemExit or SimulationError
+        if isinstance(exc, SystemExit) or "in time" in str(exc):
+            hint = (f" (execution.init_timeout_s is {execution.init_timeout_s:g} s: a simulator in a separate "
+                    "process that starts slowly on a loaded machine needs more)" if "in time" in str(exc) else "")
+            raise RuntimeError(f"{exc}{hint}") from None
+        raise
     _write_vehicle_table(h5_path, vehicles)
     return vehicles
 
 
 def _write_vehicle_table(h5_path: Path, vehicles: dict):
     with h5py.File(h5_path, "a") as h5:
-        group = h5.create_group("vehicles")
+        group = h5.create_group(record.VEHICLES)
         for key, values in vehicles.items():
-            if key in ("model", "bus", "phase"):
+            if key in record.VEHICLE_LABELS:
                 group.create_dataset(key, data=np.array([str(v) for v in values], dtype=h5py.string_dtype()))
             else:  # None only means "never" (a departure): store it as infinity
                 group.create_dataset(key, data=np.asarray([np.inf if v is None else v for v in values]))
-
-
-@contextlib.contextmanager
-def atomic_directory(target: Path):
-    """Yield a hidden temporary directory beside ``target``. If the block finishes, it replaces
-    ``target`` whole; if it fails or is interrupted, it is removed: no half-written result ever sits
-    at ``target`` (a leftover ``.<name>.*.partial`` can only come from a killed process)."""
-    target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent))
-    try:
-        yield tmp
-        _replace_dir(tmp, target)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def run(loaded, out_dir: Path, progress: bool = False) -> dict:
@@ -85,13 +76,15 @@ def run(loaded, out_dir: Path, progress: bool = False) -> dict:
         started = time.perf_counter()
         vehicles = simulate(loaded, tmp / "timeseries.h5", progress=progress)
         verdicts = {"scenario": loaded.scenario.name, "seed": loaded.scenario.seed}
-        verdicts.update(evaluate(tmp / "timeseries.h5", loaded.services, vehicles, catalog.nominal_hz(),
+        verdicts.update(evaluate(tmp / "timeseries.h5", loaded.services, catalog.nominal_hz(),
                                  catalog.initiation_threshold_pu(), loaded.scenario.fleet.telemetry_hz,
-                                 loaded.scenario.grid.limits.model_dump()))
+                                 loaded.scenario.grid.limits.model_dump(), catalog.step_test_max_rise_fraction()))
         verdicts["grid"]["power_flow"], verdicts["grid"]["solver"] = loaded.power_flow, loaded.solver
         if loaded.power_flow_note:
             verdicts["grid"]["note"] = loaded.power_flow_note
         add_desk_method(verdicts, loaded)
+        for entry in verdicts["services"]:  # implausible inputs: allowed, but every verdict says so
+            entry["notes"] += [f"plausibility: {w}" for w in loaded.warnings]
         (tmp / "verdicts.json").write_text(json.dumps(verdicts, indent=2, allow_nan=False) + "\n")
         if loaded.scenario.outputs.plots:
             from analysis import plots
@@ -109,6 +102,7 @@ def add_desk_method(verdicts: dict, loaded) -> None:
     """Beside each simulated verdict: what the desk method says for the same fleet, and why they differ."""
     for entry, service in zip(verdicts["services"], loaded.services):
         desk = screen.screen_fleet(loaded.groups, service)
+        desk["consistent"] = screen.screen_fleet(loaded.groups, service, "consistent")
         entry["desk"] = desk
         entry["desk_differs_because"] = screen.differences(desk, entry, loaded.network_profile,
                                                            loaded.scenario.fleet.spread_pct)
@@ -150,6 +144,8 @@ def summarise_replicates(all_verdicts: list[dict]) -> dict:
 def run_replicates(load, n: int, out_dir: Path, progress=None) -> dict:
     """Run ``load(seed)`` for n consecutive seeds (each into out_dir/seed-<seed>) and summarise."""
     out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_marker(out_dir, "replicates")
     first = load(None)
     seeds = [first.scenario.seed + k for k in range(n)]
     all_verdicts = []
@@ -163,14 +159,3 @@ def run_replicates(load, n: int, out_dir: Path, progress=None) -> dict:
     tmp.write_text(json.dumps(summary, indent=2) + "\n")
     tmp.replace(out_dir / "replicates.json")
     return summary
-
-
-def _replace_dir(new: Path, target: Path):
-    """Put ``new`` at ``target``, replacing any earlier run there."""
-    if target.exists():
-        old = target.with_name(f".{target.name}.old-{os.getpid()}")
-        target.rename(old)
-        new.rename(target)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        new.rename(target)

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from sims import catalog
 from sims.catalog import CatalogError, VehicleModel
@@ -25,31 +25,46 @@ class ScenarioError(Exception):
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # finite numbers only, schema-wide: inf and nan are never a real parameter
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 _DEFAULTS = catalog.fleet_defaults()
+_GROUP_HARD = catalog.plausibility()["group"]
+_HZ_BAND = tuple(catalog.plausibility()["frequency_hz"]["hard"])
+MAX_TIME_S = 24 * 3600  # the longest run; no event or trace time may lie beyond it
+
+
+def _hz(value: float) -> float:
+    """A frequency inside the band any real system stays in (plausibility.yaml)."""
+    if not _HZ_BAND[0] <= value <= _HZ_BAND[1]:
+        raise ValueError(f"{value:g} Hz is outside {_HZ_BAND[0]:g}-{_HZ_BAND[1]:g} Hz")
+    return value
+
+
+Hz = Annotated[float, AfterValidator(_hz)]
+Seconds = Annotated[float, Field(ge=0, le=MAX_TIME_S)]
 
 
 class StepEvent(_Strict):
     type: Literal["step"]
-    at_s: float = Field(ge=0)
-    to_hz: float = Field(gt=40, lt=70)
-    hold_s: float | None = Field(default=None, gt=0, description="back to nominal after this long")
+    at_s: Seconds
+    to_hz: Hz
+    hold_s: float | None = Field(default=None, gt=0, le=MAX_TIME_S, description="back to nominal after this long")
 
 
 class RampEvent(_Strict):
     type: Literal["ramp"]
-    at_s: float = Field(ge=0)
-    to_hz: float = Field(gt=40, lt=70)
-    rocof_hz_per_s: float = Field(gt=0)
-    hold_s: float | None = Field(default=None, gt=0)
+    at_s: Seconds
+    to_hz: Hz
+    rocof_hz_per_s: float = Field(gt=0.001, le=1000)
+    hold_s: float | None = Field(default=None, gt=0, le=MAX_TIME_S)
 
 
 class PiecewiseEvent(_Strict):
     type: Literal["piecewise"]
-    at_s: float = Field(default=0.0, ge=0)
-    points: list[tuple[float, float]] = Field(min_length=2, description="(seconds from at_s, Hz)")
+    at_s: Seconds = 0.0
+    points: list[tuple[Seconds, Hz]] = Field(min_length=2, description="(seconds from at_s, Hz)")
 
     @field_validator("points")
     @classmethod
@@ -61,7 +76,7 @@ class PiecewiseEvent(_Strict):
 
 class TraceEvent(_Strict):
     type: Literal["trace"]
-    at_s: float = Field(default=0.0, ge=0)
+    at_s: Seconds = 0.0
     file: str = Field(description="CSV with time_s and hz columns, or HDF5 file")
     time_column: str = "time_s"
     hz_column: str = "hz"
@@ -70,19 +85,19 @@ class TraceEvent(_Strict):
 
 class StandardEvent(_Strict):
     type: Literal["standard"]
-    at_s: float = Field(default=0.0, ge=0)
+    at_s: Seconds = 0.0
     name: str
 
 
 class OUEvent(_Strict):
     type: Literal["ou"]
-    at_s: float = Field(default=0.0, ge=0)
-    duration_s: float = Field(gt=0)
+    at_s: Seconds = 0.0
+    duration_s: float = Field(gt=0, le=MAX_TIME_S)
     preset: str | None = Field(default="ou_gb", description="parameters from frequency_profiles.yaml")
-    mean_hz: float | None = None
-    theta_per_s: float | None = Field(default=None, gt=0)
-    sigma_hz_per_sqrt_s: float | None = Field(default=None, ge=0)
-    seed: int | None = Field(default=None, description="default: the scenario's seed")
+    mean_hz: Hz | None = None
+    theta_per_s: float | None = Field(default=None, gt=0, le=1000)
+    sigma_hz_per_sqrt_s: float | None = Field(default=None, ge=0, le=1)
+    seed: int | None = Field(default=None, ge=0, description="default: the scenario's seed")
 
 
 class SystemEvent(_Strict):
@@ -98,7 +113,7 @@ FrequencyEvent = Annotated[Union[StepEvent, RampEvent, PiecewiseEvent, TraceEven
 
 class Frequency(_Strict):
     events: list[FrequencyEvent] = Field(min_length=1)
-    sample_ms: int = Field(default=20, ge=1, description="sampling of ramps")
+    sample_ms: int = Field(default=20, ge=1, le=60_000, description="sampling of ramps")
 
 
 _GRID_LIMITS = yaml.safe_load((Path(__file__).resolve().parents[1] / "analysis" / "data" / "grid_limits.yaml").read_text())
@@ -154,8 +169,8 @@ class Grid(_Strict):
         if not 0 <= seconds < 366 * 24 * 3600:
             raise ValueError(f"profile_time: {self.profile_time} is outside the SimBench year 2016")
         return round(seconds * 1000)
-    step_s: float = Field(default=1.0, ge=0.001, description="power-flow interval")
-    base_load_scale: float = Field(default=1.0, ge=0, description="scales the network's own loads")
+    step_s: float = Field(default=1.0, ge=0.001, le=3600, description="power-flow interval")
+    base_load_scale: float = Field(default=1.0, ge=0, le=100, description="scales the network's own loads")
 
 
 class BusSet(_Strict):
@@ -167,8 +182,8 @@ class BusSet(_Strict):
 
 class FleetGroup(_Strict):
     model: str | VehicleModel
-    count: int = Field(ge=1)
-    charger_kw: float = Field(gt=0)
+    count: int = Field(ge=_GROUP_HARD["count"]["hard"][0], le=_GROUP_HARD["count"]["hard"][1])
+    charger_kw: float = Field(ge=_GROUP_HARD["charger_kw"]["hard"][0], le=_GROUP_HARD["charger_kw"]["hard"][1])
     bus: int | str | list[int | str] | BusSet = Field(
         description="a bus, a list the group's chargers spread over, or {every: load | lv_bus}")
     placement: Literal["round_robin", "random"] = Field(
@@ -177,7 +192,7 @@ class FleetGroup(_Strict):
     soc: float = Field(default=_DEFAULTS["soc"], ge=0, le=1)
     soc_min: float = Field(default=_DEFAULTS["soc_min"], ge=0, le=1)
     soc_max: float = Field(default=_DEFAULTS["soc_max"], ge=0, le=1)
-    baseline_kw: float = _DEFAULTS["baseline_kw"]
+    baseline_kw: float = Field(default=_DEFAULTS["baseline_kw"], ge=-5000, le=5000)
     plugged_in_fraction: float = Field(default=_DEFAULTS["plugged_in_fraction"], ge=0, le=1)
     efficiency_charge: float = Field(default=_DEFAULTS["efficiency_charge"], gt=0, le=1)
     efficiency_discharge: float = Field(default=_DEFAULTS["efficiency_discharge"], gt=0, le=1)
@@ -186,14 +201,14 @@ class FleetGroup(_Strict):
     phase: Literal["a", "b", "c", "round_robin", "random", "same_as_load"] = Field(
         default=_DEFAULTS["phase"], description="single-phase AC chargers: their phase, spread in turn or at random, "
         "or same_as_load: the phase of the single-phase load at the bus (the house the charger belongs to)")
-    max_current_a: float = Field(default=_DEFAULTS["max_current_a"], gt=0)
-    min_current_a: float = Field(default=_DEFAULTS["min_current_a"], ge=0)
-    current_step_a: float = Field(default=_DEFAULTS["current_step_a"], ge=0)
-    phase_voltage_v: float = Field(default=_DEFAULTS["phase_voltage_v"], gt=0)
-    setpoint_step_kw: float = Field(default=_DEFAULTS["setpoint_step_kw"], ge=0)
-    arrival_s: float | tuple[float, float] = Field(default=_DEFAULTS["arrival_s"],
-                                                   description="seconds, or [low, high] drawn per vehicle")
-    departure_s: float | tuple[float, float] | None = _DEFAULTS["departure_s"]
+    max_current_a: float = Field(default=_DEFAULTS["max_current_a"], gt=0, le=1000)
+    min_current_a: float = Field(default=_DEFAULTS["min_current_a"], ge=0, le=1000)
+    current_step_a: float = Field(default=_DEFAULTS["current_step_a"], ge=0, le=1000)
+    phase_voltage_v: float = Field(default=_DEFAULTS["phase_voltage_v"], gt=0, le=1000)
+    setpoint_step_kw: float = Field(default=_DEFAULTS["setpoint_step_kw"], ge=0, le=5000)
+    arrival_s: Seconds | tuple[Seconds, Seconds] = Field(default=_DEFAULTS["arrival_s"],
+                                                         description="seconds, or [low, high] drawn per vehicle")
+    departure_s: Seconds | tuple[Seconds, Seconds] | None = _DEFAULTS["departure_s"]
 
     @field_validator("bus")
     @classmethod
@@ -237,8 +252,8 @@ class Fleet(_Strict):
 
 
 class Quantiles(_Strict):
-    median: float = Field(gt=0)
-    p95: float = Field(gt=0)
+    median: float = Field(gt=0, le=3.6e6)
+    p95: float = Field(gt=0, le=3.6e6)
 
     @model_validator(mode="after")
     def _ordered(self):
@@ -253,9 +268,9 @@ class Hop(_Strict):
     loss_probability: float = Field(default=0.0, ge=0, lt=1)
     radio: bool = False
     promotion_ms: Quantiles | None = None
-    idle_timer_s: float | None = Field(default=None, ge=0)
-    downlink_kbps: float | None = Field(default=None, gt=0)
-    message_bytes: int | None = Field(default=None, gt=0)
+    idle_timer_s: float | None = Field(default=None, ge=0, le=MAX_TIME_S)
+    downlink_kbps: float | None = Field(default=None, gt=0, le=1e9)
+    message_bytes: int | None = Field(default=None, gt=0, le=10**8)
 
     @model_validator(mode="after")
     def _radio_fields(self):
@@ -269,12 +284,12 @@ class Hop(_Strict):
 class NetworkProfile(_Strict):
     """One communication path (see sims/data/network_profiles.yaml for the meaning of each field)."""
     description: str = ""
-    measurement_delay_ms: int = Field(ge=0)
-    dispatch_interval_ms: int = Field(default=0, ge=0)
+    measurement_delay_ms: int = Field(ge=0, le=3_600_000)
+    dispatch_interval_ms: int = Field(default=0, ge=0, le=3_600_000)
     hops: list[Hop] = Field(default_factory=list)
     chargers_per_cell: int | None = Field(default=None, ge=1)
-    retransmission_timeout_ms: float = Field(default=1000, gt=0)
-    max_retries: int = Field(default=0, ge=0)
+    retransmission_timeout_ms: float = Field(default=1000, gt=0, le=3.6e6)
+    max_retries: int = Field(default=0, ge=0, le=100)
     sources: list[str] = Field(default_factory=lambda: ["user"])
     verify: bool = True
 
@@ -287,12 +302,12 @@ class NetworkProfile(_Strict):
 
 class Fault(_Strict):
     kind: Literal["outage", "burst_loss", "silent_chargers"]
-    from_s: float = Field(ge=0)
-    to_s: float | None = Field(default=None, description="end of the fault; none: to the end of the run")
+    from_s: float = Field(ge=0, le=MAX_TIME_S)
+    to_s: float | None = Field(default=None, le=MAX_TIME_S, description="end of the fault; none: to the end of the run")
     hop: str | None = Field(default=None, description="outage, burst_loss: the hop that fails")
     cell: int | None = Field(default=None, ge=0, description="outage, burst_loss: only this cell (radio hop)")
     loss_probability: float | None = Field(default=None, gt=0, le=1, description="burst_loss")
-    count: int | None = Field(default=None, ge=1, description="silent_chargers: how many (drawn with the seed)")
+    count: int | None = Field(default=None, ge=1, le=10**7, description="silent_chargers: how many (drawn with the seed)")
 
     @model_validator(mode="after")
     def _fields_for_kind(self):
@@ -307,20 +322,20 @@ class Fault(_Strict):
 
 class Network(_Strict):
     profile: str | NetworkProfile = "local"
-    chargers_per_cell: int | None = Field(default=None, ge=1, description="overrides the profile's")
+    chargers_per_cell: int | None = Field(default=None, ge=1, le=10**7, description="overrides the profile's")
     faults: list[Fault] = Field(default_factory=list)
     report_interval_s: float | None = Field(
-        default=None, gt=0, description="telemetry uplink: each charger reports its meter every this often (none: off)")
+        default=None, gt=0, le=3600, description="telemetry uplink: each charger reports its meter every this often (none: off)")
 
 
 class ServiceRef(_Strict):
     id: str
-    contracted_mw: float = Field(gt=0)
+    contracted_mw: float = Field(gt=0, le=100_000)
 
 
 class Outputs(_Strict):
-    sample_ms: int = Field(default=10, ge=1, description="fleet power sampling interval")
-    vehicle_sample_ms: int = Field(default=100, ge=1, description="per-vehicle power sampling interval")
+    sample_ms: int = Field(default=10, ge=1, le=60_000, description="fleet power sampling interval")
+    vehicle_sample_ms: int = Field(default=100, ge=1, le=3_600_000, description="per-vehicle power sampling interval")
     plots: bool = Field(default=True, description="write PNG plots beside the verdicts")
 
     @model_validator(mode="after")
@@ -335,6 +350,8 @@ class Execution(_Strict):
     or already listening elsewhere (mosaik's `connect` starter, host:port)."""
     separate_processes: list[Literal["fleet", "grid", "network"]] = Field(default_factory=list)
     connect: dict[Literal["fleet", "grid", "network"], str] = Field(default_factory=dict)
+    init_timeout_s: float = Field(default=10.0, gt=0, le=3600, description="how long a simulator in a separate "
+                                  "process or behind `connect` may take to answer mosaik's init() call, s")
 
     @field_validator("connect")
     @classmethod
@@ -346,11 +363,14 @@ class Execution(_Strict):
         return connect
 
 
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"  # a file name: no path separators, no leading dot
+
+
 class Scenario(_Strict):
-    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    name: str = Field(pattern=NAME_PATTERN, max_length=100)
     description: str = ""
-    seed: int = 0
-    duration_s: float = Field(gt=0, le=24 * 3600)
+    seed: int = Field(default=0, ge=0, lt=2**63)
+    duration_s: float = Field(gt=0, le=MAX_TIME_S)
     grid: Grid = Field(default_factory=Grid)
     fleet: Fleet
     network: Network = Field(default_factory=Network)
@@ -409,18 +429,44 @@ def _loc(loc: tuple) -> str:
     return out
 
 
+def _field_names() -> set[str]:
+    """Every field name of the scenario schema (for "did you mean")."""
+    names, todo = set(), [Scenario]
+    while todo:
+        cls = todo.pop()
+        for name, field in cls.model_fields.items():
+            names.add(name)
+            todo += [t for t in _model_types(field.annotation) if t not in todo]
+    return names
+
+
+def _model_types(annotation) -> list[type]:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [t for arg in typing.get_args(annotation) for t in _model_types(arg)]
+
+
 def _validation_message(path: Path, exc: ValidationError) -> str:
+    import difflib
+
     errors = exc.errors()
-    # For a `str | inline model` field given a mapping, "not a valid string" is noise: prefer the
-    # error from the branch that matches what the user wrote.
-    errors.sort(key=lambda e: e["type"] == "string_type" and isinstance(e.get("input"), dict))
+    # A typo in a key shows as an unknown field *and* a missing one: the unknown field is the cause. For a
+    # `str | inline model` field given a mapping, "not a valid string" is noise: prefer the error from the
+    # branch that matches what the user wrote.
+    errors.sort(key=lambda e: (e["type"] != "extra_forbidden",
+                               e["type"] == "string_type" and isinstance(e.get("input"), dict)))
     first = errors[0]
+    more = f" (+{len(errors) - 1} more)" if len(errors) > 1 else ""
+    if first["type"] == "extra_forbidden":
+        key = str(first["loc"][-1])
+        close = difflib.get_close_matches(key, sorted(_field_names()), n=1)
+        hint = f"; did you mean `{close[0]}`?" if close else ""
+        return f"{path}: {_loc(first['loc'][:-1]) or '(top level)'}: unknown field `{key}`{hint}{more}"
     msg = first["msg"].removeprefix("Value error, ")
     where = _loc(first["loc"])
     if msg.startswith("[") or msg.startswith("profile:"):  # our validators name the sub-field
         sep = "" if msg.startswith("[") else "."
         where, msg = f"{where}{sep}{msg.split(':', 1)[0]}", msg.split(": ", 1)[1]
-    more = f" (+{len(errors) - 1} more)" if len(errors) > 1 else ""
     return f"{path}: {where or '(top level)'}: {msg}{more}"
 
 
@@ -495,6 +541,7 @@ class LoadedScenario:
         self.services = self._resolve_services()
         self.network_profile = self._resolve_network_profile()
         self._check_frequency()
+        self.warnings = self._plausibility_warnings()
         self._grid_checked = False
         self.power_flow: str | None = None  # balanced or unbalanced, resolved by check_grid
         self.power_flow_note: str | None = None
@@ -503,6 +550,31 @@ class LoadedScenario:
 
     def error(self, where: str, what: str) -> ScenarioError:
         return ScenarioError(f"{self.path}: {where}: {what}")
+
+    def _plausibility_warnings(self) -> list[str]:
+        """Values far outside what real equipment does (sims/data/plausibility.yaml): allowed, but said."""
+        bounds = catalog.plausibility()
+        out = []
+        for g in {id(g["vehicle"]): g["vehicle"] for g in self.groups}.values():
+            out += g.implausible()
+        for i, g in enumerate(self.groups):
+            for name in ("charger_kw", "count"):
+                low, high = bounds["group"][name]["plausible"]
+                if not low <= g[name] <= high:
+                    out.append(f"fleet.groups[{i}].{name} = {g[name]:g} is outside what real fleets use ({low:g}-{high:g})")
+        rating_mw = sum(g["count"] * g["charger_kw"] for g in self.groups) / 1000.0
+        for i, s in enumerate(self.services):
+            if s["contracted_mw"] > bounds["contract_to_fleet_rating_max"] * rating_mw:
+                out.append(f"services[{i}].contracted_mw = {s['contracted_mw']:g} MW is more than the whole fleet's "
+                           f"charger rating ({rating_mw:g} MW): it cannot be delivered")
+        low, high = bounds["frequency_hz"]["plausible"]
+        for i, ev in enumerate(self.scenario.frequency.events):
+            hz = [getattr(ev, "to_hz", None), getattr(ev, "mean_hz", None), *(p[1] for p in getattr(ev, "points", []))]
+            far = [h for h in hz if h is not None and not low <= h <= high]
+            if far:
+                out.append(f"frequency.events[{i}]: {far[0]:g} Hz is beyond {low:g}-{high:g} Hz, where load shedding "
+                           "and generator protection would already have acted")
+        return out
 
     def _vehicle_catalog(self) -> dict[str, VehicleModel]:
         models = dict(catalog.builtin_vehicles())
@@ -608,7 +680,11 @@ class LoadedScenario:
         import numpy as np
 
         path = self.base_dir / ev.file
-        if not path.is_file():
+        try:
+            found = path.is_file()
+        except OSError as exc:  # e.g. a name too long for the file system
+            raise self.error(f"{where}.file", f"cannot use {ev.file[:60]!r}: {exc.strerror}") from None
+        if not found:
             raise self.error(f"{where}.file", f"no such file {path}")
         try:
             if path.suffix in (".h5", ".hdf5"):
@@ -622,14 +698,25 @@ class LoadedScenario:
 
                 lines = [ln for ln in path.read_text().splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
                 rows = list(csv.DictReader(lines))
+                for k, r in enumerate(rows):
+                    if None in r or None in r.values():  # more or fewer cells than the header has columns
+                        raise ValueError(f"data row {k + 1} has {len(lines[k + 1].split(','))} cells, the header "
+                                         f"{len(lines[0].split(','))}")
                 time_s = [float(r[ev.time_column]) for r in rows]
                 hz = [float(r[ev.hz_column]) for r in rows]
         except (KeyError, ValueError, TypeError, OSError) as exc:
             raise self.error(f"{where}.file", f"cannot read columns {ev.time_column!r} and {ev.hz_column!r} "
                              f"from {path.name}: {str(exc).splitlines()[0]}") from None
         time_s, hz = np.asarray(time_s, float), np.asarray(hz, float)
-        if time_s.size < 2 or np.any(np.diff(time_s) <= 0) or not np.all(np.isfinite(hz)):
-            raise self.error(f"{where}.file", f"{path.name}: need at least two samples, increasing times, finite Hz")
+        if time_s.size < 2 or not np.all(np.isfinite(time_s)) or np.any(np.diff(time_s) <= 0):
+            raise self.error(f"{where}.file", f"{path.name}: need at least two samples at finite, increasing times")
+        if time_s[-1] - time_s[0] > MAX_TIME_S:
+            raise self.error(f"{where}.file", f"{path.name}: the trace spans {time_s[-1] - time_s[0]:.3g} s; at most "
+                             f"{MAX_TIME_S} s (24 h)")
+        bad = np.flatnonzero(~np.isfinite(hz) | (hz < _HZ_BAND[0]) | (hz > _HZ_BAND[1]))
+        if bad.size:
+            raise self.error(f"{where}.file", f"{path.name}: sample {bad[0] + 1} is {hz[bad[0]]:g} Hz, outside "
+                             f"{_HZ_BAND[0]:g}-{_HZ_BAND[1]:g} Hz")
         return (time_s - time_s[0]).tolist(), hz.tolist()
 
     def check_grid(self):

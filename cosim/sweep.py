@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import itertools
 import json
-import shutil
+import re
 import sys
 from pathlib import Path
 
@@ -72,8 +72,15 @@ def expand(path: Path) -> dict:
         raise ScenarioError(f"{path}: mode: expected grid or zip, got {mode!r}")
     from cosim import scenario
 
+    name = spec.get("name") or path.stem
+    if not isinstance(name, str) or not re.fullmatch(scenario.NAME_PATTERN, name) or len(name) > 100:
+        raise ScenarioError(f"{path}: name: {name!r} is not a plain name (letters, digits, . _ -; no path "
+                            "separators, at most 100 characters): it names the output directory")
     base_seed = scenario.load(base).scenario.seed  # also validates the base scenario
     seeds = spec.get("seeds", 1)
+    if isinstance(seeds, bool) or not (isinstance(seeds, int) and 1 <= seeds <= 10_000 or isinstance(seeds, list) and seeds
+                                       and all(isinstance(x, int) and not isinstance(x, bool) and x >= 0 for x in seeds)):
+        raise ScenarioError(f"{path}: seeds: expected a count (1-10000) or a list of seeds >= 0, got {seeds!r}")
     seeds = [base_seed + k for k in range(seeds)] if isinstance(seeds, int) else list(seeds)
     runs = []
     for c, combo in enumerate(combos):
@@ -83,7 +90,17 @@ def expand(path: Path) -> dict:
                          "overrides": overrides})
     for run in runs[:1] + runs[-1:]:  # bad values fail here, before anything runs
         scenario.load(base, run["overrides"] + ["outputs.plots=false"], run["seed"])
-    return {"name": spec.get("name") or path.stem, "base": str(base), "keys": keys, "runs": runs}
+    return {"name": name, "base": str(base), "keys": keys, "runs": runs}
+
+
+def output_dir(spec: dict, out: Path | None) -> Path:
+    """The sweep's output directory, checked (exit 2) before anything runs: it must be new, empty, or a
+    sweep's (a rerun resumes it)."""
+    from cosim.outputs import check_output_dir, inside
+
+    root = Path("results") / "sweeps"
+    target = Path(out) if out else inside(root, root / spec["name"], "name")
+    return check_output_dir(target)
 
 
 def run_one(base: str, run: dict, out_dir: str) -> dict:
@@ -112,17 +129,21 @@ def run_one(base: str, run: dict, out_dir: str) -> dict:
     return row
 
 
-def _clean_partials(runs_dir: Path):
-    for leftover in runs_dir.glob(".*.partial"):  # from a sweep that was killed mid-run
-        shutil.rmtree(leftover, ignore_errors=True)
+def sweep(path: Path, out: Path | None = None, workers: int = 1, scheduler: str | None = None, progress=None,
+          spec: dict | None = None) -> list[dict]:
+    from cosim.outputs import clean_stale_partials, output_lock, write_marker
+
+    spec = spec or expand(path)
+    out = output_dir(spec, out)
+    with output_lock(out):
+        runs_dir = out / "runs"
+        runs_dir.mkdir(parents=True, exist_ok=True)
+        write_marker(out, "sweep")
+        clean_stale_partials(runs_dir)  # from a sweep that was killed mid-run
+        return _sweep(spec, out, runs_dir, workers, scheduler, progress)
 
 
-def sweep(path: Path, out: Path | None = None, workers: int = 1, scheduler: str | None = None, progress=None) -> list[dict]:
-    spec = expand(path)
-    out = Path(out) if out else Path("results") / "sweeps" / spec["name"]
-    runs_dir = out / "runs"
-    runs_dir.mkdir(parents=True, exist_ok=True)
-    _clean_partials(runs_dir)
+def _sweep(spec, out, runs_dir, workers, scheduler, progress) -> list[dict]:
     total = len(spec["runs"])
     done = failed = 0  # complete runs from an earlier sweep are read back, and counted as they come
     rows = []

@@ -15,9 +15,8 @@ from __future__ import annotations
 import mosaik
 import numpy as np
 
-from sims import catalog
+from sims import PHASES, catalog, record
 from sims.fleet import PHASE_OUTPUTS, sample_vehicles
-from sims.grid import PHASE_VOLTAGES
 
 SIM_CONFIG = {
     "Frequency": {"python": "sims.frequency:FrequencySim"},
@@ -81,7 +80,7 @@ def build(world: mosaik.World, loaded, vehicles: dict, h5_path: str) -> dict:
 
     if loaded.system is None:
         frequency = world.start("Frequency", nominal_hz=nominal, sample_ms=sc.frequency.sample_ms,
-                                events=loaded.frequency_events).Frequency()
+                                events=loaded.frequency_events, until_ms=round(sc.duration_s * 1000)).Frequency()
     else:
         frequency = world.start("SystemFrequency", nominal_hz=nominal, system=loaded.system,
                                 replication_factor=loaded.system["replication_factor"]).System()
@@ -108,10 +107,10 @@ def build(world: mosaik.World, loaded, vehicles: dict, h5_path: str) -> dict:
                               batch_ms=sc.outputs.vehicle_sample_ms).Network(cells=cells_of(n, profile))
         world.connect(controller, network, "setpoints")
         world.connect(network, fleet, ("delivered", "setpoints"))
-        world.connect(network, recorder, "delivered", "lost")
+        world.connect(network, recorder, *record.attrs(record.NETWORK, "delivered", "lost"))
         if report_ms:  # meter reports go up through the same network (a loop: shifted by one step)
             world.connect(fleet, network, ("reports", "telemetry"), time_shifted=1)
-            world.connect(network, recorder, "telemetry_delivered", "telemetry_lost")
+            world.connect(network, recorder, *record.attrs(record.NETWORK, "telemetry_delivered", "telemetry_lost"))
     else:
         network = None
         world.connect(controller, fleet, "setpoints")
@@ -121,18 +120,19 @@ def build(world: mosaik.World, loaded, vehicles: dict, h5_path: str) -> dict:
         world.connect(bus, loads["ev-" + bus.eid.removeprefix("bus-")],
                       *(PHASE_OUTPUTS if unbalanced else ("p_kw",)))
 
-    world.connect(frequency, recorder, "f_hz")
+    world.connect(frequency, recorder, *record.attrs(record.FREQUENCY, "frequency"))
     if loaded.system is not None:
-        world.connect(frequency, recorder, "support_mw")
+        world.connect(frequency, recorder, *record.attrs(record.FREQUENCY, "system_support"))
         # closed loop: the system sees the fleet's power of the previous millisecond
         world.connect(fleet, frequency, ("total_p_kw", "fleet_p_kw"), time_shifted=True,
                       initial_data={"total_p_kw": None})
-    world.connect(controller, recorder, "setpoints", "required_kw")
-    world.connect(fleet, recorder, "p_kw", "metered_p_kw", "vehicle_p_kw", "vehicle_soc", "soc_mean")
-    voltages = (*PHASE_VOLTAGES, "unbalance_pct", "max_unbalance_pct") if unbalanced else ("vm_pu",)
-    world.connect(grid, recorder, *voltages, "line_loading_pct", "trafo_loading_pct", "v_min_pu", "v_max_pu",
-                  "max_line_loading_pct", "max_trafo_loading_pct", "converged", "bus_names", "line_names",
-                  "trafo_names")
+    world.connect(controller, recorder, *record.attrs(record.AGGREGATOR, "setpoints", "required"))
+    world.connect(fleet, recorder, *record.attrs(record.FLEET, "fleet_power", "metered_power", "vehicle_power",
+                                                 "vehicle_soc", "soc_mean"))
+    voltages = ([f"voltage_{p}" for p in PHASES] + ["unbalance", "max_unbalance"]) if unbalanced else ["voltage"]
+    world.connect(grid, recorder, *record.attrs(record.GRID, *voltages, "line_loading", "trafo_loading", "v_min", "v_max",
+                                                "max_line_loading", "max_trafo_loading", "converged", "bus_names",
+                                                "line_names", "trafo_names"))
     if loaded.system is None:
         world.set_initial_event(frequency.sid)
     return {"frequency": frequency, "controller": controller, "network": network, "fleet": fleet,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import functools
+import math
 from pathlib import Path
 
 import yaml
@@ -36,12 +37,24 @@ class VehicleModel:
     source_key: str = "user"
 
     def __post_init__(self):
-        for name in ("battery_kwh", "ramp_up_kw_per_s", "ramp_down_kw_per_s"):
-            if not getattr(self, name) > 0:
-                raise CatalogError(f"vehicle {self.model!r}: {name} must be > 0, got {getattr(self, name)}")
-        for name in ("t_a_s", "t_b_s", "t_c_s", "t_d_s"):
-            if not getattr(self, name) >= 0:
-                raise CatalogError(f"vehicle {self.model!r}: {name} must be >= 0, got {getattr(self, name)}")
+        for name, bounds in plausibility()["vehicle"].items():
+            if name == "verify":
+                continue
+            value, (low, high) = getattr(self, name), bounds["hard"]
+            if not (isinstance(value, (int, float)) and math.isfinite(value)):
+                raise CatalogError(f"vehicle {self.model!r}: {name} must be a finite number, got {value}")
+            if not low <= value <= high:
+                raise CatalogError(f"vehicle {self.model!r}: {name} must lie in [{low:g}, {high:g}], got {value:g}")
+
+    def implausible(self) -> list[str]:
+        """Warnings for values far outside what measured vehicles do (plausibility.yaml)."""
+        out = []
+        for name, bounds in plausibility()["vehicle"].items():
+            if name != "verify" and not bounds["plausible"][0] <= getattr(self, name) <= bounds["plausible"][1]:
+                low, high = bounds["plausible"]
+                out.append(f"vehicle {self.model!r}: {name} = {getattr(self, name):g} is outside what real "
+                           f"vehicles do ({low:g}-{high:g})")
+        return out
 
     @property
     def measured_rated_kw(self) -> float:
@@ -77,13 +90,19 @@ def read_vehicle_csv(path: Path) -> dict[str, VehicleModel]:
                     kwargs[name] = int(value)
                 else:
                     kwargs[name] = float(value)
-            except ValueError:
+            except (ValueError, OverflowError):
                 raise CatalogError(f"{path}: row {i}: column {name}: not a number: {value!r}") from None
         if "source_key" not in kwargs and path.resolve() != (DATA_DIR / "vehicles.csv").resolve():
             kwargs["source_key"] = str(path)
         vehicle = VehicleModel(**kwargs)
         models[vehicle.model] = vehicle
     return models
+
+
+@functools.lru_cache(maxsize=1)
+def plausibility() -> dict:
+    """Hard and plausible bounds on inputs (data/plausibility.yaml)."""
+    return yaml.safe_load((DATA_DIR / "plausibility.yaml").read_text())
 
 
 @functools.lru_cache(maxsize=1)
@@ -112,8 +131,23 @@ def services() -> dict[str, dict]:
             service = {k: v for k, v in entry.items() if k != "directions"}
             service.update(id=sid, family=entry["id"], direction=direction,
                            name=f"{entry['name']} {'Low' if direction == 'low' else 'High'}")
+            _check_regimes(sid, service)
             out[sid] = service
     return out
+
+
+REGIME_NEEDS = {"step_test": None, "monitoring": "envelope", "trigger": None, "linear_activation": "activation"}
+
+
+def _check_regimes(sid: str, service: dict) -> None:
+    regimes = service.get("regimes") or []
+    unknown = [r for r in regimes if r not in REGIME_NEEDS]
+    if not regimes or unknown:
+        raise CatalogError(f"services.yaml: {sid}: regimes must list some of {', '.join(REGIME_NEEDS)}"
+                           + (f", got {unknown[0]!r}" if unknown else ""))
+    for r in regimes:
+        if REGIME_NEEDS[r] and REGIME_NEEDS[r] not in service:
+            raise CatalogError(f"services.yaml: {sid}: regime {r} needs `{REGIME_NEEDS[r]}`")
 
 
 def nominal_hz() -> float:
@@ -122,6 +156,10 @@ def nominal_hz() -> float:
 
 def initiation_threshold_pu() -> float:
     return float(_services_file()["initiation_threshold_pu"])
+
+
+def step_test_max_rise_fraction() -> float:
+    return float(_services_file()["step_test_max_rise_fraction"])
 
 
 @functools.lru_cache(maxsize=1)

@@ -10,7 +10,8 @@ With network profile ``local`` the same logic stands for the controller inside e
 measuring the frequency itself; the setpoints then go straight to the fleet with no network leg.
 
 Input:  ``Aggregator.f_hz`` (trigger).
-Output: ``Aggregator.setpoints`` ``{"vehicle": [...], "kw": [...]}`` and ``Aggregator.required_kw``
+Output: ``Aggregator.setpoints`` ``{"vehicle": [...], "kw": [...], "seq": [...]}`` (``seq``: the dispatch's
+        sequence number, increasing; a charger keeps the newest) and ``Aggregator.required_kw``
         (the fleet's total required change of power, + import).
 Create params: ``services`` (service dicts with ``direction``, ``curve`` and ``contracted_kw``),
 ``vehicles`` (per-vehicle lists ``baseline_kw``, ``p_min_kw``, ``p_max_kw``, ``plugged``, optionally
@@ -75,6 +76,7 @@ class ControllerSim(mosaik_api_v3.Simulator):
         self.delay_ms = int(measurement_delay_ms)
         self.interval_ms = int(dispatch_interval_ms)
         self.last_dispatch_ms = None
+        self.seq = 0
         return self.meta
 
     def create(self, num, model, services=(), vehicles=None, nominal_hz=50.0):
@@ -113,7 +115,9 @@ class ControllerSim(mosaik_api_v3.Simulator):
             self.sent[changed] = setpoints[changed]
             self.output = {"required_kw": float(change)}
             if changed.size:
-                self.output["setpoints"] = {"vehicle": changed.tolist(), "kw": setpoints[changed].tolist()}
+                self.seq += 1  # one number per dispatch: a charger never applies an older one after a newer
+                self.output["setpoints"] = {"vehicle": changed.tolist(), "kw": setpoints[changed].tolist(),
+                                            "seq": [self.seq] * int(changed.size)}
         return int(self.measurements[0][0]) if self.measurements else None
 
     def get_data(self, outputs):

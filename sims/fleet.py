@@ -3,7 +3,8 @@
 One ``Fleet`` entity holds every vehicle (vectorised); its children are one ``Bus`` entity per grid
 bus the fleet is connected to, so a grid simulator gets one connection per bus, not per vehicle.
 
-Inputs:  ``Fleet.setpoints`` (trigger): ``{"vehicle": [index, ...], "kw": [setpoint, ...]}``,
+Inputs:  ``Fleet.setpoints`` (trigger): ``{"vehicle": [index, ...], "kw": [setpoint, ...]}``, optionally
+         ``"seq": [...]`` (a charger ignores a setpoint numbered below one it already has),
          received at the step's time, or each at its own ``"time_ms": [...]`` (not before the
          previous step): a network may hand over what arrived since its last output in one batch.
 Outputs: ``Fleet.p_kw``, the total power every ``sample_ms``, as ``{"time_ms": [...], "value": [...]}``
@@ -271,18 +272,21 @@ class FleetSim(mosaik_api_v3.Simulator):
                                  f"outside ({fleet.t_ms}, {time}]")
             vehicles = np.concatenate([np.asarray(m["vehicle"], dtype=int) for m in received])
             kw = np.concatenate([np.asarray(m["kw"], dtype=float) for m in received])
+            seq = np.concatenate([np.asarray(m.get("seq") or [-1] * len(m["vehicle"]), dtype=np.int64)
+                                  for m in received])
             order = np.argsort(when, kind="stable")
-            when, vehicles, kw = when[order], vehicles[order], kw[order]
+            when, vehicles, kw, seq = when[order], vehicles[order], kw[order], seq[order]
             bounds = np.flatnonzero(np.diff(when)) + 1
-            batches = list(zip(np.split(when, bounds), np.split(vehicles, bounds), np.split(kw, bounds)))
+            batches = list(zip(np.split(when, bounds), np.split(vehicles, bounds), np.split(kw, bounds),
+                               np.split(seq, bounds)))
         else:
             batches = []
-        for t_cmd, idx, values in batches:
+        for t_cmd, idx, values, numbers in batches:
             t_cmd = int(t_cmd[0])
             while (t := min(self.next_sample_ms, self.next_meter_ms)) < t_cmd:
                 fleet.advance(t)
                 self._sample(t)
-            fleet.command(t_cmd, idx, values)
+            fleet.command(t_cmd, idx, values, numbers)
         while (t := min(self.next_sample_ms, self.next_meter_ms)) <= time:
             fleet.advance(t)
             self._sample(t)

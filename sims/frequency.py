@@ -16,7 +16,8 @@ Events are deviations from nominal that add up (so a ramp can ride on a recorded
   ``{"type": "ou", "at_s": 0, "duration_s": 600, "mean_hz": 50, "theta_per_s": .., "sigma_hz_per_sqrt_s": ..,
      "seed": 1}``  normal operation: an Ornstein-Uhlenbeck process sampled exactly every sample_ms
 
-Output: ``Frequency.f_hz``. Sim params: ``nominal_hz``, ``events``, ``sample_ms`` (default 20).
+Output: ``Frequency.f_hz``. Sim params: ``nominal_hz``, ``events``, ``sample_ms`` (default 20), ``until_ms``
+(optional: the end of the run; nothing is prepared beyond it).
 Start it with ``world.set_initial_event(sid)``: the first step outputs the frequency at t=0.
 """
 
@@ -36,15 +37,16 @@ META = {
 }
 
 
-def _component(event: dict, nominal_hz: float, sample_ms: int):
-    """(sample times in ms, deviation function of an array of ms) of one event."""
+def _component(event: dict, nominal_hz: float, sample_ms: int, until_ms: float = math.inf):
+    """(sample times in ms, deviation function of an array of ms) of one event; no sample times are made
+    beyond ``until_ms`` (a long gap in a trace must not cost anything past the end of the run)."""
     start = round(event["at_s"] * 1000)
     kind = event["type"]
     if kind in ("step", "ramp"):
         dev = float(event["to_hz"]) - nominal_hz
         ramp_ms = round(abs(dev) / event["rocof_hz_per_s"] * 1000) if kind == "ramp" else 0
         end = None if event.get("hold_s") is None else start + ramp_ms + round(event["hold_s"] * 1000)
-        times = [start] + list(range(start + sample_ms, start + ramp_ms, sample_ms)) + [start + ramp_ms]
+        times = [start] + list(range(start + sample_ms, int(min(start + ramp_ms, until_ms + 1)), sample_ms)) + [start + ramp_ms]
         times += [] if end is None else [end]
 
         def f(t, dev=dev, start=start, ramp_ms=ramp_ms, end=end):
@@ -60,7 +62,8 @@ def _component(event: dict, nominal_hz: float, sample_ms: int):
         else:
             t_pts, hz = start + np.round(np.asarray(event["time_s"], float) * 1000), np.asarray(event["hz"], float)
         first, last = t_pts[0], t_pts[-1]
-        dense = [t for a, b in zip(t_pts[:-1], t_pts[1:]) for t in range(int(a), int(b), sample_ms)]
+        dense = [t for a, b in zip(t_pts[:-1], t_pts[1:]) if a <= until_ms
+                 for t in range(int(a), int(min(b, until_ms + 1)), sample_ms)]
         times = sorted(set(int(t) for t in t_pts) | set(dense) | {int(last) + 1})
 
         def f(t, t_pts=t_pts, hz=hz, first=first, last=last):
@@ -68,7 +71,7 @@ def _component(event: dict, nominal_hz: float, sample_ms: int):
             return np.where((t >= first) & (t <= last), np.interp(t, t_pts, hz) - nominal_hz, 0.0)
         return times, f
     if kind == "ou":
-        n = int(round(event["duration_s"] * 1000)) // sample_ms
+        n = int(round(min(event["duration_s"] * 1000, max(until_ms - start, 0) + sample_ms))) // sample_ms
         dt = sample_ms / 1000.0
         theta, sigma, mean = event["theta_per_s"], event["sigma_hz_per_sqrt_s"], event.get("mean_hz", nominal_hz)
         rng = np.random.default_rng(event.get("seed", 0))
@@ -90,10 +93,11 @@ def _component(event: dict, nominal_hz: float, sample_ms: int):
     raise ValueError(f"unknown frequency event type {kind!r}")
 
 
-def build_profile(events: list[dict], nominal_hz: float, sample_ms: int = 20) -> list[tuple[int, float]]:
-    """The list of (time in ms, Hz) changes of the sum of the events' deviations, from t=0."""
-    parts = [_component(e, nominal_hz, sample_ms) for e in events]
-    times = sorted({0, *(int(t) for ts, _ in parts for t in ts if t >= 0)})
+def build_profile(events: list[dict], nominal_hz: float, sample_ms: int = 20,
+                  until_ms: float = math.inf) -> list[tuple[int, float]]:
+    """The list of (time in ms, Hz) changes of the sum of the events' deviations, from t=0 up to ``until_ms``."""
+    parts = [_component(e, nominal_hz, sample_ms, until_ms) for e in events]
+    times = sorted({0, *(int(t) for ts, _ in parts for t in ts if 0 <= t <= until_ms)})
     hz = nominal_hz + sum((f(times) for _, f in parts), np.zeros(len(times)))
     out: list[tuple[int, float]] = []
     for t, value in zip(times, hz.tolist()):
@@ -110,9 +114,10 @@ class FrequencySim(mosaik_api_v3.Simulator):
         self.cursor = 0
         self.output: float | None = None
 
-    def init(self, sid, time_resolution=0.001, nominal_hz=50.0, events=(), sample_ms=20):
+    def init(self, sid, time_resolution=0.001, nominal_hz=50.0, events=(), sample_ms=20, until_ms=None):
         require_milliseconds("FrequencySim", time_resolution)
-        self.profile = build_profile(list(events), nominal_hz, int(sample_ms))
+        self.profile = build_profile(list(events), nominal_hz, int(sample_ms),
+                                     math.inf if until_ms is None else float(until_ms))
         return self.meta
 
     def create(self, num, model):

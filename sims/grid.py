@@ -109,7 +109,11 @@ def load_network(spec: str, base_dir: Path | str = "."):
         if path.suffix != ".json":
             raise GridError(f"grid {spec!r}: not one of {', '.join(BUILTIN_NETWORKS)}, "
                             "a simbench:<code>, or a .json file")
-        if not path.is_file():
+        try:
+            found = path.is_file()
+        except OSError as exc:
+            raise GridError(f"grid {spec[:60]!r}: cannot use it: {exc.strerror}") from None
+        if not found:
             raise GridError(f"grid {spec!r}: no such file {path}")
         try:
             return pp.from_json(str(path))

@@ -18,11 +18,12 @@ decided when it starts; a message given up records the cause of its last failed 
 The SimPy clock counts microseconds, so sub-millisecond serialisation times add up correctly; a
 message reaches the fleet at the first mosaik millisecond at or after its arrival.
 
-Input:  ``Network.setpoints`` (trigger) ``{"vehicle": [...], "kw": [...]}`` sent at the step's time;
+Input:  ``Network.setpoints`` (trigger) ``{"vehicle": [...], "kw": [...], "seq": [...]}`` sent at the step's
+        time (``seq``, optional, travels with each message: messages can overtake each other);
         ``Network.telemetry`` (trigger) ``{"vehicle", "kw", "time_ms"}``: meter reports going up, each
         crossing the hops in reverse order, on the cell's uplink (``uplink_kbps``, else the downlink
         rate), with the same modem promotion, losses and faults.
-Output: ``Network.delivered`` ``{"vehicle", "kw", "sent_ms", "retries", "time_ms"}`` (what arrived
+Output: ``Network.delivered`` ``{"vehicle", "kw", "sent_ms", "retries", "seq", "time_ms"}`` (what arrived
         since the last output, each with its arrival time) and
         ``Network.lost`` ``{"vehicle", "kw", "sent_ms", "retries", "cause"}`` (what was given up now;
         cause ``loss``, ``outage``, ``burst_loss`` or ``silent``); ``Network.telemetry_delivered``
@@ -137,7 +138,7 @@ class NetworkSim(mosaik_api_v3.Simulator):
         self.modem_ready_at = np.zeros(self.cell_of.size, dtype=np.int64)  # us; end of the promotion under way
         return [{"eid": "network", "type": model}]
 
-    def _message(self, vehicle: int, kw: float, sent_ms: int, up: bool = False):
+    def _message(self, vehicle: int, kw: float, sent_ms: int, up: bool = False, seq: int = -1):
         """One setpoint's journey. ``clock`` is the message's own time: waits that touch no shared state
         (latencies, retransmission timeouts) only move it forward, and SimPy is yielded to only where
         shared state is involved (the modem and the cell) and at the end -- the same journey in fewer
@@ -169,13 +170,13 @@ class NetworkSim(mosaik_api_v3.Simulator):
                 if retries >= model.max_retries:
                     if clock > env.now:
                         yield env.timeout(clock - env.now)
-                    getattr(self, given_up).append((env.now, vehicle, kw, sent_ms, retries, cause))
+                    getattr(self, given_up).append((env.now, vehicle, kw, sent_ms, retries, cause, seq))
                     return
                 retries += 1
                 clock += model.rto_us
         if clock > env.now:
             yield env.timeout(clock - env.now)
-        getattr(self, arrived).append((env.now, vehicle, kw, sent_ms, retries))
+        getattr(self, arrived).append((env.now, vehicle, kw, sent_ms, retries, seq))
 
     def step(self, time, inputs, max_advance):
         """Deliver what arrives up to ``time``; then run SimPy ahead, as far as ``max_advance`` allows
@@ -185,8 +186,9 @@ class NetworkSim(mosaik_api_v3.Simulator):
         SimPy is stepped event by event (not env.run(until=...): SimPy 4.1 leaves its stop event
         queued, so peek() would never report an empty schedule)."""
         for message in inputs.get("network", {}).get("setpoints", {}).values():
-            for vehicle, kw in zip(message["vehicle"], message["kw"]):
-                self.env.process(self._message(int(vehicle), float(kw), time))
+            seqs = message.get("seq") or [-1] * len(message["vehicle"])
+            for vehicle, kw, seq in zip(message["vehicle"], message["kw"], seqs):
+                self.env.process(self._message(int(vehicle), float(kw), time, seq=int(seq)))
         for report in inputs.get("network", {}).get("telemetry", {}).values():
             if report:
                 for vehicle, kw, at in zip(report["vehicle"], report["kw"], report["time_ms"]):
@@ -214,19 +216,19 @@ class NetworkSim(mosaik_api_v3.Simulator):
     def get_data(self, outputs):
         out = {}
         if self.arrived:
-            at, v, kw, sent, retries = zip(*self.arrived)
+            at, v, kw, sent, retries, seq = zip(*self.arrived)
             out["delivered"] = {"vehicle": list(v), "kw": list(kw), "sent_ms": list(sent), "retries": list(retries),
-                                "time_ms": [math.ceil(a / US_PER_MS) for a in at]}
+                                "seq": list(seq), "time_ms": [math.ceil(a / US_PER_MS) for a in at]}
         if self.given_up:
-            at, v, kw, sent, retries, cause = zip(*self.given_up)
+            at, v, kw, sent, retries, cause, seq = zip(*self.given_up)
             out["lost"] = {"vehicle": list(v), "kw": list(kw), "sent_ms": list(sent), "retries": list(retries),
-                           "cause": list(cause), "time_ms": [math.ceil(a / US_PER_MS) for a in at]}
+                           "cause": list(cause), "seq": list(seq), "time_ms": [math.ceil(a / US_PER_MS) for a in at]}
         if self.up:
-            at, v, kw, sent, retries = zip(*self.up)
+            at, v, kw, sent, retries, _ = zip(*self.up)
             out["telemetry_delivered"] = {"vehicle": list(v), "p_kw": list(kw), "metered_ms": list(sent),
                                           "retries": list(retries), "time_ms": [math.ceil(a / US_PER_MS) for a in at]}
         if self.up_lost:
-            at, v, kw, sent, retries, cause = zip(*self.up_lost)
+            at, v, kw, sent, retries, cause, _ = zip(*self.up_lost)
             out["telemetry_lost"] = {"vehicle": list(v), "metered_ms": list(sent), "cause": list(cause),
                                      "time_ms": [math.ceil(a / US_PER_MS) for a in at]}
         return {"network": out} if out else {}

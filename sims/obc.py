@@ -72,10 +72,36 @@ def plug_windows(vehicles: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     from the start, and a missing or None departure_ms means it never leaves."""
     plugged = np.asarray(vehicles["plugged"], dtype=bool)
     n = plugged.size
-    arrival = np.asarray(vehicles.get("arrival_ms") or [0.0] * n, dtype=float)
-    departure = np.asarray([np.inf if d is None else d for d in vehicles.get("departure_ms") or [None] * n],
-                           dtype=float)
+    arrival = vehicles.get("arrival_ms")
+    arrival = np.zeros(n) if arrival is None or len(arrival) == 0 else np.asarray(arrival, dtype=float)
+    departure = vehicles.get("departure_ms")
+    departure = np.full(n, np.inf) if departure is None or len(departure) == 0 else np.asarray(
+        [np.inf if d is None else d for d in departure], dtype=float)
     return plugged, arrival, departure
+
+
+def classify(current_kw, setpoint_kw) -> tuple[np.ndarray, np.ndarray]:
+    """(reversal, up) of setpoints against the targets being executed: a reversal crosses zero (charging <->
+    discharging); *up* is a larger magnitude of the same sign (or from zero); the rest are *down*."""
+    reversal = np.sign(setpoint_kw) * np.sign(current_kw) < 0
+    return reversal, ~reversal & (np.abs(setpoint_kw) > np.abs(current_kw))
+
+
+def time_to_reach_s(vehicles: dict, idx, current_kw, setpoint_kw) -> tuple[np.ndarray, np.ndarray]:
+    """For vehicles ``idx`` (per-vehicle lists as ``ChargerFleet`` takes them) holding ``current_kw`` when a
+    setpoint arrives: (seconds of delay before the power moves, seconds of ramping until it reaches the
+    setpoint), by the state machine of this module (a reversal: t_c, ramp down to zero, t_a, ramp up)."""
+    idx = np.asarray(idx, dtype=int)
+    current, kw = np.asarray(current_kw, float), np.asarray(setpoint_kw, float)
+    t_a = np.asarray(vehicles["start_delay_ms"], float)[idx] / 1000.0
+    t_c = np.asarray(vehicles["stop_delay_ms"], float)[idx] / 1000.0
+    up_rate = np.asarray(vehicles["ramp_up_kw_per_s"], float)[idx]
+    down_rate = np.asarray(vehicles["ramp_down_kw_per_s"], float)[idx]
+    reversal, up = classify(current, kw)
+    delay = np.where(reversal, t_c + t_a, np.where(up, t_a, t_c))
+    ramp = np.where(reversal, np.abs(current) / down_rate + np.abs(kw) / up_rate,
+                    np.where(up, (np.abs(kw) - np.abs(current)) / up_rate, (np.abs(current) - np.abs(kw)) / down_rate))
+    return delay, ramp
 
 
 class ChargerFleet:
@@ -108,6 +134,8 @@ class ChargerFleet:
         self.arrival_ms, self.departure_ms = arr["arrival_ms"], arr["departure_ms"]
         self.min_power_kw, self.setpoint_step_kw = arr["min_power_kw"], arr["setpoint_step_kw"]
         self.departed = np.zeros(self.n, dtype=bool)
+        self.last_seq = np.full(self.n, -1, dtype=np.int64)  # newest setpoint number each vehicle has
+        self.stale_ignored = 0
 
         self.t_ms = int(t0_ms)
         present = (self.arrival_ms <= t0_ms) & (t0_ms < self.departure_ms)
@@ -284,20 +312,31 @@ class ChargerFleet:
         small = (np.abs(kw) < floor) & (kw != 0)
         return np.where(small, np.where(np.abs(kw) < floor / 2, 0.0, np.sign(kw) * floor), kw)
 
-    def command(self, t_ms: int, vehicles, setpoint_kw) -> None:
-        """Setpoints received at ``t_ms`` by ``vehicles`` (indices). Advances to ``t_ms`` first."""
+    def command(self, t_ms: int, vehicles, setpoint_kw, seq=None) -> None:
+        """Setpoints received at ``t_ms`` by ``vehicles`` (indices). Advances to ``t_ms`` first. With ``seq``
+        (the aggregator's sequence numbers; negative: unnumbered), a setpoint numbered below the newest one a
+        vehicle already has is stale and ignored, as a charger keeps the newest charging profile."""
         self.advance(t_ms)
         idx = np.asarray(vehicles, dtype=int)
         kw = np.asarray(setpoint_kw, dtype=float)
         keep = self.plugged_now()[idx]
+        if seq is not None:
+            seq = np.asarray(seq, dtype=np.int64)
+            # two setpoints for one vehicle in the same millisecond: the higher number wins (else the later)
+            order = np.lexsort((np.arange(idx.size), seq, idx))
+            newest = np.zeros(idx.size, dtype=bool)
+            newest[order[np.r_[idx[order][1:] != idx[order][:-1], True]]] = True
+            fresh = newest & ((seq < 0) | (seq >= self.last_seq[idx]))
+            self.stale_ignored += int(np.sum(keep & ~fresh))
+            keep &= fresh
+            np.maximum.at(self.last_seq, idx[keep], seq[keep])
         idx, kw = idx[keep], kw[keep]
         if idx.size == 0:
             return
         p_min, p_max = self.limits_kw(idx)
         kw = self.realisable_kw(idx, np.clip(kw, p_min, p_max))
         current = np.where(np.isnan(self.then_goal[idx]), self.goal[idx], self.then_goal[idx])
-        reversal = np.sign(kw) * np.sign(current) < 0
-        up = ~reversal & (np.abs(kw) > np.abs(current))
+        reversal, up = classify(current, kw)
         delay = np.where(up, self.start_delay_ms[idx], self.stop_delay_ms[idx])
         self.pending_goal[idx] = kw
         self.pending_t[idx] = np.minimum(self.pending_t[idx], t_ms + delay)  # no pending: +inf

@@ -15,11 +15,16 @@ def v2g(*args, cwd=ROOT):
     return subprocess.run([sys.executable, "-m", "cosim.cli", *map(str, args)], capture_output=True, text=True, cwd=cwd)
 
 
+# Every shipped scenario is held against the baseline once, in test_run.py (each runs once per suite); here
+# the command itself, on two of them.
+CHECKED = [p for p in SCENARIOS if p.stem in ("hub-dc-local", "hub-dr-local-fast")]
+
+
 def test_shipped_scenarios_match_the_committed_baseline(tmp_path):
-    result = v2g("check", *SCENARIOS, "--baseline", BASELINE, "--junit", tmp_path / "junit.xml")
+    result = v2g("check", *CHECKED, "--baseline", BASELINE, "--junit", tmp_path / "junit.xml")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no change" in result.stdout
-    assert (tmp_path / "junit.xml").read_text().count("<testcase") == len(SCENARIOS)
+    assert (tmp_path / "junit.xml").read_text().count("<testcase") == len(CHECKED)
 
 
 def _scenario_with_own_catalog(tmp_path: Path, t_a_s: float) -> Path:

@@ -27,7 +27,7 @@ def v2g(*args, cwd=None):
     ({"fleet__groups": [{"model": "VW ID.3 Pro", "count": 1, "charger_kw": 10, "bus": "Bus 99"}]},
      "fleet.groups[0].bus", "no bus 'Bus 99'"),
     ({"grid": {"network": "missing.json"}}, "grid.network", "no such file"),
-    ({"fleet__spread": 5}, "fleet.spread", "Extra inputs are not permitted"),
+    ({"fleet__spread": 5}, "fleet", "unknown field `spread`; did you mean `spread_pct`?"),
     ({"frequency": {"events": [{"type": "trace", "at_s": 0}]}}, "frequency.events[0].file", "Field required"),
     ({"frequency": {"events": [{"type": "ou", "duration_s": -1}]}}, "frequency.events[0].duration_s", "greater than 0"),
 ])

@@ -27,7 +27,8 @@ def test_cell_outage_during_the_event(scenario_file, tmp_path):
     assert net["lost_by_cause"] == {"outage": 10} and net["vehicles_not_reached"] == 10
     service = verdicts["services"][0]
     assert "full_delivery" in service["failed"]
-    assert service["notes"] and "10 by outage" in service["notes"][0]
+    assert any("10 by outage" in note for note in service["notes"])
+    assert service["rules"]["full_delivery"]["cause"] == "loss/outage"
     with h5py.File(out / "timeseries.h5") as h5:
         assert set(h5["network/lost/vehicle"][:]) == set(range(10, 20))
         assert set(h5["network/lost/cause"].asstr()[:]) == {"outage"}

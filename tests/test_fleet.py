@@ -121,7 +121,9 @@ def test_departure_mid_event_is_exact_and_fails_duration(scenario_file, tmp_path
     assert np.allclose(leaving[full], -10.0)
     assert np.all(leaving[t >= 5000 + 10 / 12.55 * 1000 + 100] == 0.0)  # ramped out at 12.55 kW/s
     assert verdict["rules"]["full_delivery"]["passed"]
-    assert verdict["failed"] == ["volume", "duration"]  # (0.1 MW is below DR's 1 MW minimum volume)
+    # (0.1 MW is below DR's 1 MW minimum volume; the envelope sees the response fall when they leave)
+    assert verdict["failed"] == ["envelope", "volume", "duration"]
+    assert [verdict["rules"][r]["cause"] for r in verdict["failed"]] == ["headroom", "contract", "headroom"]
     assert verdict["rules"]["duration"]["value"] == pytest.approx(4.0 / 60, abs=0.011 / 60)
 
 
@@ -164,7 +166,7 @@ def test_inline_vehicle_model_in_a_scenario(scenario_file, tmp_path):
                                         "bus": "Bus 5"}])
     from cosim.scenario import ScenarioError, load
 
-    with pytest.raises(ScenarioError, match=r"fleet.groups.*ramp_up_kw_per_s must be > 0"):
+    with pytest.raises(ScenarioError, match=r"fleet.groups.*ramp_up_kw_per_s must lie in \[0.001, 1e\+06\], got 0"):
         load(bad)
 
 

@@ -42,7 +42,7 @@ def test_vehicles_needed_scales_the_mix(scenario_file, tmp_path):
                          frequency={"events": [{"type": "step", "at_s": 1, "to_hz": 49.8}]},
                          services=[{"id": "DR-L", "contracted_mw": 1.0}])
     v = run_file(path, tmp_path / "out")["services"][0]
-    assert v["failed"] == ["full_delivery", "volume", "duration"]  # 100 kW cannot deliver or hold 1 MW
+    assert v["failed"] == ["full_delivery", "envelope", "volume", "duration"]  # 100 kW cannot deliver or hold 1 MW
     assert v["vehicles_needed"] == {"vehicles": 100, "power_at_deadline_mw": 0.1}
     dc = run_file(path, tmp_path / "dc", overrides=["services.0.id=DC-L",
                                                      "frequency.events.0.to_hz=49.5"])["services"][0]

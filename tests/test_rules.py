@@ -94,10 +94,33 @@ def test_screen_json_covers_all_vehicles_and_gb_services():
         for s in ("SFFR-L", "DC-L", "DC-H", "DM-L", "DR-L", "DR-H"):
             assert (v, s) in pairs
     ariya_dc = next(r for r in rows if r["vehicle"] == "Nissan Ariya" and r["service"] == "DC-L")
-    assert ariya_dc == {"vehicle": "Nissan Ariya", "service": "DC-L", "eligible": True, "failed": [],
-                        "power_at_deadline_kw": 6.59, "vehicles_needed": 152}
+    assert ariya_dc == {"vehicle": "Nissan Ariya", "service": "DC-L", "method": "published", "eligible": True,
+                        "failed": [], "power_at_deadline_kw": 6.59, "vehicles_needed": 152,
+                        "consistent": {"eligible": True, "failed": [], "power_at_deadline_kw": 3.295,
+                                       "vehicles_needed": 304}}  # the brief: 152 published, 304 with t_a counted
     zoe_dc = next(r for r in rows if r["vehicle"] == "Renault Zoe 40" and r["service"] == "DC-L")
     assert zoe_dc["eligible"] is False and zoe_dc["failed"] == ["initiation"]
+    tesla_dr = next(r for r in rows if r["vehicle"].startswith("Tesla") and r["service"] == "DR-L")
+    assert (tesla_dr["vehicles_needed"], tesla_dr["consistent"]["vehicles_needed"]) == (137, 172)  # the brief's
+
+
+def test_desk_method_reproduces_the_published_table_and_never_passes_a_car_not_started_by_a_deadline():
+    from analysis.screen import screen_vehicle
+
+    services = catalog.services()
+    for v in catalog.builtin_vehicles().values():
+        for sid in ("DC-L", "DM-L", "DR-L", "SFFR-L"):  # the published table: GB services, 10 kW chargers
+            s = services[sid]
+            row = screen_vehicle(v, s, 10.0)
+            assert row["power_at_deadline_kw"] == round(min(10.0, v.ramp_up_kw_per_s * s["full_delivery_max_s"]), 3)
+            assert row["eligible"] == (v.t_a_s <= s["initiation_max_s"])
+        for sid in services:
+            for method in ("published", "consistent"):
+                row = screen_vehicle(v, services[sid], 10.0, method)
+                if v.t_a_s >= services[sid]["full_delivery_max_s"]:
+                    assert not row["eligible"], (v.model, sid, method)
+    id3 = catalog.builtin_vehicles()["VW ID.3 Pro"]  # t_a 2.54 s: no FFR at 1.3 s, whichever method
+    assert not screen_vehicle(id3, services["FFR497-L"], 10.0)["eligible"]
 
 
 def test_instruction_based_service_is_screened_not_run(scenario_file):

@@ -5,14 +5,18 @@ import json
 import h5py
 import numpy as np
 import pytest
+import yaml
 
 from conftest import ROOT, SCENARIOS, run_file, vehicle_power
+from analysis import regression
 from analysis.verdict import RULES
+from cosim.outputs import MARKER
 from cosim import scenario
 from cosim.scenario import ScenarioError
 from sims import catalog
 
 MODELS = list(catalog.builtin_vehicles().values())
+BASELINE = ROOT / "tests" / "verdicts_baseline.yaml"
 MEASUREMENT_DELAY_MS = catalog.network_profiles()["local"]["measurement_delay_ms"]
 
 
@@ -64,7 +68,13 @@ def test_shipped_scenarios_run(path, tmp_path):
     verdicts = run_file(path, out)
     files = {p.name for p in out.iterdir()}
     assert {"verdicts.json", "timeseries.h5", "scenario.resolved.yaml", "response.png", "grid.png"} <= files
-    assert all(f.endswith(".png") for f in files - {"verdicts.json", "timeseries.h5", "scenario.resolved.yaml"})
+    assert all(f.endswith(".png") for f in files - {"verdicts.json", "timeseries.h5", "scenario.resolved.yaml", MARKER})
+    # each shipped scenario runs once in the suite: here its verdict is also held against the committed baseline
+    baseline = yaml.safe_load(BASELINE.read_text())
+    tolerances = {**regression.DEFAULT_TOLERANCES, **baseline.get("tolerances", {})}
+    name = verdicts["scenario"]
+    changes = regression.compare(name, baseline["scenarios"].get(name), regression.snapshot(verdicts), tolerances)
+    assert not changes, "\n".join(map(regression.format_difference, changes))
     assert json.loads((out / "verdicts.json").read_text()) == verdicts
     for v in verdicts["services"]:
         assert isinstance(v["eligible"], bool)

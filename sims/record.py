@@ -1,0 +1,85 @@
+"""The run record: every name that crosses from the simulators to the analysis, defined once.
+
+A co-simulation stores what its simulators output in ``timeseries.h5`` (``sims/recorder.py``): one group
+``/<entity>/<attribute>`` per recorded output, plus the per-vehicle table ``/vehicles/<field>``. This module
+names them: the entity ids the simulators create, each recorded output (its entity, attribute, unit and
+shape) and the per-vehicle fields. ``cosim/world.py`` connects the recorder by these names, and the analysis
+reads the file only through ``analysis.timeseries.RunRecord``, which takes these names: no HDF5 path is
+spelled anywhere else, so a renamed output fails at one definition instead of drifting in a copy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sims import PHASES
+from sims.obc import OPTIONAL_PARAMETERS, PARAMETERS
+
+# entity ids, as each simulator's create() names its one entity
+FREQUENCY, AGGREGATOR, NETWORK, FLEET, GRID = "frequency", "aggregator", "network", "fleet", "grid"
+VEHICLES = "vehicles"  # the per-vehicle table the runner writes beside the series
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """One recorded output: ``series`` (time, value), ``matrix`` (time, one value per vehicle/bus/line),
+    ``table`` (rows with their own times), or ``labels`` (names, stored once)."""
+
+    entity: str
+    attr: str
+    unit: str
+    kind: str = "series"
+
+    @property
+    def path(self) -> str:
+        return f"{self.entity}/{self.attr}"
+
+
+def _r(entity, attr, unit, kind="series") -> Recorded:
+    return Recorded(entity, attr, unit, kind)
+
+
+SERIES: dict[str, Recorded] = {
+    "frequency": _r(FREQUENCY, "f_hz", "Hz"),
+    "system_support": _r(FREQUENCY, "support_mw", "MW"),
+    "required": _r(AGGREGATOR, "required_kw", "kW"),
+    "setpoints": _r(AGGREGATOR, "setpoints", "kW", "table"),          # vehicle, kw, seq; time_ms = sent
+    "delivered": _r(NETWORK, "delivered", "kW", "table"),             # vehicle, kw, sent_ms, retries, seq, time_ms
+    "lost": _r(NETWORK, "lost", "kW", "table"),                       # ... cause
+    "telemetry_delivered": _r(NETWORK, "telemetry_delivered", "kW", "table"),
+    "telemetry_lost": _r(NETWORK, "telemetry_lost", "kW", "table"),
+    "fleet_power": _r(FLEET, "p_kw", "kW"),
+    "metered_power": _r(FLEET, "metered_p_kw", "kW"),
+    "vehicle_power": _r(FLEET, "vehicle_p_kw", "kW", "matrix"),
+    "vehicle_soc": _r(FLEET, "vehicle_soc", "1", "matrix"),
+    "soc_mean": _r(FLEET, "soc_mean", "1"),
+    "voltage": _r(GRID, "vm_pu", "pu", "matrix"),
+    **{f"voltage_{p}": _r(GRID, f"vm_{p}_pu", "pu", "matrix") for p in PHASES},
+    "unbalance": _r(GRID, "unbalance_pct", "%", "matrix"),
+    "max_unbalance": _r(GRID, "max_unbalance_pct", "%"),
+    "line_loading": _r(GRID, "line_loading_pct", "%", "matrix"),
+    "trafo_loading": _r(GRID, "trafo_loading_pct", "%", "matrix"),
+    "v_min": _r(GRID, "v_min_pu", "pu"),
+    "v_max": _r(GRID, "v_max_pu", "pu"),
+    "max_line_loading": _r(GRID, "max_line_loading_pct", "%"),
+    "max_trafo_loading": _r(GRID, "max_trafo_loading_pct", "%"),
+    "converged": _r(GRID, "converged", "1"),
+    "bus_names": _r(GRID, "bus_names", "1", "labels"),
+    "line_names": _r(GRID, "line_names", "1", "labels"),
+    "trafo_names": _r(GRID, "trafo_names", "1", "labels"),
+}
+
+# per-vehicle fields of the table: the charger model's parameters and where each vehicle is
+VEHICLE_LABELS = ("model", "bus", "phase")
+VEHICLE_FIELDS = (*VEHICLE_LABELS, *PARAMETERS, *OPTIONAL_PARAMETERS)
+
+
+def attrs(entity: str, *names: str) -> list[str]:
+    """The attribute names of recorded outputs ``names`` (keys of SERIES), checked to belong to ``entity``."""
+    out = []
+    for name in names:
+        rec = SERIES[name]
+        if rec.entity != entity:
+            raise KeyError(f"{name} is recorded from {rec.entity}, not {entity}")
+        out.append(rec.attr)
+    return out
