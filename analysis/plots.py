@@ -50,7 +50,7 @@ def _deadlines(ax, service: dict, t0_s: float, prefix: str = ""):
 
 def response(rec, services, nominal_hz, path: Path) -> Path | None:
     freq, power = rec.series("frequency"), rec.series("fleet_power")
-    traces = [(s, service_trace(s, services, freq, power, nominal_hz)) for s in services]
+    traces = [(s, service_trace(s, services, freq, power, nominal_hz, rec.vehicles())) for s in services]
     traces = [(s, tr) for s, tr in traces if tr is not None]
     fig, axes = plt.subplots(1 + max(len(traces), 1), 1, figsize=(9, 2.6 + 2.6 * max(len(traces), 1)), sharex=True)
     t_end_s = power.time_ms[-1] / 1000
@@ -114,7 +114,7 @@ def budget_rows(rec, t_event_ms: int, measurement_ms: float) -> dict[str, np.nda
 
 def delay_budget(rec, services, nominal_hz, measurement_ms, path: Path) -> Path | None:
     freq, power = rec.series("frequency"), rec.series("fleet_power")
-    traces = [(s, service_trace(s, services, freq, power, nominal_hz)) for s in services]
+    traces = [(s, service_trace(s, services, freq, power, nominal_hz, rec.vehicles())) for s in services]
     traces = [(s, tr) for s, tr in traces if tr is not None]
     if not traces:
         return None

@@ -40,11 +40,16 @@ def _verdict_cell(eligible) -> str:
 
 def _rules_table(entry: dict) -> str:
     rows = "".join(
-        f"<tr><td>{_e(name)}</td><td class=\"{'yes' if r['passed'] else 'no'}\">{'pass' if r['passed'] else 'fail'}</td>"
-        f"<td>{_e(r['value'])}</td><td>{_e(r['limit'])}</td><td>{_e(r['margin'])}</td><td>{_e(r['unit'])}</td></tr>"
+        f"<tr><td>{_e(name)}</td><td>{_e(r.get('regime'))}</td>"
+        f"<td class=\"{'yes' if r['passed'] else 'no'}\">{'pass' if r['passed'] else 'fail'}</td>"
+        f"<td>{_e(r['value'])}</td><td>{_e(r['limit'])}</td><td>{_e(r['margin'])}</td><td>{_e(r['unit'])}</td>"
+        f"<td>{_e(r.get('cause', ''))}</td></tr>"
         for name, r in entry.get("rules", {}).items())
-    return ("<table><tr><th>rule</th><th>result</th><th>measured</th><th>limit</th><th>margin</th><th>unit</th></tr>"
-            f"{rows}</table>") if rows else ""
+    regimes = "".join(f"<li><b>{_e(name.replace('_', ' '))}</b>: {'applies' if r['applies'] else 'does not apply'}: "
+                      f"{_e(r['why'])}</li>" for name, r in (entry.get("regimes") or {}).items())
+    return ((f"<p>Judged by:</p><ul>{regimes}</ul>" if regimes else "")
+            + ("<table><tr><th>rule</th><th>regime</th><th>result</th><th>measured</th><th>limit</th><th>margin</th>"
+               f"<th>unit</th><th>cause</th></tr>{rows}</table>" if rows else ""))
 
 
 def render(run_dir: Path) -> str:

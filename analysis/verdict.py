@@ -181,9 +181,15 @@ def _first(times_ms, mask):
     return int(times_ms[hit[0]]) if hit.size else None
 
 
-def service_trace(service: dict, services: list[dict], freq, power, nominal_hz: float) -> dict | None:
+def service_trace(service: dict, services: list[dict], freq, power, nominal_hz: float,
+                  vehicles: dict | None = None) -> dict | None:
     """The event and the fleet's response for one service, on the fleet's sampling grid (None if the
-    frequency never left the service's deadband). Keys: t_ms, t_event, t_end, response_kw, required_kw."""
+    frequency never left the service's deadband). Keys: t_ms, t_event, t_end, response_kw, required_kw.
+
+    The response is measured from the fleet's *baseline*: the power its plugged-in vehicles were scheduled to
+    draw (``baseline_kw``, recorded per vehicle) at t_event, as a market measures it from the provider's
+    declared baseline; without the vehicles, the power just before t_event (the same when nothing answered
+    an earlier excursion)."""
     sign = direction_sign(service)
     leaves = outside_deadband(service, freq.value, nominal_hz)
     if not leaves.any():
@@ -203,8 +209,10 @@ def service_trace(service: dict, services: list[dict], freq, power, nominal_hz: 
     total_contracted = sum(s["contracted_kw"] for s in same_dir)
     with np.errstate(divide="ignore", invalid="ignore"):
         share = np.where(total_req > 0, req[service["id"]] / total_req, service["contracted_kw"] / total_contracted)
-    # the power just before the frequency left the deadband: nothing the event caused is in it
-    baseline = float(np.nan_to_num(power.at([t_event - 1])[0], nan=power.value[0]))
+    if vehicles is not None:
+        baseline = float(np.sum(np.where(plugged_at(vehicles, t_event), np.asarray(vehicles["baseline_kw"], float), 0.0)))
+    else:
+        baseline = float(np.nan_to_num(power.at([t_event - 1])[0], nan=power.value[0]))
     return {"t_ms": t, "t_event": t_event, "t_end": t_end, "response_kw": sign * (power.value - baseline) * share,
             "required_kw": req[service["id"]]}
 
@@ -260,7 +268,7 @@ def evaluate_service(service: dict, services: list[dict], freq, power, soc, vehi
                      threshold_pu: float, telemetry_hz: float, step_rise_fraction: float = 0.1) -> dict:
     entry = {"service": service["id"], "name": service["name"], "eligible": None, "failed": [],
              "contracted_mw": service["contracted_mw"]}
-    trace = service_trace(service, services, freq, power, nominal_hz)
+    trace = service_trace(service, services, freq, power, nominal_hz, vehicles)
     if trace is None:
         entry.update(note="the frequency never left this service's deadband: nothing to judge",
                      initiation_s=None, full_delivery_s=None, delivered_mw=None)

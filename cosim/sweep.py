@@ -121,6 +121,7 @@ def run_one(base: str, run: dict, out_dir: str) -> dict:
             sid = v["service"]
             row[f"{sid}:eligible"] = v["eligible"]
             row[f"{sid}:failed"] = ",".join(v["failed"])
+            row[f"{sid}:judged_by"] = ",".join(n for n, r in (v.get("regimes") or {}).items() if r["applies"])
             row[f"{sid}:initiation_s"] = v.get("initiation_s")
             row[f"{sid}:full_delivery_s"] = v.get("full_delivery_s")
             row[f"{sid}:delivered_mw"] = v.get("delivered_mw")
