@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from sims.obc import plug_windows, time_to_reach_s
+from sims.obc import plug_windows, present, time_to_reach_s
 from sims.services import direction_sign
 
 LINKS = ("measurement", "network latency", "start delay", "ramp")
@@ -24,8 +24,7 @@ LINKS = ("measurement", "network latency", "start delay", "ramp")
 def chain(service: dict, receipts: dict | None, vehicles: dict, t_event: int) -> dict | None:
     """Per vehicle that heard of the event: seconds spent in each link, from t_event until it reached the
     setpoint it was sent (arrays over those vehicles), and how many plugged-in vehicles never heard."""
-    plugged, arrival, departure = plug_windows(vehicles)
-    here = plugged & (arrival <= t_event) & (t_event < departure)
+    here = present(vehicles, t_event)
     if receipts is None or receipts["vehicle"].size == 0:
         return {"vehicles": 0, "not_reached": int(here.sum())}
     idx = receipts["vehicle"]
@@ -48,11 +47,13 @@ def _crossing(links: dict, k: int, allowance: float, names=LINKS) -> tuple[str |
     return crossed, ", ".join(parts) + f" = {total:.2f} s"
 
 
-def timing_cause(rule_name: str, allowance: float, links: dict | None, entry: dict, which: str) -> tuple[str, str]:
-    """(cause, sentence) for a late timing rule. ``which``: "first" (initiation) or "last" vehicle."""
+def timing_cause(rule_name: str, allowance: float, links: dict | None, entry: dict, which: str,
+                 names: tuple = ()) -> tuple[str, str]:
+    """(cause, sentence) for a late timing rule. ``which``: "first" (initiation) or "last" vehicle; ``names``:
+    the links counted (default: all; the first movement needs no ramp)."""
     if links is None or links["vehicles"] == 0:
         return "loss/outage", "no vehicle received a setpoint after the event"
-    names = LINKS[:3] if which == "first" else LINKS  # the first movement needs no ramp
+    names = names or (LINKS[:3] if which == "first" else LINKS)
     total = sum(links[name] for name in names)
     k = int(np.argmin(total) if which == "first" else np.argmax(total))
     crossed, budget = _crossing(links, k, allowance, names)
@@ -91,10 +92,13 @@ def explain_failures(entry: dict, service: dict, links: dict | None, soc_series,
                 else:
                     cause, why = "ramp", (f"envelope: too fast: the response rose faster than the envelope's "
                                           f"{spec['upper_ramp_pu_per_s'][0]:g} pu/s")
-            else:
-                allowance = spec["window_s"][1] + 1.0 / spec["lower_ramp_pu_per_s"][0]
+            else:  # too little: a delay past the envelope's look-back, else a ramp slower than its lower bound's
+                delay_allowance = spec["window_s"][1]
+                ramp_allowance = delay_allowance + 1.0 / spec["lower_ramp_pu_per_s"][0]
                 cause, why = _short_because_gone(entry, service, entry["envelope"]["at_s"], soc_series, vehicles) or \
-                    timing_cause("envelope", allowance, links, entry, "last")
+                    timing_cause("envelope", delay_allowance, links, entry, "last", LINKS[:3])
+                if cause == "tracking":
+                    cause, why = timing_cause("envelope", ramp_allowance, links, entry, "last")
         elif name == "activation":
             cause, why = _short_because_gone(entry, service, rule["at_s"], soc_series, vehicles) or \
                 timing_cause("activation", service["activation"]["steps"][0][0], links, entry, "last")

@@ -40,17 +40,23 @@ def first_deadline_s(service: dict) -> float:
     return float(service["full_delivery_max_s"])
 
 
-def applicable(service: dict, rise_s: float, max_rise_fraction: float) -> dict[str, dict]:
-    """Each of the service's regimes: whether it applies to this event, and why (plain words)."""
+def applicable(service: dict, rise_s: float, max_rise_fraction: float, fell_s: float | None = None) -> dict[str, dict]:
+    """Each of the service's regimes: whether it applies to this event, and why (plain words). ``fell_s``: when
+    the requirement fell back below the held fraction of its peak before the full-delivery deadline (None:
+    it held)."""
     out = {}
     for name in service["regimes"]:
         if name == "step_test":
             limit = round(max_rise_fraction * first_deadline_s(service), 6)
-            applies = rise_s <= limit + 1e-9
-            why = (f"a step: the requirement reached its peak {rise_s:g} s after deadband exit (at most {limit:g} s)"
-                   if applies else
-                   f"not a step: the requirement took {rise_s:g} s from deadband exit to its peak (a step test needs "
-                   f"at most {limit:g} s), so times from deadband exit are reported, not judged")
+            applies = rise_s <= limit + 1e-9 and fell_s is None
+            if rise_s > limit + 1e-9:
+                why = (f"not a step: the requirement took {rise_s:g} s from deadband exit to its peak (a step test "
+                       f"needs at most {limit:g} s), so times from deadband exit are reported, not judged")
+            elif fell_s is not None:
+                why = (f"not a held step: the requirement fell back {fell_s:g} s after deadband exit, before the "
+                       f"{service['full_delivery_max_s']:g} s full-delivery deadline")
+            else:
+                why = f"a step: the requirement reached its peak {rise_s:g} s after deadband exit (at most {limit:g} s)"
         else:
             applies, why = True, WHAT[name]
         out[name] = {"applies": bool(applies), "why": why}

@@ -7,6 +7,11 @@ appears or disappears (null) is a change.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from analysis.verdict import RunVerdicts, ServiceVerdict
+
 import math
 from xml.sax.saxutils import escape, quoteattr
 
@@ -25,14 +30,14 @@ class BaselineError(ValueError):
     """The baseline file is unreadable or malformed."""
 
 
-def snapshot(verdicts: dict) -> dict:
+def snapshot(verdicts: "RunVerdicts") -> dict:
     """The part of one run's verdicts that a baseline keeps (``judged_by``: the regimes that applied)."""
     return {"seed": verdicts["seed"],
             "services": {v["service"]: {**{k: v.get(k) for k in (*EXACT, *NUMERIC) if k != "judged_by"},
                                         "judged_by": judged_by(v)} for v in verdicts["services"]}}
 
 
-def judged_by(entry: dict) -> list[str]:
+def judged_by(entry: "ServiceVerdict") -> list[str]:
     return [name for name, r in (entry.get("regimes") or {}).items() if r["applies"]]
 
 

@@ -16,6 +16,11 @@ power at the deadline of the vehicles it calls eligible.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from analysis.verdict import ServiceVerdict
+
 import math
 
 RULES = ("initiation", "volume")
@@ -64,7 +69,7 @@ def screen_fleet(groups: list[dict], service: dict, method: str = "published") -
             "vehicles_counted": counted, "power_at_deadline_mw": round(kw / 1000, 6)}
 
 
-def differences(desk: dict, simulated: dict, network_profile: dict, spread_pct: float) -> list[str]:
+def differences(desk: dict, simulated: "ServiceVerdict", network_profile: dict, spread_pct: float) -> list[str]:
     """Why the simulation and the desk method disagree, in the causes the verdict found in the record."""
     if simulated.get("eligible") is None or desk["eligible"] == simulated["eligible"]:
         return []

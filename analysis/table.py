@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from analysis.verdict import RunVerdicts
+
 
 def render(headers: list[str], rows: list[list], align: str | None = None) -> str:
     cells = [[("-" if v is None else str(v)) for v in row] for row in rows]
@@ -39,7 +44,7 @@ def _tracking(v: dict) -> str | None:
     return None
 
 
-def verdict_table(verdicts: dict) -> str:
+def verdict_table(verdicts: "RunVerdicts") -> str:
     rows = []
     for v in verdicts["services"]:
         rules = v.get("rules", {})

@@ -21,6 +21,7 @@ Rules (each a function below; each returns passed, the measured value, the limit
 from __future__ import annotations
 
 import math
+from typing import TypedDict
 
 import numpy as np
 
@@ -30,8 +31,64 @@ from analysis.envelope import envelope, error_pu
 from analysis.regimes import ANY, activation_lower_kw, applicable, settlement_periods
 from analysis.timeseries import RunRecord
 from sims import PHASES
-from sims.obc import OPTIONAL_PARAMETERS, PARAMETERS, ChargerFleet, plug_windows
+from sims.obc import OPTIONAL_PARAMETERS, PARAMETERS, ChargerFleet, scheduled_kw
+from sims.obc import headroom_kw as obc_headroom_kw
 from sims.services import direction_sign, outside_deadband, response_pu
+
+class RuleResult(TypedDict, total=False):
+    """One rule of a verdict: ``passed``, the measured ``value``, its ``limit``, the ``margin`` (in ``unit``),
+    the ``regime`` that asked for it (or ``any``); for a failed rule its ``cause`` and ``because``."""
+    passed: bool
+    value: float | None
+    limit: float | None
+    margin: float | None
+    unit: str
+    regime: str
+    cause: str
+    because: str
+    at_s: float
+    worst: str
+
+
+class RegimeStatus(TypedDict):
+    applies: bool
+    why: str
+
+
+class ServiceVerdict(TypedDict, total=False):
+    """The verdict on one contracted service: what ``verdicts.json`` holds per service, and what the terminal
+    table, ``check``, ``sweep``, the plots and the report read (README: "How each number is measured")."""
+    service: str
+    name: str
+    eligible: bool | None
+    failed: list[str]
+    contracted_mw: float
+    regimes: dict[str, RegimeStatus]
+    not_judged: list[str]
+    note: str
+    event_start_s: float
+    event_end_s: float
+    initiation_s: float | None
+    full_delivery_s: float | None
+    required_mw: float
+    delivered_mw: float | None
+    peak_response_mw: float | None
+    available_mw: float
+    envelope: dict | None
+    rules: dict[str, RuleResult]
+    vehicles_needed: dict
+    desk: dict
+    desk_differs_because: list[str]
+    notes: list[str]
+
+
+class RunVerdicts(TypedDict, total=False):
+    scenario: str
+    seed: int
+    services: list[ServiceVerdict]
+    grid: dict
+    network: dict | None
+
 
 RULES = ("initiation", "partial_delivery", "full_delivery", "envelope", "activation", "volume", "duration", "metering",
          "grid")
@@ -44,7 +101,7 @@ def _r(value: float, digits: int) -> float:
 
 
 
-def _rule(passed: bool, value, limit, margin, unit: str) -> dict:
+def _rule(passed: bool, value, limit, margin, unit: str) -> RuleResult:
     return {"passed": bool(passed), "value": value, "limit": limit, "margin": margin, "unit": unit}
 
 
@@ -130,31 +187,9 @@ def metering(telemetry_hz: float, service: dict) -> dict:
     return _rule(telemetry_hz >= limit - 1e-9, telemetry_hz, limit, _r(telemetry_hz - limit, 6), "Hz")
 
 
-def plugged_at(vehicles: dict, t_ms: float) -> np.ndarray:
-    plugged, arrival, departure = plug_windows(vehicles)
-    return plugged & (arrival <= t_ms) & (t_ms < departure)
-
-
 def headroom_kw(service: dict, vehicles: dict, soc, t_ms: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per vehicle at time ``t_ms``: (headroom in the service direction, the part of it that costs no
-    energy, kWh the rest may use at the grid side), at the given state of charge."""
-    plugged = plugged_at(vehicles, t_ms)
-    base = np.asarray(vehicles["baseline_kw"], float)
-    cap = np.asarray(vehicles["capacity_kwh"], float)
-    soc = np.asarray(soc, float)
-    if direction_sign(service) < 0:  # import less / export
-        can_discharge = soc > np.asarray(vehicles["soc_min"], float)
-        p_min = np.where(can_discharge, np.asarray(vehicles["p_min_kw"], float), np.maximum(0.0, np.asarray(vehicles["p_min_kw"], float)))
-        head = np.where(plugged, np.maximum(base - np.minimum(p_min, base), 0.0), 0.0)
-        free = np.minimum(head, np.maximum(base, 0.0))
-        energy = np.maximum(soc - np.asarray(vehicles["soc_min"], float), 0.0) * cap * np.asarray(vehicles["eta_discharge"], float)
-    else:  # import more / export less
-        can_charge = soc < np.asarray(vehicles["soc_max"], float)
-        p_max = np.where(can_charge, np.asarray(vehicles["p_max_kw"], float), np.minimum(0.0, np.asarray(vehicles["p_max_kw"], float)))
-        head = np.where(plugged, np.maximum(np.maximum(p_max, base) - base, 0.0), 0.0)
-        free = np.minimum(head, np.maximum(-base, 0.0))
-        energy = np.maximum(np.asarray(vehicles["soc_max"], float) - soc, 0.0) * cap / np.asarray(vehicles["eta_charge"], float)
-    return head, free, np.where(plugged, energy, 0.0)
+    """Per vehicle at ``t_ms``, in the service's direction: the charger model's ``sims.obc.headroom_kw``."""
+    return obc_headroom_kw(direction_sign(service), vehicles, soc, t_ms)
 
 
 def sustainable_minutes(contracted_kw: float, head, free, energy_kwh) -> float:
@@ -186,10 +221,10 @@ def service_trace(service: dict, services: list[dict], freq, power, nominal_hz: 
     """The event and the fleet's response for one service, on the fleet's sampling grid (None if the
     frequency never left the service's deadband). Keys: t_ms, t_event, t_end, response_kw, required_kw.
 
-    The response is measured from the fleet's *baseline*: the power its plugged-in vehicles were scheduled to
-    draw (``baseline_kw``, recorded per vehicle) at t_event, as a market measures it from the provider's
-    declared baseline; without the vehicles, the power just before t_event (the same when nothing answered
-    an earlier excursion)."""
+    The response is measured, at every sample of the run, from the fleet's *baseline*: the power its plugged-in
+    vehicles were scheduled to draw then (``sims.obc.scheduled_kw`` of the recorded vehicles), as a market
+    measures it from the provider's declared baseline; without the vehicles, the power just before t_event
+    (the same when nothing answered an earlier excursion)."""
     sign = direction_sign(service)
     leaves = outside_deadband(service, freq.value, nominal_hz)
     if not leaves.any():
@@ -210,7 +245,7 @@ def service_trace(service: dict, services: list[dict], freq, power, nominal_hz: 
     with np.errstate(divide="ignore", invalid="ignore"):
         share = np.where(total_req > 0, req[service["id"]] / total_req, service["contracted_kw"] / total_contracted)
     if vehicles is not None:
-        baseline = float(np.sum(np.where(plugged_at(vehicles, t_event), np.asarray(vehicles["baseline_kw"], float), 0.0)))
+        baseline = scheduled_kw(vehicles, t)
     else:
         baseline = float(np.nan_to_num(power.at([t_event - 1])[0], nan=power.value[0]))
     return {"t_ms": t, "t_event": t_event, "t_end": t_end, "response_kw": sign * (power.value - baseline) * share,
@@ -225,18 +260,17 @@ def envelope_error(service: dict, trace: dict, freq, nominal_hz: float) -> dict 
         return None
     spec = service["envelope"]
     step = round(1000 / spec["sample_hz"])
-    grid = np.arange(trace["t_event"] - 1000, trace["t_end"], step)
-    grid = grid[(grid >= trace["t_ms"][0]) & (grid <= trace["t_ms"][-1])]
+    # continuous monitoring: the whole record, not only the event (the bounds look back up to window_s[1],
+    # so a response owed after the frequency recovered is judged too)
+    grid = np.arange(trace["t_ms"][0], trace["t_ms"][-1] + 1, step)
     lower, upper = envelope(service, freq, grid, nominal_hz)
     response = np.interp(grid, trace["t_ms"], trace["response_kw"]) / service["contracted_kw"]
     err = error_pu(response, lower, upper if spec.get("too_fast_counts", True) else np.full(grid.size, np.inf))
-    err[grid < trace["t_event"]] = 0.0
     k = int(np.argmax(err))
-    judged = grid >= trace["t_event"]
     return {"max_error_pu": _r(float(err[k]), 6), "at_s": _r((grid[k] - trace["t_event"]) / 1000, 3),
             "too_fast": bool(response[k] > upper[k] + 1e-12 and err[k] > 0),
             "too_fast_counts": bool(spec.get("too_fast_counts", True)),
-            "settlement_periods": settlement_periods(grid[judged], err[judged], spec.get("settlement_period_min", 30)),
+            "settlement_periods": settlement_periods(grid, err, spec.get("settlement_period_min", 30)),
             "_lower_kw": np.interp(trace["t_ms"], grid, lower) * service["contracted_kw"] if grid.size else None}
 
 
@@ -265,9 +299,10 @@ def _rise_s(t: np.ndarray, required: np.ndarray, window: np.ndarray, t_event: in
 
 
 def evaluate_service(service: dict, services: list[dict], freq, power, soc, vehicles: dict, nominal_hz: float,
-                     threshold_pu: float, telemetry_hz: float, step_rise_fraction: float = 0.1) -> dict:
-    entry = {"service": service["id"], "name": service["name"], "eligible": None, "failed": [],
-             "contracted_mw": service["contracted_mw"]}
+                     threshold_pu: float, telemetry_hz: float, step_rise_fraction: float = 0.1,
+                     held_pu: float = 0.99) -> ServiceVerdict:
+    entry: ServiceVerdict = {"service": service["id"], "name": service["name"], "eligible": None, "failed": [],
+                             "contracted_mw": service["contracted_mw"]}
     trace = service_trace(service, services, freq, power, nominal_hz, vehicles)
     if trace is None:
         entry.update(note="the frequency never left this service's deadband: nothing to judge",
@@ -277,7 +312,10 @@ def evaluate_service(service: dict, services: list[dict], freq, power, soc, vehi
     required_series = trace["required_kw"]
     window = (t >= t_event) & (t < t_end)
     required_kw = float(np.max(required_series[window])) if window.any() else 0.0
-    regimes = applicable(service, _rise_s(t, required_series, window, t_event, required_kw), step_rise_fraction)
+    rise_s = _rise_s(t, required_series, window, t_event, required_kw)
+    hold_to = min(t_event + round(service["full_delivery_max_s"] * 1000), t_end)
+    fell = np.flatnonzero((t >= t_event + rise_s * 1000) & (t < hold_to) & (required_series < held_pu * required_kw))
+    regimes = applicable(service, rise_s, step_rise_fraction, _r((t[fell[0]] - t_event) / 1000, 3) if fell.size else None)
     event_s = (min(t_end, int(t[-1]) + 1) - t_event) / 1000.0  # as far as the record shows it
     t_init = _first(t, window & (response >= threshold_pu * required_kw - 1e-12) & (response > 0))
     t_full = _first(t, window & (response >= required_kw * (1 - TOLERANCE_PU)))
@@ -299,7 +337,8 @@ def evaluate_service(service: dict, services: list[dict], freq, power, soc, vehi
     rules: dict[str, dict | None] = {}
     not_judged: list[str] = []
     found_envelope = envelope_error(service, trace, freq, nominal_hz) if "monitoring" in regimes else None
-    activation = activation_rule(service, trace, window) if "linear_activation" in regimes else None
+    activation = (activation_rule(service, trace, np.ones(t.size, dtype=bool)) if "linear_activation" in regimes
+                  else None)  # any event: the whole record
     if timed:
         regime = "trigger" if "trigger" in timed else "step_test"
         rules["initiation"] = dict(initiation(secs(t_init), service), regime=regime)
@@ -526,14 +565,14 @@ def network_summary(rec: RunRecord) -> dict | None:
 
 
 def evaluate(h5_path, services: list[dict], nominal_hz: float, threshold_pu: float, telemetry_hz: float,
-             grid_limits: dict | None = None, step_rise_fraction: float = 0.1) -> dict:
+             grid_limits: dict | None = None, step_rise_fraction: float = 0.1, held_pu: float = 0.99) -> RunVerdicts:
     """All verdicts of one run, as the JSON-ready dict written to ``verdicts.json``, from its record alone
     (the vehicles as the fleet simulator was given them are in it too)."""
     with RunRecord.open(h5_path) as rec:
         freq, power, soc = rec.series("frequency"), rec.series("fleet_power"), rec.series("vehicle_soc")
         vehicles = rec.vehicles()
         results = [evaluate_service(s, services, freq, power, soc, vehicles, nominal_hz, threshold_pu, telemetry_hz,
-                                    step_rise_fraction) for s in services]
+                                    step_rise_fraction, held_pu) for s in services]
         for entry, service in zip(results, services):
             if entry["eligible"] is not None:
                 t_event = round(entry["event_start_s"] * 1000)

@@ -78,7 +78,8 @@ def run(loaded, out_dir: Path, progress: bool = False) -> dict:
         verdicts = {"scenario": loaded.scenario.name, "seed": loaded.scenario.seed}
         verdicts.update(evaluate(tmp / "timeseries.h5", loaded.services, catalog.nominal_hz(),
                                  catalog.initiation_threshold_pu(), loaded.scenario.fleet.telemetry_hz,
-                                 loaded.scenario.grid.limits.model_dump(), catalog.step_test_max_rise_fraction()))
+                                 loaded.scenario.grid.limits.model_dump(), catalog.step_test_max_rise_fraction(),
+                                 catalog.step_test_held_pu()))
         verdicts["grid"]["power_flow"], verdicts["grid"]["solver"] = loaded.power_flow, loaded.solver
         if loaded.power_flow_note:
             verdicts["grid"]["note"] = loaded.power_flow_note

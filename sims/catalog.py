@@ -162,6 +162,10 @@ def step_test_max_rise_fraction() -> float:
     return float(_services_file()["step_test_max_rise_fraction"])
 
 
+def step_test_held_pu() -> float:
+    return float(_services_file()["step_test_held_pu"])
+
+
 @functools.lru_cache(maxsize=1)
 def network_profiles() -> dict[str, dict]:
     return yaml.safe_load((DATA_DIR / "network_profiles.yaml").read_text())["profiles"]

@@ -30,7 +30,7 @@ import mosaik_api_v3
 import numpy as np
 
 from sims import require_milliseconds
-from sims.obc import plug_windows
+from sims.obc import plug_windows, soc_limited_kw
 from sims.services import direction_sign, response_pu
 
 META = {
@@ -86,13 +86,8 @@ class ControllerSim(mosaik_api_v3.Simulator):
         self.nominal_hz = float(nominal_hz)
         self.plugged, self.arrival_ms, self.departure_ms = plug_windows(vehicles)
         self.baseline = np.where(self.plugged, np.asarray(vehicles["baseline_kw"], dtype=float), 0.0)
-        p_min = np.where(self.plugged, np.asarray(vehicles["p_min_kw"], dtype=float), 0.0)
-        p_max = np.where(self.plugged, np.asarray(vehicles["p_max_kw"], dtype=float), 0.0)
-        if "soc" in vehicles:  # a vehicle at its reserved minimum is not asked to export, a full one not to import
-            soc = np.asarray(vehicles["soc"], dtype=float)
-            p_min = np.where(soc <= np.asarray(vehicles["soc_min"], dtype=float), np.maximum(p_min, 0.0), p_min)
-            p_max = np.where(soc >= np.asarray(vehicles["soc_max"], dtype=float), np.minimum(p_max, 0.0), p_max)
-        self.p_min, self.p_max = p_min, p_max
+        # a vehicle at its reserved minimum is not asked to export, a full one not to import (the model's rule)
+        self.p_min, self.p_max = soc_limited_kw(vehicles, vehicles.get("soc"))
         self.sent = self.baseline.copy()
         return [{"eid": "aggregator", "type": model}]
 

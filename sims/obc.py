@@ -19,12 +19,13 @@ State machine (per vehicle), built on the measured step tests in ``data/vehicles
       can reverse, and a start from standstill takes ``t_a``.)
 * Discharge uses the same delays and rates as charge (the source says similar profiles can be
   assumed for bidirectional operation).
-* A setpoint arriving while another is still waiting to take effect replaces its *value* but not
-  its timing: the charger applies the latest value when the earlier one would have taken effect (or
-  at the new setpoint's own time, if that is sooner). It does not restart its delay, so a setpoint
-  updated every few milliseconds is followed with the measured latency instead of never. A setpoint
-  that takes effect in the middle of a ramp re-anchors the ramp at the current power: power is
-  continuous, it never jumps.
+* Every setpoint takes effect its own delay after it was received (t_a up, t_c down, classified against
+  the newest target the charger has, queued ones included): a setpoint updated every few milliseconds
+  is followed with exactly the measured latency, neither never (a delay restarted by every update) nor
+  sooner (an update applied early because an earlier one was pending). An older value never takes effect
+  after a newer one: a newer setpoint due sooner (a quick stop after a slow start) cancels those queued
+  behind it. A setpoint that takes effect in the middle of a ramp re-anchors the ramp at the current
+  power: power is continuous, it never jumps.
 * If, when a setpoint takes effect, the power still has the opposite sign (an earlier motion did
   not finish), the vehicle first ramps to zero, as for a reversal.
 * Energy: the battery gains ``eta_charge * P`` while importing and loses ``|P| / eta_discharge``
@@ -52,6 +53,7 @@ does not grow with the fleet unless the whole fleet is busy.
 
 from __future__ import annotations
 
+import collections
 import heapq
 
 import numpy as np
@@ -78,6 +80,61 @@ def plug_windows(vehicles: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     departure = np.full(n, np.inf) if departure is None or len(departure) == 0 else np.asarray(
         [np.inf if d is None else d for d in departure], dtype=float)
     return plugged, arrival, departure
+
+
+def present(vehicles: dict, t_ms: float) -> np.ndarray:
+    """Which vehicles are plugged in at ``t_ms`` (plugged, arrived, not yet departed)."""
+    plugged, arrival, departure = plug_windows(vehicles)
+    return plugged & (arrival <= t_ms) & (t_ms < departure)
+
+
+def scheduled_kw(vehicles: dict, t_ms) -> np.ndarray:
+    """The fleet's baseline at each time of ``t_ms``: the sum of ``baseline_kw`` over the vehicles plugged in
+    then (what it would draw with no service; a market's declared baseline)."""
+    plugged, arrival, departure = plug_windows(vehicles)
+    base = np.where(plugged, np.asarray(vehicles["baseline_kw"], float), 0.0)
+    times = np.concatenate([arrival, departure])
+    steps = np.concatenate([base, -base])
+    order = np.argsort(times, kind="stable")
+    times, level = times[order], np.cumsum(steps[order])
+    idx = np.searchsorted(times, np.asarray(t_ms, dtype=float), side="right") - 1
+    return np.where(idx >= 0, level[np.clip(idx, 0, None)], 0.0)
+
+
+def soc_limited_kw(vehicles: dict, soc) -> tuple[np.ndarray, np.ndarray]:
+    """(p_min, p_max) of plugged vehicles at state of charge ``soc``: a vehicle at its reserved minimum is not
+    asked to export, a full one not to import (the rule ``ChargerFleet`` applies to its own setpoints)."""
+    plugged = np.asarray(vehicles["plugged"], dtype=bool)
+    p_min = np.where(plugged, np.asarray(vehicles["p_min_kw"], float), 0.0)
+    p_max = np.where(plugged, np.asarray(vehicles["p_max_kw"], float), 0.0)
+    if soc is None:
+        return p_min, p_max
+    soc = np.asarray(soc, float)
+    p_min = np.where(soc <= np.asarray(vehicles["soc_min"], float), np.maximum(p_min, 0.0), p_min)
+    p_max = np.where(soc >= np.asarray(vehicles["soc_max"], float), np.minimum(p_max, 0.0), p_max)
+    return p_min, p_max
+
+
+def headroom_kw(sign: int, vehicles: dict, soc, t_ms: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per vehicle at ``t_ms`` and state of charge ``soc``, in direction ``sign`` (-1: import less / export,
+    +1: import more / export less): (headroom, the part of it that costs no energy (charging less, or
+    exporting less), kWh the rest may use at the grid side)."""
+    here = present(vehicles, t_ms)
+    base = np.asarray(vehicles["baseline_kw"], float)
+    cap = np.asarray(vehicles["capacity_kwh"], float)
+    soc = np.asarray(soc, float)
+    p_min, p_max = soc_limited_kw(vehicles, soc)
+    if sign < 0:
+        head = np.where(here, np.maximum(base - np.minimum(p_min, base), 0.0), 0.0)
+        free = np.minimum(head, np.maximum(base, 0.0))
+        energy = np.maximum(soc - np.asarray(vehicles["soc_min"], float), 0.0) * cap * np.asarray(
+            vehicles["eta_discharge"], float)
+    else:
+        head = np.where(here, np.maximum(np.maximum(p_max, base) - base, 0.0), 0.0)
+        free = np.minimum(head, np.maximum(-base, 0.0))
+        energy = np.maximum(np.asarray(vehicles["soc_max"], float) - soc, 0.0) * cap / np.asarray(
+            vehicles["eta_charge"], float)
+    return head, free, np.where(here, energy, 0.0)
 
 
 def classify(current_kw, setpoint_kw) -> tuple[np.ndarray, np.ndarray]:
@@ -144,6 +201,9 @@ class ChargerFleet:
         self.goal = self.p_ref.copy()
         self.rate = np.zeros(self.n)
         self.then_goal = np.full(self.n, np.nan)   # goal after a reversal has reached zero
+        # setpoints received and not yet in effect, per vehicle, in the order they take effect: [time, kW];
+        # the first is mirrored in pending_t / pending_goal (vectorised checks, the event heap)
+        self._queue: list[collections.deque] = [collections.deque() for _ in range(self.n)]
         self.pending_goal = np.full(self.n, np.nan)
         self.pending_t = np.full(self.n, np.inf)
         self.t_energy = np.full(self.n, float(t0_ms))
@@ -212,7 +272,9 @@ class ChargerFleet:
         self.then_goal[idx] = np.where(opposite & (g != 0), g, np.nan)
         up = ~opposite & (np.abs(g) >= np.abs(p))
         self.rate[idx] = np.where(up, self.ramp_up[idx], self.ramp_down[idx])
-        self.pending_goal[idx], self.pending_t[idx] = np.nan, np.inf
+        for i in idx.tolist():
+            self._queue[i].popleft()
+        self._sync_heads(idx)
         self.last_effect_ms[idx] = te
         reversing = idx[~np.isnan(self.then_goal[idx])]
         self._push(self._reach_time(reversing), ZERO, reversing)
@@ -221,18 +283,37 @@ class ChargerFleet:
         te = self._reach_time(idx)
         self._integrate(idx, te)
         self.p_ref[idx], self.t_ref[idx], self.goal[idx], self.rate[idx] = 0.0, te, 0.0, 0.0
-        self.pending_goal[idx] = self.then_goal[idx]
-        self.pending_t[idx] = te + self.start_delay_ms[idx]
+        restart = te + self.start_delay_ms[idx]
+        for i, t_restart, value in zip(idx.tolist(), restart.tolist(), self.then_goal[idx].tolist()):
+            q = self._queue[i]  # setpoints due before the restart take effect with it: the newest value wins
+            while q and q[0][0] <= t_restart:
+                value = q.popleft()[1]
+            q.appendleft([t_restart, value])
         self.then_goal[idx] = np.nan
-        self._push(self.pending_t[idx], PENDING, idx)
+        self._sync_heads(idx)
 
     def _apply_departure(self, idx):
         te = self.departure_ms[idx]
         self._integrate(idx, te)
         self.p_ref[idx], self.t_ref[idx] = self._power_at(idx, te), te
         self.goal[idx], self.rate[idx] = 0.0, self.ramp_down[idx]
-        self.then_goal[idx], self.pending_goal[idx], self.pending_t[idx] = np.nan, np.nan, np.inf
+        self.then_goal[idx] = np.nan
+        for i in idx.tolist():
+            self._queue[i].clear()
+        self._sync_heads(idx)
         self.departed[idx] = True
+
+    def _sync_heads(self, idx) -> None:
+        """Mirror each vehicle's first queued setpoint in pending_t / pending_goal, and schedule it."""
+        changed = []
+        for i in np.asarray(idx).tolist():
+            q = self._queue[i]
+            t, kw = (q[0][0], q[0][1]) if q else (np.inf, np.nan)
+            if self.pending_t[i] != t:
+                changed.append(i)
+            self.pending_t[i], self.pending_goal[i] = t, kw
+        changed = np.asarray(changed, dtype=int)
+        self._push(self.pending_t[changed], PENDING, changed)
 
     def _push(self, times, kind: int, idx) -> None:
         for t, i in zip(np.asarray(times, dtype=float).tolist(), np.asarray(idx).tolist()):
@@ -297,9 +378,12 @@ class ChargerFleet:
             self.goal[idx] = np.clip(0.0, p_min[idx], p_max[idx])
             self.rate[idx] = self.ramp_down[idx]
             self.then_goal[idx] = np.nan
-        for goals in (self.pending_goal, self.then_goal):
-            has = ~np.isnan(goals)
-            goals[has] = np.clip(goals[has], p_min[has], p_max[has])
+        self.then_goal[:] = np.where(np.isnan(self.then_goal), np.nan, np.clip(self.then_goal, p_min, p_max))
+        for i in np.flatnonzero((p_min > self.p_min) | (p_max < self.p_max)).tolist():  # at an energy limit
+            for item in self._queue[i]:
+                item[1] = min(max(item[1], p_min[i]), p_max[i])
+        self.pending_goal[:] = np.where(np.isnan(self.pending_goal), np.nan,
+                                        np.clip(self.pending_goal, p_min, p_max))
         self._limit_check_ms = self._next_limit_check()
 
     # -- commands ---------------------------------------------------------------------------
@@ -335,11 +419,17 @@ class ChargerFleet:
             return
         p_min, p_max = self.limits_kw(idx)
         kw = self.realisable_kw(idx, np.clip(kw, p_min, p_max))
+        # against the newest target the charger has: the last one queued, else the one it is executing
         current = np.where(np.isnan(self.then_goal[idx]), self.goal[idx], self.then_goal[idx])
+        current = np.array([q[-1][1] if (q := self._queue[i]) else c for i, c in zip(idx.tolist(), current.tolist())])
         reversal, up = classify(current, kw)
         delay = np.where(up, self.start_delay_ms[idx], self.stop_delay_ms[idx])
-        self.pending_goal[idx] = kw
-        self.pending_t[idx] = np.minimum(self.pending_t[idx], t_ms + delay)  # no pending: +inf
-        self._push(self.pending_t[idx], PENDING, idx)
+        changes = kw != current  # the target it already has: nothing to do
+        for i, t_effect, value in zip(idx[changes].tolist(), (t_ms + delay)[changes].tolist(), kw[changes].tolist()):
+            q = self._queue[i]
+            while q and q[-1][0] >= t_effect:  # superseded: an older value never takes effect after a newer one
+                q.pop()
+            q.append([t_effect, value])
+        self._sync_heads(idx)
         # these vehicles' motion changed: make sure a limit they could now reach is checked in time
         self._limit_check_ms = min(self._limit_check_ms, self._next_limit_check(idx))

@@ -88,9 +88,10 @@ def test_newer_command_replaces_one_not_yet_effective():
     assert np.all(p == 0.0)
 
 
-def test_setpoints_updated_faster_than_the_start_delay_do_not_starve_the_charger():
-    """A new value every 20 ms: the charger applies the latest one t_a after the first, not never."""
-    v = catalog.builtin_vehicles()["Renault Zoe 40"]  # t_a 3.8 s
+def test_setpoints_updated_faster_than_the_start_delay_are_followed_with_exactly_that_delay():
+    """A new value every 20 ms: the charger neither starves (a delay restarted by every update) nor applies a
+    value sooner than its own start delay after it arrived: each takes effect t_a after it was received."""
+    v = catalog.builtin_vehicles()["Renault Zoe 40"]  # t_a 3.8 s, ramp 6.13 kW/s
     fleet = one_vehicle(v, 10.0)
     for k, t in enumerate(range(0, 3790, 20)):
         fleet.advance(t)
@@ -98,10 +99,21 @@ def test_setpoints_updated_faster_than_the_start_delay_do_not_starve_the_charger
     fleet.advance(3799)
     assert fleet.power_kw()[0] == 0.0 and np.isnan(fleet.last_effect_ms[0])
     fleet.advance(3800)
-    assert fleet.last_effect_ms[0] == 3800  # the first setpoint's delay, not restarted by the others
-    assert fleet.goal[0] == pytest.approx(10.0)  # heading for the latest value
-    fleet.advance(5000)
-    assert fleet.power_kw()[0] == pytest.approx(1.2 * 6.13)
+    assert fleet.last_effect_ms[0] == 3800 and fleet.goal[0] == pytest.approx(0.1)  # the first value, on time
+    for t in range(3820, 5000, 20):  # each value 3.8 s after it arrived; 5 kW/s is within the 6.13 kW/s ramp
+        fleet.advance(t)
+        assert fleet.last_effect_ms[0] == t and fleet.goal[0] == pytest.approx(min(10.0, 0.1 * ((t - 3800) // 20 + 1)))
+    fleet.advance(5000)  # the value sent at 1.18 s reached; the one sent at 1.2 s takes effect now
+    assert fleet.power_kw()[0] == pytest.approx(6.0) and fleet.goal[0] == pytest.approx(6.1)
+
+
+def test_a_quick_stop_cancels_a_slow_start_queued_before_it():
+    v = catalog.builtin_vehicles()["Renault Zoe 40"]  # t_a 3.8 s, t_c 0.1 s
+    fleet = one_vehicle(v, 10.0, baseline_kw=5.0)
+    fleet.command(0, [0], [10.0])  # up: due at 3.8 s
+    fleet.command(1000, [0], [2.0])  # down: due at 1.1 s, sooner; the older 10 kW must never follow it
+    times, p = trace(fleet, 8000)
+    assert p[times == 1100][0] == 5.0 and p[-1] == pytest.approx(2.0) and p.max() == 5.0
 
 
 def test_energy_is_integrated_exactly_with_efficiency():

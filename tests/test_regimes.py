@@ -111,7 +111,7 @@ SOC = Series(np.array([0]), np.array([[0.8] * N]))
 def judged(service: dict, freq: Series, delay_s: float, ramp) -> dict | None:
     entry = verdict.evaluate_service(service, [service], freq, fleet_power(service, freq, delay_s, ramp), SOC,
                                      VEHICLES, NOMINAL, catalog.initiation_threshold_pu(), 20,
-                                     catalog.step_test_max_rise_fraction())
+                                     catalog.step_test_max_rise_fraction(), catalog.step_test_held_pu())
     return None if entry["eligible"] is None else entry
 
 
