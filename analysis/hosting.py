@@ -22,6 +22,8 @@ import collections
 import numpy as np
 
 from sims import PHASES
+from sims.fleet import draw_phases
+from sims.fleet import phase_shares as fleet_phase_shares
 from sims.grid import load_buses, run_power_flow, single_phase_loads
 
 
@@ -125,17 +127,11 @@ def phase_shares(rng: np.random.Generator, n: int, phase: str | None, bus_phase:
     or ``same_as_load``: ``bus_phase[order[k]]`` (0-2, or -1 for a bus without a single-phase load, where
     chargers take the phases in turn)."""
     if phase is None:
-        return np.full((n, 3), 1 / 3)
+        return fleet_phase_shares(["abc"] * n)
     if phase == "same_as_load":
         which = bus_phase[order[:n]]
-        which = np.where(which >= 0, which, np.arange(n) % 3)
-    elif phase == "random":
-        which = rng.integers(0, 3, n)
-    elif phase == "round_robin":
-        which = np.arange(n) % 3
-    else:
-        which = np.full(n, PHASES.index(phase))
-    return np.eye(3)[which]
+        return fleet_phase_shares([PHASES[w] for w in np.where(which >= 0, which, np.arange(n) % 3)])
+    return fleet_phase_shares(draw_phases(rng, n, phase))  # the fleet simulator's own placement
 
 
 def powers(order: np.ndarray, shares: np.ndarray, n: int, n_buses: int, kw: float) -> np.ndarray:

@@ -116,7 +116,7 @@ def sample_vehicles(groups: list[dict], spread_pct: float, rng: np.random.Genera
         if phase == "same_as_load":
             out["phase"] += [load_phases[str(b)] for b in buses]
         else:
-            out["phase"] += _place(rng, list(PHASES), n, phase) if phase in ("round_robin", "random") else [phase] * n
+            out["phase"] += draw_phases(rng, n, phase)
         out["start_delay_ms"] += np.round(drawn["t_a_s"] * 1000).tolist()
         out["stop_delay_ms"] += np.round(drawn["t_c_s"] * 1000).tolist()
         out["ramp_up_kw_per_s"] += drawn["ramp_up_kw_per_s"].tolist()
@@ -135,6 +135,17 @@ def sample_vehicles(groups: list[dict], spread_pct: float, rng: np.random.Genera
         out["min_power_kw"] += [min_power] * n
         out["setpoint_step_kw"] += [step] * n
     return out
+
+
+def draw_phases(rng: np.random.Generator, n: int, phase: str) -> list[str]:
+    """The phase of each of n chargers: ``a``/``b``/``c``/``abc`` for all, or spread ``round_robin`` / ``random``."""
+    return _place(rng, list(PHASES), n, phase) if phase in ("round_robin", "random") else [phase] * n
+
+
+def phase_shares(phases) -> np.ndarray:
+    """Share of each charger's power on phases a, b, c (n x 3): a third each for ``abc`` (three-phase AC, DC),
+    all of it on its own phase for a single-phase charger."""
+    return np.array([[1 / 3] * 3 if p == "abc" else [float(p == q) for q in PHASES] for p in phases]).reshape(-1, 3)
 
 
 def single_phase(g: dict) -> bool:
@@ -224,7 +235,7 @@ class FleetSim(mosaik_api_v3.Simulator):
         if unknown:
             raise ValueError(f"FleetSim: phase must be a, b, c or abc, got {unknown[0]!r}")
         # share of each vehicle's power on each phase
-        self.phase_share = np.array([[1 / 3] * 3 if p == "abc" else [float(p == q) for q in PHASES] for p in phase])
+        self.phase_share = phase_shares(phase)
         children = [{"eid": f"bus-{b}", "type": "Bus"} for b in self.bus_names]
         n = self.fleet.n
         # chargers report in turn, spread evenly over the report interval (not all at once)

@@ -1,7 +1,6 @@
 import copy
 from pathlib import Path
 
-import h5py
 import pytest
 import yaml
 
@@ -44,8 +43,11 @@ def run_file(path, out, overrides=(), seed=None):
 
 
 def vehicle_power(out):
-    with h5py.File(out / "timeseries.h5") as h5:
-        return h5["fleet/vehicle_p_kw/time_ms"][:], h5["fleet/vehicle_p_kw/value"][:]
+    from analysis.timeseries import RunRecord
+
+    with RunRecord.open(out / "timeseries.h5") as rec:
+        power = rec.series("vehicle_power")
+    return power.time_ms, power.value
 
 
 @pytest.fixture

@@ -1,6 +1,6 @@
 """Network faults in the co-simulation: outages, burst loss, silent chargers."""
 
-import h5py
+from analysis.timeseries import RunRecord
 import numpy as np
 import pytest
 
@@ -29,10 +29,11 @@ def test_cell_outage_during_the_event(scenario_file, tmp_path):
     assert "full_delivery" in service["failed"]
     assert any("10 by outage" in note for note in service["notes"])
     assert service["rules"]["full_delivery"]["cause"] == "loss/outage"
-    with h5py.File(out / "timeseries.h5") as h5:
-        assert set(h5["network/lost/vehicle"][:]) == set(range(10, 20))
-        assert set(h5["network/lost/cause"].asstr()[:]) == {"outage"}
-        assert set(h5["network/lost/retries"][:]) == {3}  # the profile's max_retries, each timed out
+    with RunRecord.open(out / "timeseries.h5") as rec:
+        lost = rec.table("lost")
+    assert set(lost["vehicle"]) == set(range(10, 20))
+    assert set(lost["cause"].astype(str)) == {"outage"}
+    assert set(lost["retries"]) == {3}  # the profile's max_retries, each timed out
 
 
 def test_backend_outage_that_ends_delays_instead_of_losing(scenario_file, tmp_path):
@@ -42,9 +43,9 @@ def test_backend_outage_that_ends_delays_instead_of_losing(scenario_file, tmp_pa
     out = tmp_path / "out"
     verdicts = run_file(path, out)
     assert verdicts["network"]["messages_lost"] == 0
-    with h5py.File(out / "timeseries.h5") as h5:
-        arrived = h5["network/delivered/time_ms"][:]
-        retries = h5["network/delivered/retries"][:]
+    with RunRecord.open(out / "timeseries.h5") as rec:
+        delivered = rec.table("delivered")
+    arrived, retries = delivered["time_ms"], delivered["retries"]
     assert arrived.min() > 2500 and retries.min() >= 1  # first attempts fell in the outage
 
 
@@ -100,9 +101,9 @@ def test_telemetry_uplink_carries_reports_and_keeps_modems_awake(scenario_file, 
     assert 20 * 5 <= busy["telemetry"]["reports_delivered"] <= 20 * 6  # 20 chargers, every second, 6 s
     assert busy["telemetry"]["latency_s"]["median"] > 0
     assert busy["latency_s"]["median"] < quiet["latency_s"]["median"] - 0.2
-    with h5py.File(busy_out / "timeseries.h5") as h5:
-        reported = h5["network/telemetry_delivered/vehicle"][:]
-        metered = h5["network/telemetry_delivered/metered_ms"][:]
+    with RunRecord.open(busy_out / "timeseries.h5") as rec:
+        reports = rec.table("telemetry_delivered")
+    reported, metered = reports["vehicle"], reports["metered_ms"]
     assert set(reported) == set(range(20))
     assert len(set(metered[reported == 0])) >= 5  # one report a second from charger 0
 

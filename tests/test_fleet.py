@@ -132,10 +132,10 @@ def test_metering_rule_against_the_service_rate(scenario_file, tmp_path, hz, pas
     out = tmp_path / "out"
     verdict = run_file(scenario_file(fleet__telemetry_hz=hz, duration_s=21), out)["services"][0]
     assert verdict["rules"]["metering"]["passed"] is passes
-    import h5py
+    from analysis.timeseries import RunRecord
 
-    with h5py.File(out / "timeseries.h5") as h5:
-        steps = np.diff(h5["fleet/metered_p_kw/time_ms"][:])
+    with RunRecord.open(out / "timeseries.h5") as rec:
+        steps = np.diff(rec.series("metered_power").time_ms)
     assert set(steps) == {round(1000 / hz)}
 
 

@@ -78,11 +78,11 @@ def test_bad_trace_file_is_a_one_line_error(scenario_file, tmp_path):
 
 
 def _nadirs(out):
-    import h5py
+    from analysis.timeseries import RunRecord
 
-    with h5py.File(out / "timeseries.h5") as h5:
-        t = h5["frequency/f_hz/time_ms"][:] / 1000
-        f = h5["frequency/f_hz/value"][:]
+    with RunRecord.open(out / "timeseries.h5") as rec:
+        freq = rec.series("frequency")
+    t, f = freq.time_ms / 1000, freq.value
     return f[t < 70].min(), f[t >= 70].min()
 
 

@@ -42,9 +42,11 @@ def test_4g_makes_initiation_later_by_the_sampled_latency(scenario_file, tmp_pat
     path = scenario_file(fleet__groups=[{"model": "Nissan Ariya", "count": 1, "charger_kw": 10, "bus": "Bus 5"}])
     local = run_file(path, tmp_path / "local")["services"][0]
     over_4g = run_file(path, tmp_path / "4g", overrides=["network.profile=4g"])
-    with h5py.File(tmp_path / "4g" / "timeseries.h5") as h5:
-        delivered = h5["network/delivered"]
-        latency_s = (delivered["time_ms"][0] - delivered["sent_ms"][0]) / 1000
+    from analysis.timeseries import RunRecord
+
+    with RunRecord.open(tmp_path / "4g" / "timeseries.h5") as rec:
+        delivered = rec.table("delivered")
+    latency_s = (delivered["time_ms"][0] - delivered["sent_ms"][0]) / 1000
     assert latency_s > 0.1  # an idle LTE modem pays its promotion delay
     shift = over_4g["services"][0]["initiation_s"] - local["initiation_s"]
     assert abs(shift - latency_s) <= 0.011
@@ -90,15 +92,27 @@ def test_shipped_scenarios_run(path, tmp_path):
 def test_timeseries_has_units_and_own_time_axes(scenario_file, tmp_path):
     out = tmp_path / "out"
     run_file(scenario_file(network__profile="5g"), out)
-    with h5py.File(out / "timeseries.h5") as h5:
-        assert h5["frequency/f_hz/value"].attrs["unit"] == "Hz"
-        assert h5["fleet/p_kw/value"].attrs["unit"] == "kW"
-        assert h5["grid/vm_pu/value"].attrs["unit"] == "p.u."
-        assert h5["grid/vm_pu/value"].shape[1] == len(h5["grid/bus_names/value"])
-        assert h5["frequency/f_hz/time_s"].shape != h5["fleet/p_kw/time_s"].shape
-        assert h5["aggregator/setpoints/kw"].size == 1
-        assert h5["network/delivered/kw"][0] == pytest.approx(-10.0)
-        assert list(h5["vehicles/model"].asstr()[:]) == ["VW ID.3 Pro"]
+    from analysis.timeseries import RunRecord
+    from sims import record
+
+    def path(name, column="value"):
+        return f"{record.SERIES[name].path}/{column}"
+
+    with h5py.File(out / "timeseries.h5") as h5:  # the file's layout is the contract sims/record.py states
+        assert h5[path("frequency")].attrs["unit"] == "Hz"
+        assert h5[path("fleet_power")].attrs["unit"] == "kW"
+        assert h5[path("voltage")].attrs["unit"] == "p.u."
+        assert h5[path("voltage")].shape[1] == len(h5[path("bus_names")])
+        assert h5[path("frequency", "time_s")].shape != h5[path("fleet_power", "time_s")].shape
+        recorded = {name for name, rec in record.SERIES.items() if rec.path in h5}
+        assert {"frequency", "fleet_power", "setpoints", "delivered", "voltage", "converged"} <= recorded
+        assert all(set(h5[record.SERIES[name].path]) >= ({"time_ms"} if record.SERIES[name].kind != "labels"
+                                                          else {"value"}) for name in recorded)
+        assert set(h5[record.VEHICLES]) <= set(record.VEHICLE_FIELDS)  # nothing per vehicle outside the contract
+    with RunRecord.open(out / "timeseries.h5") as rec:
+        assert rec.table("setpoints")["kw"].size == 1 and rec.table("setpoints")["seq"][0] == 1
+        assert rec.table("delivered")["kw"][0] == pytest.approx(-10.0)
+        assert list(rec.vehicles()["model"]) == ["VW ID.3 Pro"]
 
 
 def test_dispatch_shares_response_by_headroom_and_counts_charging_first(scenario_file, tmp_path):

@@ -17,9 +17,11 @@ def test_profiles_change_at_the_quarter_hour_boundary(scenario_file, tmp_path):
                          fleet__groups=FLEET, frequency={"events": [{"type": "step", "at_s": 4, "to_hz": 49.5}]},
                          outputs={"sample_ms": 10, "vehicle_sample_ms": 500, "plots": False})
     run_file(path, tmp_path / "out")
-    with h5py.File(tmp_path / "out" / "timeseries.h5") as h5:
-        t = h5["grid/vm_pu/time_ms"][:]
-        vm = h5["grid/vm_pu/value"][:]
+    from analysis.timeseries import RunRecord
+
+    with RunRecord.open(tmp_path / "out" / "timeseries.h5") as rec:
+        voltage = rec.series("voltage")
+    t, vm = voltage.time_ms, voltage.value
     before, after = vm[t < 2000], vm[(t >= 2000) & (t < 4000)]
     assert np.allclose(before, before[0]) and np.allclose(after, after[0])  # constant within an interval
     assert np.abs(before[0] - after[0]).max() > 1e-5  # and different across the boundary
