@@ -259,11 +259,7 @@ def hosting_capacity(net, limits: dict, charger_kw: float, directions: list[str]
                                                 for p, vm in feeder.voltages().items()},
                                "chargers_at_bus": np.bincount(order[:n[median_run]], minlength=len(buses)).tolist()}
             feeder.reset()
-            # the limit that binds most often, and where it binds most often *with that limit* (a limit and an
-            # element from different placements would name, e.g., an unbalance on a line)
-            pairs = [(r["binding"]["limit"], r["binding"]["element"]) if r["binding"] else ("none", "-") for r in runs]
-            common = _most_common([limit for limit, _ in pairs])
-            element = _most_common([e for limit, e in pairs if limit == common])
+            common, element = binding_summary(runs)
             results["feeders"].append({
                 "feeder": name, "direction": direction, "buses": names,
                 "chargers_p5": int(np.percentile(n, 5)), "chargers_p50": int(np.percentile(n, 50)),
@@ -273,6 +269,15 @@ def hosting_capacity(net, limits: dict, charger_kw: float, directions: list[str]
                 "voltage_profile_at_limit": profile, "runs": runs})
         results["power_flows"] = results.get("power_flows", 0) + feeder.flows
     return results
+
+
+def binding_summary(runs: list[dict]) -> tuple[str, str]:
+    """The limit that binds most often over the placements, and where it binds most often *with that limit*:
+    limit and element come from the same placements (a limit and an element taken separately could name,
+    e.g., a voltage unbalance on a line)."""
+    pairs = [(r["binding"]["limit"], r["binding"]["element"]) if r["binding"] else ("none", "-") for r in runs]
+    common = _most_common([limit for limit, _ in pairs])
+    return common, _most_common([e for limit, e in pairs if limit == common])
 
 
 def _most_common(values: list[str]) -> str:

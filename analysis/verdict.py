@@ -424,6 +424,9 @@ def vehicles_needed(service: dict, entry: dict, receipts: dict | None, vehicles:
     failed (more vehicles of the same kind start no sooner) or nobody reaches any power in time.
     Assumes the network and the feeder behave for the larger fleet as for this one."""
     n = len(vehicles["plugged"])
+    if not {"step_test", "trigger"} & {k for k, r in entry.get("regimes", {}).items() if r["applies"]}:
+        return {"vehicles": None, "power_at_deadline_mw": None,
+                "why": "no step test or trigger applied to this event: there is no deadline to size the fleet for"}
     if not entry["rules"].get("initiation", {"passed": True})["passed"] or receipts is None or receipts["vehicle"].size == 0:
         return {"vehicles": None, "power_at_deadline_mw": None}
     deadline = t_event + round(service["full_delivery_max_s"] * 1000)

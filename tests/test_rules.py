@@ -128,3 +128,22 @@ def test_instruction_based_service_is_screened_not_run(scenario_file):
 
     with pytest.raises(ScenarioError, match=r"services\[0\]\.id: QR-L is dispatched by instruction"):
         load(scenario_file(services=[{"id": "QR-L", "contracted_mw": 1}]))
+
+
+def test_volume_margin_is_headroom_above_the_contract():
+    assert verdict.volume(1.2, DC)["margin"] == pytest.approx(0.2)  # was 0.0 when contracted == minimum
+    small = dict(DC, contracted_mw=0.5)
+    assert verdict.volume(2.0, small)["margin"] == pytest.approx(-0.5)  # below the 1 MW minimum by 0.5
+
+
+def test_hosting_summary_takes_limit_and_element_from_the_same_placements():
+    from analysis.hosting import binding_summary
+
+    def run(limit, element):
+        return {"binding": {"limit": limit, "element": element}}
+
+    # unbalance binds most often (at bus 5 and bus 6); the single most common element overall is a line
+    runs = [run("voltage unbalance", "bus 5"), run("voltage unbalance", "bus 6"), run("voltage unbalance", "bus 5"),
+            run("loading", "line LINE24"), run("loading", "line LINE24")]
+    assert binding_summary(runs) == ("voltage unbalance", "bus 5")
+    assert binding_summary(list(reversed(runs))) == ("voltage unbalance", "bus 5")  # not order or hash dependent
