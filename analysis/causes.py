@@ -81,6 +81,13 @@ def explain_failures(entry: dict, service: dict, links: dict | None, soc_series,
                          "partial_delivery": (service.get("partial_delivery") or {}).get("within_s"),
                          "full_delivery": service["full_delivery_max_s"]}[name]
             cause, why = timing_cause(name, allowance, links, entry, "first" if name == "initiation" else "last")
+            if cause == "tracking" and rule.get("regime") == "step_test" and name == "initiation":
+                # a step's requirement does not move: the vehicles that started in time ramped too slowly for
+                # the fleet's power to reach the initiation threshold within the allowance
+                cause, why = "ramp", (why.split(", but ")[0].replace("every vehicle was within",
+                                                                     "the first vehicles started within")
+                                      + f", but their ramps brought the fleet's response to the initiation threshold "
+                                        f"only at {rule['value']:g} s")
         elif name == "envelope":
             spec = service["envelope"]
             if entry["envelope"]["too_fast"]:

@@ -38,6 +38,18 @@ def _verdict_cell(eligible) -> str:
     return '<td class="yes">ELIGIBLE</td>' if eligible else '<td class="no">NOT ELIGIBLE</td>'
 
 
+def _quantity(key: str, value):
+    """A number printed at its quantity's precision (analysis.table), by the unit its name ends in."""
+    from analysis.table import pct, pu, seconds
+
+    if not isinstance(value, float):
+        return value
+    for suffix, fmt in (("_pu", pu), ("_pct", pct), ("_s", seconds)):
+        if key.endswith(suffix):
+            return fmt(value)
+    return value
+
+
 def _rules_table(entry: dict) -> str:
     rows = "".join(
         f"<tr><td>{_e(name)}</td><td>{_e(r.get('regime'))}</td>"
@@ -87,7 +99,7 @@ def render(run_dir: Path) -> str:
             parts.append("<ul>" + "".join(f"<li>{_e(r)}</li>" for r in reasons) + "</ul>")
     grid = verdicts.get("grid") or {}
     parts.append("<h2>Grid and network</h2><table>" + "".join(
-        f"<tr><th>{_e(k)}</th><td>{_e(val)}</td></tr>" for k, val in grid.items()) + "</table>")
+        f"<tr><th>{_e(k)}</th><td>{_e(_quantity(k, val))}</td></tr>" for k, val in grid.items()) + "</table>")
     if verdicts.get("network"):
         net = verdicts["network"]
         parts.append("<table>" + "".join(

@@ -19,10 +19,30 @@ def render(headers: list[str], rows: list[list], align: str | None = None) -> st
     return "\n".join([line(headers), line(["-" * w for w in widths]), *(line(r) for r in cells)])
 
 
-def _fmt(value, unit=""):
+# one precision per quantity, everywhere a number is printed: times to the millisecond the simulation
+# resolves, power in MW to the kW, per-unit voltage to 0.001 pu, loadings and shares to 0.1 %
+def fixed(value, digits: int) -> str | None:
+    """``value`` to ``digits`` decimals without trailing zeros (None stays None)."""
     if value is None:
         return None
-    return f"{value:g}{unit}"
+    text = f"{value:.{digits}f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def seconds(value) -> str | None:
+    return fixed(value, 3)
+
+
+def mw(value) -> str | None:
+    return fixed(value, 3)
+
+
+def pu(value) -> str | None:
+    return "-" if value is None else f"{value:.3f}"
+
+
+def pct(value) -> str | None:
+    return "-" if value is None else f"{value:.1f}"
 
 
 def _timed(v: dict, field: str, rule: str) -> str | None:
@@ -31,8 +51,8 @@ def _timed(v: dict, field: str, rule: str) -> str | None:
     if value is None:
         return None
     if judged is None or judged.get("limit") is None:
-        return f"{value:g} s (not judged)" if judged is None else f"{value:g} s"
-    return f"{value:g} s / {judged['limit']:g} s"
+        return f"{seconds(value)} s (not judged)" if judged is None else f"{seconds(value)} s"
+    return f"{seconds(value)} s / {seconds(judged['limit'])} s"
 
 
 def _tracking(v: dict) -> str | None:
@@ -54,8 +74,8 @@ def verdict_table(verdicts: "RunVerdicts") -> str:
             v["service"], verdict, ", ".join(judged_by) or None,
             ", ".join(v["failed"]) or ("-" if v["eligible"] is not None else v.get("note", "")),
             _timed(v, "initiation_s", "initiation"), _timed(v, "full_delivery_s", "full_delivery"), _tracking(v),
-            _fmt(v.get("delivered_mw")) and f"{v['delivered_mw']:.3f} of {v['contracted_mw']:g}",
-            _fmt(v.get("available_mw")),
+            None if v.get("delivered_mw") is None else f"{mw(v['delivered_mw'])} of {mw(v['contracted_mw'])}",
+            mw(v.get("available_mw")),
             "unlimited" if rules and rules["duration"]["value"] is None else
             (f"{rules['duration']['value']:.1f} / {rules['duration']['limit']:g}" if rules else None),
             None if not v.get("desk") else ("eligible" if v["desk"]["eligible"] else "not eligible"),
@@ -68,14 +88,10 @@ def verdict_table(verdicts: "RunVerdicts") -> str:
             out.append(f"{v['service']}: {reason}")
     grid = verdicts.get("grid") or {}
     if grid:
-        unbalance = f", max unbalance {grid['max_unbalance_pct']} %" if grid.get("max_unbalance_pct") is not None else ""
-        def num(x, digits):
-            return "-" if x is None else f"{x:.{digits}f}"
-
-        unbalance = f", max unbalance {grid['max_unbalance_pct']:.2f} %" if grid.get("max_unbalance_pct") is not None else ""
-        out.append(f"grid ({grid.get('power_flow', 'balanced')} power flow): voltage {num(grid['v_min_pu'], 3)}-"
-                   f"{num(grid['v_max_pu'], 3)} pu{unbalance}, max line loading {num(grid['max_line_loading_pct'], 1)} %, "
-                   f"max transformer loading {num(grid['max_trafo_loading_pct'], 1)} %, {grid['power_flows']} power "
+        unbalance = f", max unbalance {pct(grid['max_unbalance_pct'])} %" if grid.get("max_unbalance_pct") is not None else ""
+        out.append(f"grid ({grid.get('power_flow', 'balanced')} power flow): voltage {pu(grid['v_min_pu'])}-"
+                   f"{pu(grid['v_max_pu'])} pu{unbalance}, max line loading {pct(grid['max_line_loading_pct'])} %, "
+                   f"max transformer loading {pct(grid['max_trafo_loading_pct'])} %, {grid['power_flows']} power "
                    f"flows ({grid['non_converged']} not converged)")
         if grid.get("note"):
             out.append(f"grid: {grid['note']}")
@@ -83,5 +99,5 @@ def verdict_table(verdicts: "RunVerdicts") -> str:
     if net:
         lat = net["latency_s"]
         out.append(f"network: {net['messages_delivered']} setpoints delivered, {net['messages_lost']} lost, "
-                   f"latency median {lat['median']} s, p95 {lat['p95']} s, max {lat['max']} s")
+                   f"latency median {seconds(lat['median'])} s, p95 {seconds(lat['p95'])} s, max {seconds(lat['max'])} s")
     return "\n".join(out)

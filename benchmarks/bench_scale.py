@@ -113,7 +113,7 @@ def baseline(loaded, vehicles: dict, with_network: bool = False) -> tuple[float,
         p = fleet.power_kw()
         per_bus = np.bincount(bus_index, weights=p, minlength=len(buses))
         if t % grid_step == 0:
-            grid.step(t, {f"ev-{b}": {"p_kw": {"fleet": per_bus[i]}} for i, b in enumerate(buses)}, until)
+            grid.step(t, {str(b): {"p_kw": {"fleet": per_bus[i]}} for i, b in enumerate(buses)}, until)
             flows += 1
     return time.perf_counter() - t0, flows
 

@@ -1,13 +1,14 @@
 """The ``v2g`` command line.
 
     v2g run SCENARIO [--out DIR] [--seed N] [--set dotted.path=VALUE ...]
-    v2g validate SCENARIO...
+    v2g validate SCENARIO... [--set dotted.path=VALUE ...]
     v2g catalog [vehicles|services|networks]
     v2g screen [--charger-kw KW] [--json]
     v2g report RESULTS_DIR [--out FILE]
-    v2g check SCENARIO... --baseline FILE [--update] [--junit FILE]
+    v2g check SCENARIO... --baseline FILE [--update] [--junit FILE] [--set dotted.path=VALUE ...]
     v2g hosting-capacity SCENARIO [--placements N] [--out DIR]
     v2g sweep SWEEP.yaml [--workers N] [--scheduler tcp://host:8786] [--out DIR]
+    v2g schema [--out FILE]
 
 Exit codes: 0 success, 2 bad input (one line on stderr naming file, field and problem),
 1 a run that failed for another reason (also one line), 130 interrupted.
@@ -30,18 +31,21 @@ def _parser() -> argparse.ArgumentParser:
                                 "through this network and this feeder?")
     sub = p.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run a scenario through the co-simulation and judge eligibility")
-    run.add_argument("scenario", type=Path)
+    run.add_argument("scenario", type=Path, help="scenario YAML file (or a run's scenario.resolved.yaml)")
     run.add_argument("--out", type=Path, help="output directory (default results/<scenario name>)")
     run.add_argument("--seed", type=int, help="override the scenario's seed")
     run.add_argument("--set", dest="overrides", action="append", default=[], metavar="PATH=VALUE",
                      help="override a field, VALUE parsed as YAML (repeatable), e.g. --set network.profile=4g")
-    run.add_argument("--quiet", action="store_true", help="no progress bar")
+    run.add_argument("--quiet", action="store_true", help="no progress output")
     run.add_argument("--replicates", type=int, default=1, metavar="N",
                      help="run N consecutive seeds and report P(eligible) with a 95 %% interval")
     val = sub.add_parser("validate", help="check scenario files without running them")
-    val.add_argument("scenarios", type=Path, nargs="+")
+    val.add_argument("scenarios", type=Path, nargs="+", metavar="SCENARIO", help="scenario YAML files")
+    val.add_argument("--set", dest="overrides", action="append", default=[], metavar="PATH=VALUE",
+                     help="check with this override applied, as `run --set` (repeatable)")
     cat = sub.add_parser("catalog", help="list the vehicle, service and network catalogs")
-    cat.add_argument("what", nargs="?", choices=["vehicles", "services", "networks"])
+    cat.add_argument("what", nargs="?", choices=["vehicles", "services", "networks"],
+                     help="one catalog only (default: all three)")
     cat.add_argument("--vehicles-file", type=Path, action="append", default=[],
                      help="also list the vehicles of this CSV (same columns as the built-in catalog)")
     scr = sub.add_parser("screen", help="the desk method, no simulation: every catalog vehicle x service")
@@ -49,78 +53,73 @@ def _parser() -> argparse.ArgumentParser:
     scr.add_argument("--services", nargs="+", help="service ids (default: all)")
     scr.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
     chk = sub.add_parser("check", help="run scenarios and compare their verdicts with a baseline (exit 1 on change)")
-    chk.add_argument("scenarios", type=Path, nargs="+")
+    chk.add_argument("scenarios", type=Path, nargs="+", metavar="SCENARIO", help="scenario YAML files")
+    chk.add_argument("--set", dest="overrides", action="append", default=[], metavar="PATH=VALUE",
+                     help="apply this override to every scenario, as `run --set` (repeatable)")
     chk.add_argument("--baseline", type=Path, required=True, help="baseline YAML (created by --update)")
     chk.add_argument("--update", action="store_true", help="rewrite the baseline with these results")
     chk.add_argument("--junit", type=Path, help="also write JUnit XML: one test case per scenario x service")
     hc = sub.add_parser("hosting-capacity", help="chargers each feeder of the scenario's grid takes before a limit breaks")
-    hc.add_argument("scenario", type=Path)
+    hc.add_argument("scenario", type=Path, help="scenario YAML file: its grid, limits and first fleet group")
     hc.add_argument("--placements", type=int, default=20, help="random placements per feeder and direction (20)")
     hc.add_argument("--out", type=Path, help="output directory (default results/<scenario name>/hosting-capacity)")
-    hc.add_argument("--set", dest="overrides", action="append", default=[], metavar="PATH=VALUE")
+    hc.add_argument("--set", dest="overrides", action="append", default=[], metavar="PATH=VALUE",
+                    help="override a scenario field, as `run --set` (repeatable)")
+    hc.add_argument("--quiet", action="store_true", help="no progress output")
     hc.add_argument("--max-chargers", type=int, default=5000, help="search no further than this per feeder")
     hc.add_argument("--at", choices=["loads", "all"], default="loads",
                     help="candidate buses: those with a load, the customers (default), or every bus of the feeder")
     swp = sub.add_parser("sweep", help="a base scenario over parameters and seeds; one table of verdicts")
-    swp.add_argument("sweep", type=Path)
+    swp.add_argument("sweep", type=Path, help="sweep YAML file: base scenario, parameters, seeds")
+    swp.add_argument("--quiet", action="store_true", help="no progress output")
     swp.add_argument("--workers", type=int, default=1, help="local worker processes (default 1)")
     swp.add_argument("--scheduler", help="a Dask distributed scheduler address, e.g. tcp://host:8786")
     swp.add_argument("--out", type=Path, help="output directory (default results/sweeps/<name>)")
     rep = sub.add_parser("report", help="one self-contained HTML report of a finished run")
-    rep.add_argument("results", type=Path)
+    rep.add_argument("results", type=Path, help="a run's output directory (as `v2g run` left it)")
+    sch = sub.add_parser("schema", help="print the scenario file's JSON Schema (for editors and validators)")
+    sch.add_argument("--out", type=Path, help="write it to this file instead of printing it")
     rep.add_argument("--out", type=Path, help="default RESULTS/report.html")
     return p
 
 
 def cmd_run(args) -> int:
     from analysis.table import verdict_table
-    from cosim import run as runner
-    from cosim import scenario
-
+    from cosim import api
     from cosim.outputs import check_output_dir, output_lock
 
-    loaded = scenario.load(args.scenario, args.overrides, args.seed)
-    loaded.check_grid()
+    loaded = api.load_scenario(args.scenario, args.overrides, args.seed)
     out = args.out or Path("results") / loaded.scenario.name
     if args.replicates < 1:
         raise ScenarioError(f"--replicates: must be at least 1, got {args.replicates}")
     check_output_dir(out)
     for w in loaded.warnings:
         print(f"warning: {w}", file=sys.stderr)
+    if args.replicates > 1:
+        return _run_replicates(args, out)
+    profile = loaded.scenario.network.profile
     with output_lock(out):
-        if args.replicates > 1:
-            return _run_replicates(args, loaded, out)
         print(f"running {loaded.scenario.name}: {sum(g['count'] for g in loaded.groups)} vehicles, "
-              f"{loaded.scenario.duration_s:g} s, network {loaded.scenario.network.profile}, seed "
-              f"{loaded.scenario.seed}", file=sys.stderr)
-        verdicts = runner.run(loaded, out, progress=not args.quiet and sys.stderr.isatty())
+              f"{loaded.scenario.duration_s:g} s, network {profile if isinstance(profile, str) else 'inline'}, "
+              f"seed {loaded.scenario.seed}", file=sys.stderr, flush=True)
+        verdicts = api.run_locked(loaded, out, loaded.scenario.outputs.plots,
+                                  progress=not args.quiet and sys.stderr.isatty())
     print(verdict_table(verdicts))
-    print(f"results in {out}/ (verdicts.json, timeseries.h5, scenario.resolved.yaml, plots); "
+    print(f"results in {out}/ (verdicts.json, timeseries.h5, scenario.resolved.yaml{', plots' if loaded.scenario.outputs.plots else ''}); "
           f"`v2g report {out}` makes an HTML report")
     return 0
 
 
-def _run_replicates(args, loaded, out) -> int:
-    from analysis.table import render
-    from cosim import run as runner
-    from cosim import scenario
+def _run_replicates(args, out) -> int:
+    from analysis.table import render, seconds
+    from cosim import api
+    from cosim.progress import Progress
 
-    def load(seed):
-        if seed is None:
-            return loaded
-        again = scenario.load(args.scenario, args.overrides, seed)
-        again.check_grid()
-        return again
-
-    def progress(done, total):
-        if not args.quiet:
-            print(f"\rreplicates: {done}/{total} runs done", end="" if done < total else "\n", file=sys.stderr,
-                  flush=True)
-
-    summary = runner.run_replicates(load, args.replicates, out, progress)
+    with Progress("replicates", "runs", quiet=args.quiet) as progress:
+        result = api.run_replicates(args.scenario, args.replicates, args.overrides, args.seed, out, progress)
     rows = []
-    for s in summary["services"]:
-        times = {f: s[f] and f"{s[f]['median']:g} s [{s[f]['p5']:g}, {s[f]['p95']:g}]"
+    for s in result.summary["services"]:
+        times = {f: s[f] and f"{seconds(s[f]['median'])} s [{seconds(s[f]['p5'])}, {seconds(s[f]['p95'])}]"
                  for f in ("initiation_s", "full_delivery_s")}
         rows.append([s["service"], f"{s['eligible_runs']}/{s['runs_judged']}",
                      None if s["p_eligible"] is None else f"{s['p_eligible']:.2f}",
@@ -138,7 +137,7 @@ def cmd_validate(args) -> int:
     status = 0
     for path in args.scenarios:
         try:
-            loaded = scenario.load(path)
+            loaded = scenario.load(path, args.overrides)
             loaded.check_grid()
             print(f"{path}: ok")
             for w in loaded.warnings:
@@ -257,7 +256,8 @@ def cmd_check(args) -> int:
         from cosim.outputs import check_output_file
 
         check_output_file(args.junit, "--junit")
-    loaded = [scenario.load(path) for path in args.scenarios]  # all inputs first: bad input exits 2 before any run
+    # all inputs first: bad input exits 2 before any run
+    loaded = [scenario.load(path, args.overrides) for path in args.scenarios]
     for one in loaded:
         one.check_grid()
     names = [one.scenario.name for one in loaded]
@@ -295,48 +295,22 @@ def cmd_check(args) -> int:
 
 
 def cmd_hosting(args) -> int:
-    from analysis import hosting
-    from cosim import scenario
-    from cosim.outputs import atomic_directory
-    from sims.fleet import charger_power, single_phase
-    from sims.grid import PROFILE_MS, apply_profiles, load_network, simbench_profiles
+    from analysis.table import render
+    from cosim import api
+    from cosim.outputs import check_output_dir
+    from cosim.progress import Progress
 
-    loaded = scenario.load(args.scenario, args.overrides)
-    loaded.check_grid()
-    if args.placements < 1 or args.max_chargers < 1:
-        raise ScenarioError("--placements and --max-chargers must be at least 1")
-    from cosim.outputs import check_output_dir, output_lock
-
+    loaded = api.load_scenario(args.scenario, args.overrides)
     out = args.out or Path("results") / loaded.scenario.name / "hosting-capacity"
     check_output_dir(out)
-    sc = loaded.scenario
-    group = loaded.groups[0]
-    charger_kw = charger_power(group)[0]
-    directions = ["import", "export"] if group["bidirectional"] else ["import"]
-    net = load_network(sc.grid.network, loaded.base_dir)
-    if sc.grid.profile_time is not None:  # SimBench: the loads and generation at the scenario's start
-        apply_profiles(net, simbench_profiles(net), sc.grid.profile_start_ms() // PROFILE_MS)
-    for table in ("load", "asymmetric_load"):
-        net[table]["scaling"] = net[table]["scaling"] * sc.grid.base_load_scale
-
-    def progress(done, total):
-        if sys.stderr.isatty():
-            print(f"\rhosting capacity: {done}/{total} placements", end="" if done < total else "\n",
-                  file=sys.stderr, flush=True)
-
-    results = hosting.hosting_capacity(net, sc.grid.limits.model_dump(), charger_kw, directions,
-                                       args.placements, sc.seed, args.max_chargers, progress,
-                                       phase=group["phase"] if single_phase(group) else None,
-                                       unbalanced=loaded.power_flow == "unbalanced", at=args.at, solver=loaded.solver)
-    with output_lock(out), atomic_directory(out, "hosting-capacity") as tmp:
-        hosting.write(results, tmp)
-    from analysis.table import render
-
+    with Progress("hosting capacity", "placements", quiet=args.quiet) as progress:
+        result = api.hosting_capacity(loaded, args.placements, args.max_chargers, args.at, out, progress=progress)
+    results, sc = result.results, loaded.scenario
     lim = sc.grid.limits
     unbalance = f", unbalance {lim.unbalance_pct:g} %" if loaded.power_flow == "unbalanced" else ""
-    print(f"Hosting capacity of {sc.grid.network} for {charger_kw:g} kW {results['charger_phases']} chargers at buses "
-          f"{results['buses']}, {loaded.power_flow} power flow ({args.placements} placements per feeder; limits "
-          f"{lim.v_min_pu}-{lim.v_max_pu} pu, {lim.loading_pct:g} %{unbalance})")
+    print(f"Hosting capacity of {sc.grid.network} for {results['charger_kw']:g} kW {results['charger_phases']} chargers "
+          f"at buses {results['buses']}, {loaded.power_flow} power flow ({args.placements} placements per feeder; "
+          f"limits {lim.v_min_pu:g}-{lim.v_max_pu:g} pu, {lim.loading_pct:g} %{unbalance})")
     if sc.grid.profile_time is not None:
         print(f"base loads and generation: the grid's profiles at {sc.grid.profile_time}")
     if loaded.power_flow_note:
@@ -350,25 +324,35 @@ def cmd_hosting(args) -> int:
 
 
 def cmd_sweep(args) -> int:
-    from cosim import sweep
+    from cosim import api
+    from cosim.progress import Progress
 
-    if args.workers < 1:
-        raise ScenarioError(f"--workers: must be at least 1, got {args.workers}")
+    with Progress("sweep", "runs", quiet=args.quiet) as progress:
+        table = api.run_sweep(args.sweep, args.out, args.workers, args.scheduler,
+                              lambda done, failed, total: progress(done, total, failed))
+    out = table.attrs["out_dir"]
+    bad = table[table["status"] != "ok"]
+    print(f"{len(table)} runs, {len(bad)} failed; table in {out}/results.csv and results.parquet, plot eligibility.png")
+    for run, row in bad.iterrows():
+        print(f"  {run}: {row['status']}")
+    return 1 if len(bad) else 0
 
-    def progress(done, failed, total):
-        if sys.stderr.isatty() or done + failed == total:
-            print(f"\rsweep: {done} done, {failed} failed, {total - done - failed} remaining", end="",
-                  file=sys.stderr, flush=True)
 
-    spec = sweep.expand(args.sweep)  # all input checks first, then the output directory
-    out = sweep.output_dir(spec, args.out)
-    rows = sweep.sweep(args.sweep, out, args.workers, args.scheduler, progress, spec=spec)
-    print(file=sys.stderr)
-    bad = [r for r in rows if r["status"] != "ok"]
-    print(f"{len(rows)} runs, {len(bad)} failed; table in {out}/results.csv and results.parquet, plot eligibility.png")
-    for r in bad:
-        print(f"  {r['run']}: {r['status']}")
-    return 1 if bad else 0
+def cmd_schema(args) -> int:
+    import json
+
+    from cosim.scenario import json_schema
+
+    text = json.dumps(json_schema(), indent=2) + "\n"
+    if args.out is None:
+        sys.stdout.write(text)
+        return 0
+    from cosim.outputs import check_output_file
+
+    check_output_file(args.out, "--out")
+    args.out.write_text(text)
+    print(f"scenario JSON Schema written to {args.out}", file=sys.stderr)
+    return 0
 
 
 def cmd_report(args) -> int:
@@ -417,7 +401,8 @@ def main(argv: list[str] | None = None) -> int:
 def _main(args) -> int:
     try:
         commands = {"run": cmd_run, "validate": cmd_validate, "catalog": cmd_catalog, "screen": cmd_screen,
-                    "report": cmd_report, "check": cmd_check, "hosting-capacity": cmd_hosting, "sweep": cmd_sweep}
+                    "report": cmd_report, "check": cmd_check, "hosting-capacity": cmd_hosting, "sweep": cmd_sweep,
+                    "schema": cmd_schema}
         return commands[args.command](args)
     except ScenarioError as exc:
         print(f"error: {exc}", file=sys.stderr)

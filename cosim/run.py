@@ -7,7 +7,9 @@ leaves a ``verdicts.json`` that looks complete.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import platform
 import sys
 import time
 from importlib import metadata
@@ -86,17 +88,100 @@ def run(loaded, out_dir: Path, progress: bool = False) -> dict:
         add_desk_method(verdicts, loaded)
         for entry in verdicts["services"]:  # implausible inputs: allowed, but every verdict says so
             entry["notes"] += [f"plausibility: {w}" for w in loaded.warnings]
+            entry["notes"] += defaults_behind_failures(loaded, entry)
         (tmp / "verdicts.json").write_text(json.dumps(verdicts, indent=2, allow_nan=False) + "\n")
         if loaded.scenario.outputs.plots:
             from analysis import plots
 
             plots.write_all(tmp, loaded.services, loaded.network_profile, catalog.nominal_hz(),
                             loaded.scenario.grid.limits.model_dump())
-        resolved = loaded.resolved()
-        resolved["run"] = {"scenario_file": str(loaded.path), "wall_time_s": round(time.perf_counter() - started, 2),
-                           "python": sys.version.split()[0], "packages": package_versions()}
-        (tmp / "scenario.resolved.yaml").write_text(yaml.safe_dump(resolved, sort_keys=False))
+        write_resolved(loaded, tmp, round(time.perf_counter() - started, 2))
     return verdicts
+
+
+RESOLVED = "scenario.resolved.yaml"
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+CATALOG_FILES = ("sims/data", "analysis/data")  # the data every run reads, hashed into its provenance
+
+
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def git_commit() -> dict | None:
+    """The project's git commit and whether the work tree differs from it (None outside a git checkout)."""
+    import subprocess
+
+    if not (PROJECT_ROOT / ".git").exists():
+        return None
+    try:
+        head = subprocess.run(["git", "-C", str(PROJECT_ROOT), "rev-parse", "HEAD"], capture_output=True, text=True,
+                              timeout=10)
+        dirty = subprocess.run(["git", "-C", str(PROJECT_ROOT), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if head.returncode != 0:
+        return None
+    return {"commit": head.stdout.strip(), "modified": bool(dirty.stdout.strip())}
+
+
+def provenance(loaded, wall_time_s: float | None = None) -> dict:
+    """Where a run's answer came from: a SHA-256 of every file it read, the code and the machine."""
+    files = {"scenario": {"path": str(loaded.path), "sha256": sha256(loaded.path)}}
+    for field, path in loaded.input_files().items():
+        files[field] = {"path": str(path), "sha256": sha256(path)}
+    catalogs = {str(p.relative_to(PROJECT_ROOT)): sha256(p) for d in CATALOG_FILES
+                for p in sorted((PROJECT_ROOT / d).iterdir()) if p.suffix in (".yaml", ".csv")}
+    return {"inputs": files, "catalogs": catalogs, "version": package_versions()["v2g-testbed"], "git": git_commit(),
+            "python": sys.version.split()[0], "platform": platform.platform(), "machine": platform.machine(),
+            "packages": package_versions(), "wall_time_s": wall_time_s}
+
+
+def write_resolved(loaded, out_dir: Path, wall_time_s: float | None = None) -> Path:
+    """``scenario.resolved.yaml`` and copies of its input files in ``out_dir``: ``v2g run`` of that file
+    gives the same verdicts, byte for byte."""
+    import shutil
+
+    data, copies = loaded.resolved()
+    for name, source in copies.items():
+        (out_dir / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, out_dir / name)
+    data["provenance"] = {**provenance(loaded, wall_time_s), **data["provenance"]}
+    path = out_dir / RESOLVED
+    path.write_text("# the scenario as run (every default filled in): `v2g run` this file to reproduce verdicts.json\n"
+                    + yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+# the scenario fields (fleet-wide, per group) behind each rule: when a rule fails and the scenario left one of
+# them at its default, the verdict says so (the default is an assumption the user may not know it made)
+DEFAULT_FIELDS = {"metering": (("telemetry_hz",), ()),
+                  "volume": ((), ("plugged_in_fraction", "bidirectional", "baseline_kw")),
+                  "duration": ((), ("soc", "soc_min", "soc_max"))}
+
+
+def defaults_behind_failures(loaded, entry: dict) -> list[str]:
+    """Notes for failed rules fed by a field at its default value (equal to it, whether written or not, so a
+    rerun of the resolved scenario, which writes every default out, says the same)."""
+    fleet = loaded.scenario.fleet
+    notes = []
+    for rule in entry["failed"]:
+        if entry["rules"][rule].get("cause") == "contract":  # a contract below the market's minimum: no default helps
+            continue
+        fleet_fields, group_fields = DEFAULT_FIELDS.get(rule, ((), ()))
+        at_default = [f"fleet.{f} = {getattr(fleet, f):g}" for f in fleet_fields
+                      if getattr(fleet, f) == type(fleet).model_fields[f].default]
+        at_default += [f"fleet.groups[{i}].{f} = {getattr(g, f)}" for i, g in enumerate(fleet.groups)
+                       for f in group_fields if getattr(g, f) == type(g).model_fields[f].default]
+        if at_default:
+            notes.append(f"{rule}: {', '.join(at_default)} is the default of sims/data/fleet_defaults.yaml, not a "
+                         "property of this fleet: set it in the scenario")
+    return notes
 
 
 def add_desk_method(verdicts: dict, loaded) -> None:

@@ -26,7 +26,7 @@ class ScenarioError(Exception):
 
 class _Strict(BaseModel):
     # finite numbers only, schema-wide: inf and nan are never a real parameter
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, use_attribute_docstrings=True, validate_default=True)
 
 
 _DEFAULTS = catalog.fleet_defaults()
@@ -48,22 +48,32 @@ Seconds = Annotated[float, Field(ge=0, le=MAX_TIME_S)]
 
 class StepEvent(_Strict):
     type: Literal["step"]
+    """a step to to_hz at at_s (a prequalification test)"""
     at_s: Seconds
+    """when the step happens, from the start of the run"""
     to_hz: Hz
+    """the frequency it steps to"""
     hold_s: float | None = Field(default=None, gt=0, le=MAX_TIME_S, description="back to nominal after this long")
 
 
 class RampEvent(_Strict):
     type: Literal["ramp"]
+    """a ramp from nominal to to_hz at rocof_hz_per_s, starting at at_s"""
     at_s: Seconds
+    """when the ramp starts"""
     to_hz: Hz
+    """the frequency it ramps to, then holds"""
     rocof_hz_per_s: float = Field(gt=0.001, le=1000)
+    """rate of change of frequency"""
     hold_s: float | None = Field(default=None, gt=0, le=MAX_TIME_S)
+    """back to nominal after this long at to_hz (none: stays)"""
 
 
 class PiecewiseEvent(_Strict):
     type: Literal["piecewise"]
+    """straight lines between (time, Hz) points"""
     at_s: Seconds = 0.0
+    """when the first point applies"""
     points: list[tuple[Seconds, Hz]] = Field(min_length=2, description="(seconds from at_s, Hz)")
 
     @field_validator("points")
@@ -76,32 +86,46 @@ class PiecewiseEvent(_Strict):
 
 class TraceEvent(_Strict):
     type: Literal["trace"]
+    """a recorded frequency trace, replayed from at_s"""
     at_s: Seconds = 0.0
+    """when the trace's first sample applies"""
     file: str = Field(description="CSV with time_s and hz columns, or HDF5 file")
     time_column: str = "time_s"
+    """column (CSV) or dataset (HDF5) of times in seconds"""
     hz_column: str = "hz"
+    """column (CSV) or dataset (HDF5) of frequencies in Hz"""
     dataset: str | None = Field(default=None, description="HDF5: group holding the two datasets")
 
 
 class StandardEvent(_Strict):
     type: Literal["standard"]
+    """a test profile from sims/data/frequency_profiles.yaml"""
     at_s: Seconds = 0.0
+    """shifts the whole profile"""
     name: str
+    """the profile's name (`v2g catalog` lists them)"""
 
 
 class OUEvent(_Strict):
     type: Literal["ou"]
+    """stochastic frequency: an Ornstein-Uhlenbeck process around mean_hz"""
     at_s: Seconds = 0.0
+    """when the process starts"""
     duration_s: float = Field(gt=0, le=MAX_TIME_S)
+    """how long it runs"""
     preset: str | None = Field(default="ou_gb", description="parameters from frequency_profiles.yaml")
     mean_hz: Hz | None = None
+    """the level it reverts to (default: the preset's)"""
     theta_per_s: float | None = Field(default=None, gt=0, le=1000)
+    """mean-reversion rate (default: the preset's)"""
     sigma_hz_per_sqrt_s: float | None = Field(default=None, ge=0, le=1)
+    """volatility (default: the preset's)"""
     seed: int | None = Field(default=None, ge=0, description="default: the scenario's seed")
 
 
 class SystemEvent(_Strict):
     type: Literal["system"]
+    """a swing-equation model of a power system event (e.g. GB 9 August 2019); the only event of a run"""
     preset: str = Field(description="a system in frequency_profiles.yaml, e.g. gb_2019_08_09")
     replication_factor: float = Field(default=0.0, ge=0,
                                       description="closed loop: the fleet stands for this many like it (0: open loop)")
@@ -113,6 +137,7 @@ FrequencyEvent = Annotated[Union[StepEvent, RampEvent, PiecewiseEvent, TraceEven
 
 class Frequency(_Strict):
     events: list[FrequencyEvent] = Field(min_length=1)
+    """what the frequency does; events after one another, each from its own at_s"""
     sample_ms: int = Field(default=20, ge=1, le=60_000, description="sampling of ramps")
 
 
@@ -121,7 +146,9 @@ _GRID_LIMITS = yaml.safe_load((Path(__file__).resolve().parents[1] / "analysis" 
 
 class GridLimits(_Strict):
     v_min_pu: float = Field(default=_GRID_LIMITS["v_min_pu"], gt=0)
+    """lowest voltage allowed (default EN 50160: analysis/data/grid_limits.yaml)"""
     v_max_pu: float = Field(default=_GRID_LIMITS["v_max_pu"], gt=0)
+    """highest voltage allowed"""
     loading_pct: float = Field(default=_GRID_LIMITS["loading_pct"], gt=0, description="lines and transformers")
     unbalance_pct: float = Field(default=_GRID_LIMITS["unbalance_pct"], gt=0,
                                  description="voltage unbalance (negative/positive sequence); unbalanced power flow only")
@@ -138,7 +165,9 @@ SIMBENCH_YEAR_START = "2016-01-01T00:00"  # SimBench profiles: 15-minute values 
 
 class Grid(_Strict):
     network: str = "cigre_mv"
+    """cigre_lv, cigre_mv, ieee_eu_lv[:snapshot], simbench:<code>, or a pandapower JSON file (relative to the scenario)"""
     limits: GridLimits = Field(default_factory=GridLimits)
+    """the limits the `grid` rule and hosting capacity apply"""
     power_flow: Literal["auto", "balanced", "unbalanced"] = Field(
         default="auto", description="auto: unbalanced (three-phase) where the network has zero-sequence data and "
         "something is unbalanced (single-phase chargers or the network's own single-phase loads); balanced otherwise")
@@ -177,38 +206,59 @@ class BusSet(_Strict):
     """Every bus of a kind, found in the grid: ``load`` (buses with a load: the customers) or ``lv_bus``
     (buses below 1 kV); on one feeder only, if ``feeder`` names one (as ``v2g hosting-capacity`` does)."""
     every: Literal["load", "lv_bus"]
+    """load: every bus with a load (the customers); lv_bus: every bus below 1 kV"""
     feeder: str | None = None
+    """only the buses of this feeder (named by its first line, as `v2g hosting-capacity` prints them)"""
 
 
 class FleetGroup(_Strict):
     model: str | VehicleModel
+    """a vehicle model of the catalog (`v2g catalog vehicles`) or one given inline"""
     count: int = Field(ge=_GROUP_HARD["count"]["hard"][0], le=_GROUP_HARD["count"]["hard"][1])
+    """number of vehicles in the group"""
     charger_kw: float = Field(ge=_GROUP_HARD["charger_kw"]["hard"][0], le=_GROUP_HARD["charger_kw"]["hard"][1])
+    """charger rating"""
     bus: int | str | list[int | str] | BusSet = Field(
         description="a bus, a list the group's chargers spread over, or {every: load | lv_bus}")
     placement: Literal["round_robin", "random"] = Field(
         default="round_robin", description="how chargers are spread over a list of buses (random: with the seed)")
     bidirectional: bool = _DEFAULTS["bidirectional"]
+    """whether the chargers can export (V2G); false: they can only charge less (V1G)"""
     soc: float = Field(default=_DEFAULTS["soc"], ge=0, le=1)
+    """state of charge at the start, 0-1"""
     soc_min: float = Field(default=_DEFAULTS["soc_min"], ge=0, le=1)
+    """lowest state of charge the fleet may discharge to, 0-1"""
     soc_max: float = Field(default=_DEFAULTS["soc_max"], ge=0, le=1)
+    """highest state of charge it may charge to, 0-1"""
     baseline_kw: float = Field(default=_DEFAULTS["baseline_kw"], ge=-5000, le=5000)
+    """each vehicle's power before any response (+ charging, - discharging)"""
     plugged_in_fraction: float = Field(default=_DEFAULTS["plugged_in_fraction"], ge=0, le=1)
+    """share of the group plugged in (drawn with the seed), 0-1"""
     efficiency_charge: float = Field(default=_DEFAULTS["efficiency_charge"], gt=0, le=1)
+    """charger efficiency charging, 0-1"""
     efficiency_discharge: float = Field(default=_DEFAULTS["efficiency_discharge"], gt=0, le=1)
+    """charger efficiency discharging, 0-1"""
     connection: Literal["dc", "ac"] = _DEFAULTS["connection"]
+    """dc: the charger converts (onboard charger bypassed); ac: the onboard charger limits power"""
     phases: Literal[1, 3] = _DEFAULTS["phases"]
+    """AC chargers: 1 or 3 phases"""
     phase: Literal["a", "b", "c", "round_robin", "random", "same_as_load"] = Field(
         default=_DEFAULTS["phase"], description="single-phase AC chargers: their phase, spread in turn or at random, "
         "or same_as_load: the phase of the single-phase load at the bus (the house the charger belongs to)")
     max_current_a: float = Field(default=_DEFAULTS["max_current_a"], gt=0, le=1000)
+    """AC: largest current per phase"""
     min_current_a: float = Field(default=_DEFAULTS["min_current_a"], ge=0, le=1000)
+    """AC: smallest non-zero current (IEC 61851-1: 6 A)"""
     current_step_a: float = Field(default=_DEFAULTS["current_step_a"], ge=0, le=1000)
+    """AC: setpoint resolution of the pilot signal"""
     phase_voltage_v: float = Field(default=_DEFAULTS["phase_voltage_v"], gt=0, le=1000)
+    """AC: phase-to-neutral voltage"""
     setpoint_step_kw: float = Field(default=_DEFAULTS["setpoint_step_kw"], ge=0, le=5000)
+    """DC: setpoint resolution (0: continuous)"""
     arrival_s: Seconds | tuple[Seconds, Seconds] = Field(default=_DEFAULTS["arrival_s"],
                                                          description="seconds, or [low, high] drawn per vehicle")
     departure_s: Seconds | tuple[Seconds, Seconds] | None = _DEFAULTS["departure_s"]
+    """when vehicles leave: seconds, [low, high] drawn per vehicle, or none (they stay)"""
 
     @field_validator("bus")
     @classmethod
@@ -230,9 +280,11 @@ class FleetGroup(_Strict):
 
 class Fleet(_Strict):
     groups: list[FleetGroup] = Field(min_length=1)
+    """groups of like vehicles on like chargers"""
     spread_pct: float = Field(default=0.0, ge=0, le=100,
                               description="coefficient of variation of delays and ramp rates, %")
     spread_distribution: Literal["lognormal", "normal", "uniform"] = "lognormal"
+    """distribution of each vehicle's delays and ramp rates around the model's means"""
     telemetry_hz: float = Field(default=_DEFAULTS["telemetry_hz"], gt=0, le=1000,
                                 description="rate at which the chargers meter and report their power")
     catalogs: list[str] = Field(default_factory=list, description="extra vehicle CSV files")
@@ -253,7 +305,9 @@ class Fleet(_Strict):
 
 class Quantiles(_Strict):
     median: float = Field(gt=0, le=3.6e6)
+    """median"""
     p95: float = Field(gt=0, le=3.6e6)
+    """95th percentile"""
 
     @model_validator(mode="after")
     def _ordered(self):
@@ -264,13 +318,21 @@ class Quantiles(_Strict):
 
 class Hop(_Strict):
     name: str
+    """the hop's name (faults name it)"""
     latency_ms: Quantiles
+    """one-way latency of a message over this hop"""
     loss_probability: float = Field(default=0.0, ge=0, lt=1)
+    """chance a message is lost on this hop, 0-1"""
     radio: bool = False
+    """the cellular radio hop (RRC promotion from idle, cell capacity)"""
     promotion_ms: Quantiles | None = None
+    """radio: delay to leave idle (RRC promotion) before the first message"""
     idle_timer_s: float | None = Field(default=None, ge=0, le=MAX_TIME_S)
+    """radio: the modem goes idle after this long without traffic"""
     downlink_kbps: float | None = Field(default=None, gt=0, le=1e9)
+    """radio: downlink capacity of a cell, shared by its chargers"""
     message_bytes: int | None = Field(default=None, gt=0, le=10**8)
+    """radio: size of one setpoint message"""
 
     @model_validator(mode="after")
     def _radio_fields(self):
@@ -284,14 +346,23 @@ class Hop(_Strict):
 class NetworkProfile(_Strict):
     """One communication path (see sims/data/network_profiles.yaml for the meaning of each field)."""
     description: str = ""
+    """what this path is"""
     measurement_delay_ms: int = Field(ge=0, le=3_600_000)
+    """frequency measurement delay at the aggregator (or charger)"""
     dispatch_interval_ms: int = Field(default=0, ge=0, le=3_600_000)
+    """least time between two dispatches"""
     hops: list[Hop] = Field(default_factory=list)
+    """the hops a setpoint travels, in order"""
     chargers_per_cell: int | None = Field(default=None, ge=1)
+    """chargers sharing one radio cell (none: all in one)"""
     retransmission_timeout_ms: float = Field(default=1000, gt=0, le=3.6e6)
+    """a lost message is sent again after this long"""
     max_retries: int = Field(default=0, ge=0, le=100)
+    """how often a lost message is sent again"""
     sources: list[str] = Field(default_factory=lambda: ["user"])
+    """keys into sims/data/sources.yaml"""
     verify: bool = True
+    """true: a figure lacks a source"""
 
     @model_validator(mode="after")
     def _one_radio_hop(self):
@@ -302,7 +373,9 @@ class NetworkProfile(_Strict):
 
 class Fault(_Strict):
     kind: Literal["outage", "burst_loss", "silent_chargers"]
+    """outage: a hop delivers nothing; burst_loss: a hop loses messages; silent_chargers: chargers ignore setpoints"""
     from_s: float = Field(ge=0, le=MAX_TIME_S)
+    """start of the fault"""
     to_s: float | None = Field(default=None, le=MAX_TIME_S, description="end of the fault; none: to the end of the run")
     hop: str | None = Field(default=None, description="outage, burst_loss: the hop that fails")
     cell: int | None = Field(default=None, ge=0, description="outage, burst_loss: only this cell (radio hop)")
@@ -322,15 +395,19 @@ class Fault(_Strict):
 
 class Network(_Strict):
     profile: str | NetworkProfile = "local"
+    """a profile of sims/data/network_profiles.yaml (`v2g catalog networks`), or one given inline"""
     chargers_per_cell: int | None = Field(default=None, ge=1, le=10**7, description="overrides the profile's")
     faults: list[Fault] = Field(default_factory=list)
+    """failures injected into the network"""
     report_interval_s: float | None = Field(
         default=None, gt=0, le=3600, description="telemetry uplink: each charger reports its meter every this often (none: off)")
 
 
 class ServiceRef(_Strict):
     id: str
+    """a service of the catalog (`v2g catalog services`), e.g. DC-L"""
     contracted_mw: float = Field(gt=0, le=100_000)
+    """the power contracted for the service"""
 
 
 class Outputs(_Strict):
@@ -349,7 +426,9 @@ class Execution(_Strict):
     """Where simulators run: in this process (default), as separate processes (mosaik's `cmd` starter),
     or already listening elsewhere (mosaik's `connect` starter, host:port)."""
     separate_processes: list[Literal["fleet", "grid", "network"]] = Field(default_factory=list)
+    """simulators started as separate processes (mosaik's cmd starter)"""
     connect: dict[Literal["fleet", "grid", "network"], str] = Field(default_factory=dict)
+    """simulators already listening elsewhere: role -> host:port (mosaik's connect starter)"""
     init_timeout_s: float = Field(default=10.0, gt=0, le=3600, description="how long a simulator in a separate "
                                   "process or behind `connect` may take to answer mosaik's init() call, s")
 
@@ -363,21 +442,36 @@ class Execution(_Strict):
         return connect
 
 
+INPUTS_DIR = "inputs"  # beside scenario.resolved.yaml: copies of the files the run read
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"  # a file name: no path separators, no leading dot
 
 
 class Scenario(_Strict):
     name: str = Field(pattern=NAME_PATTERN, max_length=100)
+    """the run's name: its output directory is results/<name>"""
     description: str = ""
+    """free text, shown in the report"""
     seed: int = Field(default=0, ge=0, lt=2**63)
+    """seed of every random draw: same scenario and seed, byte-identical verdicts"""
     duration_s: float = Field(gt=0, le=MAX_TIME_S)
+    """simulated time"""
     grid: Grid = Field(default_factory=Grid)
+    """the distribution network the chargers are connected to"""
     fleet: Fleet
+    """the vehicles and their chargers"""
     network: Network = Field(default_factory=Network)
+    """the communication path from the aggregator to the chargers (local: none)"""
     frequency: Frequency
+    """the frequency events the fleet responds to"""
     services: list[ServiceRef] = Field(min_length=1)
+    """the services the fleet is judged for, with contracted power"""
     outputs: Outputs = Field(default_factory=Outputs)
+    """what the run records and draws"""
     execution: Execution = Field(default_factory=Execution)
+    """where the simulators run (in this process by default)"""
+    provenance: dict[str, Any] | None = Field(
+        default=None, description="written by `v2g run` into scenario.resolved.yaml (input hashes, versions, what "
+        "was resolved); not read by a run")
 
     @model_validator(mode="after")
     def _grid_step_multiple(self):
@@ -799,14 +893,73 @@ class LoadedScenario:
             why = f"{network} has no zero-sequence data" if missing else "grid.power_flow is balanced"
             self.power_flow_note = f"single-phase chargers spread evenly over the three phases ({why})"
 
-    def resolved(self) -> dict:
-        """The scenario as run: every default filled in, catalog entries expanded."""
-        data = self.scenario.model_dump(mode="json")
+    def input_files(self) -> dict[str, Path]:
+        """Every file the scenario reads besides itself, by the field that names it."""
+        sc = self.scenario
+        files = {f"frequency.events[{i}].file": self.base_dir / ev.file
+                 for i, ev in enumerate(sc.frequency.events) if ev.type == "trace"}
+        files.update({f"fleet.catalogs[{i}]": self.base_dir / c for i, c in enumerate(sc.fleet.catalogs)})
+        if sc.grid.network.endswith(".json"):
+            files["grid.network"] = self.base_dir / sc.grid.network
+        return files
+
+    def resolved(self, inputs_dir: str = INPUTS_DIR) -> tuple[dict, dict[str, Path]]:
+        """The scenario as run, itself a scenario that runs to the same verdicts: every default filled
+        in, vehicle models inline, ``{every: ...}`` bus sets as the buses found, and each input file
+        named as ``inputs_dir/<name>`` beside it. Returns the scenario and the copies to make (new
+        relative name -> file read). What the loader resolved besides (services, network profile,
+        power flow, solver) is in ``provenance.resolved``, for reading; a rerun resolves it again."""
+        data = self.scenario.model_dump(mode="json", exclude={"provenance"})
         for g, resolved in zip(data["fleet"]["groups"], self.groups):
             g["model"] = dict(vars(resolved["vehicle"]))
             g["bus"] = resolved["bus"]  # {every: ...} as the buses it found
-        data["services"] = self.services
-        data["network"]["resolved_profile"] = self.network_profile
-        if self.power_flow is not None:
-            data["grid"]["power_flow"], data["grid"]["solver"] = self.power_flow, self.solver
-        return data
+        data["fleet"]["catalogs"] = []  # every model is inline now
+        copies: dict[str, Path] = {}
+        for field, path in self.input_files().items():
+            if field.startswith("fleet.catalogs"):
+                continue
+            name = f"{inputs_dir}/{len(copies)}-{path.name}"
+            copies[name] = path
+            if field == "grid.network":
+                data["grid"]["network"] = name
+            else:
+                data["frequency"]["events"][int(field.split("[")[1].split("]")[0])]["file"] = name
+        data["provenance"] = {"resolved": {"services": self.services, "network_profile": self.network_profile,
+                                           "power_flow": self.power_flow, "solver": self.solver}}
+        return data, copies
+
+
+# -- JSON Schema ------------------------------------------------------------------------------
+
+SCHEMA_ID = "https://github.com/v2g-testbed/v2g-testbed/docs/scenario.schema.json"
+# a field's unit, from the suffix of its name (the schema's naming rule: every dimensioned field says its unit)
+UNITS = {"_s": "s", "_ms": "ms", "_kw": "kW", "_mw": "MW", "_hz": "Hz", "_pu": "pu", "_pct": "%", "_kwh": "kWh",
+         "_a": "A", "_v": "V", "_kbps": "kbit/s", "_per_s": "1/s", "_kw_per_s": "kW/s", "_hz_per_s": "Hz/s",
+         "_hz_per_sqrt_s": "Hz/sqrt(s)", "_bytes": "bytes"}
+
+
+def _unit(name: str) -> str | None:
+    found = [suffix for suffix in UNITS if name.endswith(suffix)]
+    return UNITS[max(found, key=len)] if found else None
+
+
+def json_schema() -> dict:
+    """The scenario file's JSON Schema (draft 2020-12), from the pydantic models: every field with its
+    description and, where its name carries one, its unit (``unit`` and in the description)."""
+    schema = Scenario.model_json_schema(mode="validation")
+
+    def annotate(properties: dict):
+        for name, prop in properties.items():
+            unit = _unit(name)
+            if unit is None:
+                continue
+            prop["unit"] = unit
+            text = prop.get("description", "")
+            prop["description"] = f"{text} [{unit}]" if text else f"[{unit}]"
+
+    annotate(schema.get("properties", {}))
+    for definition in schema.get("$defs", {}).values():
+        annotate(definition.get("properties", {}))
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", "$id": SCHEMA_ID,
+            "$comment": "v2g-testbed scenario schema: generated by `v2g schema`; do not edit by hand", **schema,
+            "title": "v2g-testbed scenario"}

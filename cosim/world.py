@@ -16,7 +16,8 @@ import mosaik
 import numpy as np
 
 from sims import PHASES, catalog, record
-from sims.fleet import PHASE_OUTPUTS, sample_vehicles
+from sims.controller import aggregator_vehicles
+from sims.fleet import PHASE_OUTPUTS, fleet_rng, sample_vehicles
 
 SIM_CONFIG = {
     "Frequency": {"python": "sims.frequency:FrequencySim"},
@@ -45,9 +46,9 @@ def sim_config(execution) -> dict:
 
 def sample_fleet(loaded) -> dict[str, list]:
     """Per-vehicle parameters for this scenario and seed (reproducible)."""
-    rng = np.random.default_rng([loaded.scenario.seed, 1])
     fleet = loaded.scenario.fleet
-    return sample_vehicles(loaded.groups, fleet.spread_pct, rng, fleet.spread_distribution, loaded.load_phases)
+    return sample_vehicles(loaded.groups, fleet.spread_pct, fleet_rng(loaded.scenario.seed), fleet.spread_distribution,
+                           loaded.load_phases)
 
 
 def cells_of(n_vehicles: int, profile: dict) -> list[int]:
@@ -86,8 +87,7 @@ def build(world: mosaik.World, loaded, vehicles: dict, h5_path: str) -> dict:
                                 replication_factor=loaded.system["replication_factor"]).System()
     controller = world.start("Controller", measurement_delay_ms=profile["measurement_delay_ms"],
                              dispatch_interval_ms=profile["dispatch_interval_ms"]).Aggregator(
-        services=loaded.services, vehicles={k: vehicles[k] for k in ("baseline_kw", "p_min_kw", "p_max_kw", "plugged", "arrival_ms",
-                                            "departure_ms", "soc", "soc_min", "soc_max")},
+        services=loaded.services, vehicles=aggregator_vehicles(vehicles),
         nominal_hz=nominal)
     report_ms = round(sc.network.report_interval_s * 1000) if sc.network.report_interval_s else 0
     fleet = world.start("Fleet", step_ms=sc.outputs.vehicle_sample_ms, sample_ms=sc.outputs.sample_ms,
@@ -116,8 +116,8 @@ def build(world: mosaik.World, loaded, vehicles: dict, h5_path: str) -> dict:
         world.connect(controller, fleet, "setpoints")
     loads = {child.eid: child for child in grid.children}
     unbalanced = loaded.power_flow == "unbalanced"
-    for bus in fleet.children:  # unbalanced: each phase's load; balanced: the total, spread evenly
-        world.connect(bus, loads["ev-" + bus.eid.removeprefix("bus-")],
+    for bus in fleet.children:  # same eid, same bus; unbalanced: each phase's load; balanced: the total
+        world.connect(bus, loads[bus.eid],
                       *(PHASE_OUTPUTS if unbalanced else ("p_kw",)))
 
     world.connect(frequency, recorder, *record.attrs(record.FREQUENCY, "frequency"))

@@ -46,6 +46,15 @@ META = {
 }
 
 
+VEHICLE_KEYS = ("baseline_kw", "p_min_kw", "p_max_kw", "plugged", "arrival_ms", "departure_ms", "soc", "soc_min",
+                "soc_max")
+
+
+def aggregator_vehicles(fleet_parameters: dict) -> dict:
+    """What the ``Aggregator`` entity's ``vehicles`` parameter takes from the fleet's (``FleetSim``'s) parameters."""
+    return {k: fleet_parameters[k] for k in VEHICLE_KEYS if k in fleet_parameters}
+
+
 def required_change_kw(services: list[dict], f_hz: float, nominal_hz: float) -> float:
     """Total change of fleet power the contracted services ask for at ``f_hz`` (kW, + import)."""
     return sum(direction_sign(s) * response_pu(s, f_hz, nominal_hz) * s["contracted_kw"] for s in services)

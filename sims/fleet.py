@@ -137,6 +137,46 @@ def sample_vehicles(groups: list[dict], spread_pct: float, rng: np.random.Genera
     return out
 
 
+GROUP_REQUIRED = ("model", "count", "charger_kw", "bus")
+
+
+def fleet_rng(seed: int) -> np.random.Generator:
+    """The generator every fleet draw of a run takes (a scenario's seed gives the same fleet anywhere)."""
+    return np.random.default_rng([int(seed), 1])
+
+
+def fleet_parameters(groups: list[dict], seed: int = 0, spread_pct: float = 0.0, distribution: str = "lognormal",
+                     vehicle_csvs=()) -> dict[str, list]:
+    """The ``vehicles`` create parameter of ``Fleet`` for a mosaik world of your own, from catalog names.
+
+    ``groups``: dicts with ``model`` (a catalog name, e.g. ``"VW ID.3"``, or a ``catalog.VehicleModel``),
+    ``count``, ``charger_kw`` and ``bus``; every other field of a scenario's fleet group (``soc``,
+    ``bidirectional``, ``connection``, ...) is optional and defaults as in ``sims/data/fleet_defaults.yaml``.
+    With the same groups, seed and spread, the fleet is the one ``v2g run`` builds for a scenario.
+    ``controller.aggregator_vehicles(params)`` gives the subset the ``Aggregator`` entity takes.
+    """
+    from sims import catalog
+
+    models = dict(catalog.builtin_vehicles())
+    for path in vehicle_csvs:
+        models.update(catalog.read_vehicle_csv(path))
+    defaults = {**catalog.fleet_defaults(), "placement": "round_robin"}
+    defaults.pop("telemetry_hz", None)  # a fleet setting (FleetSim's telemetry_ms), not a group's
+    full = []
+    for i, g in enumerate(groups):
+        missing = [k for k in GROUP_REQUIRED if k not in g]
+        unknown = sorted(set(g) - set(defaults) - set(GROUP_REQUIRED))
+        if missing or unknown:
+            raise ValueError(f"groups[{i}]: " + (f"missing {', '.join(missing)}" if missing else
+                                                   f"unknown field {unknown[0]!r} (known: {', '.join(sorted(defaults))})"))
+        model = g["model"]
+        if isinstance(model, str) and model not in models:
+            raise ValueError(f"groups[{i}].model: unknown vehicle model {model!r} (known: {', '.join(models)})")
+        vehicle = models[model] if isinstance(model, str) else model
+        full.append({**defaults, **{k: v for k, v in g.items() if k != "model"}, "vehicle": vehicle})
+    return sample_vehicles(full, spread_pct, fleet_rng(seed), distribution)
+
+
 def draw_phases(rng: np.random.Generator, n: int, phase: str) -> list[str]:
     """The phase of each of n chargers: ``a``/``b``/``c``/``abc`` for all, or spread ``round_robin`` / ``random``."""
     return _place(rng, list(PHASES), n, phase) if phase in ("round_robin", "random") else [phase] * n
@@ -236,7 +276,12 @@ class FleetSim(mosaik_api_v3.Simulator):
             raise ValueError(f"FleetSim: phase must be a, b, c or abc, got {unknown[0]!r}")
         # share of each vehicle's power on each phase
         self.phase_share = phase_shares(phase)
-        children = [{"eid": f"bus-{b}", "type": "Bus"} for b in self.bus_names]
+        if self.eid in self.bus_names:
+            raise ValueError(f"FleetSim: a bus may not be called {self.eid!r} (the Fleet entity's id)")
+        # one Bus child per grid bus, its id the bus reference itself: GridSim names its ChargingLoad
+        # children the same way, so a world connects ``fleet.children`` to the grid's by equal ``eid``
+        self.bus_position = {b: k for k, b in enumerate(self.bus_names)}
+        children = [{"eid": b, "type": "Bus"} for b in self.bus_names]
         n = self.fleet.n
         # chargers report in turn, spread evenly over the report interval (not all at once)
         self.report_offset = (np.arange(n) * self.report_ms // max(n, 1)) if self.report_ms else np.zeros(n, int)
@@ -334,7 +379,7 @@ class FleetSim(mosaik_api_v3.Simulator):
                     elif attr == "vehicle_soc" and periodic:
                         values[attr] = self.fleet.soc.tolist()
             else:
-                k = self.bus_names.index(eid[len("bus-"):])
+                k = self.bus_position[eid]
                 for attr in attrs:
                     values[attr] = float(per_bus[k] if attr == "p_kw" else per_phase[attr][k])
             data[eid] = values

@@ -273,7 +273,9 @@ class GridSim(mosaik_api_v3.Simulator):
                 load_idx.append(self.pp.create_asymmetric_load(net, bus=bus, name=f"ev-{ref}"))
             else:
                 load_idx.append(self.pp.create_load(net, bus=bus, p_mw=0.0, name=f"ev-{ref}"))
-            self.child_eids.append(f"ev-{ref}")
+            if str(ref) == "grid":
+                raise ValueError("GridSim: a charging bus may not be called 'grid' (the Grid entity's id)")
+            self.child_eids.append(str(ref))  # the bus reference: FleetSim's Bus children carry the same ids
         self.ev_load_idx = np.asarray(load_idx, dtype=int)
         children = [{"eid": eid, "type": "ChargingLoad"} for eid in self.child_eids]
         return [{"eid": "grid", "type": "Grid", "children": children}]

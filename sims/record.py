@@ -29,14 +29,15 @@ class Recorded:
     attr: str
     unit: str
     kind: str = "series"
+    columns: str | None = None  # a matrix: what its columns are (VEHICLES: vehicle index, else a labels output)
 
     @property
     def path(self) -> str:
         return f"{self.entity}/{self.attr}"
 
 
-def _r(entity, attr, unit, kind="series") -> Recorded:
-    return Recorded(entity, attr, unit, kind)
+def _r(entity, attr, unit, kind="series", columns=None) -> Recorded:
+    return Recorded(entity, attr, unit, kind, columns)
 
 
 SERIES: dict[str, Recorded] = {
@@ -50,15 +51,15 @@ SERIES: dict[str, Recorded] = {
     "telemetry_lost": _r(NETWORK, "telemetry_lost", "kW", "table"),
     "fleet_power": _r(FLEET, "p_kw", "kW"),
     "metered_power": _r(FLEET, "metered_p_kw", "kW"),
-    "vehicle_power": _r(FLEET, "vehicle_p_kw", "kW", "matrix"),
-    "vehicle_soc": _r(FLEET, "vehicle_soc", "1", "matrix"),
+    "vehicle_power": _r(FLEET, "vehicle_p_kw", "kW", "matrix", VEHICLES),
+    "vehicle_soc": _r(FLEET, "vehicle_soc", "1", "matrix", VEHICLES),
     "soc_mean": _r(FLEET, "soc_mean", "1"),
-    "voltage": _r(GRID, "vm_pu", "pu", "matrix"),
-    **{f"voltage_{p}": _r(GRID, f"vm_{p}_pu", "pu", "matrix") for p in PHASES},
-    "unbalance": _r(GRID, "unbalance_pct", "%", "matrix"),
+    "voltage": _r(GRID, "vm_pu", "pu", "matrix", "bus_names"),
+    **{f"voltage_{p}": _r(GRID, f"vm_{p}_pu", "pu", "matrix", "bus_names") for p in PHASES},
+    "unbalance": _r(GRID, "unbalance_pct", "%", "matrix", "bus_names"),
     "max_unbalance": _r(GRID, "max_unbalance_pct", "%"),
-    "line_loading": _r(GRID, "line_loading_pct", "%", "matrix"),
-    "trafo_loading": _r(GRID, "trafo_loading_pct", "%", "matrix"),
+    "line_loading": _r(GRID, "line_loading_pct", "%", "matrix", "line_names"),
+    "trafo_loading": _r(GRID, "trafo_loading_pct", "%", "matrix", "trafo_names"),
     "v_min": _r(GRID, "v_min_pu", "pu"),
     "v_max": _r(GRID, "v_max_pu", "pu"),
     "max_line_loading": _r(GRID, "max_line_loading_pct", "%"),

@@ -70,7 +70,7 @@ def test_shipped_scenarios_run(path, tmp_path):
     verdicts = run_file(path, out)
     files = {p.name for p in out.iterdir()}
     assert {"verdicts.json", "timeseries.h5", "scenario.resolved.yaml", "response.png", "grid.png"} <= files
-    assert all(f.endswith(".png") for f in files - {"verdicts.json", "timeseries.h5", "scenario.resolved.yaml", MARKER})
+    assert all(f.endswith(".png") for f in files - {"verdicts.json", "timeseries.h5", "scenario.resolved.yaml", MARKER, "inputs"})
     # each shipped scenario runs once in the suite: here its verdict is also held against the committed baseline
     baseline = yaml.safe_load(BASELINE.read_text())
     tolerances = {**regression.DEFAULT_TOLERANCES, **baseline.get("tolerances", {})}

@@ -145,9 +145,9 @@ def test_fleet_splits_each_bus_over_the_phases():
     sim.create(1, "Fleet", vehicles=vehicles)
     sim.step(0, {}, 100)
     attrs = ["p_kw", "p_a_kw", "p_b_kw", "p_c_kw"]
-    data = sim.get_data({"bus-x": attrs, "bus-y": attrs})
-    assert data["bus-x"] == pytest.approx({"p_kw": 10.0, "p_a_kw": 6.0, "p_b_kw": 2.0, "p_c_kw": 2.0})
-    assert data["bus-y"] == pytest.approx({"p_kw": -3.0, "p_a_kw": 0.0, "p_b_kw": 0.0, "p_c_kw": -3.0})
+    data = sim.get_data({"x": attrs, "y": attrs})
+    assert data["x"] == pytest.approx({"p_kw": 10.0, "p_a_kw": 6.0, "p_b_kw": 2.0, "p_c_kw": 2.0})
+    assert data["y"] == pytest.approx({"p_kw": -3.0, "p_a_kw": 0.0, "p_b_kw": 0.0, "p_c_kw": -3.0})
 
 
 def test_power_flow_choice_and_its_errors(tmp_path):
@@ -200,7 +200,7 @@ def test_every_load_bus_or_lv_bus(tmp_path):
         (tmp_path / "s.yaml").write_text(yaml.safe_dump(dict(BASE, grid=grid, fleet={"groups": [home_group(bus=bus)]})))
         one = scenario.load(tmp_path / "s.yaml")
         one.check_grid()
-        return one.groups[0]["bus"], one.resolved()["fleet"]["groups"][0]["bus"]
+        return one.groups[0]["bus"], one.resolved()[0]["fleet"]["groups"][0]["bus"]
 
     houses, resolved = group_buses({"network": "ieee_eu_lv"}, {"every": "load"})
     assert len(houses) == 55 and houses[:3] == [34, 47, 70] and resolved == houses

@@ -1,0 +1,378 @@
+"""The Python API: what the ``v2g`` commands do, for notebooks and scripts.
+
+    from cosim import run_scenario
+
+    r = run_scenario("scenarios/hub-dc-local.yaml", overrides=["network.profile=4g"], seed=3)
+    r.eligible                       # {"DC-L": True, ...}
+    r.table()                        # one row per service (pandas)
+    r.series("fleet_power")          # a recorded output as a DataFrame (or by its path: "fleet/p_kw")
+    r.vehicles()                     # the per-vehicle table
+    r.plots()                        # PNGs on demand; r.report() the HTML report
+
+``out=None`` runs into a temporary directory that lives as long as the result (``with run_scenario(...)
+as r:`` removes it at the end of the block); give ``out`` to keep the files, as ``v2g run --out`` does.
+The command line calls these same functions, so a result here is the one ``v2g`` prints.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Iterable
+
+from cosim import scenario as scenario_module
+from cosim.scenario import LoadedScenario, ScenarioError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from analysis.verdict import RunVerdicts
+
+__all__ = ["load_scenario", "run_scenario", "run_replicates", "run_sweep", "hosting_capacity", "RunResult",
+           "ReplicatesResult", "HostingResult", "ScenarioError"]
+
+
+def load_scenario(scenario: str | Path | LoadedScenario, overrides: Iterable[str] = (),
+                  seed: int | None = None) -> LoadedScenario:
+    """Read and check a scenario file (``overrides`` as ``--set``: ``"fleet.groups.0.count=40"``), its grid
+    included. A ``LoadedScenario`` is returned as it is (then ``overrides`` and ``seed`` must be empty).
+    Raises ``ScenarioError`` with the one-line message the command line prints."""
+    if isinstance(scenario, LoadedScenario):
+        if list(overrides) or seed is not None:
+            raise ScenarioError("overrides and seed apply to a scenario file, not to a loaded scenario")
+        return scenario
+    loaded = scenario_module.load(scenario, list(overrides), seed)
+    loaded.check_grid()
+    return loaded
+
+
+class _Output:
+    """An output directory: the caller's, or a temporary one removed with the result."""
+
+    def __init__(self, out: str | Path | None):
+        self._tmp = None if out is not None else tempfile.TemporaryDirectory(prefix="v2g-")
+        self.path = Path(out) if out is not None else Path(self._tmp.name) / "run"
+
+    def close(self):
+        if self._tmp is not None:
+            self._tmp.cleanup()
+            self._tmp = None
+
+
+class _Owned:
+    """A result that may own a temporary output directory: ``close()`` (or leaving ``with``) removes it."""
+
+    _output: "_Output | None" = None
+
+    def close(self):
+        """Remove the temporary directory of a result made with ``out=None`` (nothing otherwise)."""
+        if self._output is not None:
+            self._output.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class RunResult(_Owned):
+    """One finished run: its verdicts, and its record read by the names of ``sims/record.py``."""
+
+    def __init__(self, loaded: LoadedScenario, out_dir: Path, verdicts: "RunVerdicts", output: _Output | None = None):
+        self.scenario = loaded
+        self.out_dir = Path(out_dir)
+        self.verdicts: RunVerdicts = verdicts
+        self._output = output
+
+    @classmethod
+    def open(cls, out_dir: str | Path) -> "RunResult":
+        """A finished run's directory (as ``v2g run`` leaves it), read back."""
+        out_dir = Path(out_dir)
+        if not (out_dir / "verdicts.json").is_file():
+            raise ScenarioError(f"{out_dir}: not a finished run (no verdicts.json)")
+        loaded = scenario_module.load(out_dir / "scenario.resolved.yaml")
+        return cls(loaded, out_dir, json.loads((out_dir / "verdicts.json").read_text()))
+
+    # -- verdicts --------------------------------------------------------------------------------
+    @property
+    def eligible(self) -> dict[str, bool | None]:
+        """Service id -> eligible (None: the event never asked for the service)."""
+        return {v["service"]: v["eligible"] for v in self.verdicts["services"]}
+
+    def table(self) -> "pd.DataFrame":
+        """One row per service: the verdict, the regimes that judged it, failed rules and their causes, key figures."""
+        import pandas as pd
+
+        rows = []
+        for v in self.verdicts["services"]:
+            rows.append({
+                "service": v["service"], "eligible": v["eligible"],
+                "judged_by": [n for n, r in (v.get("regimes") or {}).items() if r["applies"]],
+                "failed": list(v["failed"]),
+                "causes": {name: r["cause"] for name, r in (v.get("rules") or {}).items() if "cause" in r},
+                "initiation_s": v.get("initiation_s"), "full_delivery_s": v.get("full_delivery_s"),
+                "delivered_mw": v.get("delivered_mw"), "available_mw": v.get("available_mw"),
+                "contracted_mw": v.get("contracted_mw"), "notes": list(v.get("notes", []))})
+        return pd.DataFrame(rows).set_index("service")
+
+    def rules(self) -> "pd.DataFrame":
+        """One row per service and rule: passed, value, limit, margin, unit, regime."""
+        import pandas as pd
+
+        rows = [{"service": v["service"], "rule": name, **rule}
+                for v in self.verdicts["services"] for name, rule in (v.get("rules") or {}).items()]
+        return pd.DataFrame(rows).set_index(["service", "rule"])
+
+    # -- the record -----------------------------------------------------------------------------
+    @property
+    def names(self) -> list[str]:
+        """The outputs this run recorded (keys of ``sims.record.SERIES``)."""
+        from analysis.timeseries import RunRecord
+
+        with RunRecord.open(self.out_dir / "timeseries.h5") as rec:
+            return [name for name in _record().SERIES if rec.has(name)]
+
+    def series(self, name: str) -> "pd.DataFrame":
+        """A recorded output as a DataFrame indexed by time in seconds. ``name`` is a key of
+        ``sims.record.SERIES`` (``"fleet_power"``) or its path in ``timeseries.h5`` (``"fleet/p_kw"``).
+        A series has one column (its name, with the unit in ``df.attrs``); a matrix one column per vehicle,
+        bus, line or transformer; a table (setpoints, messages) one row per entry."""
+        import pandas as pd
+
+        from analysis.timeseries import RunRecord
+
+        record = _record()
+        key = _series_key(name)
+        rec_def = record.SERIES[key]
+        with RunRecord.open(self.out_dir / "timeseries.h5") as rec:
+            if not rec.has(key):
+                raise KeyError(f"{name}: this run did not record it (recorded: {', '.join(self.names)})")
+            if rec_def.kind == "labels":
+                frame = pd.DataFrame({key: rec.labels(key)})
+            elif rec_def.kind == "table":
+                frame = pd.DataFrame(rec.table(key))
+                if "time_s" in frame:
+                    frame.insert(0, "time_s", frame.pop("time_s"))
+            else:
+                s = rec.series(key)
+                index = pd.Index(s.time_ms / 1000.0, name="time_s")
+                if rec_def.kind == "matrix":
+                    columns = (range(s.value.shape[1]) if rec_def.columns == record.VEHICLES
+                               else rec.labels(rec_def.columns))
+                    frame = pd.DataFrame(s.value, index=index, columns=list(columns))
+                    frame.columns.name = "vehicle" if rec_def.columns == record.VEHICLES else rec_def.columns[:-6]
+                else:
+                    frame = pd.DataFrame({key: s.value}, index=index)
+        frame.attrs.update(unit=rec_def.unit, path=rec_def.path, name=key)
+        return frame
+
+    def vehicles(self) -> "pd.DataFrame":
+        """The per-vehicle table as the fleet simulator was given it (one row per vehicle)."""
+        import numpy as np
+        import pandas as pd
+
+        from analysis.timeseries import RunRecord
+
+        with RunRecord.open(self.out_dir / "timeseries.h5") as rec:
+            table = rec.vehicles()
+        frame = pd.DataFrame(table)
+        for col in ("departure_ms",):  # stored as inf for "never"
+            if col in frame:
+                frame[col] = frame[col].replace(np.inf, np.nan)
+        frame.index.name = "vehicle"
+        return frame
+
+    # -- pictures -------------------------------------------------------------------------------
+    def plots(self) -> list[Path]:
+        """Write the run's PNG plots into its directory (as ``v2g run`` does when ``outputs.plots``) and list them."""
+        from analysis import plots
+        from sims import catalog
+
+        loaded = self.scenario
+        return plots.write_all(self.out_dir, loaded.services, loaded.network_profile, catalog.nominal_hz(),
+                               loaded.scenario.grid.limits.model_dump())
+
+    def report(self, out: str | Path | None = None) -> Path:
+        """The self-contained HTML report (``v2g report``)."""
+        from analysis import report
+
+        return report.write(self.out_dir, Path(out) if out is not None else None)
+
+    def __repr__(self):
+        verdicts = ", ".join(f"{s}: {'ELIGIBLE' if e else 'NOT ELIGIBLE' if e is False else 'not tested'}"
+                             for s, e in self.eligible.items())
+        return f"<RunResult {self.verdicts['scenario']} seed {self.verdicts['seed']}: {verdicts}>"
+
+
+def _record():
+    from sims import record
+
+    return record
+
+
+def _series_key(name: str) -> str:
+    record = _record()
+    if name in record.SERIES:
+        return name
+    by_path = {r.path: key for key, r in record.SERIES.items()}
+    if name in by_path:
+        return by_path[name]
+    raise KeyError(f"{name}: no such recorded output (names: {', '.join(record.SERIES)}; or their paths, "
+                   "e.g. fleet/p_kw)")
+
+
+def run_scenario(scenario: str | Path | LoadedScenario, overrides: Iterable[str] = (), seed: int | None = None,
+                 out: str | Path | None = None, plots: bool = False, progress: bool = False) -> RunResult:
+    """Run a scenario through the co-simulation and judge it (``v2g run``).
+
+    ``plots``: write the PNG plots with the run (default off here: ``RunResult.plots()`` makes them when
+    wanted). ``out``: the output directory; one that holds files v2g did not write is refused."""
+    from cosim import run as runner
+    from cosim.outputs import check_output_dir, output_lock
+
+    loaded = load_scenario(scenario, overrides, seed)
+    output = _Output(out)
+    if out is not None:
+        check_output_dir(output.path)
+    try:
+        with output_lock(output.path):
+            verdicts = run_locked(loaded, output.path, plots, progress)
+    except BaseException:
+        output.close()
+        raise
+    return RunResult(loaded, output.path, verdicts, output if out is None else None)
+
+
+def run_locked(loaded: LoadedScenario, out: Path, plots: bool = False, progress: bool = False) -> "RunVerdicts":
+    """The run itself, for a caller that already checked ``out`` and holds its lock (``cosim.outputs``)."""
+    from cosim import run as runner
+
+    loaded.scenario.outputs.plots = bool(plots)
+    return runner.run(loaded, Path(out), progress=progress)
+
+
+class ReplicatesResult(_Owned):
+    """``n`` runs of one scenario with consecutive seeds: P(eligible) per service and each run."""
+
+    def __init__(self, summary: dict, out_dir: Path, output: _Output | None):
+        self.summary = summary
+        self.out_dir = out_dir
+        self._output = output
+
+    @property
+    def runs(self) -> list[RunResult]:
+        return [RunResult.open(self.out_dir / f"seed-{seed}") for seed in self.summary["seeds"]]
+
+    def table(self) -> "pd.DataFrame":
+        """One row per service: eligible runs, P(eligible), its 95 % interval, times' median and spread."""
+        import pandas as pd
+
+        rows = []
+        for s in self.summary["services"]:
+            row = {k: s[k] for k in ("service", "runs_judged", "eligible_runs", "p_eligible")}
+            row["ci95_low"], row["ci95_high"] = s["ci95"]
+            for field in ("initiation_s", "full_delivery_s"):
+                for stat in ("median", "p5", "p95"):
+                    row[f"{field}_{stat}"] = s[field][stat] if s[field] else None
+            row["failed_rule_counts"] = s["failed_rule_counts"]
+            rows.append(row)
+        return pd.DataFrame(rows).set_index("service")
+
+
+def run_replicates(scenario: str | Path, n: int, overrides: Iterable[str] = (), seed: int | None = None,
+                   out: str | Path | None = None, progress=None) -> ReplicatesResult:
+    """``v2g run --replicates N``: the scenario with seeds seed, seed+1, ..., no plots.
+    ``progress(done, total)`` is called after each run."""
+    from cosim import run as runner
+    from cosim.outputs import check_output_dir, output_lock
+
+    if n < 1:
+        raise ScenarioError(f"--replicates: must be at least 1, got {n}")
+    overrides = [*overrides, "outputs.plots=false"]
+    first = load_scenario(scenario, overrides, seed)
+    output = _Output(out)
+    check_output_dir(output.path)
+
+    def load(s):
+        return first if s is None else load_scenario(scenario, overrides, s)
+
+    try:
+        with output_lock(output.path):
+            summary = runner.run_replicates(load, n, output.path, progress)
+    except BaseException:
+        output.close()
+        raise
+    return ReplicatesResult(summary, output.path, output if out is None else None)
+
+
+def run_sweep(sweep_file: str | Path, out: str | Path | None = None, workers: int = 1, scheduler: str | None = None,
+              progress=None) -> "pd.DataFrame":
+    """``v2g sweep``: every run of a sweep file; the table (``results.csv``) as a DataFrame, one row per run.
+    ``progress(done, failed, total)`` is called as runs finish."""
+    import pandas as pd
+
+    from cosim import sweep
+
+    if workers < 1:
+        raise ScenarioError(f"--workers: must be at least 1, got {workers}")
+    spec = sweep.expand(Path(sweep_file))
+    target = sweep.output_dir(spec, Path(out) if out is not None else None)
+    rows = sweep.sweep(Path(sweep_file), target, workers, scheduler, progress, spec=spec)
+    frame = pd.DataFrame(rows).set_index("run")
+    frame.attrs["out_dir"] = str(target)
+    return frame
+
+
+class HostingResult:
+    """Hosting capacity per feeder and direction: the results dict ``hosting_capacity.json`` holds."""
+
+    def __init__(self, results: dict, loaded: LoadedScenario, out_dir: Path | None):
+        self.results = results
+        self.scenario = loaded
+        self.out_dir = out_dir
+
+    def table(self) -> "pd.DataFrame":
+        import pandas as pd
+
+        keep = ("feeder", "direction", "chargers_p5", "chargers_p50", "chargers_p95", "kw_p50", "binding_limit",
+                "binding_element")
+        return pd.DataFrame([{k: f.get(k) for k in keep} for f in self.results["feeders"]]).set_index(
+            ["feeder", "direction"])
+
+
+def hosting_capacity(scenario: str | Path | LoadedScenario, placements: int = 20, max_chargers: int = 5000,
+                     at: str = "loads", out: str | Path | None = None, overrides: Iterable[str] = (),
+                     progress=None) -> HostingResult:
+    """``v2g hosting-capacity``: chargers of the scenario's first fleet group each feeder takes before a
+    limit breaks, over random placements. Writes the tables and plots into ``out`` when given.
+    ``progress(done, total)`` is called as placements finish."""
+    from analysis import hosting
+    from cosim.outputs import atomic_directory, check_output_dir, output_lock
+    from sims.fleet import charger_power, single_phase
+    from sims.grid import PROFILE_MS, apply_profiles, load_network, simbench_profiles
+
+    loaded = load_scenario(scenario, overrides)
+    if placements < 1 or max_chargers < 1:
+        raise ScenarioError("--placements and --max-chargers must be at least 1")
+    if at not in ("loads", "all"):
+        raise ScenarioError(f"--at: loads or all, got {at!r}")
+    if out is not None:
+        check_output_dir(Path(out))
+    sc = loaded.scenario
+    group = loaded.groups[0]
+    charger_kw = charger_power(group)[0]
+    directions = ["import", "export"] if group["bidirectional"] else ["import"]
+    net = load_network(sc.grid.network, loaded.base_dir)
+    if sc.grid.profile_time is not None:  # SimBench: the loads and generation at the scenario's start
+        apply_profiles(net, simbench_profiles(net), sc.grid.profile_start_ms() // PROFILE_MS)
+    for table in ("load", "asymmetric_load"):
+        net[table]["scaling"] = net[table]["scaling"] * sc.grid.base_load_scale
+    results = hosting.hosting_capacity(net, sc.grid.limits.model_dump(), charger_kw, directions, placements, sc.seed,
+                                       max_chargers, progress, phase=group["phase"] if single_phase(group) else None,
+                                       unbalanced=loaded.power_flow == "unbalanced", at=at, solver=loaded.solver)
+    if out is not None:
+        with output_lock(Path(out)), atomic_directory(Path(out), "hosting-capacity") as tmp:
+            hosting.write(results, tmp)
+    return HostingResult(results, loaded, Path(out) if out is not None else None)
