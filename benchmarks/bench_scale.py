@@ -48,7 +48,7 @@ def scenario_dict(n: int, profile: str) -> dict:
     return {
         "name": f"bench-{n}", "seed": 1, "duration_s": 60,
         "grid": {"network": "cigre_mv", "step_s": 1.0, "base_load_scale": 0.6},
-        "fleet": {"spread_pct": 10, "telemetry_hz": 20, "groups": [
+        "fleet": {"assume_v2g": True, "spread_pct": 10, "telemetry_hz": 20, "groups": [
             {"model": m, "count": c, "charger_kw": 10, "bus": f"Bus {3 + i % 8}", "plugged_in_fraction": 0.9,
              "departure_s": [30, 300], "connection": "ac" if i == 0 else "dc"}
             for i, (m, c) in enumerate(zip(MODELS, counts)) if c]},

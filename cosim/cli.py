@@ -159,12 +159,23 @@ def cmd_catalog(args) -> int:
         vehicles = dict(catalog.builtin_vehicles())
         for path in args.vehicles_file:
             vehicles.update(catalog.read_vehicle_csv(path))
-        rows = [[v.model, v.battery_kwh, v.t_a_s, v.t_b_s, v.t_c_s, v.t_d_s, v.ramp_up_kw_per_s,
-                 v.ramp_down_kw_per_s, v.source_key] for v in vehicles.values()]
-        used += [v.source_key for v in vehicles.values()]
-        print("Vehicles (t_a start delay, t_b rise time, t_c ramp-down delay, t_d fall time; ramps in kW/s)")
-        print(render(["model", "kWh", "t_a s", "t_b s", "t_c s", "t_d s", "ramp up", "ramp down", "source"], rows,
-                     "lrrrrrrrl"))
+        rows = [[v.model, v.year, v.battery_kwh, v.t_a_s, v.t_b_s, v.t_c_s, v.t_d_s, v.ramp_up_kw_per_s,
+                 v.ramp_down_kw_per_s, v.source_key, "yes" if v.v2g_capable else "no", v.dc_inlet, v.v2g_source]
+                for v in vehicles.values()]
+        used += [k for v in vehicles.values() for k in (v.source_key, v.v2g_source)]
+        print("Vehicles (t_a start delay, t_b rise time, t_c ramp-down delay, t_d fall time; ramps in kW/s; measured "
+              "on the onboard charger, charging)")
+        print(render(["model", "year", "kWh", "t_a s", "t_b s", "t_c s", "t_d s", "ramp up", "ramp down", "source",
+                      "V2G", "DC inlet", "V2G source"], rows, "lrrrrrrrrllll"))
+        print()
+        chargers = catalog.dc_chargers()
+        print("Bidirectional DC chargers (measured with a vehicle, both directions; fleet.groups[].dc_charger)")
+        print(render(["charger", "protocol", "kW", "t_a s", "t_c s", "ramp up", "ramp down", "measured with", "source",
+                      "verify"],
+                     [[c.name, c.protocol, c.rated_kw, c.t_a_s, c.t_c_s, c.ramp_up_kw_per_s, c.ramp_down_kw_per_s,
+                       c.measured_with, c.source_key, "yes" if c.verify else ""] for c in chargers.values()],
+                     "llrrrrrlll"))
+        used += [c.source_key for c in chargers.values()]
         print()
     if "services" in sections:
         rows = []

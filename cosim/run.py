@@ -88,6 +88,7 @@ def run(loaded, out_dir: Path, progress: bool = False) -> dict:
         add_desk_method(verdicts, loaded)
         for entry in verdicts["services"]:  # implausible inputs: allowed, but every verdict says so
             entry["notes"] += [f"plausibility: {w}" for w in loaded.warnings]
+            entry["notes"] += [f"vehicles: {n}" for n in loaded.model_notes]
             entry["notes"] += defaults_behind_failures(loaded, entry)
         (tmp / "verdicts.json").write_text(json.dumps(verdicts, indent=2, allow_nan=False) + "\n")
         if loaded.scenario.outputs.plots:

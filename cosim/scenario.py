@@ -242,6 +242,9 @@ class FleetGroup(_Strict):
     """dc: the charger converts (onboard charger bypassed); ac: the onboard charger limits power"""
     phases: Literal[1, 3] = _DEFAULTS["phases"]
     """AC chargers: 1 or 3 phases"""
+    dc_charger: str | None = None
+    """DC: a bidirectional DC charger of sims/data/dc_chargers.csv whose measured delays and ramps replace the
+    vehicle's onboard-charger (AC) measurements; none: the AC figures are borrowed (and the verdicts say so)"""
     phase: Literal["a", "b", "c", "round_robin", "random", "same_as_load"] = Field(
         default=_DEFAULTS["phase"], description="single-phase AC chargers: their phase, spread in turn or at random, "
         "or same_as_load: the phase of the single-phase load at the bus (the house the charger belongs to)")
@@ -288,6 +291,9 @@ class Fleet(_Strict):
     telemetry_hz: float = Field(default=_DEFAULTS["telemetry_hz"], gt=0, le=1000,
                                 description="rate at which the chargers meter and report their power")
     catalogs: list[str] = Field(default_factory=list, description="extra vehicle CSV files")
+    assume_v2g: bool = False
+    """a what-if: let bidirectional groups of models that are not V2G-capable export anyway (every verdict says
+    which); false: such a group is refused, and must be made V1G (bidirectional: false)"""
 
     @field_validator("telemetry_hz")
     @classmethod
@@ -333,6 +339,11 @@ class Hop(_Strict):
     """radio: downlink capacity of a cell, shared by its chargers"""
     message_bytes: int | None = Field(default=None, gt=0, le=10**8)
     """radio: size of one setpoint message"""
+    paging_cycle_ms: float | None = Field(default=None, gt=0, le=MAX_TIME_S * 1000)
+    """radio: a setpoint for an idle modem waits for its next paging occasion, one per cycle (LTE DRX paging,
+    NB-IoT eDRX, or a PSM device's wake-up period); none: reached at once"""
+    connection_failure_probability: float = Field(default=0.0, ge=0, lt=1)
+    """radio: chance a promotion from idle fails (connection setup); the attempt is lost and retried"""
 
     @model_validator(mode="after")
     def _radio_fields(self):
@@ -631,6 +642,7 @@ class LoadedScenario:
         self.path = path
         self.base_dir = path.parent
         self.vehicles = self._vehicle_catalog()
+        self.model_notes: list[str] = []  # what the verdicts must say about the vehicle models used
         self.groups = self._resolve_groups()
         self.services = self._resolve_services()
         self.network_profile = self._resolve_network_profile()
@@ -680,7 +692,7 @@ class LoadedScenario:
         return models
 
     def _resolve_groups(self) -> list[dict]:
-        groups = []
+        groups, assumed, borrowed = [], {}, {}
         for i, g in enumerate(self.scenario.fleet.groups):
             if isinstance(g.model, VehicleModel):
                 vehicle = g.model
@@ -689,8 +701,42 @@ class LoadedScenario:
             else:
                 raise self.error(f"fleet.groups[{i}].model",
                                  f"unknown vehicle model {g.model!r} (known: {', '.join(self.vehicles)})")
+            if g.bidirectional and not vehicle.v2g_capable:
+                if not self.scenario.fleet.assume_v2g:
+                    raise self.error(f"fleet.groups[{i}].bidirectional",
+                                     f"{vehicle.model} ({vehicle.year}) is not V2G-capable (source: "
+                                     f"{vehicle.v2g_source}): set bidirectional: false (V1G) or fleet.assume_v2g: "
+                                     "true (a what-if)")
+                assumed[vehicle.model] = vehicle.v2g_source
+            vehicle = self._dc_timing(i, g, vehicle)
+            if g.connection == "dc" and vehicle.measured_on == "ac":
+                borrowed[vehicle.model] = vehicle.source_key
             groups.append(dict(g.model_dump(exclude={"model"}), vehicle=vehicle))
+        if assumed:
+            self.model_notes.append(f"assumed V2G-capable (fleet.assume_v2g): {', '.join(assumed)}, which these model "
+                                    f"years are not ({', '.join(sorted(set(assumed.values())))}); their export is "
+                                    "modelled with their charging measurements")
+        if borrowed:
+            self.model_notes.append(f"delays and ramps of {', '.join(borrowed)} on DC chargers are borrowed from "
+                                    f"onboard-charger (AC) charging tests ({', '.join(sorted(set(borrowed.values())))}): "
+                                    "no DC measurement for them; a group's dc_charger names a measured one")
         return groups
+
+    def _dc_timing(self, i: int, g: "FleetGroup", vehicle: VehicleModel) -> VehicleModel:
+        """The vehicle with its group's DC charger's measured response, if the group names one."""
+        if g.dc_charger is None:
+            return vehicle
+        where = f"fleet.groups[{i}].dc_charger"
+        chargers = catalog.dc_chargers()
+        if g.connection != "dc":
+            raise self.error(where, "a DC charger needs connection: dc")
+        if g.dc_charger not in chargers:
+            raise self.error(where, f"unknown DC charger {g.dc_charger!r} (known: {', '.join(chargers)})")
+        charger = chargers[g.dc_charger]
+        if vehicle.dc_inlet is not None and vehicle.dc_inlet != charger.protocol:
+            raise self.error(where, f"{charger.name} is {charger.protocol}; {vehicle.model} has a {vehicle.dc_inlet} "
+                             "inlet")
+        return charger.timing_of(vehicle)
 
     def _resolve_services(self) -> list[dict]:
         known = catalog.services()

@@ -35,6 +35,10 @@ class VehicleModel:
     ramp_down_kw_per_s: float
     year: int | None = None
     source_key: str = "user"
+    v2g_capable: bool = True   # can export (V2G); the built-in catalog says per model (v2g_source)
+    dc_inlet: str | None = None  # CCS2 or CHAdeMO: which DC chargers it takes
+    v2g_source: str = "user"
+    measured_on: str = "ac"    # what t_a..ramps were measured on: "ac" (the onboard charger), "dc:<charger>"
 
     def __post_init__(self):
         for name, bounds in plausibility()["vehicle"].items():
@@ -84,8 +88,12 @@ def read_vehicle_csv(path: Path) -> dict[str, VehicleModel]:
             if name not in _VEHICLE_FIELDS or value in (None, ""):
                 continue
             try:
-                if name in ("model", "source_key"):
+                if name in ("model", "source_key", "dc_inlet", "v2g_source", "measured_on"):
                     kwargs[name] = value.strip()
+                elif name == "v2g_capable":
+                    if value.strip().lower() not in ("true", "false"):
+                        raise ValueError(value)
+                    kwargs[name] = value.strip().lower() == "true"
                 elif name == "year":
                     kwargs[name] = int(value)
                 else:
@@ -97,6 +105,43 @@ def read_vehicle_csv(path: Path) -> dict[str, VehicleModel]:
         vehicle = VehicleModel(**kwargs)
         models[vehicle.model] = vehicle
     return models
+
+
+@dataclasses.dataclass(frozen=True)
+class DCCharger:
+    """A bidirectional DC charger's measured response (with the vehicle it was measured with, both directions)."""
+
+    name: str
+    protocol: str
+    rated_kw: float
+    t_a_s: float
+    t_c_s: float
+    ramp_up_kw_per_s: float
+    ramp_down_kw_per_s: float
+    measured_with: str
+    source_key: str
+    verify: bool
+
+    def timing_of(self, vehicle: VehicleModel) -> VehicleModel:
+        """``vehicle`` with this charger's measured delays and ramps (its battery, inlet and V2G flag kept)."""
+        return dataclasses.replace(vehicle, t_a_s=self.t_a_s, t_c_s=self.t_c_s, ramp_up_kw_per_s=self.ramp_up_kw_per_s,
+                                   ramp_down_kw_per_s=self.ramp_down_kw_per_s, t_b_s=self.rated_kw / self.ramp_up_kw_per_s,
+                                   t_d_s=self.rated_kw / self.ramp_down_kw_per_s, source_key=self.source_key,
+                                   measured_on=f"dc:{self.name}")
+
+
+@functools.lru_cache(maxsize=1)
+def dc_chargers() -> dict[str, DCCharger]:
+    """Bidirectional DC chargers with measured response (data/dc_chargers.csv)."""
+    lines = [ln for ln in (DATA_DIR / "dc_chargers.csv").read_text().splitlines()
+             if ln.strip() and not ln.lstrip().startswith("#")]
+    out = {}
+    for row in csv.DictReader(lines):
+        numbers = {k: float(row[k]) for k in ("rated_kw", "t_a_s", "t_c_s", "ramp_up_kw_per_s", "ramp_down_kw_per_s")}
+        out[row["name"]] = DCCharger(name=row["name"], protocol=row["protocol"], measured_with=row["measured_with"],
+                                     source_key=row["source_key"], verify=row["verify"].strip().lower() == "true",
+                                     **numbers)
+    return out
 
 
 @functools.lru_cache(maxsize=1)

@@ -146,13 +146,14 @@ def fleet_rng(seed: int) -> np.random.Generator:
 
 
 def fleet_parameters(groups: list[dict], seed: int = 0, spread_pct: float = 0.0, distribution: str = "lognormal",
-                     vehicle_csvs=()) -> dict[str, list]:
+                     vehicle_csvs=(), assume_v2g: bool = False) -> dict[str, list]:
     """The ``vehicles`` create parameter of ``Fleet`` for a mosaik world of your own, from catalog names.
 
     ``groups``: dicts with ``model`` (a catalog name, e.g. ``"VW ID.3"``, or a ``catalog.VehicleModel``),
     ``count``, ``charger_kw`` and ``bus``; every other field of a scenario's fleet group (``soc``,
     ``bidirectional``, ``connection``, ...) is optional and defaults as in ``sims/data/fleet_defaults.yaml``.
-    With the same groups, seed and spread, the fleet is the one ``v2g run`` builds for a scenario.
+    With the same groups, seed and spread, the fleet is the one ``v2g run`` builds for a scenario. A bidirectional
+    group of a model that is not V2G-capable is refused unless ``assume_v2g`` (a scenario's ``fleet.assume_v2g``).
     ``controller.aggregator_vehicles(params)`` gives the subset the ``Aggregator`` entity takes.
     """
     from sims import catalog
@@ -173,6 +174,9 @@ def fleet_parameters(groups: list[dict], seed: int = 0, spread_pct: float = 0.0,
         if isinstance(model, str) and model not in models:
             raise ValueError(f"groups[{i}].model: unknown vehicle model {model!r} (known: {', '.join(models)})")
         vehicle = models[model] if isinstance(model, str) else model
+        if g.get("bidirectional", defaults["bidirectional"]) and not vehicle.v2g_capable and not assume_v2g:
+            raise ValueError(f"groups[{i}]: {vehicle.model} is not V2G-capable ({vehicle.v2g_source}): give it "
+                             "bidirectional=False (V1G) or pass assume_v2g=True (a what-if)")
         full.append({**defaults, **{k: v for k, v in g.items() if k != "model"}, "vehicle": vehicle})
     return sample_vehicles(full, spread_pct, fleet_rng(seed), distribution)
 

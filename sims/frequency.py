@@ -149,20 +149,40 @@ SYSTEM_META = {
 
 
 class SystemModel:
-    """Single-area swing equation (parameters: ``systems`` in data/frequency_profiles.yaml)."""
+    """Single-area swing equation (parameters: ``systems`` in data/frequency_profiles.yaml).
+
+    Losses (``losses``: ``at_s`` after ``strike_at_s``, ``mw``, optional ``ramp_s``) and the response held
+    (``response``: tranches, each ``mw`` in proportion to the frequency deviation up to ``full_at_hz``, following
+    with ``time_constant_s``, active from ``from_s`` until ``until_s`` after the strike; a tranche that
+    ``replaces`` another takes over from it: the two give the larger of their outputs, not the sum); load damping
+    ``damping_mw_per_hz``; low-frequency demand disconnection (``lfdd_mw`` at ``lfdd_hz`` after ``lfdd_delay_s``).
+    """
 
     def __init__(self, params: dict, nominal_hz: float = 50.0):
         self.p, self.f0 = params, nominal_hz
+        self.t0 = float(params.get("strike_at_s", 0.0))
         self.df = 0.0  # Hz, f - f0
-        self.primary_mw = 0.0
+        self.tranche_mw = {t["name"]: 0.0 for t in params["response"]}
         self.shed_mw = 0.0
         self.lfdd_at_s = None
 
     def loss_mw(self, t_s: float) -> float:
         total = 0.0
         for loss in self.p["losses"]:
-            ramp = loss.get("ramp_s", 0.0)
-            total += loss["mw"] * (float(t_s >= loss["at_s"]) if ramp <= 0 else min(max((t_s - loss["at_s"]) / ramp, 0.0), 1.0))
+            at, ramp = self.t0 + loss["at_s"], loss.get("ramp_s", 0.0)
+            total += loss["mw"] * (float(t_s >= at) if ramp <= 0 else min(max((t_s - at) / ramp, 0.0), 1.0))
+        return total
+
+    def response_mw(self) -> float:
+        """What the tranches give now: their sum, a replacing tranche and the one it replaces counting once."""
+        replaced = {t["replaces"]: t["name"] for t in self.p["response"] if t.get("replaces")}
+        total = 0.0
+        for t in self.p["response"]:
+            name = t["name"]
+            if name in replaced:
+                continue
+            own = self.tranche_mw[name]
+            total += max(own, self.tranche_mw[t["replaces"]]) if t.get("replaces") else own
         return total
 
     def step(self, t_s: float, dt_s: float, support_mw: float = 0.0) -> float:
@@ -172,9 +192,12 @@ class SystemModel:
             self.lfdd_at_s = t_s + p["lfdd_delay_s"]
         if self.lfdd_at_s is not None and t_s >= self.lfdd_at_s:
             self.shed_mw = p["lfdd_mw"]
-        target = min(p["primary_max_mw"], p["primary_mw_per_hz"] * max(-self.df, 0.0))
-        self.primary_mw += (target - self.primary_mw) * dt_s / p["primary_time_constant_s"]
-        balance = self.primary_mw + self.shed_mw + support_mw - self.loss_mw(t_s) - p["damping_mw_per_hz"] * self.df
+        since = t_s - self.t0
+        for t in p["response"]:
+            active = since >= t.get("from_s", 0.0) and (t.get("until_s") is None or since < t["until_s"])
+            target = t["mw"] * min(max(-self.df, 0.0) / t["full_at_hz"], 1.0) if active else 0.0
+            self.tranche_mw[t["name"]] += (target - self.tranche_mw[t["name"]]) * dt_s / t["time_constant_s"]
+        balance = self.response_mw() + self.shed_mw + support_mw - self.loss_mw(t_s) - p["damping_mw_per_hz"] * self.df
         self.df += self.f0 * balance / (2 * p["kinetic_energy_mws"]) * dt_s
         return self.f0 + self.df
 

@@ -3,7 +3,10 @@
 Every setpoint is one message, a SimPy process that crosses the profile's hops in order
 (see ``data/network_profiles.yaml``). On each hop it waits a lognormal latency; on the radio hop
 it first pays the idle-to-connected promotion delay if the charger's modem has been idle longer
-than the idle timer (messages arriving during a promotion wait for the same one), and then queues on its cell's downlink (a ``simpy.Resource`` of capacity 1
+than the idle timer (messages arriving during a promotion wait for the same one) -- a setpoint sent to an
+idle modem first waits for the modem's next paging occasion (``paging_cycle_ms``: LTE DRX paging, NB-IoT
+eDRX, or a PSM device's periodic wake-up), and a promotion fails with ``connection_failure_probability``
+(the attempt is lost, cause ``connection``, and retried) -- and then queues on its cell's downlink (a ``simpy.Resource`` of capacity 1
 held for ``message_bytes * 8 / downlink_kbps``), so a fleet-wide broadcast reaches the last charger
 of a crowded cell later than the first. A transmission attempt is lost with the hop's
 ``loss_probability``; it is retried after ``retransmission_timeout_ms`` up to ``max_retries`` times,
@@ -107,6 +110,7 @@ class NetworkSim(mosaik_api_v3.Simulator):
     def init(self, sid, time_resolution=0.001, profile=None, seed=0, faults=(), batch_ms=0):
         require_milliseconds("NetworkSim", time_resolution)
         self.model = LatencyModel(profile, seed)
+        self.seed = seed
         self.batch_ms = int(batch_ms)
         self.faults = [dict(f, from_us=f["from_ms"] * US_PER_MS, to_us=f["to_ms"] * US_PER_MS) for f in faults]
         for f in self.faults:
@@ -114,6 +118,15 @@ class NetworkSim(mosaik_api_v3.Simulator):
                 raise ValueError(f"fault on unknown hop {f['hop']!r}")
             f["vehicles"] = set(f.get("vehicles", ()))
         return self.meta
+
+    def _paging_wait_us(self, hop: dict, vehicle: int, now: int) -> int:
+        """Time from ``now`` (us) to the modem's next paging occasion (0 without a paging cycle)."""
+        cycle_ms = hop.get("paging_cycle_ms")
+        if not cycle_ms:
+            return 0
+        cycle = round(cycle_ms * US_PER_MS)
+        offset = round(self.paging_phase[vehicle] * cycle)
+        return (offset - now) % cycle
 
     def _attempt_loss(self, hop: dict, vehicle: int, now: int) -> tuple[float, str]:
         """(loss probability, cause) of an attempt starting at ``now`` (us) on ``hop`` for ``vehicle``."""
@@ -136,6 +149,11 @@ class NetworkSim(mosaik_api_v3.Simulator):
         self.uplinks = [simpy.Resource(self.env, capacity=1) for _ in range(n_cells)]
         self.modem_active_until = np.full(self.cell_of.size, -np.inf)  # us; idle after this
         self.modem_ready_at = np.zeros(self.cell_of.size, dtype=np.int64)  # us; end of the promotion under way
+        self.connection_ok = np.ones(self.cell_of.size, dtype=bool)  # outcome of that promotion
+        # each modem's paging occasions: a phase within the cycle, fixed per modem (3GPP derives it from the
+        # UE identity), drawn from a generator of its own so the latency draws stay the same stream
+        phase_rng = np.random.default_rng([*np.atleast_1d(self.seed).tolist(), 5])
+        self.paging_phase = phase_rng.random(self.cell_of.size)
         return [{"eid": "network", "type": model}]
 
     def _message(self, vehicle: int, kw: float, sent_ms: int, up: bool = False, seq: int = -1):
@@ -153,16 +171,34 @@ class NetworkSim(mosaik_api_v3.Simulator):
                 if hop.get("radio"):
                     if clock > env.now:
                         yield env.timeout(clock - env.now)
-                    if env.now > self.modem_active_until[vehicle]:  # idle: one promotion serves all waiting
+                    connected = True
+                    if env.now > self.modem_active_until[vehicle]:  # idle: one connection serves all waiting
                         if self.modem_ready_at[vehicle] <= env.now:
-                            self.modem_ready_at[vehicle] = env.now + model.draw_us(hop["promotion"])
+                            # the network reaches an idle modem at its next paging occasion; a modem that
+                            # sends (telemetry) starts its own connection at once; either way a promotion
+                            # follows, which fails (connection setup) with its probability
+                            paging = 0 if up else self._paging_wait_us(hop, vehicle, env.now)
+                            self.modem_ready_at[vehicle] = env.now + paging + model.draw_us(hop["promotion"])
+                            self.connection_ok[vehicle] = not model.lost(hop.get("connection_failure_probability", 0))
                         yield env.timeout(self.modem_ready_at[vehicle] - env.now)
-                    link = (self.uplinks if up else self.cells)[self.cell_of[vehicle]]
-                    with link.request() as slot:
-                        yield slot
-                        yield env.timeout(hop["uplink_serialisation_us"] if up else hop["serialisation_us"])
-                    self.modem_active_until[vehicle] = env.now + hop["idle_timer_s"] * 1e6
+                        connected = bool(self.connection_ok[vehicle])
+                    if connected:
+                        link = (self.uplinks if up else self.cells)[self.cell_of[vehicle]]
+                        with link.request() as slot:
+                            yield slot
+                            yield env.timeout(hop["uplink_serialisation_us"] if up else hop["serialisation_us"])
+                        self.modem_active_until[vehicle] = env.now + hop["idle_timer_s"] * 1e6
                     clock = env.now
+                    if not connected:  # the connection setup failed: the attempt is lost, the modem stays idle
+                        clock += model.draw_us(hop["latency"])
+                        if retries >= model.max_retries:
+                            if clock > env.now:
+                                yield env.timeout(clock - env.now)
+                            getattr(self, given_up).append((env.now, vehicle, kw, sent_ms, retries, "connection", seq))
+                            return
+                        retries += 1
+                        clock += model.rto_us
+                        continue
                 probability, cause = self._attempt_loss(hop, vehicle, clock)
                 clock += model.draw_us(hop["latency"])
                 if not model.lost(probability):

@@ -30,15 +30,19 @@ def response_pu(service: dict, frequency_hz, nominal_hz: float = 50.0):
     else:
         points = np.asarray(curve["points_hz_pu"], dtype=float)
         result = np.interp(magnitude, points[:, 0], points[:, 1], left=0.0, right=points[-1, 1])
+        # an insensitivity band (CE FCR's 10 mHz: a measurement allowance) answers nothing inside it, but
+        # does not shift the line: outside it the curve is the one its points draw from 0 mHz
+        result = np.where(magnitude < curve.get("insensitivity_hz", 0.0), 0.0, result)
     return float(result) if np.ndim(result) == 0 else result
 
 
 def deadband_hz(service: dict) -> float:
-    """|deviation| beyond which the service is active (first curve point, or the trigger)."""
+    """|deviation| beyond which the service is active (the trigger, the insensitivity band, or the first curve
+    point)."""
     curve = service["curve"]
     if "trigger_deviation_hz" in curve:
         return float(curve["trigger_deviation_hz"])
-    return float(curve["points_hz_pu"][0][0])
+    return max(float(curve.get("insensitivity_hz", 0.0)), float(curve["points_hz_pu"][0][0]))
 
 
 def outside_deadband(service: dict, frequency_hz, nominal_hz: float = 50.0):

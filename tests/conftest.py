@@ -15,7 +15,7 @@ BASE = {
     "seed": 1,
     "duration_s": 8,
     "grid": {"network": "cigre_mv", "step_s": 1.0, "base_load_scale": 0.6},
-    "fleet": {"groups": [{"model": "VW ID.3 Pro", "count": 1, "charger_kw": 10, "bus": "Bus 5"}]},
+    "fleet": {"assume_v2g": True, "groups": [{"model": "VW ID.3 Pro", "count": 1, "charger_kw": 10, "bus": "Bus 5"}]},
     "network": {"profile": "local"},
     "frequency": {"events": [{"type": "step", "at_s": 1, "to_hz": 49.5}]},
     "services": [{"id": "DC-L", "contracted_mw": 0.01}],

@@ -181,10 +181,14 @@ def test_fleet_parameters_from_catalog_names_is_the_fleet_a_scenario_builds(tmp_
               {"model": "Nissan Ariya", "count": 4, "charger_kw": 7, "bus": ["Bus 6", "Bus 7"], "placement": "random"}]
     loaded = scenario_module.load(small(tmp_path, fleet__groups=groups, fleet__spread_pct=12))
     loaded.check_grid()
-    by_hand = fleet_parameters(groups, seed=loaded.scenario.seed, spread_pct=12)
+    by_hand = fleet_parameters(groups, seed=loaded.scenario.seed, spread_pct=12, assume_v2g=True)
     assert by_hand == sample_fleet(loaded)
     with pytest.raises(ValueError, match="unknown vehicle model 'Trabant'"):
         fleet_parameters([{"model": "Trabant", "count": 1, "charger_kw": 10, "bus": "x"}])
+    with pytest.raises(ValueError, match="Nissan Ariya is not V2G-capable"):
+        fleet_parameters([{"model": "Nissan Ariya", "count": 1, "charger_kw": 10, "bus": "x"}])
+    assert fleet_parameters([{"model": "Nissan Ariya", "count": 1, "charger_kw": 10, "bus": "x",
+                              "bidirectional": False}])["p_min_kw"] == [0.0]
     with pytest.raises(ValueError, match="unknown field 'sco'"):
         fleet_parameters([{"model": "Nissan Ariya", "count": 1, "charger_kw": 10, "bus": "x", "sco": 1}])
 
@@ -210,7 +214,8 @@ def test_children_share_their_bus_reference_as_entity_id():
     from sims.fleet import FleetSim
     from sims.grid import GridSim
 
-    vehicles = fleet_parameters([{"model": "Nissan Ariya", "count": 3, "charger_kw": 10, "bus": ["Bus 5", 6]}])
+    vehicles = fleet_parameters([{"model": "Nissan Ariya", "count": 3, "charger_kw": 10, "bus": ["Bus 5", 6]}],
+                                assume_v2g=True)
     fleet = FleetSim()
     fleet.init("F")
     fleet_children = {c["eid"] for c in fleet.create(1, "Fleet", vehicles=vehicles)[0]["children"]}

@@ -24,7 +24,7 @@ def one_line_feeder(path, r_ohm, max_i_ka):
 
 def hosting(tmp_path, limits=None):
     data = dict(BASE, name="hc", grid={"network": "feeder.json", "limits": limits or {}},
-                fleet={"groups": [{"model": "VW ID.3 Pro", "count": 1, "charger_kw": 10, "bus": "end",
+                fleet={"assume_v2g": True, "groups": [{"model": "VW ID.3 Pro", "count": 1, "charger_kw": 10, "bus": "end",
                                    "bidirectional": False}]})
     (tmp_path / "hc.yaml").write_text(yaml.safe_dump(data))
     result = subprocess.run([sys.executable, "-m", "cosim.cli", "hosting-capacity", str(tmp_path / "hc.yaml"),
@@ -61,7 +61,7 @@ def test_voltage_limit_by_hand(tmp_path):
 def test_export_direction_for_bidirectional_chargers(tmp_path):
     one_line_feeder(tmp_path / "feeder.json", r_ohm=0.001, max_i_ka=0.1)
     data = dict(BASE, name="hc2", grid={"network": "feeder.json"},
-                fleet={"groups": [{"model": "VW ID.3 Pro", "count": 1, "charger_kw": 10, "bus": "end"}]})
+                fleet={"assume_v2g": True, "groups": [{"model": "VW ID.3 Pro", "count": 1, "charger_kw": 10, "bus": "end"}]})
     (tmp_path / "hc2.yaml").write_text(yaml.safe_dump(data))
     result = subprocess.run([sys.executable, "-m", "cosim.cli", "hosting-capacity", str(tmp_path / "hc2.yaml"),
                              "--placements", "2", "--out", str(tmp_path / "o2")], capture_output=True, text=True, cwd=ROOT)

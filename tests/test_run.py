@@ -159,6 +159,6 @@ def test_lightsim2grid_and_pandapower_agree(tmp_path):
 
 def test_lightsim2grid_cannot_solve_unbalanced(scenario_file):
     path = scenario_file(grid={"network": "ieee_eu_lv", "solver": "lightsim2grid"},
-                         fleet={"groups": [{"model": "VW ID.3 Pro", "count": 1, "charger_kw": 10, "bus": 34}]})
+                         fleet={"assume_v2g": True, "groups": [{"model": "VW ID.3 Pro", "count": 1, "charger_kw": 10, "bus": 34}]})
     with pytest.raises(ScenarioError, match=r"grid\.solver: lightsim2grid solves balanced power flows only"):
         scenario.load(path).check_grid()

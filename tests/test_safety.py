@@ -139,7 +139,7 @@ def test_negative_seed_and_catalog_infinities_exit_2(tmp_path, capsys):
     for row, field in (("Car,60,inf,1,1,1,10,10", "t_a_s"), ("Car,60,1e308,1,1,1,10,10", "t_a_s"),
                        ("Car,60,1,1,1,1,inf,10", "ramp_up_kw_per_s")):
         (tmp_path / "cars.csv").write_text(header + row + "\n")
-        scenario = make_scenario(tmp_path, fleet={"catalogs": ["cars.csv"], "groups": [
+        scenario = make_scenario(tmp_path, fleet={"assume_v2g": True, "catalogs": ["cars.csv"], "groups": [
             {"model": "Car", "count": 1, "charger_kw": 10, "bus": "Bus 5"}]})
         code, _, err = v2g(capsys, "validate", scenario)
         assert code == 2 and field in one_error_line(err, "fleet.catalogs[0]")
@@ -159,7 +159,7 @@ def test_implausible_values_are_warned_about_in_the_verdict_notes(tmp_path, caps
     from cosim import scenario
 
     path = make_scenario(tmp_path, services=[{"id": "DC-L", "contracted_mw": 1000}],
-                         fleet={"groups": [{"model": "VW ID.3 Pro", "count": 100, "charger_kw": 10, "bus": "Bus 5"}]})
+                         fleet={"assume_v2g": True, "groups": [{"model": "VW ID.3 Pro", "count": 100, "charger_kw": 10, "bus": "Bus 5"}]})
     warnings = scenario.load(path).warnings
     assert any("contracted_mw = 1000 MW" in w for w in warnings)
     code, _, err = v2g(capsys, "validate", path)

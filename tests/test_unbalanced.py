@@ -47,7 +47,7 @@ def home_group(**changes):
 def hosting(tmp_path, group, limits=None, grid=None):
     four_wire_feeder(tmp_path / "feeder.json")
     data = dict(BASE, name="hc", grid=dict({"network": "feeder.json", "limits": limits or {}}, **(grid or {})),
-                fleet={"groups": [group]})
+                fleet={"assume_v2g": True, "groups": [group]})
     (tmp_path / "hc.yaml").write_text(yaml.safe_dump(data))
     result = subprocess.run([sys.executable, "-m", "cosim.cli", "hosting-capacity", str(tmp_path / "hc.yaml"),
                              "--placements", "2", "--out", str(tmp_path / "out")], capture_output=True, text=True,
@@ -95,7 +95,7 @@ def test_co_simulation_phase_voltages_by_hand(tmp_path):
     the unbalance at the end bus match the closed-form solution of the sequence networks."""
     four_wire_feeder(tmp_path / "feeder.json")
     data = dict(BASE, grid={"network": "feeder.json", "step_s": 1.0},
-                fleet={"groups": [home_group(count=10, baseline_kw=3.0)]})
+                fleet={"assume_v2g": True, "groups": [home_group(count=10, baseline_kw=3.0)]})
     (tmp_path / "s.yaml").write_text(yaml.safe_dump(data))
     verdicts = run_file(tmp_path / "s.yaml", tmp_path / "out")
     assert verdicts["grid"]["power_flow"] == "unbalanced"
@@ -152,7 +152,7 @@ def test_fleet_splits_each_bus_over_the_phases():
 
 def test_power_flow_choice_and_its_errors(tmp_path):
     def loaded(grid, group):
-        (tmp_path / "s.yaml").write_text(yaml.safe_dump(dict(BASE, grid=grid, fleet={"groups": [group]})))
+        (tmp_path / "s.yaml").write_text(yaml.safe_dump(dict(BASE, grid=grid, fleet={"assume_v2g": True, "groups": [group]})))
         one = scenario.load(tmp_path / "s.yaml")
         one.check_grid()
         return one
@@ -197,7 +197,7 @@ def test_a_balanced_study_misses_what_the_unbalanced_one_finds(tmp_path):
 
 def test_every_load_bus_or_lv_bus(tmp_path):
     def group_buses(grid, bus):
-        (tmp_path / "s.yaml").write_text(yaml.safe_dump(dict(BASE, grid=grid, fleet={"groups": [home_group(bus=bus)]})))
+        (tmp_path / "s.yaml").write_text(yaml.safe_dump(dict(BASE, grid=grid, fleet={"assume_v2g": True, "groups": [home_group(bus=bus)]})))
         one = scenario.load(tmp_path / "s.yaml")
         one.check_grid()
         return one.groups[0]["bus"], one.resolved()[0]["fleet"]["groups"][0]["bus"]

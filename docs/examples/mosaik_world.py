@@ -58,7 +58,7 @@ def main():
     vehicles = fleet_parameters([
         {"model": "VW ID.3 Pro", "count": 60, "charger_kw": 10, "bus": "Bus 5"},
         {"model": "Nissan Ariya", "count": 60, "charger_kw": 10, "bus": "Bus 6", "soc": 0.6},
-    ], seed=1, spread_pct=10)
+    ], seed=1, spread_pct=10, assume_v2g=True)  # a what-if: these model years cannot export (v2g catalog)
     service = dict(catalog.services()["DC-L"], contracted_kw=1000.0)
 
     frequency = world.start("Frequency", nominal_hz=50.0, events=[{"type": "step", "at_s": 2, "to_hz": 49.5}],
