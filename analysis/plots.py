@@ -79,18 +79,36 @@ def response(rec, services, nominal_hz, path: Path) -> Path | None:
     return _save(fig, path)
 
 
+def _codes(names: np.ndarray, models_seen: list[str]) -> np.ndarray:
+    """Index of each vehicle's model in ``models_seen`` (vectorised: a million names)."""
+    order = np.argsort(models_seen)
+    return order[np.searchsorted(np.array(models_seen)[order], names)]
+
+
 def models(rec, path: Path) -> Path | None:
-    vehicle_power = rec.series("vehicle_power")
-    if vehicle_power is None:
+    if not rec.has("vehicle_power"):
         return None
-    t, p = vehicle_power.time_ms / 1000, vehicle_power.value
     names = rec.vehicles()["model"]
+    models_seen = list(dict.fromkeys(names))
+    code = _codes(names, models_seen)
+    counts = np.bincount(code, minlength=len(models_seen))
+    shown = [np.flatnonzero(code == k)[:25] for k in range(len(models_seen))]  # a few vehicles of each model
+    columns = np.concatenate(shown)
+    # read in blocks of time steps: a fleet of a million needs the per-model means, never the whole matrix
+    times, means, lines = [], [], []
+    for t_ms, block in rec.row_blocks("vehicle_power"):
+        block = np.asarray(block, dtype=np.float64)
+        times.append(t_ms / 1000)
+        means.append(np.stack([np.bincount(code, weights=row, minlength=len(models_seen)) for row in block]) / counts)
+        lines.append(block[:, columns])
+    t, mean, line = np.concatenate(times), np.vstack(means), np.vstack(lines)
     fig, ax = plt.subplots(figsize=(9, 4.5))
-    for k, model in enumerate(dict.fromkeys(names)):
-        idx = np.flatnonzero(names == model)
+    start = 0
+    for k, model in enumerate(models_seen):
         color = COLORS[k % len(COLORS)]
-        ax.plot(t, p[:, idx[:25]], color=color, lw=0.4, alpha=0.35)
-        ax.plot(t, p[:, idx].mean(axis=1), color=color, lw=2, label=f"{model} (mean of {idx.size})")
+        ax.plot(t, line[:, start:start + shown[k].size], color=color, lw=0.4, alpha=0.35)
+        start += shown[k].size
+        ax.plot(t, mean[:, k], color=color, lw=2, label=f"{model} (mean of {counts[k]})")
     ax.set_xlabel("time (s)")
     ax.set_ylabel("power per vehicle (kW, + import)")
     ax.set_title("Response of each vehicle model")

@@ -123,5 +123,21 @@ def write(run_dir: Path, out: Path | None = None) -> Path:
         if not (run_dir / needed).is_file():
             raise FileNotFoundError(f"{run_dir}: no {needed}: not the output directory of a finished `v2g run`")
     out = Path(out) if out else run_dir / "report.html"
+    ensure_plots(run_dir)
     out.write_text(render(run_dir))
     return out
+
+
+def ensure_plots(run_dir: Path) -> list[Path]:
+    """Draw a run's plots if it has none yet (`v2g run` leaves them to `--plots` or to the report), from its
+    record and what its resolved scenario says the run resolved."""
+    if any((run_dir / name).is_file() for name, _ in PLOTS) or not (run_dir / "timeseries.h5").is_file():
+        return []
+    resolved = (yaml.safe_load((run_dir / "scenario.resolved.yaml").read_text()).get("provenance") or {}).get("resolved")
+    if not resolved:
+        return []
+    from analysis import plots
+    from sims import catalog
+
+    limits = yaml.safe_load((run_dir / "scenario.resolved.yaml").read_text())["grid"]["limits"]
+    return plots.write_all(run_dir, resolved["services"], resolved["network_profile"], catalog.nominal_hz(), limits)

@@ -45,13 +45,22 @@ class RunRecord:
     def has(self, name: str) -> bool:
         return record.SERIES[name].path in self.h5
 
-    def series(self, name: str) -> Series | None:
-        """A ``series`` or ``matrix`` output: its times and values (None if the run did not record it)."""
+    def series(self, name: str, lazy: bool = False) -> Series | None:
+        """A ``series`` or ``matrix`` output: its times and values (None if the run did not record it). ``lazy``:
+        the values stay in the file (an h5py dataset: index a row to read it) while the record is open: a
+        million vehicles' matrix need not fit in memory to read one moment of it."""
         rec = record.SERIES[name]
         if rec.path not in self.h5:
             return None
         group = self.h5[rec.path]
-        return Series(group["time_ms"][:], group["value"][:])
+        return Series(group["time_ms"][:], group["value"] if lazy else group["value"][:])
+
+    def row_blocks(self, name: str, rows: int = 16):
+        """A matrix output in blocks of ``rows`` time steps: (time_ms, values) pairs, read as they are needed."""
+        group = self.h5[record.SERIES[name].path]
+        times = group["time_ms"][:]
+        for start in range(0, times.size, rows):
+            yield times[start:start + rows], group["value"][start:start + rows]
 
     def table(self, name: str) -> dict[str, np.ndarray] | None:
         rec = record.SERIES[name]

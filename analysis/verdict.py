@@ -572,7 +572,8 @@ def evaluate(h5_path, services: list[dict], nominal_hz: float, threshold_pu: flo
     """All verdicts of one run, as the JSON-ready dict written to ``verdicts.json``, from its record alone
     (the vehicles as the fleet simulator was given them are in it too)."""
     with RunRecord.open(h5_path) as rec:
-        freq, power, soc = rec.series("frequency"), rec.series("fleet_power"), rec.series("vehicle_soc")
+        # the state of charge is read one moment at a time, from the file (it can be fleet x steps large)
+        freq, power, soc = rec.series("frequency"), rec.series("fleet_power"), rec.series("vehicle_soc", lazy=True)
         vehicles = rec.vehicles()
         results = [evaluate_service(s, services, freq, power, soc, vehicles, nominal_hz, threshold_pu, telemetry_hz,
                                     step_rise_fraction, held_pu) for s in services]

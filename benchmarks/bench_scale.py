@@ -5,13 +5,16 @@ The fleet uses the model's features: 10 % spread, 90 % plugged in, departures dr
 
 For each size it times (1) the full co-simulation as ``v2g run`` does it (mosaik world, recorder,
 HDF5, verdicts) and (2) a baseline measured in the same process: the same fleet model
-(``sims.obc.ChargerFleet``) driven by the same dispatch, sampled at the same rate, plus the same
-power flows (``sims.grid.GridSim``) called directly, with no mosaik, no recorder and no HDF5.
+(``sims.obc.ChargerFleet``) driven by the same dispatch, its total sampled at the same rate, plus the same
+power flows (``sims.grid.GridSim``) called directly, with no mosaik, no recorder and no HDF5 (the floor).
 With a network profile (``--profile 4g``) it also times the same models including the SimPy
 network driven directly, which isolates what mosaik costs. It prints wall times, power-flow counts
 and the ratios; nothing is asserted.
 
-    python benchmarks/bench_scale.py [--sizes 100 1000 10000] [--profile local]
+    python benchmarks/bench_scale.py [--sizes 1000 10000 100000 1000000] [--profile local]
+
+It also runs ``v2g run`` on each scenario in a process of its own, as a user does, and reports its wall
+and CPU time and peak RSS (``os.wait4``): the scaling table of the README.
 """
 
 from __future__ import annotations
@@ -110,40 +113,60 @@ def baseline(loaded, vehicles: dict, with_network: bool = False) -> tuple[float,
                 fleet.command(t, delivered["vehicle"], delivered["kw"])
             if net_next is not None and net_next < until:
                 heapq.heappush(pending, net_next)
-        p = fleet.power_kw()
-        per_bus = np.bincount(bus_index, weights=p, minlength=len(buses))
+        fleet.total_power_kw()  # the 10 ms fleet total (kept incrementally, as the fleet simulator does)
         if t % grid_step == 0:
+            per_bus = np.bincount(bus_index, weights=fleet.power_kw(), minlength=len(buses))
             grid.step(t, {str(b): {"p_kw": {"fleet": per_bus[i]}} for i, b in enumerate(buses)}, until)
             flows += 1
     return time.perf_counter() - t0, flows
 
 
+def cli_run(path: Path, out: Path) -> dict:
+    """``v2g run`` as a user runs it, in a process of its own: wall and CPU seconds, peak RSS."""
+    import os
+    import subprocess
+
+    t0 = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "-m", "cosim.cli", "run", str(path), "--out", str(out), "--quiet"],
+                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - t0
+    if status != 0:
+        raise RuntimeError(f"v2g run {path.name} failed: {proc.stderr.read().decode()[-400:]}")
+    return {"wall": wall, "cpu": usage.ru_utime + usage.ru_stime, "rss_mb": usage.ru_maxrss / 1024}
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--sizes", type=int, nargs="+", default=[100, 1000, 10000])
+    ap.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000, 100000])
     ap.add_argument("--profile", default="local")
     args = ap.parse_args()
     rows = []
+    print("vehicles | v2g run: wall s | CPU s | peak RSS MB | KB/vehicle | co-simulation (warm) s | fleet model + "
+          "power flows s | ratio | power flows", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         for n in args.sizes:
             path = Path(tmp) / f"bench-{n}.yaml"
             path.write_text(yaml.safe_dump(scenario_dict(n, args.profile)))
+            cli = cli_run(path, Path(tmp) / f"cli-{n}")
             loaded = scenario_mod.load(path)
             loaded.check_grid()
             t0 = time.perf_counter()
-            verdicts = runner.run(loaded, Path(tmp) / f"out-{n}")
+            verdicts = runner.run(loaded, Path(tmp) / f"out-{n}")  # plots as the CLI makes them (off by default)
             full = time.perf_counter() - t0
             base, flows = baseline(copy.copy(loaded), world_builder.sample_fleet(loaded))
-            line = (f"n={n:>6}: co-simulation {full:6.2f} s, numpy fleet + power flows {base:6.2f} s, "
-                    f"ratio {full / base:5.2f}")
+            line = (f"{n:>9,} | {cli['wall']:7.2f} | {cli['cpu']:7.2f} | {cli['rss_mb']:7.0f} | "
+                    f"{cli['rss_mb'] * 1024 / n:6.1f} | {full:7.2f} | {base:7.2f} | {full / base:5.2f} | "
+                    f"{verdicts['grid']['power_flows']} / {flows}")
             if loaded.network_profile["hops"]:
                 same, _ = baseline(copy.copy(loaded), world_builder.sample_fleet(loaded), with_network=True)
-                line += f"; same models incl. SimPy network without mosaik {same:6.2f} s, ratio {full / same:5.2f}"
-            rows.append((n, full, base, verdicts["grid"]["power_flows"], flows))
-            print(f"{line}; power flows {verdicts['grid']['power_flows']} / {flows}", flush=True)
-    by_n = {r[0]: r for r in rows}
-    if 1000 in by_n and 10000 in by_n:
-        print(f"10k/1k wall-time ratio: {by_n[10000][1] / by_n[1000][1]:.2f} (baseline {by_n[10000][2] / by_n[1000][2]:.2f})")
+                line += f" | same models incl. SimPy network without mosaik {same:6.2f} s, ratio {full / same:5.2f}"
+            rows.append((n, full, base))
+            print(line, flush=True)
+            import shutil
+
+            shutil.rmtree(Path(tmp) / f"cli-{n}", ignore_errors=True)
+            shutil.rmtree(Path(tmp) / f"out-{n}", ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -282,14 +282,16 @@ class ReplicatesResult(_Owned):
 
 
 def run_replicates(scenario: str | Path, n: int, overrides: Iterable[str] = (), seed: int | None = None,
-                   out: str | Path | None = None, progress=None) -> ReplicatesResult:
-    """``v2g run --replicates N``: the scenario with seeds seed, seed+1, ..., no plots.
-    ``progress(done, total)`` is called after each run."""
+                   out: str | Path | None = None, progress=None, workers: int = 1) -> ReplicatesResult:
+    """``v2g run --replicates N``: the scenario with seeds seed, seed+1, ..., no plots, ``workers`` at a time
+    (worker processes). ``progress(done, total)`` is called after each run."""
     from cosim import run as runner
     from cosim.outputs import check_output_dir, output_lock
 
     if n < 1:
         raise ScenarioError(f"--replicates: must be at least 1, got {n}")
+    if workers < 1:
+        raise ScenarioError(f"--workers: must be at least 1, got {workers}")
     overrides = [*overrides, "outputs.plots=false"]
     first = load_scenario(scenario, overrides, seed)
     output = _Output(out)
@@ -300,7 +302,8 @@ def run_replicates(scenario: str | Path, n: int, overrides: Iterable[str] = (), 
 
     try:
         with output_lock(output.path):
-            summary = runner.run_replicates(load, n, output.path, progress)
+            source = (Path(scenario), overrides) if not isinstance(scenario, LoadedScenario) else None
+            summary = runner.run_replicates(load, n, output.path, progress, workers, source)
     except BaseException:
         output.close()
         raise

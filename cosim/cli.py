@@ -37,6 +37,10 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--set", dest="overrides", action="append", default=[], metavar="PATH=VALUE",
                      help="override a field, VALUE parsed as YAML (repeatable), e.g. --set network.profile=4g")
     run.add_argument("--quiet", action="store_true", help="no progress output")
+    run.add_argument("--plots", action="store_true",
+                     help="also write the PNG plots now (default: `v2g report` draws them when wanted)")
+    run.add_argument("--workers", type=int, default=1, metavar="N",
+                     help="with --replicates: run N seeds at a time in worker processes (default 1)")
     run.add_argument("--replicates", type=int, default=1, metavar="N",
                      help="run N consecutive seeds and report P(eligible) with a 95 %% interval")
     val = sub.add_parser("validate", help="check scenario files without running them")
@@ -88,6 +92,8 @@ def cmd_run(args) -> int:
     from cosim import api
     from cosim.outputs import check_output_dir, output_lock
 
+    if args.plots:
+        args.overrides = [*args.overrides, "outputs.plots=true"]
     loaded = api.load_scenario(args.scenario, args.overrides, args.seed)
     out = args.out or Path("results") / loaded.scenario.name
     if args.replicates < 1:
@@ -106,7 +112,7 @@ def cmd_run(args) -> int:
                                   progress=not args.quiet and sys.stderr.isatty())
     print(verdict_table(verdicts))
     print(f"results in {out}/ (verdicts.json, timeseries.h5, scenario.resolved.yaml{', plots' if loaded.scenario.outputs.plots else ''}); "
-          f"`v2g report {out}` makes an HTML report")
+          f"`v2g report {out}` makes an HTML report" + ("" if loaded.scenario.outputs.plots else " with the plots"))
     return 0
 
 
@@ -115,8 +121,11 @@ def _run_replicates(args, out) -> int:
     from cosim import api
     from cosim.progress import Progress
 
+    if args.workers < 1:
+        raise ScenarioError(f"--workers: must be at least 1, got {args.workers}")
     with Progress("replicates", "runs", quiet=args.quiet) as progress:
-        result = api.run_replicates(args.scenario, args.replicates, args.overrides, args.seed, out, progress)
+        result = api.run_replicates(args.scenario, args.replicates, args.overrides, args.seed, out, progress,
+                                    workers=args.workers)
     rows = []
     for s in result.summary["services"]:
         times = {f: s[f] and f"{seconds(s[f]['median'])} s [{seconds(s[f]['p5'])}, {seconds(s[f]['p95'])}]"

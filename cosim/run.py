@@ -228,20 +228,42 @@ def summarise_replicates(all_verdicts: list[dict]) -> dict:
     return out
 
 
-def run_replicates(load, n: int, out_dir: Path, progress=None) -> dict:
-    """Run ``load(seed)`` for n consecutive seeds (each into out_dir/seed-<seed>) and summarise."""
+def _replicate(scenario_path: str, overrides: list[str], seed: int, out_dir: str) -> dict:
+    """One replicate in a worker process: load, run into out_dir/seed-<seed>, return its verdicts."""
+    from cosim import scenario
+
+    loaded = scenario.load(scenario_path, overrides, seed)
+    loaded.check_grid()
+    return run(loaded, Path(out_dir) / f"seed-{seed}")
+
+
+def run_replicates(load, n: int, out_dir: Path, progress=None, workers: int = 1, source=None) -> dict:
+    """Run ``load(seed)`` for n consecutive seeds (each into out_dir/seed-<seed>) and summarise. With
+    ``workers`` > 1 (and ``source``: the scenario file and overrides) the seeds run in worker processes; the
+    summary is the same (it is built in seed order)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     write_marker(out_dir, "replicates")
     first = load(None)
     seeds = [first.scenario.seed + k for k in range(n)]
-    all_verdicts = []
-    for k, seed in enumerate(seeds):
-        loaded = first if k == 0 else load(seed)
-        all_verdicts.append(run(loaded, out_dir / f"seed-{seed}"))
-        if progress:
-            progress(k + 1, n)
-    summary = summarise_replicates(all_verdicts)
+    by_seed = {}
+    if workers > 1 and source is not None and n > 1:
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            futures = {pool.submit(_replicate, str(source[0]), list(source[1]), seed, str(out_dir)): seed
+                       for seed in seeds}
+            for future in as_completed(futures):
+                by_seed[futures[future]] = future.result()
+                if progress:
+                    progress(len(by_seed), n)
+    else:
+        for k, seed in enumerate(seeds):
+            loaded = first if k == 0 else load(seed)
+            by_seed[seed] = run(loaded, out_dir / f"seed-{seed}")
+            if progress:
+                progress(k + 1, n)
+    summary = summarise_replicates([by_seed[seed] for seed in seeds])
     tmp = out_dir / ".replicates.json.partial"
     tmp.write_text(json.dumps(summary, indent=2) + "\n")
     tmp.replace(out_dir / "replicates.json")

@@ -424,7 +424,8 @@ class ServiceRef(_Strict):
 class Outputs(_Strict):
     sample_ms: int = Field(default=10, ge=1, le=60_000, description="fleet power sampling interval")
     vehicle_sample_ms: int = Field(default=100, ge=1, le=3_600_000, description="per-vehicle power sampling interval")
-    plots: bool = Field(default=True, description="write PNG plots beside the verdicts")
+    plots: bool = Field(default=False, description="write the PNG plots with the run (else `v2g run --plots` or "
+                        "`v2g report` draws them later, from the record)")
 
     @model_validator(mode="after")
     def _multiple(self):

@@ -98,7 +98,8 @@ def build(world: mosaik.World, loaded, vehicles: dict, h5_path: str) -> dict:
                        step_ms=round(sc.grid.step_s * 1000), base_load_scale=sc.grid.base_load_scale,
                        profile_start_ms=sc.grid.profile_start_ms(), power_flow=loaded.power_flow, solver=loaded.solver).Grid(
         ev_buses=[_bus_ref(b) for b in bus_refs])
-    recorder = world.start("Recorder", path=str(h5_path), heartbeat_steps=sc.outputs.vehicle_sample_ms).Recorder()
+    recorder = world.start("Recorder", path=str(h5_path), heartbeat_steps=sc.outputs.vehicle_sample_ms,
+                           dtypes=record.dtypes()).Recorder()
 
     world.connect(frequency, controller, "f_hz")
     if profile["hops"]:

@@ -10,7 +10,8 @@ Inputs:  ``Fleet.setpoints`` (trigger): ``{"vehicle": [index, ...], "kw": [setpo
 Outputs: ``Fleet.p_kw``, the total power every ``sample_ms``, as ``{"time_ms": [...], "value": [...]}``
          holding the samples since the previous step; ``Fleet.metered_p_kw``, the same as the
          chargers' meters report it, every ``telemetry_ms``; ``Fleet.vehicle_p_kw`` and ``Fleet.vehicle_soc``
-         (one value per vehicle, at multiples of ``step_ms``); ``Fleet.soc_mean``; all non-persistent;
+         (one value per vehicle, at multiples of ``step_ms``: numpy arrays, power as float32, in-process; lists
+         when the simulator runs as a process of its own); ``Fleet.soc_mean``; all non-persistent;
          ``Bus.p_kw`` (persistent: a grid reads the latest value whenever it steps, so a grid's step
          must be a multiple of ``step_ms``) and its split over the phases ``Bus.p_a_kw``, ``p_b_kw``,
          ``p_c_kw`` (a three-phase or DC charger draws a third on each, a single-phase one all on its
@@ -252,10 +253,13 @@ META = {
 
 
 class FleetSim(mosaik_api_v3.Simulator):
-    def __init__(self):
+    def __init__(self, arrays: bool = True):
         super().__init__(META)
         self.fleet: ChargerFleet | None = None
         self.eid = "fleet"
+        # per-vehicle outputs as numpy arrays (in-process: no million Python floats per step); as lists when
+        # the simulator runs in a process of its own, where mosaik sends JSON
+        self.arrays = arrays
 
     def init(self, sid, time_resolution=0.001, step_ms=100, sample_ms=10, telemetry_ms=1000, report_ms=0):
         require_milliseconds("FleetSim", time_resolution)
@@ -307,7 +311,7 @@ class FleetSim(mosaik_api_v3.Simulator):
 
     def _sample(self, t_ms):
         """Take the samples (simulation record and charger telemetry) due at ``t_ms``."""
-        total = float(self.fleet.power_kw().sum())
+        total = self.fleet.total_power_kw()
         if t_ms == self.next_sample_ms:
             self.samples["p_kw"][0].append(t_ms)
             self.samples["p_kw"][1].append(total)
@@ -362,6 +366,7 @@ class FleetSim(mosaik_api_v3.Simulator):
             per_phase = {name: np.bincount(self.bus_index, weights=p * self.phase_share[:, j], minlength=n_bus)
                          for j, name in enumerate(PHASE_OUTPUTS)}
         periodic = self.time % self.step_ms == 0
+        soc = None  # the fleet's state of charge integrates every battery: computed once per call, if asked
         data = {}
         for eid, attrs in outputs.items():
             values = {}
@@ -377,11 +382,13 @@ class FleetSim(mosaik_api_v3.Simulator):
                     elif attr == "total_p_kw":
                         values[attr] = float(p.sum())
                     elif attr == "soc_mean":
-                        values[attr] = float(self.fleet.soc.mean())
-                    elif attr == "vehicle_p_kw" and periodic:
-                        values[attr] = p.tolist()
+                        soc = self.fleet.soc if soc is None else soc
+                        values[attr] = float(soc.mean())
+                    elif attr == "vehicle_p_kw" and periodic:  # float32: what the record keeps (sims.record)
+                        values[attr] = p.astype(np.float32) if self.arrays else p.tolist()
                     elif attr == "vehicle_soc" and periodic:
-                        values[attr] = self.fleet.soc.tolist()
+                        soc = self.fleet.soc if soc is None else soc
+                        values[attr] = soc if self.arrays else soc.tolist()
             else:
                 k = self.bus_position[eid]
                 for attr in attrs:
@@ -391,4 +398,4 @@ class FleetSim(mosaik_api_v3.Simulator):
 
 
 if __name__ == "__main__":
-    mosaik_api_v3.start_simulation(FleetSim(), "v2g-testbed fleet simulator")
+    mosaik_api_v3.start_simulation(FleetSim(arrays=False), "v2g-testbed fleet simulator")

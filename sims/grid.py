@@ -79,8 +79,24 @@ class GridError(ValueError):
     """The grid cannot be loaded or a bus reference does not exist."""
 
 
+_NETWORKS: dict[tuple, object] = {}  # built once per process: the scenario check and the grid simulator share it
+
+
 def load_network(spec: str, base_dir: Path | str = "."):
-    """Load a pandapower network from a built-in name, ``simbench:<code>`` or a JSON path."""
+    """Load a pandapower network from a built-in name, ``simbench:<code>`` or a JSON path (a fresh copy each
+    call; the network is built once per process)."""
+    import copy
+
+    key = (spec,)
+    if spec.endswith(".json"):
+        path = Path(base_dir) / spec
+        key = (spec, str(path.resolve()), path.stat().st_mtime_ns if path.is_file() else None)
+    if key not in _NETWORKS:
+        _NETWORKS[key] = _build_network(spec, base_dir)
+    return copy.deepcopy(_NETWORKS[key])
+
+
+def _build_network(spec: str, base_dir: Path | str = "."):
     import pandapower as pp
     import pandapower.networks as pn
 
@@ -128,7 +144,9 @@ def run_power_flow(net, unbalanced: bool = False, reuse: bool = False, solver: s
     ``LoadflowNotConverged``."""
     import pandapower as pp
 
-    numba = importlib.util.find_spec("numba") is not None
+    # numba compiles pandapower's Ybus code on a process's first power flow (~1.3 s): worth it only when
+    # pandapower solves; lightsim2grid builds its own matrices
+    numba = solver != "lightsim2grid" and importlib.util.find_spec("numba") is not None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         if unbalanced:

@@ -203,7 +203,8 @@ class ChargerFleet:
         self.then_goal = np.full(self.n, np.nan)   # goal after a reversal has reached zero
         # setpoints received and not yet in effect, per vehicle, in the order they take effect: [time, kW];
         # the first is mirrored in pending_t / pending_goal (vectorised checks, the event heap)
-        self._queue: list[collections.deque] = [collections.deque() for _ in range(self.n)]
+        # (a deque only for vehicles with something queued: a million empty deques would cost ~0.6 GB)
+        self._queue: dict[int, collections.deque] = {}
         self.pending_goal = np.full(self.n, np.nan)
         self.pending_t = np.full(self.n, np.inf)
         self.t_energy = np.full(self.n, float(t0_ms))
@@ -212,6 +213,8 @@ class ChargerFleet:
             (float(d), DEPARTURE, int(i)) for i, d in enumerate(self.departure_ms) if np.isfinite(d)]
         heapq.heapify(self._events)
         self._limit_check_ms = -np.inf
+        self._moving = None  # vehicles still ramping (None: to be found again after a change of motion)
+        self._reach_all = None  # every vehicle's reach time, kept until some motion changes
 
     # -- evaluation -------------------------------------------------------------------------
     def _power_at(self, idx, t):
@@ -227,6 +230,26 @@ class ChargerFleet:
     def power_kw(self) -> np.ndarray:
         """Power of every vehicle at the current time (kW, + import)."""
         return self._power_at(slice(None), float(self.t_ms))
+
+    def total_power_kw(self) -> float:
+        """The fleet's power now (kW), kept incrementally: vehicles at their target count once into a fixed
+        sum, only those still ramping are evaluated, and the split is redone only when some vehicle's
+        motion changes (a setpoint taking effect, a departure, a reversal, an energy limit), not per sample."""
+        t = float(self.t_ms)
+        if self._moving is None:
+            if self._reach_all is None:
+                self._reach_all = self._reach_time(slice(None))
+            reach = self._reach_all
+            moving = reach > t
+            self._static_kw = float(self.goal[~moving].sum())
+            self._moving = np.flatnonzero(moving)
+            self._moving_reach = reach[moving]
+        else:
+            done = self._moving_reach <= t
+            if done.any():
+                self._static_kw += float(self.goal[self._moving[done]].sum())
+                self._moving, self._moving_reach = self._moving[~done], self._moving_reach[~done]
+        return self._static_kw + float(self._power_at(self._moving, t).sum())
 
     @property
     def soc(self) -> np.ndarray:
@@ -249,6 +272,21 @@ class ChargerFleet:
     # -- time -------------------------------------------------------------------------------
     def _integrate(self, idx, t_to):
         """Add the battery energy of vehicles ``idx`` from their energy clock up to ``t_to``."""
+        if isinstance(idx, slice) and idx == slice(None) and np.ndim(t_to) == 0:
+            # the whole fleet (each recorded step): vehicles already at their target since their energy clock
+            # draw a constant power; only those still ramping need the piecewise integral
+            if self._reach_all is None:
+                self._reach_all = self._reach_time(idx)
+            settled = self._reach_all <= self.t_energy
+            g = self.goal[settled]
+            area = g * (float(t_to) - self.t_energy[settled])
+            with np.errstate(divide="ignore", invalid="ignore"):
+                de = np.where(g >= 0, area * self.eta_charge[settled], area / self.eta_discharge[settled])
+            self.energy_kwh[settled] += de / KWMS_PER_KWH
+            self.t_energy[settled] = float(t_to)
+            idx = np.flatnonzero(~settled)
+            if idx.size == 0:
+                return
         a = self.t_energy[idx]
         b = np.broadcast_to(np.asarray(t_to, dtype=float), a.shape)
         reach = np.clip(self._reach_time(idx), a, b)
@@ -273,9 +311,13 @@ class ChargerFleet:
         up = ~opposite & (np.abs(g) >= np.abs(p))
         self.rate[idx] = np.where(up, self.ramp_up[idx], self.ramp_down[idx])
         for i in idx.tolist():
-            self._queue[i].popleft()
+            q = self._queue[i]
+            q.popleft()
+            if not q:
+                del self._queue[i]
         self._sync_heads(idx)
         self.last_effect_ms[idx] = te
+        self._moving = self._reach_all = None
         reversing = idx[~np.isnan(self.then_goal[idx])]
         self._push(self._reach_time(reversing), ZERO, reversing)
 
@@ -285,12 +327,13 @@ class ChargerFleet:
         self.p_ref[idx], self.t_ref[idx], self.goal[idx], self.rate[idx] = 0.0, te, 0.0, 0.0
         restart = te + self.start_delay_ms[idx]
         for i, t_restart, value in zip(idx.tolist(), restart.tolist(), self.then_goal[idx].tolist()):
-            q = self._queue[i]  # setpoints due before the restart take effect with it: the newest value wins
+            q = self._queue.setdefault(i, collections.deque())  # setpoints due before the restart take effect with it
             while q and q[0][0] <= t_restart:
                 value = q.popleft()[1]
             q.appendleft([t_restart, value])
         self.then_goal[idx] = np.nan
         self._sync_heads(idx)
+        self._moving = self._reach_all = None
 
     def _apply_departure(self, idx):
         te = self.departure_ms[idx]
@@ -299,15 +342,16 @@ class ChargerFleet:
         self.goal[idx], self.rate[idx] = 0.0, self.ramp_down[idx]
         self.then_goal[idx] = np.nan
         for i in idx.tolist():
-            self._queue[i].clear()
+            self._queue.pop(i, None)
         self._sync_heads(idx)
         self.departed[idx] = True
+        self._moving = self._reach_all = None
 
     def _sync_heads(self, idx) -> None:
         """Mirror each vehicle's first queued setpoint in pending_t / pending_goal, and schedule it."""
         changed = []
         for i in np.asarray(idx).tolist():
-            q = self._queue[i]
+            q = self._queue.get(i)
             t, kw = (q[0][0], q[0][1]) if q else (np.inf, np.nan)
             if self.pending_t[i] != t:
                 changed.append(i)
@@ -378,9 +422,10 @@ class ChargerFleet:
             self.goal[idx] = np.clip(0.0, p_min[idx], p_max[idx])
             self.rate[idx] = self.ramp_down[idx]
             self.then_goal[idx] = np.nan
+            self._moving = self._reach_all = None
         self.then_goal[:] = np.where(np.isnan(self.then_goal), np.nan, np.clip(self.then_goal, p_min, p_max))
         for i in np.flatnonzero((p_min > self.p_min) | (p_max < self.p_max)).tolist():  # at an energy limit
-            for item in self._queue[i]:
+            for item in self._queue.get(i, ()):
                 item[1] = min(max(item[1], p_min[i]), p_max[i])
         self.pending_goal[:] = np.where(np.isnan(self.pending_goal), np.nan,
                                         np.clip(self.pending_goal, p_min, p_max))
@@ -421,12 +466,12 @@ class ChargerFleet:
         kw = self.realisable_kw(idx, np.clip(kw, p_min, p_max))
         # against the newest target the charger has: the last one queued, else the one it is executing
         current = np.where(np.isnan(self.then_goal[idx]), self.goal[idx], self.then_goal[idx])
-        current = np.array([q[-1][1] if (q := self._queue[i]) else c for i, c in zip(idx.tolist(), current.tolist())])
+        current = np.array([q[-1][1] if (q := self._queue.get(i)) else c for i, c in zip(idx.tolist(), current.tolist())])
         reversal, up = classify(current, kw)
         delay = np.where(up, self.start_delay_ms[idx], self.stop_delay_ms[idx])
         changes = kw != current  # the target it already has: nothing to do
         for i, t_effect, value in zip(idx[changes].tolist(), (t_ms + delay)[changes].tolist(), kw[changes].tolist()):
-            q = self._queue[i]
+            q = self._queue.setdefault(i, collections.deque())
             while q and q[-1][0] >= t_effect:  # superseded: an older value never takes effect after a newer one
                 q.pop()
             q.append([t_effect, value])

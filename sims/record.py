@@ -30,14 +30,15 @@ class Recorded:
     unit: str
     kind: str = "series"
     columns: str | None = None  # a matrix: what its columns are (VEHICLES: vehicle index, else a labels output)
+    dtype: str = "float64"      # how a matrix is stored (float32 where ~7 digits are plenty and size matters)
 
     @property
     def path(self) -> str:
         return f"{self.entity}/{self.attr}"
 
 
-def _r(entity, attr, unit, kind="series", columns=None) -> Recorded:
-    return Recorded(entity, attr, unit, kind, columns)
+def _r(entity, attr, unit, kind="series", columns=None, dtype="float64") -> Recorded:
+    return Recorded(entity, attr, unit, kind, columns, dtype)
 
 
 SERIES: dict[str, Recorded] = {
@@ -51,8 +52,8 @@ SERIES: dict[str, Recorded] = {
     "telemetry_lost": _r(NETWORK, "telemetry_lost", "kW", "table"),
     "fleet_power": _r(FLEET, "p_kw", "kW"),
     "metered_power": _r(FLEET, "metered_p_kw", "kW"),
-    "vehicle_power": _r(FLEET, "vehicle_p_kw", "kW", "matrix", VEHICLES),
-    "vehicle_soc": _r(FLEET, "vehicle_soc", "1", "matrix", VEHICLES),
+    "vehicle_power": _r(FLEET, "vehicle_p_kw", "kW", "matrix", VEHICLES, "float32"),
+    "vehicle_soc": _r(FLEET, "vehicle_soc", "1", "matrix", VEHICLES),  # float64: compared with soc limits
     "soc_mean": _r(FLEET, "soc_mean", "1"),
     "voltage": _r(GRID, "vm_pu", "pu", "matrix", "bus_names"),
     **{f"voltage_{p}": _r(GRID, f"vm_{p}_pu", "pu", "matrix", "bus_names") for p in PHASES},
@@ -73,6 +74,11 @@ SERIES: dict[str, Recorded] = {
 # per-vehicle fields of the table: the charger model's parameters and where each vehicle is
 VEHICLE_LABELS = ("model", "bus", "phase")
 VEHICLE_FIELDS = (*VEHICLE_LABELS, *PARAMETERS, *OPTIONAL_PARAMETERS)
+
+
+def dtypes() -> dict[str, str]:
+    """The recorder's ``dtypes`` parameter: matrices stored at less than double precision, by path."""
+    return {r.path: r.dtype for r in SERIES.values() if r.dtype != "float64"}
 
 
 def attrs(entity: str, *names: str) -> list[str]:

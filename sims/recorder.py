@@ -10,8 +10,10 @@ its own time axis. Values may be
   table has one, gives each row its own time: batches of samples taken between two steps);
 * lists of strings (labels): stored once as ``value``.
 The unit is taken from the attribute's name (``p_kw`` -> kW, ``f_hz`` -> Hz, ...) and stored as the
-``unit`` attribute of each dataset. The file is written by ``finalize``; the world owner decides
-where (sim param ``path``). Sim param ``heartbeat_steps`` (default 10): see ``step``.
+``unit`` attribute of each dataset. Matrices go to the file as they arrive, ROWS_PER_WRITE rows at a time
+(chunked, uncompressed; sim param ``dtypes`` stores chosen ones as float32), so a
+million vehicles' per-vehicle power never sits in memory; everything else is written by ``finalize``. The
+world owner decides where (sim param ``path``). Sim param ``heartbeat_steps`` (default 10): see ``step``.
 """
 
 from __future__ import annotations
@@ -36,15 +38,22 @@ def unit_of(name: str) -> str:
     return UNITS.get(suffix, "1")
 
 
+ROWS_PER_WRITE = 64  # matrix rows buffered before they go to the file
+
+
 class RecorderSim(mosaik_api_v3.Simulator):
     def __init__(self):
         super().__init__(META)
         self.series: dict[tuple[str, str], list] = defaultdict(list)
+        self.matrices: dict[tuple[str, str], dict] = {}
+        self.h5 = None
 
-    def init(self, sid, time_resolution=0.001, path="timeseries.h5", heartbeat_steps=10):
+    def init(self, sid, time_resolution=0.001, path="timeseries.h5", heartbeat_steps=10, dtypes=None):
+        """``dtypes``: ``{"entity/attr": "float32"}`` for matrices stored at less than double precision."""
         self.time_resolution = time_resolution
         self.path = path
         self.heartbeat = int(heartbeat_steps)
+        self.dtypes = dict(dtypes or {})
         return self.meta
 
     def create(self, num, model):
@@ -56,8 +65,13 @@ class RecorderSim(mosaik_api_v3.Simulator):
         for attrs in inputs.values():
             for attr, sources in attrs.items():
                 for src, value in sources.items():
-                    if value is not None:
-                        self.series[(src.split(".", 1)[-1], attr)].append((time, value))
+                    if value is None:
+                        continue
+                    key = (src.split(".", 1)[-1], attr)
+                    if key in self.matrices or (key not in self.series and _is_row(value)):
+                        self._append_row(key, time, value)
+                    else:
+                        self.series[key].append((time, value))
         # mosaik 3.6: an event-based simulator with no step of its own waits for the end of the
         # simulation, and each such wait leaves a future behind that every later progress update
         # scans; woken often, the recorder made the whole run quadratic in its number of steps.
@@ -65,15 +79,68 @@ class RecorderSim(mosaik_api_v3.Simulator):
         # (aligned to multiples, so steps triggered at odd times do not start chains of their own)
         return (time // self.heartbeat + 1) * self.heartbeat if self.heartbeat else None
 
+    # -- matrices (one value per vehicle, bus, line: a row per step) go to the file as they come ---------
+    def _file(self):
+        if self.h5 is None:
+            self.h5 = h5py.File(self.path, "w")
+            self.h5.attrs["time_resolution_s"] = self.time_resolution
+        return self.h5
+
+    def _append_row(self, key, time, value):
+        m = self.matrices.get(key)
+        if m is None:
+            dtype = np.dtype(self.dtypes.get("/".join(key), "float64"))
+            # rows are copied straight into a preallocated block, written when full
+            m = self.matrices[key] = {"rows": np.empty((ROWS_PER_WRITE, len(value)), dtype=dtype), "n": 0,
+                                      "times": [], "written": 0, "dtype": dtype}
+        m["rows"][m["n"]] = value
+        m["n"] += 1
+        m["times"].append(time)
+        if m["n"] == ROWS_PER_WRITE:
+            self._flush(key)
+
+    def _flush(self, key):
+        m = self.matrices[key]
+        if not m["n"]:
+            return
+        rows, times = m["rows"][:m["n"]], np.asarray(m["times"], dtype=np.int64)
+        m["n"], m["times"] = 0, []
+        h5 = self._file()
+        entity, attr = key
+        if m["written"] == 0:
+            group = h5.create_group(f"{entity}/{attr}")
+            cols = rows.shape[1]
+            group.create_dataset("value", shape=(0, cols), maxshape=(None, cols), dtype=m["dtype"],
+                                 chunks=(ROWS_PER_WRITE, max(1, min(cols, (1 << 20) // ROWS_PER_WRITE))),
+                                 # uncompressed: lzf would shrink the power matrix ~9x but triple the time
+                                 # the run spends writing it (measured, benchmarks/bench_scale.py)
+                                 ).attrs["unit"] = unit_of(attr)
+            group.create_dataset("time_ms", shape=(0,), maxshape=(None,), dtype=np.int64, chunks=(4096,))
+        group = h5[f"{entity}/{attr}"]
+        n = m["written"]
+        for name, data in (("value", rows), ("time_ms", times)):
+            group[name].resize(n + len(times), axis=0)
+            group[name][n:] = data
+        m["written"] = n + len(times)
+
     def finalize(self):
         self.write(self.path)
 
     def write(self, path):
-        with h5py.File(path, "w") as h5:
-            h5.attrs["time_resolution_s"] = self.time_resolution
+        if path != self.path:
+            raise ValueError("RecorderSim writes the file it was given (path)")
+        h5 = self._file()
+        try:
+            for key in self.matrices:
+                self._flush(key)
+                group = h5["/".join(key)]
+                group.create_dataset("time_s", data=group["time_ms"][:] * self.time_resolution).attrs["unit"] = "s"
             for (entity, attr), samples in sorted(self.series.items()):
                 group = h5.create_group(f"{entity}/{attr}")
                 self._write_series(group, attr, samples)
+        finally:
+            h5.close()
+            self.h5 = None
 
     def _write_series(self, group, attr, samples):
         times = np.array([t for t, _ in samples], dtype=np.int64)
@@ -101,6 +168,14 @@ class RecorderSim(mosaik_api_v3.Simulator):
     def _time(self, group, times_ms):
         group.create_dataset("time_ms", data=times_ms)
         group.create_dataset("time_s", data=times_ms * self.time_resolution).attrs["unit"] = "s"
+
+
+def _is_row(value) -> bool:
+    """A list or array of numbers: one value per vehicle, bus or line (a matrix row), not labels or a table."""
+    if isinstance(value, np.ndarray):
+        return value.ndim == 1 and value.dtype.kind in "fiub"
+    return isinstance(value, list) and bool(value) and not isinstance(value[0], str) and \
+        isinstance(value[0], (int, float, np.number)) and not isinstance(value[0], bool)
 
 
 if __name__ == "__main__":

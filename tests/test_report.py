@@ -17,8 +17,14 @@ PLOTS = ("response.png", "models.png", "delay_budget.png", "latency.png", "grid.
 
 @pytest.fixture(scope="module")
 def run_4g(tmp_path_factory):
+    """A run without plots (the default), whose plots the report's step draws afterwards from the record."""
+    from analysis.report import ensure_plots
+
     out = tmp_path_factory.mktemp("report") / "run"
     run_file(ROOT / "scenarios" / "hub-dc-4g.yaml", out)
+    assert not list(out.glob("*.png"))
+    assert {p.name for p in ensure_plots(out)} == set(PLOTS)
+    assert ensure_plots(out) == []  # drawn once
     return out
 
 

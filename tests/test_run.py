@@ -67,7 +67,7 @@ def test_same_seed_gives_byte_identical_verdicts(scenario_file, tmp_path):
 @pytest.mark.parametrize("path", SCENARIOS, ids=[p.stem for p in SCENARIOS])
 def test_shipped_scenarios_run(path, tmp_path):
     out = tmp_path / path.stem
-    verdicts = run_file(path, out)
+    verdicts = run_file(path, out, overrides=["outputs.plots=true"])  # plots are off by default: drawn here
     files = {p.name for p in out.iterdir()}
     assert {"verdicts.json", "timeseries.h5", "scenario.resolved.yaml", "response.png", "grid.png"} <= files
     assert all(f.endswith(".png") for f in files - {"verdicts.json", "timeseries.h5", "scenario.resolved.yaml", MARKER, "inputs"})

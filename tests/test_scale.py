@@ -1,0 +1,97 @@
+"""What lets a national fleet fit on one machine: the fleet's total kept incrementally, per-vehicle records
+streamed to the file (float32 where the record says so), arrays in-process, replicates in parallel."""
+
+import json
+import os
+
+import h5py
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from conftest import make_scenario
+from cosim import api
+from sims import record
+from sims.fleet import FleetSim, fleet_parameters
+from sims.obc import OPTIONAL_PARAMETERS, PARAMETERS, ChargerFleet
+from sims.recorder import ROWS_PER_WRITE, RecorderSim
+
+EXAMPLES = int(os.environ.get("V2G_PROPERTY_EXAMPLES", 12))
+
+
+def _fleet(n: int, seed: int) -> ChargerFleet:
+    params = fleet_parameters([{"model": m, "count": n, "charger_kw": 10, "bus": "b", "soc": 0.5,
+                                "departure_s": [1, 30], "baseline_kw": 3.0}
+                               for m in ("Nissan Ariya", "Tesla Model 3 LR dual motor", "Nissan LEAF e+")],
+                              seed=seed, spread_pct=20, assume_v2g=True)
+    return ChargerFleet(**{k: params[k] for k in (*PARAMETERS, *OPTIONAL_PARAMETERS)})
+
+
+@settings(max_examples=EXAMPLES, deadline=None, derandomize=True)
+@given(st.integers(0, 2**16), st.lists(st.tuples(st.integers(1, 3000), st.floats(-10, 10)), min_size=1, max_size=8))
+def test_the_incremental_fleet_total_is_the_sum_of_every_vehicle(seed, commands):
+    """Whatever the setpoints, reversals, departures and energy limits, the total kept incrementally equals
+    the sum over every vehicle at every 10 ms sample."""
+    fleet = _fleet(20, seed)
+    rng = np.random.default_rng(seed)
+    t = 0
+    for gap, kw in commands:
+        for _ in range(gap // 10):
+            t += 10
+            fleet.advance(t)
+            assert abs(fleet.total_power_kw() - float(fleet.power_kw().sum())) < 1e-6
+        who = rng.choice(fleet.n, size=rng.integers(1, fleet.n), replace=False)
+        fleet.command(t, who, np.full(who.size, kw) + rng.normal(0, 2, who.size))
+    for _ in range(800):
+        t += 10
+        fleet.advance(t)
+        assert abs(fleet.total_power_kw() - float(fleet.power_kw().sum())) < 1e-6
+
+
+def test_wide_matrices_stream_to_the_file_in_the_record_s_precision(tmp_path):
+    path = tmp_path / "r.h5"
+    sim = RecorderSim()
+    sim.init("R", path=str(path), heartbeat_steps=0, dtypes={"fleet/vehicle_p_kw": "float32"})
+    sim.create(1, "Recorder")
+    rows = np.random.default_rng(0).normal(0, 5, (3 * ROWS_PER_WRITE + 7, 2000))
+    for k, row in enumerate(rows):
+        sim.step(k * 100, {"recorder": {"vehicle_p_kw": {"F.fleet": row.astype(np.float32)},
+                                        "vm_pu": {"G.grid": row[:5].tolist()},
+                                        "p_kw": {"F.fleet": float(row.sum())}}}, 10**9)
+        if k == 2 * ROWS_PER_WRITE:
+            assert sim.matrices[("fleet", "vehicle_p_kw")]["n"] < ROWS_PER_WRITE  # not held in memory
+    sim.finalize()
+    with h5py.File(path) as h5:
+        power = h5["fleet/vehicle_p_kw/value"]
+        assert power.dtype == np.float32 and power.shape == rows.shape and power.chunks[0] == ROWS_PER_WRITE
+        np.testing.assert_array_equal(power[:], rows.astype(np.float32))
+        np.testing.assert_array_equal(h5["fleet/vehicle_p_kw/time_ms"][:], np.arange(rows.shape[0]) * 100)
+        assert h5["grid/vm_pu/value"].dtype == np.float64 and h5["grid/vm_pu/value"].shape == (rows.shape[0], 5)
+        assert h5["fleet/p_kw/value"].shape == (rows.shape[0],)
+    assert record.dtypes() == {"fleet/vehicle_p_kw": "float32"}
+
+
+def test_per_vehicle_outputs_are_arrays_in_process_and_lists_in_a_process_of_their_own():
+    params = fleet_parameters([{"model": "Nissan Ariya", "count": 5, "charger_kw": 10, "bus": "b"}], assume_v2g=True)
+    out = {}
+    for arrays in (True, False):
+        sim = FleetSim(arrays=arrays)
+        sim.init("F")
+        sim.create(1, "Fleet", vehicles=params)
+        sim.step(0, {}, 100)
+        out[arrays] = sim.get_data({"fleet": ["vehicle_p_kw", "vehicle_soc"]})["fleet"]
+    assert isinstance(out[True]["vehicle_p_kw"], np.ndarray) and out[True]["vehicle_p_kw"].dtype == np.float32
+    assert isinstance(out[False]["vehicle_p_kw"], list) and isinstance(out[False]["vehicle_soc"], list)
+    assert out[True]["vehicle_soc"].tolist() == out[False]["vehicle_soc"]
+    json.dumps(out[False])  # what mosaik sends between processes
+
+
+def test_replicates_in_worker_processes_give_the_serial_answer(tmp_path):
+    path = make_scenario(tmp_path, duration_s=4, network={"profile": "4g"},
+                         fleet__groups=[{"model": "Nissan Ariya", "count": 6, "charger_kw": 10, "bus": "Bus 5"}])
+    serial = api.run_replicates(path, 3, out=tmp_path / "serial")
+    parallel = api.run_replicates(path, 3, out=tmp_path / "parallel", workers=2)
+    assert serial.summary == parallel.summary
+    for seed in serial.summary["seeds"]:
+        assert (tmp_path / "serial" / f"seed-{seed}" / "verdicts.json").read_bytes() == \
+            (tmp_path / "parallel" / f"seed-{seed}" / "verdicts.json").read_bytes()
