@@ -190,7 +190,8 @@ def draw_phases(rng: np.random.Generator, n: int, phase: str) -> list[str]:
 def phase_shares(phases) -> np.ndarray:
     """Share of each charger's power on phases a, b, c (n x 3): a third each for ``abc`` (three-phase AC, DC),
     all of it on its own phase for a single-phase charger."""
-    return np.array([[1 / 3] * 3 if p == "abc" else [float(p == q) for q in PHASES] for p in phases]).reshape(-1, 3)
+    phases = np.asarray(phases, dtype=str).reshape(-1)
+    return np.where((phases == "abc")[:, None], 1 / 3, (phases[:, None] == np.array(PHASES)).astype(float))
 
 
 def single_phase(g: dict) -> bool:
@@ -277,7 +278,8 @@ class FleetSim(mosaik_api_v3.Simulator):
         bus = [str(b) for b in vehicles["bus"]]
         self.fleet = ChargerFleet(**{k: v for k, v in vehicles.items() if k in PARAMETERS or k in OPTIONAL_PARAMETERS})
         self.bus_names = sorted(set(bus), key=bus.index)
-        self.bus_index = np.array([self.bus_names.index(b) for b in bus], dtype=int)
+        position = {b: k for k, b in enumerate(self.bus_names)}
+        self.bus_index = np.fromiter((position[b] for b in bus), dtype=int, count=len(bus))
         phase = vehicles.get("phase") or ["abc"] * len(bus)
         unknown = sorted(set(phase) - {*PHASES, "abc"})
         if unknown:

@@ -172,8 +172,8 @@ class ChargerFleet:
         self.n = len(arr["soc"])
         for k, default in OPTIONAL_PARAMETERS.items():
             value = params.get(k)
-            arr[k] = np.full(self.n, default) if value is None else np.asarray(
-                [default if x is None else x for x in value], dtype=float)
+            arr[k] = np.full(self.n, default) if value is None else np.fromiter(
+                (default if x is None else x for x in value), dtype=float, count=len(value))
         for k, v in arr.items():
             if v.shape != (self.n,):
                 raise ValueError(f"ChargerFleet: {k} has shape {v.shape}, expected ({self.n},)")
@@ -215,6 +215,7 @@ class ChargerFleet:
         self._limit_check_ms = -np.inf
         self._moving = None  # vehicles still ramping (None: to be found again after a change of motion)
         self._reach_all = None  # every vehicle's reach time, kept until some motion changes
+        self._energy_rate = None  # kWh per ms of each vehicle at its target (the same)
 
     # -- evaluation -------------------------------------------------------------------------
     def _power_at(self, idx, t):
@@ -253,8 +254,20 @@ class ChargerFleet:
 
     @property
     def soc(self) -> np.ndarray:
-        self._integrate(slice(None), float(self.t_ms))
-        return self.energy_kwh / self.capacity_kwh
+        """State of charge of every vehicle now. Ramping vehicles are integrated exactly; a vehicle already at
+        its target since its energy clock draws a constant power, so its energy is that clock's plus a fixed
+        rate times the time since (kept until some motion changes), with nothing written back."""
+        t = float(self.t_ms)
+        if self._reach_all is None:
+            self._reach_all = self._reach_time(slice(None))
+        ramping = np.flatnonzero(self._reach_all > self.t_energy)
+        if ramping.size:
+            self._integrate(ramping, t)  # their energy clock moves to t: the rate term below adds nothing
+        if self._energy_rate is None:
+            g = self.goal
+            with np.errstate(divide="ignore", invalid="ignore"):
+                self._energy_rate = np.where(g >= 0, g * self.eta_charge, g / self.eta_discharge) / KWMS_PER_KWH
+        return (self.energy_kwh + self._energy_rate * (t - self.t_energy)) / self.capacity_kwh
 
     def plugged_now(self) -> np.ndarray:
         return self.plugged & (self.arrival_ms <= self.t_ms) & (self.t_ms < self.departure_ms)
@@ -317,7 +330,7 @@ class ChargerFleet:
                 del self._queue[i]
         self._sync_heads(idx)
         self.last_effect_ms[idx] = te
-        self._moving = self._reach_all = None
+        self._moving = self._reach_all = self._energy_rate = None
         reversing = idx[~np.isnan(self.then_goal[idx])]
         self._push(self._reach_time(reversing), ZERO, reversing)
 
@@ -333,7 +346,7 @@ class ChargerFleet:
             q.appendleft([t_restart, value])
         self.then_goal[idx] = np.nan
         self._sync_heads(idx)
-        self._moving = self._reach_all = None
+        self._moving = self._reach_all = self._energy_rate = None
 
     def _apply_departure(self, idx):
         te = self.departure_ms[idx]
@@ -345,7 +358,7 @@ class ChargerFleet:
             self._queue.pop(i, None)
         self._sync_heads(idx)
         self.departed[idx] = True
-        self._moving = self._reach_all = None
+        self._moving = self._reach_all = self._energy_rate = None
 
     def _sync_heads(self, idx) -> None:
         """Mirror each vehicle's first queued setpoint in pending_t / pending_goal, and schedule it."""
@@ -422,7 +435,7 @@ class ChargerFleet:
             self.goal[idx] = np.clip(0.0, p_min[idx], p_max[idx])
             self.rate[idx] = self.ramp_down[idx]
             self.then_goal[idx] = np.nan
-            self._moving = self._reach_all = None
+            self._moving = self._reach_all = self._energy_rate = None
         self.then_goal[:] = np.where(np.isnan(self.then_goal), np.nan, np.clip(self.then_goal, p_min, p_max))
         for i in np.flatnonzero((p_min > self.p_min) | (p_max < self.p_max)).tolist():  # at an energy limit
             for item in self._queue.get(i, ()):
