@@ -179,8 +179,10 @@ def test_sigterm_exits_143_leaves_nothing_partial_and_stale_partials_are_cleaned
     results = tmp_path / "results"
     stale = results / ".long.999999999.x1y2.partial"  # a dead run's leftover (no such pid)
     stale.mkdir(parents=True)
-    path = make_scenario(tmp_path, name="long", duration_s=600,
-                         frequency={"events": [{"type": "ou", "duration_s": 600}]})
+    # two hours of a stochastic frequency: long enough on any machine to be stopped mid-run (600 s once was,
+    # until the run itself got faster)
+    path = make_scenario(tmp_path, name="long", duration_s=7200,
+                         frequency={"events": [{"type": "ou", "duration_s": 7200}]})
     proc = subprocess.Popen([sys.executable, "-m", "cosim.cli", "run", path, "--out", results / "long"],
                             cwd=ROOT, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 60
