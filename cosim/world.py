@@ -90,7 +90,13 @@ def build(world: mosaik.World, loaded, vehicles: dict, h5_path: str) -> dict:
         services=loaded.services, vehicles=aggregator_vehicles(vehicles),
         nominal_hz=nominal)
     report_ms = round(sc.network.report_interval_s * 1000) if sc.network.report_interval_s else 0
-    fleet = world.start("Fleet", step_ms=sc.outputs.vehicle_sample_ms, sample_ms=sc.outputs.sample_ms,
+    # the fleet steps on its own only as often as the grid reads it (per-vehicle rows every vehicle_sample_ms are
+    # taken inside its steps, like the 10 ms samples); with a closed-loop system model or meter reports going up
+    # it keeps stepping every vehicle_sample_ms, as those read it that often
+    stride_ms = (round(sc.grid.step_s * 1000) if loaded.system is None and not sc.network.report_interval_s
+                 else sc.outputs.vehicle_sample_ms)
+    fleet = world.start("Fleet", step_ms=sc.outputs.vehicle_sample_ms, sample_ms=sc.outputs.sample_ms, stride_ms=stride_ms,
+                        until_ms=round(sc.duration_s * 1000),
                         telemetry_ms=round(1000 / sc.fleet.telemetry_hz), report_ms=report_ms).Fleet(
         vehicles=vehicles)
     bus_refs = list(dict.fromkeys(str(b) for b in vehicles["bus"]))
@@ -98,7 +104,7 @@ def build(world: mosaik.World, loaded, vehicles: dict, h5_path: str) -> dict:
                        step_ms=round(sc.grid.step_s * 1000), base_load_scale=sc.grid.base_load_scale,
                        profile_start_ms=sc.grid.profile_start_ms(), power_flow=loaded.power_flow, solver=loaded.solver).Grid(
         ev_buses=[_bus_ref(b) for b in bus_refs])
-    recorder = world.start("Recorder", path=str(h5_path), heartbeat_steps=sc.outputs.vehicle_sample_ms,
+    recorder = world.start("Recorder", path=str(h5_path), heartbeat_steps=stride_ms,
                            dtypes=record.dtypes()).Recorder()
 
     world.connect(frequency, controller, "f_hz")

@@ -10,8 +10,9 @@ Inputs:  ``Fleet.setpoints`` (trigger): ``{"vehicle": [index, ...], "kw": [setpo
 Outputs: ``Fleet.p_kw``, the total power every ``sample_ms``, as ``{"time_ms": [...], "value": [...]}``
          holding the samples since the previous step; ``Fleet.metered_p_kw``, the same as the
          chargers' meters report it, every ``telemetry_ms``; ``Fleet.vehicle_p_kw`` and ``Fleet.vehicle_soc``
-         (one value per vehicle, at multiples of ``step_ms``: numpy arrays, power as float32, in-process; lists
-         when the simulator runs as a process of its own); ``Fleet.soc_mean``; all non-persistent;
+         (one value per vehicle at each multiple of ``step_ms``, as ``{"time_ms": [...], "value": rows}``: a
+         numpy array of rows, power as float32, in-process; lists when the simulator runs as a process of its
+         own) and ``Fleet.soc_mean`` (``{"time_ms", "value"}``), the rows since the previous step; all non-persistent;
          ``Bus.p_kw`` (persistent: a grid reads the latest value whenever it steps, so a grid's step
          must be a multiple of ``step_ms``) and its split over the phases ``Bus.p_a_kw``, ``p_b_kw``,
          ``p_c_kw`` (a three-phase or DC charger draws a third on each, a single-phase one all on its
@@ -22,7 +23,10 @@ The vehicle model is exact in continuous time, so the simulator needs to step on
 ``step_ms``, when setpoints arrive, and when others need its output: the aggregate samples in
 between are computed inside the step (mosaik's cost is per step, numpy's per sample).
 
-Sim params: ``step_ms`` (default 100), ``sample_ms`` (default 10), ``telemetry_ms`` (default 1000),
+Sim params: ``step_ms`` (default 100: per-vehicle rows), ``sample_ms`` (default 10), ``telemetry_ms`` (default 1000),
+``stride_ms`` (how often it steps on its own, a multiple of step_ms, default step_ms: the rows in between are
+taken inside its steps and output as ``{"time_ms": [...], "value": rows}``), ``until_ms`` (the run's end, so the
+last row gets its step),
 ``report_ms`` (0: none; else each charger sends a meter report up every report_ms, spread evenly:
 output ``Fleet.reports`` ``{"vehicle", "kw", "time_ms"}``, the power at the step, stamped with the
 report's slot). Create params: ``vehicles``, a dict of
@@ -262,13 +266,21 @@ class FleetSim(mosaik_api_v3.Simulator):
         # the simulator runs in a process of its own, where mosaik sends JSON
         self.arrays = arrays
 
-    def init(self, sid, time_resolution=0.001, step_ms=100, sample_ms=10, telemetry_ms=1000, report_ms=0):
+    def init(self, sid, time_resolution=0.001, step_ms=100, sample_ms=10, telemetry_ms=1000, report_ms=0,
+             stride_ms=None, until_ms=None):
         require_milliseconds("FleetSim", time_resolution)
         if step_ms % sample_ms:
             raise ValueError(f"FleetSim: step_ms ({step_ms}) must be a multiple of sample_ms ({sample_ms})")
+        stride_ms = int(stride_ms or step_ms)
+        if stride_ms % step_ms:
+            raise ValueError(f"FleetSim: stride_ms ({stride_ms}) must be a multiple of step_ms ({step_ms})")
         self.step_ms, self.sample_ms, self.telemetry_ms = int(step_ms), int(sample_ms), int(telemetry_ms)
+        self.stride_ms = stride_ms  # how often it steps on its own; per-vehicle rows are taken every step_ms
+        # the run's end: the last row (the last multiple of step_ms before it) needs a step of its own
+        self.last_row_ms = None if until_ms is None else (int(until_ms) - 1) // self.step_ms * self.step_ms
         self.next_sample_ms = 0
         self.next_meter_ms = 0
+        self.next_record_ms = 0
         self.report_ms = int(report_ms)  # 0: no meter reports sent up
         return self.meta
 
@@ -313,6 +325,15 @@ class FleetSim(mosaik_api_v3.Simulator):
 
     def _sample(self, t_ms):
         """Take the samples (simulation record and charger telemetry) due at ``t_ms``."""
+        if t_ms == self.next_record_ms:  # one row per vehicle every step_ms
+            soc = self.fleet.soc
+            for name, value in (("vehicle_p_kw", self.fleet.power_kw().astype(np.float32)), ("vehicle_soc", soc),
+                                ("soc_mean", float(soc.mean()))):
+                self.records[name][0].append(t_ms)
+                self.records[name][1].append(value)
+            self.next_record_ms += self.step_ms
+        if t_ms not in (self.next_sample_ms, self.next_meter_ms):
+            return
         total = self.fleet.total_power_kw()
         if t_ms == self.next_sample_ms:
             self.samples["p_kw"][0].append(t_ms)
@@ -329,6 +350,7 @@ class FleetSim(mosaik_api_v3.Simulator):
         at equal times setpoints first (power is continuous, so a sample cannot tell)."""
         fleet = self.fleet
         self.samples = {"p_kw": ([], []), "metered_p_kw": ([], [])}
+        self.records = {"vehicle_p_kw": ([], []), "vehicle_soc": ([], []), "soc_mean": ([], [])}
         received = [m for m in inputs.get(self.eid, {}).get("setpoints", {}).values() if m]
         when = np.concatenate([np.asarray(m.get("time_ms", [time] * len(m["vehicle"])), dtype=np.int64)
                                for m in received]) if received else np.zeros(0, dtype=np.int64)
@@ -349,16 +371,19 @@ class FleetSim(mosaik_api_v3.Simulator):
             batches = []
         for t_cmd, idx, values, numbers in batches:
             t_cmd = int(t_cmd[0])
-            while (t := min(self.next_sample_ms, self.next_meter_ms)) < t_cmd:
+            while (t := min(self.next_sample_ms, self.next_meter_ms, self.next_record_ms)) < t_cmd:
                 fleet.advance(t)
                 self._sample(t)
             fleet.command(t_cmd, idx, values, numbers)
-        while (t := min(self.next_sample_ms, self.next_meter_ms)) <= time:
+        while (t := min(self.next_sample_ms, self.next_meter_ms, self.next_record_ms)) <= time:
             fleet.advance(t)
             self._sample(t)
         fleet.advance(time)
         self.time = time
-        return int((time // self.step_ms + 1) * self.step_ms)
+        nxt = int((time // self.stride_ms + 1) * self.stride_ms)
+        if self.last_row_ms is not None and time < self.last_row_ms < nxt:
+            nxt = self.last_row_ms
+        return nxt
 
     def get_data(self, outputs):
         p = self.fleet.power_kw()
@@ -367,8 +392,6 @@ class FleetSim(mosaik_api_v3.Simulator):
         if any(attr in PHASE_OUTPUTS for attrs in outputs.values() for attr in attrs):
             per_phase = {name: np.bincount(self.bus_index, weights=p * self.phase_share[:, j], minlength=n_bus)
                          for j, name in enumerate(PHASE_OUTPUTS)}
-        periodic = self.time % self.step_ms == 0
-        soc = None  # the fleet's state of charge integrates every battery: computed once per call, if asked
         data = {}
         for eid, attrs in outputs.items():
             values = {}
@@ -383,14 +406,14 @@ class FleetSim(mosaik_api_v3.Simulator):
                             values[attr] = reports
                     elif attr == "total_p_kw":
                         values[attr] = float(p.sum())
-                    elif attr == "soc_mean":
-                        soc = self.fleet.soc if soc is None else soc
-                        values[attr] = float(soc.mean())
-                    elif attr == "vehicle_p_kw" and periodic:  # float32: what the record keeps (sims.record)
-                        values[attr] = p.astype(np.float32) if self.arrays else p.tolist()
-                    elif attr == "vehicle_soc" and periodic:
-                        soc = self.fleet.soc if soc is None else soc
-                        values[attr] = soc if self.arrays else soc.tolist()
+                    elif attr in self.records and self.records[attr][0]:
+                        times, rows = self.records[attr]
+                        if attr == "soc_mean":
+                            values[attr] = {"time_ms": times, "value": rows}
+                        elif self.arrays:  # rows x vehicles, in-process
+                            values[attr] = {"time_ms": times, "value": np.vstack(rows)}
+                        else:
+                            values[attr] = {"time_ms": times, "value": [row.tolist() for row in rows]}
             else:
                 k = self.bus_position[eid]
                 for attr in attrs:

@@ -4,7 +4,8 @@ Each connected ``(entity, attribute)`` becomes an HDF5 group ``/<entity>/<attrib
 ``time_s`` (float64 seconds) and ``time_ms`` (int64 steps) beside the values, so every series has
 its own time axis. Values may be
 * numbers: dataset ``value`` of shape (n,);
-* equal-length lists of numbers (e.g. one value per vehicle or per bus): ``value`` of shape (n, k);
+* equal-length lists of numbers (e.g. one value per vehicle or per bus): ``value`` of shape (n, k), one row
+  per step, or several at once as ``{"time_ms": [...], "value": rows}`` (rows taken between two steps);
 * tables, dicts of equal-length lists (e.g. the messages delivered this millisecond): one dataset
   per column, one row per entry, and ``time_s``/``time_ms`` per row (a ``time_ms`` column, if the
   table has one, gives each row its own time: batches of samples taken between two steps);
@@ -69,7 +70,10 @@ class RecorderSim(mosaik_api_v3.Simulator):
                     if value is None:
                         continue
                     key = (src.split(".", 1)[-1], attr)
-                    if key in self.matrices or (key not in self.series and _is_row(value)):
+                    if isinstance(value, dict) and "time_ms" in value and _is_block(value.get("value")):
+                        for t, row in zip(value["time_ms"], value["value"]):  # rows taken between two steps
+                            self._append_row(key, int(t), row)
+                    elif key in self.matrices or (key not in self.series and _is_row(value)):
                         self._append_row(key, time, value)
                     else:
                         self.series[key].append((time, value))
@@ -171,6 +175,13 @@ class RecorderSim(mosaik_api_v3.Simulator):
     def _time(self, group, times_ms):
         group.create_dataset("time_ms", data=times_ms)
         group.create_dataset("time_s", data=times_ms * self.time_resolution).attrs["unit"] = "s"
+
+
+def _is_block(value) -> bool:
+    """Several matrix rows at once (rows x columns of numbers)."""
+    if isinstance(value, np.ndarray):
+        return value.ndim == 2
+    return isinstance(value, list) and bool(value) and _is_row(value[0])
 
 
 def _is_row(value) -> bool:

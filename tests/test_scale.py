@@ -86,10 +86,28 @@ def test_per_vehicle_outputs_are_arrays_in_process_and_lists_in_a_process_of_the
         sim.create(1, "Fleet", vehicles=params)
         sim.step(0, {}, 100)
         out[arrays] = sim.get_data({"fleet": ["vehicle_p_kw", "vehicle_soc"]})["fleet"]
-    assert isinstance(out[True]["vehicle_p_kw"], np.ndarray) and out[True]["vehicle_p_kw"].dtype == np.float32
-    assert isinstance(out[False]["vehicle_p_kw"], list) and isinstance(out[False]["vehicle_soc"], list)
-    assert out[True]["vehicle_soc"].tolist() == out[False]["vehicle_soc"]
+    rows = out[True]["vehicle_p_kw"]
+    assert rows["time_ms"] == [0] and isinstance(rows["value"], np.ndarray) and rows["value"].dtype == np.float32
+    assert rows["value"].shape == (1, 5)
+    assert isinstance(out[False]["vehicle_p_kw"]["value"], list) and isinstance(out[False]["vehicle_soc"]["value"][0], list)
+    assert out[True]["vehicle_soc"]["value"].tolist() == out[False]["vehicle_soc"]["value"]
     json.dumps(out[False])  # what mosaik sends between processes
+
+
+def test_a_fleet_striding_past_its_row_interval_records_every_row():
+    """Stepping once a second, the fleet still takes a row every 100 ms, and one at the run's last 100 ms."""
+    params = fleet_parameters([{"model": "Nissan Ariya", "count": 3, "charger_kw": 10, "bus": "b"}], assume_v2g=True)
+    sim = FleetSim()
+    sim.init("F", step_ms=100, sample_ms=10, stride_ms=1000, until_ms=2500)
+    sim.create(1, "Fleet", vehicles=params)
+    times, steps, t = [], [], 0
+    while t is not None and t < 2500:
+        steps.append(t)
+        t_next = sim.step(t, {}, 10**9)
+        out = sim.get_data({"fleet": ["vehicle_p_kw"]})["fleet"]
+        times += out.get("vehicle_p_kw", {}).get("time_ms", [])
+        t = t_next
+    assert steps == [0, 1000, 2000, 2400] and times == list(range(0, 2500, 100))
 
 
 def test_replicates_in_worker_processes_give_the_serial_answer(tmp_path):
