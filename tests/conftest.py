@@ -50,6 +50,21 @@ def vehicle_power(out):
     return power.time_ms, power.value
 
 
+_SHIPPED: dict = {}
+
+
+@pytest.fixture(scope="session")
+def shipped(tmp_path_factory):
+    """``shipped(stem)`` -> (output directory, verdicts) of a shipped scenario, run once per suite (plots drawn)
+    and shared by every test that reads it."""
+    def get(stem: str):
+        if stem not in _SHIPPED:
+            out = tmp_path_factory.mktemp("shipped") / stem
+            _SHIPPED[stem] = (out, run_file(ROOT / "scenarios" / f"{stem}.yaml", out, ["outputs.plots=true"]))
+        return _SHIPPED[stem]
+    return get
+
+
 @pytest.fixture
 def scenario_file(tmp_path):
     return lambda **changes: make_scenario(tmp_path, **changes)

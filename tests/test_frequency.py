@@ -5,7 +5,7 @@ import csv
 import numpy as np
 import pytest
 
-from conftest import ROOT, run_file
+from conftest import ROOT, make_scenario, run_file
 from cosim.scenario import ScenarioError, load
 from sims import catalog
 from sims.frequency import build_profile
@@ -95,10 +95,18 @@ def test_gb_2019_preset_open_loop_reaches_the_recorded_nadirs(tmp_path):
 
 
 def _nadirs_run(tmp_path, replication):
+    """The fleet of scenarios/gb-2019-08-09-dc.yaml on the preset, as a scenario of its own (each shipped
+    scenario runs once per suite, in test_run.py)."""
     out = tmp_path / f"r{replication}"
-    run_file(ROOT / "scenarios" / "gb-2019-08-09-dc.yaml", out,
-             overrides=[f"frequency.events.0.replication_factor={replication}", "outputs.plots=false",
-                        "duration_s=100"])
+    path = make_scenario(tmp_path, name=f"gb2019-{replication}", duration_s=100,
+                         grid={"network": "cigre_mv", "step_s": 5.0, "base_load_scale": 0.6},
+                         fleet={"assume_v2g": True, "telemetry_hz": 20, "groups": [
+                             {"model": "Nissan Ariya", "count": 120, "charger_kw": 10, "bus": "Bus 5", "soc": 0.8}]},
+                         frequency={"events": [{"type": "system", "preset": "gb_2019_08_09",
+                                                "replication_factor": replication}]},
+                         services=[{"id": "DC-L", "contracted_mw": 1.0}],
+                         outputs={"sample_ms": 10, "vehicle_sample_ms": 500, "plots": False})
+    run_file(path, out)
     return _nadirs(out)
 
 

@@ -10,7 +10,7 @@ import matplotlib.image as mpimg
 import numpy as np
 import pytest
 
-from conftest import ROOT, run_file
+from conftest import ROOT, make_scenario, run_file
 
 PLOTS = ("response.png", "models.png", "delay_budget.png", "latency.png", "grid.png")
 
@@ -20,8 +20,15 @@ def run_4g(tmp_path_factory):
     """A run without plots (the default), whose plots the report's step draws afterwards from the record."""
     from analysis.report import ensure_plots
 
-    out = tmp_path_factory.mktemp("report") / "run"
-    run_file(ROOT / "scenarios" / "hub-dc-4g.yaml", out)
+    base = tmp_path_factory.mktemp("report")
+    # a 4G hub of its own (each shipped scenario runs once per suite, in test_run.py)
+    path = make_scenario(base, name="hub-4g", duration_s=12, network={"profile": "4g"}, fleet__telemetry_hz=20,
+                         fleet__groups=[{"model": m, "count": 10, "charger_kw": 10, "bus": "Bus 5"}
+                                        for m in ("Nissan Ariya", "VW ID.3 Pro", "Tesla Model 3 LR dual motor")],
+                         services=[{"id": "DC-L", "contracted_mw": 0.25}],
+                         outputs={"sample_ms": 10, "vehicle_sample_ms": 100, "plots": False})
+    out = base / "run"
+    run_file(path, out)
     assert not list(out.glob("*.png"))
     assert {p.name for p in ensure_plots(out)} == set(PLOTS)
     assert ensure_plots(out) == []  # drawn once

@@ -65,9 +65,8 @@ def test_same_seed_gives_byte_identical_verdicts(scenario_file, tmp_path):
 
 
 @pytest.mark.parametrize("path", SCENARIOS, ids=[p.stem for p in SCENARIOS])
-def test_shipped_scenarios_run(path, tmp_path):
-    out = tmp_path / path.stem
-    verdicts = run_file(path, out, overrides=["outputs.plots=true"])  # plots are off by default: drawn here
+def test_shipped_scenarios_run(path, shipped):
+    out, verdicts = shipped(path.stem)  # run once per suite, plots drawn (they are off by default)
     files = {p.name for p in out.iterdir()}
     assert {"verdicts.json", "timeseries.h5", "scenario.resolved.yaml", "response.png", "grid.png"} <= files
     assert all(f.endswith(".png") for f in files - {"verdicts.json", "timeseries.h5", "scenario.resolved.yaml", MARKER, "inputs"})
@@ -128,9 +127,9 @@ def test_dispatch_shares_response_by_headroom_and_counts_charging_first(scenario
     assert verdict["available_mw"] == pytest.approx(0.064)
 
 
-def test_grid_rule_names_the_overloaded_line_and_placement_changes_the_verdict(tmp_path):
-    end = run_file(ROOT / "scenarios" / "mv-feeder-end-dr.yaml", tmp_path / "end")["services"][0]
-    spread = run_file(ROOT / "scenarios" / "mv-feeder-spread-dr.yaml", tmp_path / "spread")["services"][0]
+def test_grid_rule_names_the_overloaded_line_and_placement_changes_the_verdict(shipped):
+    end = shipped("mv-feeder-end-dr")[1]["services"][0]
+    spread = shipped("mv-feeder-spread-dr")[1]["services"][0]
     assert end["failed"] == ["grid"] and spread["eligible"] is True
     rule = end["rules"]["grid"]
     assert rule["worst"] == "line Line 10-11 loading" and rule["value"] > 100 and rule["margin"] < 0
@@ -144,15 +143,16 @@ def test_grid_limits_are_scenario_settings(scenario_file, tmp_path):
     assert rule["passed"] is False and rule["limit"] == 1.02 and rule["worst"] == "bus Bus 0 voltage"
 
 
-def test_lightsim2grid_and_pandapower_agree(tmp_path):
+def test_lightsim2grid_and_pandapower_agree(tmp_path, shipped):
     """grid.solver: the C++ backend solves the same balanced power flows as pandapower's own
-    Newton-Raphson; the verdicts say which one ran, and agree."""
+    Newton-Raphson; the verdicts say which one ran, and agree. (The shipped run: solver auto, which picks
+    lightsim2grid, installed with the test extras.)"""
     path = ROOT / "scenarios" / "mv-feeder-end-dr.yaml"
-    fast = run_file(path, tmp_path / "ls", ["grid.solver=lightsim2grid"])
-    own = run_file(path, tmp_path / "pp", ["grid.solver=pandapower"])
+    ls_dir, fast = shipped("mv-feeder-end-dr")
+    own = run_file(path, tmp_path / "pp", ["grid.solver=pandapower", "outputs.plots=true"])
     assert (fast["grid"]["solver"], own["grid"]["solver"]) == ("lightsim2grid", "pandapower")
     assert fast["services"] == own["services"]
-    with h5py.File(tmp_path / "ls" / "timeseries.h5") as a, h5py.File(tmp_path / "pp" / "timeseries.h5") as b:
+    with h5py.File(ls_dir / "timeseries.h5") as a, h5py.File(tmp_path / "pp" / "timeseries.h5") as b:
         assert np.abs(a["grid/vm_pu/value"][:] - b["grid/vm_pu/value"][:]).max() < 1e-9
         assert np.abs(a["grid/line_loading_pct/value"][:] - b["grid/line_loading_pct/value"][:]).max() < 1e-6
 

@@ -173,10 +173,10 @@ def test_power_flow_choice_and_its_errors(tmp_path):
         {"34": "a", "47": "b"}
 
 
-def test_phase_placement_alone_changes_the_verdict(tmp_path):
+def test_phase_placement_alone_changes_the_verdict(shipped):
     """The shipped twins: wallboxes on their houses' phases pass; all on phase a break the feeder."""
-    homes = run_file(ROOT / "scenarios" / "lv-homes-fcrd.yaml", tmp_path / "homes")
-    one = run_file(ROOT / "scenarios" / "lv-homes-fcrd-one-phase.yaml", tmp_path / "one")
+    homes = shipped("lv-homes-fcrd")[1]
+    one = shipped("lv-homes-fcrd-one-phase")[1]
     assert homes["services"][0]["eligible"] is True and homes["grid"]["power_flow"] == "unbalanced"
     assert one["services"][0]["failed"] == ["grid"]
     rule = one["services"][0]["rules"]["grid"]
