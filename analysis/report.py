@@ -133,11 +133,12 @@ def ensure_plots(run_dir: Path) -> list[Path]:
     record and what its resolved scenario says the run resolved."""
     if any((run_dir / name).is_file() for name, _ in PLOTS) or not (run_dir / "timeseries.h5").is_file():
         return []
-    resolved = (yaml.safe_load((run_dir / "scenario.resolved.yaml").read_text()).get("provenance") or {}).get("resolved")
+    scenario = yaml.safe_load((run_dir / "scenario.resolved.yaml").read_text())
+    resolved = (scenario.get("provenance") or {}).get("resolved")
     if not resolved:
         return []
     from analysis import plots
     from sims import catalog
 
-    limits = yaml.safe_load((run_dir / "scenario.resolved.yaml").read_text())["grid"]["limits"]
-    return plots.write_all(run_dir, resolved["services"], resolved["network_profile"], catalog.nominal_hz(), limits)
+    return plots.write_all(run_dir, resolved["services"], resolved["network_profile"], catalog.nominal_hz(),
+                           scenario["grid"]["limits"])

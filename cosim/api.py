@@ -229,7 +229,6 @@ def run_scenario(scenario: str | Path | LoadedScenario, overrides: Iterable[str]
 
     ``plots``: write the PNG plots with the run (default off here: ``RunResult.plots()`` makes them when
     wanted). ``out``: the output directory; one that holds files v2g did not write is refused."""
-    from cosim import run as runner
     from cosim.outputs import check_output_dir, output_lock
 
     loaded = load_scenario(scenario, overrides, seed)

@@ -121,8 +121,6 @@ def _run_replicates(args, out) -> int:
     from cosim import api
     from cosim.progress import Progress
 
-    if args.workers < 1:
-        raise ScenarioError(f"--workers: must be at least 1, got {args.workers}")
     with Progress("replicates", "runs", quiet=args.quiet) as progress:
         result = api.run_replicates(args.scenario, args.replicates, args.overrides, args.seed, out, progress,
                                     workers=args.workers)
@@ -317,12 +315,10 @@ def cmd_check(args) -> int:
 def cmd_hosting(args) -> int:
     from analysis.table import render
     from cosim import api
-    from cosim.outputs import check_output_dir
     from cosim.progress import Progress
 
     loaded = api.load_scenario(args.scenario, args.overrides)
     out = args.out or Path("results") / loaded.scenario.name / "hosting-capacity"
-    check_output_dir(out)
     with Progress("hosting capacity", "placements", quiet=args.quiet) as progress:
         result = api.hosting_capacity(loaded, args.placements, args.max_chargers, args.at, out, progress=progress)
     results, sc = result.results, loaded.scenario

@@ -138,9 +138,10 @@ def provenance(loaded, wall_time_s: float | None = None) -> dict:
         files[field] = {"path": str(path), "sha256": sha256(path)}
     catalogs = {str(p.relative_to(PROJECT_ROOT)): sha256(p) for d in CATALOG_FILES
                 for p in sorted((PROJECT_ROOT / d).iterdir()) if p.suffix in (".yaml", ".csv")}
-    return {"inputs": files, "catalogs": catalogs, "version": package_versions()["v2g-testbed"], "git": git_commit(),
+    packages = package_versions()
+    return {"inputs": files, "catalogs": catalogs, "version": packages["v2g-testbed"], "git": git_commit(),
             "python": sys.version.split()[0], "platform": platform.platform(), "machine": platform.machine(),
-            "packages": package_versions(), "wall_time_s": wall_time_s}
+            "packages": packages, "wall_time_s": wall_time_s}
 
 
 def write_resolved(loaded, out_dir: Path, wall_time_s: float | None = None) -> Path:

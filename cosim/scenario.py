@@ -940,15 +940,21 @@ class LoadedScenario:
             why = f"{network} has no zero-sequence data" if missing else "grid.power_flow is balanced"
             self.power_flow_note = f"single-phase chargers spread evenly over the three phases ({why})"
 
+    def _inputs(self):
+        """Every file the scenario reads besides itself: (the field as errors spell it, its keys in the
+        scenario's data, the file)."""
+        sc = self.scenario
+        for i, ev in enumerate(sc.frequency.events):
+            if ev.type == "trace":
+                yield f"frequency.events[{i}].file", ("frequency", "events", i, "file"), self.base_dir / ev.file
+        for i, c in enumerate(sc.fleet.catalogs):
+            yield f"fleet.catalogs[{i}]", ("fleet", "catalogs", i), self.base_dir / c
+        if sc.grid.network.endswith(".json"):
+            yield "grid.network", ("grid", "network"), self.base_dir / sc.grid.network
+
     def input_files(self) -> dict[str, Path]:
         """Every file the scenario reads besides itself, by the field that names it."""
-        sc = self.scenario
-        files = {f"frequency.events[{i}].file": self.base_dir / ev.file
-                 for i, ev in enumerate(sc.frequency.events) if ev.type == "trace"}
-        files.update({f"fleet.catalogs[{i}]": self.base_dir / c for i, c in enumerate(sc.fleet.catalogs)})
-        if sc.grid.network.endswith(".json"):
-            files["grid.network"] = self.base_dir / sc.grid.network
-        return files
+        return {field: path for field, _, path in self._inputs()}
 
     def resolved(self, inputs_dir: str = INPUTS_DIR) -> tuple[dict, dict[str, Path]]:
         """The scenario as run, itself a scenario that runs to the same verdicts: every default filled
@@ -960,17 +966,17 @@ class LoadedScenario:
         for g, resolved in zip(data["fleet"]["groups"], self.groups):
             g["model"] = dict(vars(resolved["vehicle"]))
             g["bus"] = resolved["bus"]  # {every: ...} as the buses it found
-        data["fleet"]["catalogs"] = []  # every model is inline now
         copies: dict[str, Path] = {}
-        for field, path in self.input_files().items():
-            if field.startswith("fleet.catalogs"):
-                continue
+        for _, keys, path in self._inputs():
+            if keys[:2] == ("fleet", "catalogs"):
+                continue  # every model is inline now (below)
             name = f"{inputs_dir}/{len(copies)}-{path.name}"
             copies[name] = path
-            if field == "grid.network":
-                data["grid"]["network"] = name
-            else:
-                data["frequency"]["events"][int(field.split("[")[1].split("]")[0])]["file"] = name
+            node = data
+            for key in keys[:-1]:
+                node = node[key]
+            node[keys[-1]] = name
+        data["fleet"]["catalogs"] = []
         data["provenance"] = {"resolved": {"services": self.services, "network_profile": self.network_profile,
                                            "power_flow": self.power_flow, "solver": self.solver}}
         return data, copies

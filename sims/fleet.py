@@ -290,8 +290,8 @@ class FleetSim(mosaik_api_v3.Simulator):
         bus = [str(b) for b in vehicles["bus"]]
         self.fleet = ChargerFleet(**{k: v for k, v in vehicles.items() if k in PARAMETERS or k in OPTIONAL_PARAMETERS})
         self.bus_names = sorted(set(bus), key=bus.index)
-        position = {b: k for k, b in enumerate(self.bus_names)}
-        self.bus_index = np.fromiter((position[b] for b in bus), dtype=int, count=len(bus))
+        self.bus_position = {b: k for k, b in enumerate(self.bus_names)}
+        self.bus_index = np.fromiter((self.bus_position[b] for b in bus), dtype=int, count=len(bus))
         phase = vehicles.get("phase") or ["abc"] * len(bus)
         unknown = sorted(set(phase) - {*PHASES, "abc"})
         if unknown:
@@ -302,7 +302,6 @@ class FleetSim(mosaik_api_v3.Simulator):
             raise ValueError(f"FleetSim: a bus may not be called {self.eid!r} (the Fleet entity's id)")
         # one Bus child per grid bus, its id the bus reference itself: GridSim names its ChargingLoad
         # children the same way, so a world connects ``fleet.children`` to the grid's by equal ``eid``
-        self.bus_position = {b: k for k, b in enumerate(self.bus_names)}
         children = [{"eid": b, "type": "Bus"} for b in self.bus_names]
         n = self.fleet.n
         # chargers report in turn, spread evenly over the report interval (not all at once)

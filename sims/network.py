@@ -168,10 +168,10 @@ class NetworkSim(mosaik_api_v3.Simulator):
         arrived, given_up = ("pending_up", "pending_up_lost") if up else ("pending_arrived", "pending_given_up")
         for hop in (reversed(model.hops) if up else model.hops):
             while True:
+                connected = True
                 if hop.get("radio"):
                     if clock > env.now:
                         yield env.timeout(clock - env.now)
-                    connected = True
                     if env.now > self.modem_active_until[vehicle]:  # idle: one connection serves all waiting
                         if self.modem_ready_at[vehicle] <= env.now:
                             # the network reaches an idle modem at its next paging occasion; a modem that
@@ -189,19 +189,13 @@ class NetworkSim(mosaik_api_v3.Simulator):
                             yield env.timeout(hop["uplink_serialisation_us"] if up else hop["serialisation_us"])
                         self.modem_active_until[vehicle] = env.now + hop["idle_timer_s"] * 1e6
                     clock = env.now
-                    if not connected:  # the connection setup failed: the attempt is lost, the modem stays idle
-                        clock += model.draw_us(hop["latency"])
-                        if retries >= model.max_retries:
-                            if clock > env.now:
-                                yield env.timeout(clock - env.now)
-                            getattr(self, given_up).append((env.now, vehicle, kw, sent_ms, retries, "connection", seq))
-                            return
-                        retries += 1
-                        clock += model.rto_us
-                        continue
-                probability, cause = self._attempt_loss(hop, vehicle, clock)
+                # a failed connection setup loses the attempt (the modem stays idle); otherwise its hop's chance
+                if connected:
+                    probability, cause = self._attempt_loss(hop, vehicle, clock)
+                else:
+                    cause = "connection"
                 clock += model.draw_us(hop["latency"])
-                if not model.lost(probability):
+                if connected and not model.lost(probability):
                     break
                 if retries >= model.max_retries:
                     if clock > env.now:

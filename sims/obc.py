@@ -228,6 +228,12 @@ class ChargerFleet:
         with np.errstate(divide="ignore", invalid="ignore"):
             return np.where(dist == 0, self.t_ref[idx], self.t_ref[idx] + dist / self.rate[idx])
 
+    def _reach_times(self) -> np.ndarray:
+        """Every vehicle's reach time, kept until some vehicle's motion changes."""
+        if self._reach_all is None:
+            self._reach_all = self._reach_time(slice(None))
+        return self._reach_all
+
     def power_kw(self) -> np.ndarray:
         """Power of every vehicle at the current time (kW, + import)."""
         return self._power_at(slice(None), float(self.t_ms))
@@ -238,9 +244,7 @@ class ChargerFleet:
         motion changes (a setpoint taking effect, a departure, a reversal, an energy limit), not per sample."""
         t = float(self.t_ms)
         if self._moving is None:
-            if self._reach_all is None:
-                self._reach_all = self._reach_time(slice(None))
-            reach = self._reach_all
+            reach = self._reach_times()
             moving = reach > t
             self._static_kw = float(self.goal[~moving].sum())
             self._moving = np.flatnonzero(moving)
@@ -258,9 +262,7 @@ class ChargerFleet:
         its target since its energy clock draws a constant power, so its energy is that clock's plus a fixed
         rate times the time since (kept until some motion changes), with nothing written back."""
         t = float(self.t_ms)
-        if self._reach_all is None:
-            self._reach_all = self._reach_time(slice(None))
-        ramping = np.flatnonzero(self._reach_all > self.t_energy)
+        ramping = np.flatnonzero(self._reach_times() > self.t_energy)
         if ramping.size:
             self._integrate(ramping, t)  # their energy clock moves to t: the rate term below adds nothing
         if self._energy_rate is None:
@@ -288,9 +290,7 @@ class ChargerFleet:
         if isinstance(idx, slice) and idx == slice(None) and np.ndim(t_to) == 0:
             # the whole fleet (each recorded step): vehicles already at their target since their energy clock
             # draw a constant power; only those still ramping need the piecewise integral
-            if self._reach_all is None:
-                self._reach_all = self._reach_time(idx)
-            settled = self._reach_all <= self.t_energy
+            settled = self._reach_times() <= self.t_energy
             g = self.goal[settled]
             area = g * (float(t_to) - self.t_energy[settled])
             with np.errstate(divide="ignore", invalid="ignore"):

@@ -131,11 +131,10 @@ class RecorderSim(mosaik_api_v3.Simulator):
         m["written"] = n + len(times)
 
     def finalize(self):
-        self.write(self.path)
+        self.write()
 
-    def write(self, path):
-        if path != self.path:
-            raise ValueError("RecorderSim writes the file it was given (path)")
+    def write(self):
+        """Flush the matrices and write everything else into the file (sim param ``path``), and close it."""
         h5 = self._file()
         try:
             for key in self.matrices:
