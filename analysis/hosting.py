@@ -30,6 +30,11 @@ from sims.grid import load_buses, run_power_flow, single_phase_loads
 def feeders(net, at: str = "all") -> dict[str, list[int]]:
     """Feeder name (the first line's name) -> its buses (``at="loads"``: those with a load, if any).
     Busbars: the LV side of each transformer, or the external grid's bus if there is no transformer."""
+    return {name: buses for name, (_, buses) in feeder_table(net, at).items()}
+
+
+def feeder_table(net, at: str = "all") -> dict[str, tuple[int, list[int]]]:
+    """Feeder name -> (the busbar it hangs from, its buses as ``feeders`` gives them)."""
     import networkx as nx
     import pandapower.topology as top
 
@@ -37,18 +42,33 @@ def feeders(net, at: str = "all") -> dict[str, list[int]]:
     busbars = set(net.trafo.lv_bus.tolist()) or set(net.ext_grid.bus.tolist())
     graph = top.create_nxgraph(net, include_trafos=False)
     graph.remove_nodes_from(busbars | set(net.trafo.hv_bus.tolist()) | set(net.ext_grid.bus.tolist()))
+    from_busbar = net.line[net.line.from_bus.isin(busbars) | net.line.to_bus.isin(busbars)]
     out = {}
     for component in nx.connected_components(graph):
         buses = sorted(component)
-        first = net.line[(net.line.from_bus.isin(busbars) & net.line.to_bus.isin(component))
-                         | (net.line.to_bus.isin(busbars) & net.line.from_bus.isin(component))]
+        first = from_busbar[(from_busbar.from_bus.isin(busbars) & from_busbar.to_bus.isin(component))
+                            | (from_busbar.to_bus.isin(busbars) & from_busbar.from_bus.isin(component))]
         if first.empty:
             continue  # not fed from a busbar through a line (e.g. an isolated island)
         name = str(first.iloc[0]["name"] or f"line {first.index[0]}")
+        row = first.iloc[0]
+        busbar = int(row.from_bus if row.from_bus in busbars else row.to_bus)
         if at == "loads":
             buses = [b for b in buses if b in customers] or buses
-        out[name] = buses
+        out[name] = (busbar, buses)
     return dict(sorted(out.items()))
+
+
+# Elements within this of the worst are equally worst (series sections carrying one current, buses at one
+# voltage): the first in the network's table is named, so two solvers (pandapower's Newton-Raphson to 1e-8 MVA,
+# the subnetwork's Z-bus iteration to 1e-10 pu) name the same element.
+VOLTAGE_TIE_PU = 1e-7
+LOADING_TIE_PCT = 1e-5
+
+
+def _first_max(values: np.ndarray, tie: float) -> int:
+    """Position of the first value within ``tie`` of the largest (NaN ignored)."""
+    return int(np.flatnonzero(values >= np.nanmax(values) - tie)[0])
 
 
 class Feeder:
@@ -94,11 +114,13 @@ class Feeder:
         worst = []
         for phase, vm in self.voltages().items():
             if (vm > lim["v_max_pu"]).any():
+                i = vm.index[_first_max(vm.to_numpy(), VOLTAGE_TIE_PU)]
                 worst.append((float(vm.max() - lim["v_max_pu"]), "voltage above",
-                              f"bus {net.bus.at[vm.idxmax(), 'name']}{phase}", float(vm.max())))
+                              f"bus {net.bus.at[i, 'name']}{phase}", float(vm.max())))
             if (vm < lim["v_min_pu"]).any():
+                i = vm.index[_first_max(-vm.to_numpy(), VOLTAGE_TIE_PU)]
                 worst.append((float(lim["v_min_pu"] - vm.min()), "voltage below",
-                              f"bus {net.bus.at[vm.idxmin(), 'name']}{phase}", float(vm.min())))
+                              f"bus {net.bus.at[i, 'name']}{phase}", float(vm.min())))
         suffix = "_3ph" if self.unbalanced else ""
         if self.unbalanced:
             vuf = net.res_bus_3ph.unbalance_percent
@@ -108,9 +130,9 @@ class Feeder:
         for table, res, label in ((net.line, net[f"res_line{suffix}"], "line"),
                                   (net.trafo, net[f"res_trafo{suffix}"], "transformer")):
             if len(table) and (res.loading_percent > lim["loading_pct"]).any():
-                i = res.loading_percent.idxmax()
-                worst.append((float(res.loading_percent[i] - lim["loading_pct"]) / 100, f"{label} loading",
-                              f"{label} {table.at[i, 'name']}", float(res.loading_percent[i])))
+                i = res.index[_first_max(res.loading_percent.to_numpy(), LOADING_TIE_PCT)]
+                worst.append((float(res.loading_percent.max() - lim["loading_pct"]) / 100, f"{label} loading",
+                              f"{label} {table.at[i, 'name']}", float(res.loading_percent.max())))
         if not worst:
             return None
         _, limit, element, value = max(worst)
@@ -220,45 +242,88 @@ def write(results: dict, out_dir) -> list:
 
 def hosting_capacity(net, limits: dict, charger_kw: float, directions: list[str], placements: int, seed: int,
                      n_max: int = 5000, progress=None, phase: str | None = None, unbalanced: bool = False,
-                     at: str = "all", solver: str = "pandapower") -> dict:
+                     at: str = "all", solver: str = "pandapower", method: str = "auto", only=None) -> dict:
     """Per feeder and direction: capacity of every placement, its percentiles, and what binds.
     ``phase``: None for three-phase chargers, else how single-phase chargers are put on phases
-    (see ``phase_shares``); ``unbalanced``: three-phase power flow; ``at``: candidate buses (``feeders``)."""
+    (see ``phase_shares``); ``unbalanced``: three-phase power flow; ``at``: candidate buses (``feeders``).
+    ``method``: ``subnetwork`` (each feeder's supply group solved alone, all placements together: see
+    analysis/subnetwork.py), ``whole-network`` (every check a pandapower power flow of the whole network),
+    ``auto`` (subnetwork for a balanced power flow, where the network allows it).
+    ``only``: study these feeders (names), not all."""
+    if method not in ("auto", "subnetwork", "whole-network"):
+        raise ValueError(f"method: auto, subnetwork or whole-network, got {method!r}")
+    if method == "subnetwork" and unbalanced:
+        raise ValueError("the subnetwork method solves balanced power flows; an unbalanced study needs whole-network")
     rng = np.random.default_rng([seed, 7])
     results = {"charger_kw": charger_kw, "limits": limits, "placements": placements,
                "power_flow": "unbalanced" if unbalanced else "balanced", "solver": solver,
                "charger_phases": "three-phase" if phase is None else f"single-phase ({phase})",
-               "buses": "with a load" if at == "loads" else "all", "feeders": []}
+               "buses": "with a load" if at == "loads" else "all", "feeders": [], "power_flows": 0}
     found = feeders(net, at)
-    total = len(found) * len(directions) * placements
-    done = 0
+    if only is not None:
+        unknown = sorted(set(only) - set(found))
+        if unknown:
+            raise ValueError(f"no feeder {unknown[0]!r} (feeders: {', '.join(list(found)[:8])}...)")
+        found = {name: buses for name, buses in found.items() if name in set(only)}
     load_phase = {bus: PHASES.index(p) for bus, p in single_phase_loads(net).items()}
+    draws = {}  # the placements, drawn in the same order whatever the method
     for name, buses in found.items():
-        feeder = Feeder(net, buses, limits, unbalanced, solver)
         bus_phase = np.array([load_phase.get(b, -1) for b in buses])
-        names = [str(net.bus.at[b, "name"]) for b in buses]
         for direction in directions:
-            sign = 1 if direction == "import" else -1
-            runs, draws = [], []
             for m in range(placements):
                 order = rng.integers(0, len(buses), n_max)
-                shares = phase_shares(rng, n_max, phase, bus_phase, order)
-                draws.append((order, shares))
-                runs.append(dict(capacity(feeder, order, shares, charger_kw, sign, n_max), placement=m))
+                draws[name, direction, m] = (order, phase_shares(rng, n_max, phase, bus_phase, order))
+    groups = None
+    if not unbalanced and method != "whole-network":
+        from analysis.subnetwork import Unsupported
+
+        try:
+            groups = _groups(net, found)
+        except Unsupported as exc:
+            if method == "subnetwork":
+                raise ValueError(f"the subnetwork method cannot represent this network: {exc}") from None
+    results["method"] = "subnetwork" if groups is not None else "whole-network"
+    total = len(found) * len(directions) * (1 if groups is not None else placements)
+    done = 0
+    for name, buses in found.items():
+        names = [str(net.bus.at[b, "name"]) for b in buses]
+        feeder = Feeder(net, buses, limits, unbalanced, solver) if groups is None else None
+        for direction in directions:
+            sign = 1 if direction == "import" else -1
+            if groups is not None:
+                picks = [draws[name, direction, m][0] for m in range(placements)]
+                runs, flows = groups[name].capacities(buses, picks, sign * charger_kw, n_max, limits)
+                results["power_flows"] += flows
                 done += 1
                 if progress:
                     progress(done, total)
+            else:
+                runs = []
+                for m in range(placements):
+                    order, shares = draws[name, direction, m]
+                    runs.append(capacity(feeder, order, shares, charger_kw, sign, n_max))
+                    done += 1
+                    if progress:
+                        progress(done, total)
+            runs = [dict(r, placement=m) for m, r in enumerate(runs)]
             n = np.array([r["chargers"] for r in runs])
             median_run = int(np.argsort(n)[len(n) // 2])
             profile = None
             if n[median_run] > 0:  # bus voltages of the median placement at its capacity
-                order, shares = draws[median_run]
+                order, shares = draws[name, direction, median_run]
                 kw = powers(order, shares, n[median_run], len(buses), sign * charger_kw)
-                if feeder.check(kw) is None:
-                    profile = {"bus": names, **{f"vm{p.replace(' phase ', '_')}_pu": [round(float(vm[b]), 6) for b in buses]
-                                                for p, vm in feeder.voltages().items()},
+                if groups is not None:
+                    ok, voltages = groups[name].at(buses, kw.sum(axis=1), limits)
+                    results["power_flows"] += 1
+                else:
+                    ok = feeder.check(kw) is None
+                    voltages = {p: [float(vm[b]) for b in buses] for p, vm in feeder.voltages().items()} if ok else None
+                if ok:
+                    profile = {"bus": names, **{f"vm{p.replace(' phase ', '_')}_pu": [round(v, 6) for v in vm]
+                                                for p, vm in voltages.items()},
                                "chargers_at_bus": np.bincount(order[:n[median_run]], minlength=len(buses)).tolist()}
-            feeder.reset()
+            if feeder is not None:
+                feeder.reset()
             common, element = binding_summary(runs)
             results["feeders"].append({
                 "feeder": name, "direction": direction, "buses": names,
@@ -267,8 +332,170 @@ def hosting_capacity(net, limits: dict, charger_kw: float, directions: list[str]
                 "kw_p50": float(np.percentile(n, 50) * charger_kw),
                 "binding_limit": common, "binding_element": element,
                 "voltage_profile_at_limit": profile, "runs": runs})
-        results["power_flows"] = results.get("power_flows", 0) + feeder.flows
+        if feeder is not None:
+            results["power_flows"] += feeder.flows
     return results
+
+
+def _groups(net, found: dict) -> dict:
+    """Feeder name -> its supply group's checker (one per busbar, shared by its feeders)."""
+    from analysis.subnetwork import SupplyGroup, WholeNetwork, supply_groups
+    from sims.batchflow import _runpp
+
+    _runpp(net)
+    busbar_of = {name: busbar for name, (busbar, _) in feeder_table(net).items() if name in found}
+    whole = {}
+
+    def whole_network():  # built once, only if a group needs a Thevenin equivalent
+        if "net" not in whole:
+            whole["net"] = WholeNetwork(net)
+        return whole["net"]
+
+    by_busbar = {b: GroupCheck(SupplyGroup(net, buses, whole_network)) for b, buses in
+                 supply_groups(net, set(busbar_of.values())).items()}
+    return {name: by_busbar[b] for name, b in busbar_of.items()}
+
+
+class GroupCheck:
+    """Limits on one supply group, many charger placements at once."""
+
+    def __init__(self, group):
+        self.group, self.flow, net = group, group.flow, group.net
+        self.bus_names = np.array([f"bus {n}" for n in net.bus.name.astype(str)], dtype=object)[group.monitored]
+        self.line_names = np.array([f"line {n}" for n in net.line.name], dtype=object)
+        self.trafo_names = np.array([f"transformer {n}" for n in net.trafo.name], dtype=object)
+
+    def violations(self, res: dict, limits: dict) -> list[dict | None]:
+        """The first (worst) violation of each row, or None: the same rule as ``Feeder.check``."""
+        vm = self.flow.vm(res)[:, self.group.monitored]
+        lines, trafos = self.flow.loadings(res)
+        with np.errstate(invalid="ignore"):  # isolated buses are NaN, as in pandapower's results
+            over = np.nanmax(vm, axis=1) - limits["v_max_pu"]
+            under = limits["v_min_pu"] - np.nanmin(vm, axis=1)
+        line_over = (lines.max(axis=1) - limits["loading_pct"]) / 100 if lines.shape[1] else np.full(len(vm), -np.inf)
+        trafo_over = (trafos.max(axis=1) - limits["loading_pct"]) / 100 if trafos.shape[1] else np.full(len(vm), -np.inf)
+        out = []
+        for r in range(len(vm)):
+            if not res["converged"][r]:
+                out.append({"limit": "convergence", "element": "-", "value": None})
+                continue
+            worst = []
+            if over[r] > 0:
+                worst.append((float(over[r]), "voltage above", self.bus_names[_first_max(vm[r], VOLTAGE_TIE_PU)],
+                              float(np.nanmax(vm[r]))))
+            if under[r] > 0:
+                worst.append((float(under[r]), "voltage below", self.bus_names[_first_max(-vm[r], VOLTAGE_TIE_PU)],
+                              float(np.nanmin(vm[r]))))
+            if line_over[r] > 0:
+                worst.append((float(line_over[r]), "line loading",
+                              self.line_names[_first_max(lines[r], LOADING_TIE_PCT)], float(lines[r].max())))
+            if trafo_over[r] > 0:
+                worst.append((float(trafo_over[r]), "transformer loading",
+                              self.trafo_names[_first_max(trafos[r], LOADING_TIE_PCT)], float(trafos[r].max())))
+            if worst:
+                _, limit, element, value = max(worst)
+                out.append({"limit": limit, "element": element, "value": round(value, 4)})
+            else:
+                out.append(None)
+        return out
+
+    def injections(self, buses, kw_rows: np.ndarray, base: np.ndarray | None = None) -> np.ndarray:
+        """Complex MVA injected at the group's PQ buses: the base case minus ``kw_rows`` (rows x ``buses``)."""
+        S = np.array(np.broadcast_to(self.flow.S_base if base is None else base,
+                                     (kw_rows.shape[0], len(self.flow.pq))), dtype=complex)
+        pos = self.flow.pq_positions(buses)
+        np.add.at(S.T, pos, -kw_rows.T / 1000.0)
+        return S
+
+    def capacities(self, buses, orders: list[np.ndarray], kw: float, n_max: int, limits: dict,
+                   base: np.ndarray | None = None) -> tuple[list[dict], int]:
+        """Hosting capacity of each placement (``orders``: bus positions in ``buses``), all searched together;
+        ``base``: base injections per step (steps x PQ buses; time series): then one row per placement and
+        step, placement-major. Returns the runs and the power flows they took."""
+        nb = len(buses)
+        steps = 1 if base is None else len(base)
+        cum = np.zeros((len(orders), n_max + 1, nb), np.int32)
+        for r, order in enumerate(orders):
+            np.cumsum(np.eye(nb, dtype=np.int32)[order[:n_max]], axis=0, out=cum[r, 1:])
+        flows = 0
+
+        def test(idx, n):
+            nonlocal flows
+            flows += len(idx)
+            S = self.injections(buses, cum[idx // steps, n] * kw, None if base is None else base[idx % steps])
+            return self.violations(self.flow.solve(S), limits)
+
+        return lockstep(test, len(orders) * steps, n_max), flows
+
+    def step_injections(self, profiles: dict, steps: np.ndarray) -> np.ndarray:
+        """Base injections (steps x PQ buses, complex MVA) of the group at the 15-minute ``steps`` of the
+        profiles, from its base case (the network as given) plus each element's change."""
+        net, flow = self.group.net, self.flow
+        S = np.repeat(flow.S_base[None, :], len(steps), axis=0)
+        sign = {"load": -1.0, "storage": -1.0, "sgen": 1.0}
+        for (element, column), frame in profiles.items():
+            if element not in sign or column not in ("p_mw", "q_mvar"):
+                continue
+            table = net[element]
+            here = table.index[table.in_service].intersection(frame.columns)
+            if not len(here):
+                continue
+            scale = table.loc[here, "scaling"].to_numpy(float)
+            now = frame.loc[:, here].to_numpy(float)[steps % len(frame)] * scale
+            was = table.loc[here, column].to_numpy(float) * scale
+            delta = sign[element] * (now - was) * (1 if column == "p_mw" else 1j)
+            np.add.at(S.T, flow.pq_positions(table.loc[here, "bus"]), delta.T)
+        return S
+
+    def at(self, buses, kw: np.ndarray, limits: dict) -> tuple[bool, dict]:
+        """Whether ``kw`` (per bus of ``buses``) keeps every limit, and the buses' voltages."""
+        res = self.flow.solve(self.injections(buses, kw[None, :]))
+        ok = self.violations(res, limits)[0] is None
+        vm = self.flow.vm(res)[0]
+        where = {b: i for i, b in enumerate(self.group.net.bus.index)}
+        return ok, {"": [float(vm[where[b]]) for b in buses]}
+
+
+def lockstep(test, rows: int, n_max: int) -> list[dict]:
+    """``capacity``'s search (check 0, double, cap at ``n_max``, bisect) for many rows at once, each row
+    taking exactly the steps ``capacity`` would: ``test(row_indices, n_per_row)`` returns each row's
+    violation or None."""
+    lo, hi = np.zeros(rows, int), np.ones(rows, int)
+    stage = np.zeros(rows, int)  # 0 base, 1 doubling, 2 cap at n_max, 3 bisection, 4 done
+    bad, out = [None] * rows, [None] * rows
+    while (stage < 4).any():
+        idx = np.flatnonzero(stage < 4)
+        n = np.where(stage[idx] == 0, 0, np.where(stage[idx] == 1, hi[idx],
+                     np.where(stage[idx] == 2, n_max, (lo[idx] + hi[idx]) // 2)))
+        found = test(idx, n)
+        for r, k, v in zip(idx, n, found):
+            s = stage[r]
+            if s == 0:
+                if v is not None:
+                    out[r], stage[r] = {"chargers": 0, "binding": v, "note": "limits already broken with no chargers"}, 4
+                else:
+                    stage[r] = 1 if n_max >= 1 else 2
+            elif s == 1:
+                if v is None:
+                    lo[r], hi[r] = hi[r], hi[r] * 2
+                    if hi[r] > n_max:
+                        hi[r], stage[r] = n_max + 1, 2
+                else:
+                    bad[r], stage[r] = v, 3
+            elif s == 2:
+                if v is None:
+                    out[r] = {"chargers": n_max, "binding": None, "note": f"no limit reached up to {n_max} chargers"}
+                    stage[r] = 4
+                else:
+                    bad[r], stage[r] = v, 3
+            else:
+                if v is None:
+                    lo[r] = k
+                else:
+                    hi[r], bad[r] = k, v
+            if stage[r] == 3 and hi[r] - lo[r] <= 1:
+                out[r], stage[r] = {"chargers": int(lo[r]), "binding": bad[r]}, 4
+    return out
 
 
 def binding_summary(runs: list[dict]) -> tuple[str, str]:
@@ -284,3 +511,197 @@ def _most_common(values: list[str]) -> str:
     """The most frequent value; ties go to the first in sorted order (never to hash order)."""
     counts = collections.Counter(values)
     return min(counts, key=lambda v: (-counts[v], v))
+
+
+def hosting_timeseries(net, profiles: dict, steps: np.ndarray, limits: dict, charger_kw: float, directions: list[str],
+                       placements: int, seed: int, n_max: int = 5000, progress=None, at: str = "all",
+                       only=None) -> "pd.DataFrame":
+    """Hosting capacity per feeder, direction and 15-minute ``steps`` of the SimBench ``profiles`` (balanced, by
+    subnetwork): one row per feeder x direction x step with the placements' p5/p50/p95 and what binds in the
+    median placement. The placements are drawn as ``hosting_capacity`` draws them, so a step's answer is the
+    snapshot's at that ``profile_time``."""
+    import pandas as pd
+
+    from analysis.subnetwork import Unsupported
+
+    rng = np.random.default_rng([seed, 7])
+    found = feeders(net, at)
+    if only is not None:
+        found = {name: buses for name, buses in found.items() if name in set(only)}
+    draws = {}
+    for name, buses in found.items():
+        for direction in directions:
+            for m in range(placements):
+                order = rng.integers(0, len(buses), n_max)
+                phase_shares(rng, n_max, None, None, order)  # the draws hosting_capacity makes (three-phase)
+                draws[name, direction, m] = order
+    try:
+        groups = _groups(net, found)
+    except Unsupported as exc:
+        raise ValueError(f"a time series needs the subnetwork method, which cannot represent this network: {exc}") from None
+    for name, check in groups.items():
+        if check.group.thevenin or check.group.lumps:
+            raise ValueError(f"feeder {name}: its substation sits inside the modelled network; a time series there "
+                             "needs a whole-network power flow per step (not supported yet): study one moment "
+                             "with grid.profile_time instead")
+    rows, done = [], 0
+    total = len(found) * len(directions)
+    cache = {}
+    for name, buses in found.items():
+        check = groups[name]
+        if id(check) not in cache:  # one set of base injections per supply group
+            cache[id(check)] = check.step_injections(profiles, steps)
+        base = cache[id(check)]
+        for direction in directions:
+            sign = 1 if direction == "import" else -1
+            runs, _ = check.capacities(buses, [draws[name, direction, m] for m in range(placements)],
+                                       sign * charger_kw, n_max, limits, base)
+            n = np.array([r["chargers"] for r in runs]).reshape(placements, len(steps))
+            median = np.argsort(n, axis=0, kind="stable")[placements // 2]
+            for k, step in enumerate(steps):
+                b = runs[median[k] * len(steps) + k]["binding"] or {}
+                rows.append({"feeder": name, "direction": direction, "step": int(step),
+                             "chargers_p5": int(np.percentile(n[:, k], 5)), "chargers": int(np.percentile(n[:, k], 50)),
+                             "chargers_p95": int(np.percentile(n[:, k], 95)),
+                             "kw": float(np.percentile(n[:, k], 50) * charger_kw),
+                             "binding_limit": b.get("limit", "none"), "binding_element": b.get("element", "-"),
+                             "value": b.get("value")})
+            done += 1
+            if progress:
+                progress(done, total)
+    return pd.DataFrame(rows)
+
+
+def write_timeseries(frame, out_dir, start: str, charger_kw: float, worst: int = 5) -> list:
+    """hosting_capacity_timeseries.parquet, worst_moments.csv, duration_curve.png and a day x hour heatmap per
+    feeder and direction (heatmaps/). ``start``: the timestamp of step 0."""
+    from pathlib import Path
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    out_dir = Path(out_dir)
+    frame = frame.copy()
+    frame.insert(3, "time", pd.Timestamp(start) + pd.to_timedelta(frame["step"] * 15, unit="min"))
+    frame.to_parquet(out_dir / "hosting_capacity_timeseries.parquet", index=False)
+    moments = (frame.sort_values(["feeder", "direction", "chargers", "step"], kind="stable")
+               .groupby(["feeder", "direction"], sort=True).head(worst))
+    moments.to_csv(out_dir / "worst_moments.csv", index=False)
+    written = [out_dir / "hosting_capacity_timeseries.parquet", out_dir / "worst_moments.csv"]
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    for (name, direction), part in frame.groupby(["feeder", "direction"], sort=True):
+        n = np.sort(part["chargers"].to_numpy())[::-1]
+        ax.plot((np.arange(n.size) + 0.5) / n.size * 100, n * charger_kw / 1000, lw=1, label=f"{name}, {direction}")
+    ax.set_xlabel("share of the studied quarter-hours (%)")
+    ax.set_ylabel("hosting capacity (MW of chargers)")
+    ax.set_title("Hosting capacity duration curve (median placement per quarter-hour)", fontsize=9)
+    if frame[["feeder", "direction"]].drop_duplicates().shape[0] <= 20:
+        ax.legend(fontsize=6)
+    fig.tight_layout()
+    fig.savefig(out_dir / "duration_curve.png", dpi=110)
+    plt.close(fig)
+    written.append(out_dir / "duration_curve.png")
+    (out_dir / "heatmaps").mkdir(exist_ok=True)
+    for (name, direction), part in frame.groupby(["feeder", "direction"], sort=True):
+        day = part["time"].dt.dayofyear.to_numpy()
+        quarter = (part["time"].dt.hour * 4 + part["time"].dt.minute // 15).to_numpy()
+        days = np.unique(day)
+        grid = np.full((96, days.size), np.nan)
+        grid[quarter, np.searchsorted(days, day)] = part["chargers"].to_numpy() * charger_kw / 1000
+        fig, ax = plt.subplots(figsize=(9, 3.6))
+        image = ax.imshow(grid, aspect="auto", origin="lower", cmap="viridis",
+                          extent=(days[0] - 0.5, days[-1] + 0.5, 0, 24), interpolation="nearest")
+        fig.colorbar(image, ax=ax, label="MW of chargers")
+        ax.set_xlabel("day of year")
+        ax.set_ylabel("hour of day")
+        ax.set_title(f"Hosting capacity of {name}, {direction}", fontsize=9)
+        fig.tight_layout()
+        path = out_dir / "heatmaps" / f"{_file_name(name)}_{direction}.png"
+        fig.savefig(path, dpi=100)
+        plt.close(fig)
+        written.append(path)
+    return written
+
+
+def _file_name(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+
+
+def bus_coordinates(net) -> dict[int, tuple[float, float]] | None:
+    """Bus index -> (x, y) from the network's geodata (pandapower 3 ``bus.geo`` GeoJSON, or ``bus_geodata``)."""
+    import json
+
+    out = {}
+    if "geo" in net.bus and net.bus.geo.notna().any():
+        for bus, geo in net.bus.geo.items():
+            if isinstance(geo, str) and geo:
+                x, y = json.loads(geo)["coordinates"][:2]
+                out[int(bus)] = (float(x), float(y))
+    elif "bus_geodata" in net and len(net.bus_geodata):
+        out = {int(b): (float(r.x), float(r.y)) for b, r in net.bus_geodata.iterrows()}
+    return out or None
+
+
+def draw_map(net, mw: dict[str, float], binding: dict[str, str], title: str, path) -> bool:
+    """The network drawn from its bus coordinates, each feeder's lines coloured by ``mw`` (its hosting capacity),
+    the element that binds it marked. False (nothing drawn) when the network has no coordinates."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.collections import LineCollection
+
+    xy = bus_coordinates(net)
+    if xy is None:
+        return False
+    table = feeder_table(net, "all")
+    feeder_of = {b: name for name, (_, buses) in table.items() for b in buses}
+    names = {str(net.bus.at[b, "name"]): b for b in net.bus.index}
+    values = np.array(list(mw.values()), float)
+    norm = matplotlib.colors.Normalize(vmin=float(np.nanmin(values)) if values.size else 0,
+                                       vmax=float(np.nanmax(values)) if values.size else 1)
+    cmap = matplotlib.colormaps["viridis"]
+    fig, ax = plt.subplots(figsize=(8, 7))
+    grey, coloured, colours = [], [], []
+    for _, line in net.line.iterrows():
+        a, b = int(line.from_bus), int(line.to_bus)
+        if a not in xy or b not in xy:
+            continue
+        feeder = feeder_of.get(a) or feeder_of.get(b)
+        if feeder in mw:
+            coloured.append([xy[a], xy[b]])
+            colours.append(cmap(norm(mw[feeder])))
+        else:
+            grey.append([xy[a], xy[b]])
+    ax.add_collection(LineCollection(grey, colors="0.8", linewidths=0.6))
+    ax.add_collection(LineCollection(coloured, colors=colours, linewidths=1.6))
+    marked = []
+    for feeder, element in binding.items():
+        kind, _, label = element.partition(" ")
+        if kind == "bus" and label in names and names[label] in xy:
+            marked.append(xy[names[label]])
+        elif kind == "line":
+            hit = net.line[net.line.name.astype(str) == label]
+            if len(hit) and int(hit.iloc[0].to_bus) in xy:
+                marked.append(xy[int(hit.iloc[0].to_bus)])
+        elif kind == "transformer":
+            hit = net.trafo[net.trafo.name.astype(str) == label]
+            if len(hit) and int(hit.iloc[0].lv_bus) in xy:
+                marked.append(xy[int(hit.iloc[0].lv_bus)])
+    if marked:
+        ax.scatter(*np.array(marked).T, marker="x", color="tab:red", s=40, zorder=3, label="binding element")
+        ax.legend(fontsize=8, loc="best")
+    ax.autoscale()
+    ax.set_aspect("equal", adjustable="datalim")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    fig.colorbar(matplotlib.cm.ScalarMappable(norm=norm, cmap=cmap), ax=ax, label="hosting capacity (MW of chargers)",
+                 shrink=0.7)
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True

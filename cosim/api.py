@@ -328,12 +328,14 @@ def run_sweep(sweep_file: str | Path, out: str | Path | None = None, workers: in
 
 
 class HostingResult:
-    """Hosting capacity per feeder and direction: the results dict ``hosting_capacity.json`` holds."""
+    """Hosting capacity per feeder and direction: the results dict ``hosting_capacity.json`` holds; with
+    ``times``, ``timeseries`` (one row per feeder x direction x quarter-hour)."""
 
-    def __init__(self, results: dict, loaded: LoadedScenario, out_dir: Path | None):
+    def __init__(self, results: dict, loaded: LoadedScenario, out_dir: Path | None, timeseries=None):
         self.results = results
         self.scenario = loaded
         self.out_dir = out_dir
+        self.timeseries = timeseries
 
     def table(self) -> "pd.DataFrame":
         import pandas as pd
@@ -344,37 +346,120 @@ class HostingResult:
             ["feeder", "direction"])
 
 
-def hosting_capacity(scenario: str | Path | LoadedScenario, placements: int = 20, max_chargers: int = 5000,
+def step_times(steps) -> list:
+    """The SimBench timestamp of each 15-minute step."""
+    import pandas as pd
+
+    from cosim.scenario import SIMBENCH_YEAR_START
+
+    return list(pd.Timestamp(SIMBENCH_YEAR_START) + pd.to_timedelta(pd.Series(steps, dtype="int64") * 15, unit="min"))
+
+
+def profile_steps(times: str, every: int, n_steps: int) -> "np.ndarray":
+    """The 15-minute steps of ``times``: ``year`` (all), or ``START..END`` (ISO dates or date-times in the
+    SimBench year, END excluded), every ``every``-th. ScenarioError when malformed."""
+    from datetime import datetime
+
+    import numpy as np
+
+    from cosim.scenario import SIMBENCH_YEAR_START
+
+    if every < 1:
+        raise ScenarioError(f"--every: must be at least 1, got {every}")
+    if times == "year":
+        return np.arange(0, n_steps, every)
+    first, sep, last = times.partition("..")
+    if not sep:
+        raise ScenarioError(f"--times: 'year' or START..END (e.g. 2016-01-01..2016-01-08), got {times!r}")
+    origin = datetime.fromisoformat(SIMBENCH_YEAR_START)
+    try:
+        a, b = (int((datetime.fromisoformat(t) - origin).total_seconds() // 900) for t in (first, last))
+    except ValueError:
+        raise ScenarioError(f"--times: not ISO dates: {times!r}") from None
+    if not 0 <= a < b <= n_steps:
+        raise ScenarioError(f"--times: {times} must run forwards inside the SimBench year 2016")
+    return np.arange(a, b, every)
+
+
+def hosting_capacity(scenario: str | Path | LoadedScenario, placements: int | None = None, max_chargers: int = 5000,
                      at: str = "loads", out: str | Path | None = None, overrides: Iterable[str] = (),
-                     progress=None) -> HostingResult:
+                     progress=None, method: str = "auto", times: str | None = None, every: int = 1,
+                     feeders: Iterable[str] | None = None) -> HostingResult:
     """``v2g hosting-capacity``: chargers of the scenario's first fleet group each feeder takes before a
-    limit breaks, over random placements. Writes the tables and plots into ``out`` when given.
-    ``progress(done, total)`` is called as placements finish."""
+    limit breaks, over random placements (default 20; 1 for a time series). Writes the tables and plots
+    into ``out`` when given. ``method``: auto, subnetwork or whole-network (see analysis/hosting.py);
+    ``times``: ``year`` or ``START..END`` on a SimBench grid, a time series of every ``every``-th quarter-hour;
+    ``feeders``: study only these. ``progress(done, total)`` is called as the work goes."""
     from analysis import hosting
     from cosim.outputs import atomic_directory, check_output_dir, output_lock
+    from cosim.scenario import SIMBENCH_YEAR_START
     from sims.fleet import charger_power, single_phase
     from sims.grid import PROFILE_MS, apply_profiles, load_network, simbench_profiles
 
     loaded = load_scenario(scenario, overrides)
+    if placements is None:
+        placements = 1 if times else 20
     if placements < 1 or max_chargers < 1:
         raise ScenarioError("--placements and --max-chargers must be at least 1")
     if at not in ("loads", "all"):
         raise ScenarioError(f"--at: loads or all, got {at!r}")
-    if out is not None:
-        check_output_dir(Path(out))
+    if method not in ("auto", "subnetwork", "whole-network"):
+        raise ScenarioError(f"--method: auto, subnetwork or whole-network, got {method!r}")
     sc = loaded.scenario
     group = loaded.groups[0]
+    if times is not None:
+        if not sc.grid.network.startswith("simbench:"):
+            raise ScenarioError(f"{loaded.path}: grid.network: --times needs a SimBench grid (its profiles), "
+                                f"got {sc.grid.network!r}")
+        if loaded.power_flow == "unbalanced" or method == "whole-network" or single_phase(group):
+            raise ScenarioError("--times: a time series is studied by subnetwork with a balanced power flow and "
+                                "three-phase chargers (set grid.power_flow: balanced)")
+        steps = profile_steps(times, every, 366 * 96)  # checked before any work
+    if out is not None:
+        check_output_dir(Path(out))
     charger_kw = charger_power(group)[0]
     directions = ["import", "export"] if group["bidirectional"] else ["import"]
     net = load_network(sc.grid.network, loaded.base_dir)
-    if sc.grid.profile_time is not None:  # SimBench: the loads and generation at the scenario's start
-        apply_profiles(net, simbench_profiles(net), sc.grid.profile_start_ms() // PROFILE_MS)
     for table in ("load", "asymmetric_load"):
         net[table]["scaling"] = net[table]["scaling"] * sc.grid.base_load_scale
-    results = hosting.hosting_capacity(net, sc.grid.limits.model_dump(), charger_kw, directions, placements, sc.seed,
-                                       max_chargers, progress, phase=group["phase"] if single_phase(group) else None,
-                                       unbalanced=loaded.power_flow == "unbalanced", at=at, solver=loaded.solver)
+    profiles = simbench_profiles(net) if sc.grid.network.startswith("simbench:") else None
+    if sc.grid.profile_time is not None:  # SimBench: the loads and generation at the scenario's start
+        apply_profiles(net, profiles, sc.grid.profile_start_ms() // PROFILE_MS)
+    names = {f for f in hosting.feeders(net, at)}
+    if feeders is not None and (unknown := sorted(set(feeders) - names)):
+        raise ScenarioError(f"--feeders: no feeder {unknown[0]!r} in {sc.grid.network} (e.g. {', '.join(sorted(names)[:5])})")
+    timeseries = None
+    try:
+        if times is None:
+            results = hosting.hosting_capacity(net, sc.grid.limits.model_dump(), charger_kw, directions, placements,
+                                               sc.seed, max_chargers, progress,
+                                               phase=group["phase"] if single_phase(group) else None,
+                                               unbalanced=loaded.power_flow == "unbalanced", at=at,
+                                               solver=loaded.solver, method=method, only=feeders)
+        else:
+            steps = steps[steps < len(next(iter(profiles.values())))]
+            timeseries = hosting.hosting_timeseries(net, profiles, steps, sc.grid.limits.model_dump(), charger_kw,
+                                                    directions, placements, sc.seed, max_chargers, progress, at, feeders)
+            results = {"charger_kw": charger_kw, "limits": sc.grid.limits.model_dump(), "placements": placements,
+                       "times": times, "every": every, "steps": int(len(steps)), "method": "subnetwork"}
+    except ValueError as exc:
+        raise ScenarioError(f"{loaded.path}: grid: {exc}") from None
     if out is not None:
         with output_lock(Path(out)), atomic_directory(Path(out), "hosting-capacity") as tmp:
-            hosting.write(results, tmp)
-    return HostingResult(results, loaded, Path(out) if out is not None else None)
+            if timeseries is None:
+                hosting.write(results, tmp)
+                rows = [f for f in results["feeders"] if f["direction"] == directions[0]]
+                mw = {f["feeder"]: f["kw_p50"] / 1000 for f in rows}
+                binding = {f["feeder"]: f["binding_element"] for f in rows}
+                what = f"median placement, {directions[0]}"
+            else:
+                hosting.write_timeseries(timeseries, tmp, SIMBENCH_YEAR_START, charger_kw)
+                first = timeseries[timeseries.direction == directions[0]]
+                worst = first.loc[first.groupby("feeder")["chargers"].idxmin()]
+                mw = dict(zip(worst.feeder, worst.kw / 1000))
+                binding = dict(zip(worst.feeder, worst.binding_element))
+                what = f"worst quarter-hour, {directions[0]}"
+                (tmp / "hosting_capacity_timeseries.json").write_text(json.dumps(results, indent=2) + "\n")
+            hosting.draw_map(net, mw, binding, f"Hosting capacity of {sc.grid.network} by feeder ({what}; x: what binds)",
+                             tmp / "hosting_capacity_map.png")
+    return HostingResult(results, loaded, Path(out) if out is not None else None, timeseries)

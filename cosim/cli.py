@@ -65,12 +65,20 @@ def _parser() -> argparse.ArgumentParser:
     chk.add_argument("--junit", type=Path, help="also write JUnit XML: one test case per scenario x service")
     hc = sub.add_parser("hosting-capacity", help="chargers each feeder of the scenario's grid takes before a limit breaks")
     hc.add_argument("scenario", type=Path, help="scenario YAML file: its grid, limits and first fleet group")
-    hc.add_argument("--placements", type=int, default=20, help="random placements per feeder and direction (20)")
+    hc.add_argument("--placements", type=int, help="random placements per feeder and direction (20; 1 with --times)")
     hc.add_argument("--out", type=Path, help="output directory (default results/<scenario name>/hosting-capacity)")
     hc.add_argument("--set", dest="overrides", action="append", default=[], metavar="PATH=VALUE",
                     help="override a scenario field, as `run --set` (repeatable)")
     hc.add_argument("--quiet", action="store_true", help="no progress output")
     hc.add_argument("--max-chargers", type=int, default=5000, help="search no further than this per feeder")
+    hc.add_argument("--method", choices=["auto", "subnetwork", "whole-network"], default="auto",
+                    help="subnetwork: each feeder's substation group solved alone, placements together (auto: where "
+                         "the network allows, balanced power flow); whole-network: a pandapower power flow per check")
+    hc.add_argument("--times", metavar="year|START..END",
+                    help="time series on a SimBench grid: every quarter-hour of the year, or of START..END "
+                         "(ISO dates, END excluded)")
+    hc.add_argument("--every", type=int, default=1, help="with --times: every N-th quarter-hour (1)")
+    hc.add_argument("--feeders", nargs="+", metavar="NAME", help="study only these feeders (names as listed)")
     hc.add_argument("--at", choices=["loads", "all"], default="loads",
                     help="candidate buses: those with a load, the customers (default), or every bus of the feeder")
     swp = sub.add_parser("sweep", help="a base scenario over parameters and seeds; one table of verdicts")
@@ -319,14 +327,29 @@ def cmd_hosting(args) -> int:
 
     loaded = api.load_scenario(args.scenario, args.overrides)
     out = args.out or Path("results") / loaded.scenario.name / "hosting-capacity"
-    with Progress("hosting capacity", "placements", quiet=args.quiet) as progress:
-        result = api.hosting_capacity(loaded, args.placements, args.max_chargers, args.at, out, progress=progress)
+    with Progress("hosting capacity", "feeder directions", quiet=args.quiet) as progress:
+        result = api.hosting_capacity(loaded, args.placements, args.max_chargers, args.at, out, progress=progress,
+                                      method=args.method, times=args.times, every=args.every, feeders=args.feeders)
     results, sc = result.results, loaded.scenario
     lim = sc.grid.limits
     unbalance = f", unbalance {lim.unbalance_pct:g} %" if loaded.power_flow == "unbalanced" else ""
+    if result.timeseries is not None:
+        frame = result.timeseries
+        print(f"Hosting capacity of {sc.grid.network} for {results['charger_kw']:g} kW chargers at buses with a load, "
+              f"{results['steps']} quarter-hours of {args.times} ({results['placements']} placement(s) each; limits "
+              f"{lim.v_min_pu:g}-{lim.v_max_pu:g} pu, {lim.loading_pct:g} %)")
+        worst = frame.loc[frame.groupby(["feeder", "direction"], sort=True)["chargers"].idxmin()]
+        times = {int(s): str(t) for s, t in zip(frame.step, api.step_times(frame.step))}
+        print(render(["feeder", "direction", "worst", "at", "binds", "where", "median", "best"],
+                     [[r.feeder, r.direction, r.chargers, times[int(r.step)], r.binding_limit, r.binding_element,
+                       int(frame[(frame.feeder == r.feeder) & (frame.direction == r.direction)].chargers.median()),
+                       int(frame[(frame.feeder == r.feeder) & (frame.direction == r.direction)].chargers.max())]
+                      for r in worst.itertuples()], "llrllllr"))
+        print(f"{len(frame)} rows; results in {out}/")
+        return 0
     print(f"Hosting capacity of {sc.grid.network} for {results['charger_kw']:g} kW {results['charger_phases']} chargers "
-          f"at buses {results['buses']}, {loaded.power_flow} power flow ({args.placements} placements per feeder; "
-          f"limits {lim.v_min_pu:g}-{lim.v_max_pu:g} pu, {lim.loading_pct:g} %{unbalance})")
+          f"at buses {results['buses']}, {loaded.power_flow} power flow ({results['placements']} placements per feeder; "
+          f"limits {lim.v_min_pu:g}-{lim.v_max_pu:g} pu, {lim.loading_pct:g} %{unbalance}; {results['method']})")
     if sc.grid.profile_time is not None:
         print(f"base loads and generation: the grid's profiles at {sc.grid.profile_time}")
     if loaded.power_flow_note:

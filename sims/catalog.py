@@ -25,6 +25,10 @@ class CatalogError(ValueError):
 class VehicleModel:
     """Measured onboard-charger behaviour of one vehicle model (averages; see vehicles.csv)."""
 
+    # an inline model in a scenario is validated by pydantic: an unknown field is an error (said here, not
+    # inherited from the scenario's config, which pydantic 2.13 stopped doing for dataclasses)
+    __pydantic_config__ = {"extra": "forbid"}
+
     model: str
     battery_kwh: float
     t_a_s: float  # command -> power starts to rise

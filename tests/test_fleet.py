@@ -168,6 +168,10 @@ def test_inline_vehicle_model_in_a_scenario(scenario_file, tmp_path):
 
     with pytest.raises(ScenarioError, match=r"fleet.groups.*ramp_up_kw_per_s must lie in \[0.001, 1e\+06\], got 0"):
         load(bad)
+    typo = scenario_file(fleet__groups=[{"model": dict(car, ramp_up_kw_per_sec=5), "count": 1, "charger_kw": 10,
+                                         "bus": "Bus 5"}])
+    with pytest.raises(ScenarioError, match=r"ramp_up_kw_per_sec"):  # a misspelt field is refused, not ignored
+        load(typo)
 
 
 def test_dispatch_skips_vehicles_at_their_reserved_soc(scenario_file, tmp_path):

@@ -1,0 +1,107 @@
+"""Hosting capacity at network scale: each feeder solved behind its supply point, and over time."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from conftest import BASE, ROOT
+
+RURAL = "simbench:1-LV-rural1--0-sw"
+
+
+def cli(*args, cwd=ROOT):
+    return subprocess.run([sys.executable, "-m", "cosim.cli", *map(str, args)], capture_output=True, text=True, cwd=cwd)
+
+
+def scenario(tmp_path, network, bus, name="hc", **grid):
+    data = dict(BASE, name=name, grid={"network": network, **grid},
+                fleet={"assume_v2g": True, "groups": [{"model": "Nissan Ariya", "count": 5, "charger_kw": 11, "bus": bus}]})
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def study(path, out, *extra):
+    done = cli("hosting-capacity", path, "--out", out, "--quiet", *extra)
+    assert done.returncode == 0, done.stderr
+    return done
+
+
+@pytest.mark.parametrize("network, bus, grid", [
+    ("cigre_mv", "Bus 11", {"base_load_scale": 0.6}),                      # the MV scenarios' grid and loading
+    ("ieee_eu_lv", "1", {"power_flow": "balanced"}),                       # 906 buses, single-phase houses
+    (RURAL, "LV1.101 Bus 5", {"profile_time": "2016-01-14T18:00"}),        # a SimBench grid at its evening peak
+])
+def test_subnetwork_answers_equal_whole_network_answers(tmp_path, network, bus, grid):
+    """Same placements, same searches, same answers: chargers, binding limit and element, value, voltage profile."""
+    path = scenario(tmp_path, network, bus, **grid)
+    results = {}
+    for method in ("subnetwork", "whole-network"):
+        study(path, tmp_path / method, "--method", method, "--placements", "4")
+        results[method] = json.loads((tmp_path / method / "hosting_capacity.json").read_text())
+    fast, slow = results["subnetwork"], results["whole-network"]
+    assert any(r["chargers"] > 0 for f in fast["feeders"] for r in f["runs"])  # the study found something to compare
+    assert fast["method"] == "subnetwork" and slow["method"] == "whole-network"
+    for a, b in zip(fast["feeders"], slow["feeders"], strict=True):
+        for x, y in zip(a.pop("runs"), b.pop("runs"), strict=True):  # values to the solvers' precision
+            if x["binding"] and x["binding"]["value"] is not None:
+                assert x["binding"].pop("value") == pytest.approx(y["binding"].pop("value"), abs=2e-4)
+            assert x == y
+        pa, pb = a.pop("voltage_profile_at_limit"), b.pop("voltage_profile_at_limit")
+        assert (pa is None) == (pb is None)
+        if pa:
+            assert pa["vm_pu"] == pytest.approx(pb["vm_pu"], abs=2e-6) and pa["chargers_at_bus"] == pb["chargers_at_bus"]
+        assert a == b
+
+
+def test_a_feeders_capacity_is_not_zeroed_by_an_overload_it_cannot_touch(tmp_path):
+    """CIGRE MV at full load: transformer 0-1 is overloaded before any charger. The whole-network search says 0 for
+    feeder 2 as well, behind the other transformer; behind its own supply point feeder 2 has room."""
+    path = scenario(tmp_path, "cigre_mv", "Bus 11")
+    study(path, tmp_path / "o", "--placements", "2")
+    rows = {(f["feeder"], f["direction"]): f for f in json.loads((tmp_path / "o" / "hosting_capacity.json").read_text())["feeders"]}
+    assert rows["Line 1-2", "import"]["chargers_p50"] == 0
+    assert rows["Line 1-2", "import"]["binding_element"] == "transformer Trafo 0-1"
+    assert rows["Line 12-13", "import"]["chargers_p50"] > 100
+
+
+def test_time_series_step_equals_the_snapshot_at_that_profile_time(tmp_path):
+    path = scenario(tmp_path, RURAL, "LV1.101 Bus 5", power_flow="balanced")
+    study(path, tmp_path / "ts", "--times", "2016-01-14..2016-01-15", "--every", "4")
+    frame = pd.read_parquet(tmp_path / "ts" / "hosting_capacity_timeseries.parquet")
+    feeders = frame.feeder.unique()
+    assert len(frame) == len(feeders) * 2 * 24  # feeders x directions x hourly steps of one day
+    assert frame.chargers.nunique() > 2  # the answer moves with the profiles
+    for name in ("duration_curve.png", "hosting_capacity_map.png", "worst_moments.csv"):
+        assert (tmp_path / "ts" / name).stat().st_size > 200
+    assert len(list((tmp_path / "ts" / "heatmaps").glob("*.png"))) == len(feeders) * 2
+    evening = frame[frame.time == pd.Timestamp("2016-01-14T18:00")]
+    snap = scenario(tmp_path, RURAL, "LV1.101 Bus 5", name="snap", power_flow="balanced", profile_time="2016-01-14T18:00")
+    study(snap, tmp_path / "snap", "--placements", "1")
+    for f in json.loads((tmp_path / "snap" / "hosting_capacity.json").read_text())["feeders"]:
+        row = evening[(evening.feeder == f["feeder"]) & (evening.direction == f["direction"])].iloc[0]
+        (run,) = f["runs"]
+        assert row.chargers == run["chargers"]
+        assert (row.binding_limit, row.binding_element) == (run["binding"]["limit"], run["binding"]["element"])
+    worst = pd.read_csv(tmp_path / "ts" / "worst_moments.csv")
+    for (_, _), part in frame.groupby(["feeder", "direction"]):  # the worst moments listed are the lowest
+        assert part.chargers.min() in set(worst.chargers)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--times", "year"], "--times needs a SimBench grid"),
+    (["--times", "2016-02-01"], "START..END"),
+    (["--times", "2016-03-01..2016-02-01", "--method", "subnetwork"], "must run forwards"),
+    (["--feeders", "No such line"], "no feeder 'No such line'"),
+])
+def test_bad_hosting_requests_are_one_line_errors(tmp_path, args, message):
+    network = "cigre_mv" if args[:2] == ["--times", "year"] or args[0] == "--feeders" else RURAL
+    path = scenario(tmp_path, network, "Bus 11" if network == "cigre_mv" else "LV1.101 Bus 5")
+    done = cli("hosting-capacity", path, "--out", tmp_path / "o", *args)
+    assert done.returncode == 2 and message in done.stderr and len(done.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "o").exists()
