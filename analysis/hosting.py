@@ -21,6 +21,9 @@ import collections
 
 import numpy as np
 
+import pandas as pd
+
+from analysis.limits import Limits
 from sims import PHASES
 from sims.fleet import draw_phases
 from sims.fleet import phase_shares as fleet_phase_shares
@@ -63,7 +66,39 @@ def feeder_table(net, at: str = "all") -> dict[str, tuple[int, list[int]]]:
 # voltage): the first in the network's table is named, so two solvers (pandapower's Newton-Raphson to 1e-8 MVA,
 # the subnetwork's Z-bus iteration to 1e-10 pu) name the same element.
 VOLTAGE_TIE_PU = 1e-7
+Q_U_ITERATIONS = 20  # Q(U): power flows until the chargers' reactive power settles
 LOADING_TIE_PCT = 1e-5
+
+
+def _first_max_rows(values: np.ndarray, tie: float) -> np.ndarray:
+    """``_first_max`` of each row (NaN ignored; a row of NaN gives 0)."""
+    with np.errstate(invalid="ignore"):
+        top = np.nanmax(np.where(np.isnan(values), -np.inf, values), axis=1)
+        return np.argmax(values >= (top - tie)[:, None], axis=1)
+
+
+class Violations:
+    """The worst violation of each row of a batch: ``kind`` (-1 none, 0-3 ``GroupCheck.KINDS``, 4 no convergence),
+    the element (position in its table) and the value, kept as arrays; ``dict(r)`` as ``Feeder.check`` gives it."""
+
+    def __init__(self, kind, element, value, check):
+        self.kind, self.element, self.value, self.check = kind, element, value, check
+
+    @property
+    def ok(self) -> np.ndarray:
+        return self.kind < 0
+
+    def dict(self, r: int) -> dict | None:
+        check = self.check[r] if isinstance(self.check, list) else self.check
+        return check.describe(int(self.kind[r]), int(self.element[r]), float(self.value[r]))
+
+    def merge(self, other: "Violations") -> "Violations":
+        """Row by row, this one's violation, or where it has none the other's (two supply groups of one fleet)."""
+        mine = [self.check] * len(self.kind) if not isinstance(self.check, list) else self.check
+        theirs = [other.check] * len(other.kind) if not isinstance(other.check, list) else other.check
+        take = self.ok
+        return Violations(np.where(take, other.kind, self.kind), np.where(take, other.element, self.element),
+                          np.where(take, other.value, self.value), [t if w else m for m, t, w in zip(mine, theirs, take)])
 
 
 def _first_max(values: np.ndarray, tie: float) -> int:
@@ -74,10 +109,14 @@ def _first_max(values: np.ndarray, tie: float) -> int:
 class Feeder:
     """Power flows for one feeder with chargers added at given buses (one load per bus, reused)."""
 
-    def __init__(self, net, buses: list[int], limits: dict, unbalanced: bool = False, solver: str = "pandapower"):
+    def __init__(self, net, buses: list[int], limits: dict, unbalanced: bool = False, solver: str = "pandapower",
+                 reactive: dict | None = None):
         import pandapower as pp
 
-        self.pp, self.net, self.limits, self.unbalanced, self.solver = pp, net, limits, unbalanced, solver
+        self.pp, self.net, self.unbalanced, self.solver, self.reactive = pp, net, unbalanced, solver, reactive
+        self.limits = Limits.of(limits)
+        v_min, v_max = self.limits.band(net.bus.vn_kv)
+        self.v_min, self.v_max = pd.Series(v_min, net.bus.index), pd.Series(v_max, net.bus.index)
         self.buses = np.asarray(buses)
         if unbalanced:
             self.loads = np.array([pp.create_asymmetric_load(net, bus=int(b), name=f"hc-{b}") for b in buses])
@@ -86,12 +125,23 @@ class Feeder:
         self.flows = 0
         self._recycle = False
 
-    def _set(self, kw: np.ndarray):
+    def _set(self, kw: np.ndarray, q_kvar=0.0):
+        q = np.broadcast_to(q_kvar, (len(kw),))
         if self.unbalanced:
+            total = kw.sum(axis=1, keepdims=True)
+            share = np.divide(kw, total, out=np.full_like(kw, 1 / 3), where=total != 0)
             for j, phase in enumerate(PHASES):
                 self.net.asymmetric_load.loc[self.loads, f"p_{phase}_mw"] = kw[:, j] / 1000.0
+                self.net.asymmetric_load.loc[self.loads, f"q_{phase}_mvar"] = q * share[:, j] / 1000.0
         else:
             self.net.load.loc[self.loads, "p_mw"] = kw.sum(axis=1) / 1000.0
+            self.net.load.loc[self.loads, "q_mvar"] = q / 1000.0
+
+    def _bus_voltage(self) -> np.ndarray:
+        """Voltage at the chargers' buses after the last power flow (mean of the phases if unbalanced)."""
+        if self.unbalanced:
+            return self.net.res_bus_3ph[[f"vm_{p}_pu" for p in PHASES]].mean(axis=1).reindex(self.buses).to_numpy()
+        return self.net.res_bus.vm_pu.reindex(self.buses).to_numpy()
 
     def voltages(self) -> dict[str, np.ndarray]:
         """Bus voltages of the last power flow: '' -> pu (balanced), or ' phase a' ... per phase."""
@@ -101,37 +151,46 @@ class Feeder:
 
     def check(self, kw: np.ndarray) -> dict | None:
         """None if every limit holds with these charger powers (kW per bus and phase, + import); else
-        the first violation."""
-        self._set(kw)
-        self.flows += 1
-        try:
-            run_power_flow(self.net, self.unbalanced, self._recycle, self.solver)
-            self._recycle = True
-        except self.pp.powerflow.LoadflowNotConverged:
-            self._recycle = False
-            return {"limit": "convergence", "element": "-", "value": None}
+        the first violation. With reactive power by Q(U), power flows repeat until it settles."""
+        from sims.reactive import reactive_kvar
+
+        p = kw.sum(axis=1)
+        q_u = self.reactive is not None and self.reactive["mode"] == "q_u"
+        v = self._bus_voltage() if q_u and self._recycle else np.ones(len(p))
+        q = reactive_kvar(p, v, self.reactive, np.abs(p)) if self.reactive else 0.0
+        for _ in range(Q_U_ITERATIONS if q_u else 1):
+            self._set(kw, q)
+            self.flows += 1
+            try:
+                run_power_flow(self.net, self.unbalanced, self._recycle, self.solver)
+                self._recycle = True
+            except self.pp.powerflow.LoadflowNotConverged:
+                self._recycle = False
+                return {"limit": "convergence", "element": "-", "value": None}
+            if q_u:
+                new = reactive_kvar(p, self._bus_voltage(), self.reactive, np.abs(p))
+                settled = np.abs(new - q).max() < 1e-6
+                q = new
+                if settled:
+                    break
         lim, net = self.limits, self.net
         worst = []
         for phase, vm in self.voltages().items():
-            if (vm > lim["v_max_pu"]).any():
-                i = vm.index[_first_max(vm.to_numpy(), VOLTAGE_TIE_PU)]
-                worst.append((float(vm.max() - lim["v_max_pu"]), "voltage above",
-                              f"bus {net.bus.at[i, 'name']}{phase}", float(vm.max())))
-            if (vm < lim["v_min_pu"]).any():
-                i = vm.index[_first_max(-vm.to_numpy(), VOLTAGE_TIE_PU)]
-                worst.append((float(lim["v_min_pu"] - vm.min()), "voltage below",
-                              f"bus {net.bus.at[i, 'name']}{phase}", float(vm.min())))
+            for excess, limit in ((vm - self.v_max, "voltage above"), (self.v_min - vm, "voltage below")):
+                if (excess > 0).any():
+                    i = excess.index[_first_max(excess.to_numpy(), VOLTAGE_TIE_PU)]
+                    worst.append((float(excess.max()), limit, f"bus {net.bus.at[i, 'name']}{phase}", float(vm[i])))
         suffix = "_3ph" if self.unbalanced else ""
         if self.unbalanced:
             vuf = net.res_bus_3ph.unbalance_percent
-            if (vuf > lim["unbalance_pct"]).any():
-                worst.append((float(vuf.max() - lim["unbalance_pct"]) / 100, "voltage unbalance",
+            if (vuf > lim.unbalance_pct).any():
+                worst.append((float(vuf.max() - lim.unbalance_pct) / 100, "voltage unbalance",
                               f"bus {net.bus.at[vuf.idxmax(), 'name']}", float(vuf.max())))
         for table, res, label in ((net.line, net[f"res_line{suffix}"], "line"),
                                   (net.trafo, net[f"res_trafo{suffix}"], "transformer")):
-            if len(table) and (res.loading_percent > lim["loading_pct"]).any():
+            if len(table) and (res.loading_percent > lim.loading_pct).any():
                 i = res.index[_first_max(res.loading_percent.to_numpy(), LOADING_TIE_PCT)]
-                worst.append((float(res.loading_percent.max() - lim["loading_pct"]) / 100, f"{label} loading",
+                worst.append((float(res.loading_percent.max() - lim.loading_pct) / 100, f"{label} loading",
                               f"{label} {table.at[i, 'name']}", float(res.loading_percent.max())))
         if not worst:
             return None
@@ -227,7 +286,7 @@ def write(results: dict, out_dir) -> list:
             phase = "" if key == "vm_pu" else f", phase {key[3]}"
             ax.plot(range(len(prof["bus"])), prof[key], marker="o", ms=3, lw=1, ls=style, color=colors[i % len(colors)],
                     label=f"{fd['feeder']}, {fd['direction']}, {fd['chargers_p50']} chargers{phase}")
-    for lim in (results["limits"]["v_min_pu"], results["limits"]["v_max_pu"]):
+    for lim in sorted({v for level in Limits.of(results["limits"]).levels for v in level[1:]}):
         ax.axhline(lim, color="tab:red", lw=1)
     ax.set_xlabel("bus along the feeder (network order)")
     ax.set_ylabel("voltage (pu)")
@@ -242,14 +301,16 @@ def write(results: dict, out_dir) -> list:
 
 def hosting_capacity(net, limits: dict, charger_kw: float, directions: list[str], placements: int, seed: int,
                      n_max: int = 5000, progress=None, phase: str | None = None, unbalanced: bool = False,
-                     at: str = "all", solver: str = "pandapower", method: str = "auto", only=None) -> dict:
+                     at: str = "all", solver: str = "pandapower", method: str = "auto", only=None,
+                     reactive: dict | None = None) -> dict:
     """Per feeder and direction: capacity of every placement, its percentiles, and what binds.
     ``phase``: None for three-phase chargers, else how single-phase chargers are put on phases
     (see ``phase_shares``); ``unbalanced``: three-phase power flow; ``at``: candidate buses (``feeders``).
     ``method``: ``subnetwork`` (each feeder's supply group solved alone, all placements together: see
     analysis/subnetwork.py), ``whole-network`` (every check a pandapower power flow of the whole network),
     ``auto`` (subnetwork for a balanced power flow, where the network allows it).
-    ``only``: study these feeders (names), not all."""
+    ``only``: study these feeders (names), not all; ``reactive``: the chargers' reactive power (a
+    ``sims.reactive`` spec: power factor or Q(U))."""
     if method not in ("auto", "subnetwork", "whole-network"):
         raise ValueError(f"method: auto, subnetwork or whole-network, got {method!r}")
     if method == "subnetwork" and unbalanced:
@@ -258,7 +319,8 @@ def hosting_capacity(net, limits: dict, charger_kw: float, directions: list[str]
     results = {"charger_kw": charger_kw, "limits": limits, "placements": placements,
                "power_flow": "unbalanced" if unbalanced else "balanced", "solver": solver,
                "charger_phases": "three-phase" if phase is None else f"single-phase ({phase})",
-               "buses": "with a load" if at == "loads" else "all", "feeders": [], "power_flows": 0}
+               "buses": "with a load" if at == "loads" else "all", "feeders": [], "power_flows": 0,
+               "reactive": reactive}
     found = feeders(net, at)
     if only is not None:
         unknown = sorted(set(only) - set(found))
@@ -287,12 +349,12 @@ def hosting_capacity(net, limits: dict, charger_kw: float, directions: list[str]
     done = 0
     for name, buses in found.items():
         names = [str(net.bus.at[b, "name"]) for b in buses]
-        feeder = Feeder(net, buses, limits, unbalanced, solver) if groups is None else None
+        feeder = Feeder(net, buses, limits, unbalanced, solver, reactive) if groups is None else None
         for direction in directions:
             sign = 1 if direction == "import" else -1
             if groups is not None:
                 picks = [draws[name, direction, m][0] for m in range(placements)]
-                runs, flows = groups[name].capacities(buses, picks, sign * charger_kw, n_max, limits)
+                runs, flows = groups[name].capacities(buses, picks, sign * charger_kw, n_max, limits, reactive=reactive)
                 results["power_flows"] += flows
                 done += 1
                 if progress:
@@ -313,7 +375,7 @@ def hosting_capacity(net, limits: dict, charger_kw: float, directions: list[str]
                 order, shares = draws[name, direction, median_run]
                 kw = powers(order, shares, n[median_run], len(buses), sign * charger_kw)
                 if groups is not None:
-                    ok, voltages = groups[name].at(buses, kw.sum(axis=1), limits)
+                    ok, voltages = groups[name].at(buses, kw.sum(axis=1), limits, reactive=reactive)
                     results["power_flows"] += 1
                 else:
                     ok = feeder.check(kw) is None
@@ -365,42 +427,49 @@ class GroupCheck:
         self.line_names = np.array([f"line {n}" for n in net.line.name], dtype=object)
         self.trafo_names = np.array([f"transformer {n}" for n in net.trafo.name], dtype=object)
 
-    def violations(self, res: dict, limits: dict) -> list[dict | None]:
-        """The first (worst) violation of each row, or None: the same rule as ``Feeder.check``."""
+    # the categories of violation, in the order a tie in margin is broken (``max`` over (margin, limit, ...)
+    # tuples, as ``Feeder.check`` takes it, prefers the later name)
+    KINDS = ("line loading", "transformer loading", "voltage above", "voltage below")
+
+    def violations(self, res: dict, limits: dict) -> "Violations":
+        """The worst violation of each row (``Violations``): the same rule as ``Feeder.check``."""
+        lim = Limits.of(limits)
+        v_min, v_max = lim.band(self.group.net.bus.vn_kv.to_numpy()[self.group.monitored])
         vm = self.flow.vm(res)[:, self.group.monitored]
         lines, trafos = self.flow.loadings(res)
+        rows = len(vm)
+        margin = np.full((rows, 4), -np.inf)
+        element = np.zeros((rows, 4), int)
+        value = np.zeros((rows, 4))
         with np.errstate(invalid="ignore"):  # isolated buses are NaN, as in pandapower's results
-            over = np.nanmax(vm, axis=1) - limits["v_max_pu"]
-            under = limits["v_min_pu"] - np.nanmin(vm, axis=1)
-        line_over = (lines.max(axis=1) - limits["loading_pct"]) / 100 if lines.shape[1] else np.full(len(vm), -np.inf)
-        trafo_over = (trafos.max(axis=1) - limits["loading_pct"]) / 100 if trafos.shape[1] else np.full(len(vm), -np.inf)
-        out = []
-        for r in range(len(vm)):
-            if not res["converged"][r]:
-                out.append({"limit": "convergence", "element": "-", "value": None})
-                continue
-            worst = []
-            if over[r] > 0:
-                worst.append((float(over[r]), "voltage above", self.bus_names[_first_max(vm[r], VOLTAGE_TIE_PU)],
-                              float(np.nanmax(vm[r]))))
-            if under[r] > 0:
-                worst.append((float(under[r]), "voltage below", self.bus_names[_first_max(-vm[r], VOLTAGE_TIE_PU)],
-                              float(np.nanmin(vm[r]))))
-            if line_over[r] > 0:
-                worst.append((float(line_over[r]), "line loading",
-                              self.line_names[_first_max(lines[r], LOADING_TIE_PCT)], float(lines[r].max())))
-            if trafo_over[r] > 0:
-                worst.append((float(trafo_over[r]), "transformer loading",
-                              self.trafo_names[_first_max(trafos[r], LOADING_TIE_PCT)], float(trafos[r].max())))
-            if worst:
-                _, limit, element, value = max(worst)
-                out.append({"limit": limit, "element": element, "value": round(value, 4)})
-            else:
-                out.append(None)
-        return out
+            for k, (load, names) in enumerate(((lines, self.line_names), (trafos, self.trafo_names))):
+                if load.shape[1]:
+                    margin[:, k] = (load.max(axis=1) - lim.loading_pct) / 100
+                    element[:, k] = _first_max_rows(load, LOADING_TIE_PCT)
+                    value[:, k] = load.max(axis=1)
+            for k, excess in ((2, vm - v_max), (3, v_min - vm)):
+                margin[:, k] = np.nanmax(excess, axis=1)
+                element[:, k] = _first_max_rows(excess, VOLTAGE_TIE_PU)
+                value[:, k] = vm[np.arange(rows), element[:, k]]
+        margin[~(margin > 0)] = -np.inf
+        kind = 3 - np.argmax(margin[:, ::-1], axis=1)  # the last of equal margins, as max() over tuples
+        failed = np.isfinite(margin[np.arange(rows), kind])
+        kind = np.where(res["converged"], np.where(failed, kind, -1), 4)  # 4: did not converge
+        pick = np.clip(kind, 0, 3)
+        return Violations(kind, element[np.arange(rows), pick], value[np.arange(rows), pick], self)
+
+    def describe(self, kind: int, element: int, value: float) -> dict | None:
+        """A violation as ``Feeder.check`` gives it."""
+        if kind < 0:
+            return None
+        if kind == 4:
+            return {"limit": "convergence", "element": "-", "value": None}
+        names = (self.line_names, self.trafo_names, self.bus_names, self.bus_names)[kind]
+        return {"limit": self.KINDS[kind], "element": str(names[element]), "value": round(float(value), 4)}
 
     def injections(self, buses, kw_rows: np.ndarray, base: np.ndarray | None = None) -> np.ndarray:
-        """Complex MVA injected at the group's PQ buses: the base case minus ``kw_rows`` (rows x ``buses``)."""
+        """Complex MVA injected at the group's PQ buses: the base case minus ``kw_rows`` (rows x ``buses``, kW + j
+        kvar drawn)."""
         S = np.array(np.broadcast_to(self.flow.S_base if base is None else base,
                                      (kw_rows.shape[0], len(self.flow.pq))), dtype=complex)
         pos = self.flow.pq_positions(buses)
@@ -408,24 +477,53 @@ class GroupCheck:
         return S
 
     def capacities(self, buses, orders: list[np.ndarray], kw: float, n_max: int, limits: dict,
-                   base: np.ndarray | None = None) -> tuple[list[dict], int]:
+                   base: np.ndarray | None = None, reactive: dict | None = None) -> tuple[list[dict], int]:
         """Hosting capacity of each placement (``orders``: bus positions in ``buses``), all searched together;
         ``base``: base injections per step (steps x PQ buses; time series): then one row per placement and
-        step, placement-major. Returns the runs and the power flows they took."""
+        step, placement-major; ``reactive``: the chargers' reactive power (``sims.reactive`` spec). Returns the
+        runs and the power flows they took."""
         nb = len(buses)
         steps = 1 if base is None else len(base)
         cum = np.zeros((len(orders), n_max + 1, nb), np.int32)
         for r, order in enumerate(orders):
             np.cumsum(np.eye(nb, dtype=np.int32)[order[:n_max]], axis=0, out=cum[r, 1:])
         flows = 0
+        last = np.repeat(self.flow.V_base[None, :], len(orders) * steps, axis=0)  # each row starts where it last was
 
         def test(idx, n):
             nonlocal flows
-            flows += len(idx)
-            S = self.injections(buses, cum[idx // steps, n] * kw, None if base is None else base[idx % steps])
-            return self.violations(self.flow.solve(S), limits)
+            count = cum[idx // steps, n]
+            res, extra = self.solve_with_chargers(buses, count * kw, count * abs(kw), reactive,
+                                                  None if base is None else base[idx % steps], last[idx])
+            flows += extra
+            good = res["converged"]
+            last[idx[good]] = res["V"][good]
+            return self.violations(res, limits)
 
         return lockstep(test, len(orders) * steps, n_max), flows
+
+    def solve_with_chargers(self, buses, p_kw: np.ndarray, rated_kw: np.ndarray, reactive: dict | None,
+                            base: np.ndarray | None = None, v0: np.ndarray | None = None) -> tuple[dict, int]:
+        """Power flows of rows of charger power ``p_kw`` (rows x ``buses``, + import) with their reactive power:
+        a power factor in one pass; Q(U) repeated until the reactive power settles (to 1e-6 kvar, at most
+        ``Q_U_ITERATIONS``), as pandapower's controller loop does. Returns the result and the power flows run."""
+        from sims.reactive import reactive_kvar
+
+        pos = self.flow.pq_positions(buses)
+        q = reactive_kvar(p_kw, np.ones_like(p_kw), reactive, rated_kw) if reactive else 0.0
+        if reactive and reactive["mode"] == "q_u":
+            v = np.abs((self.flow.V_base[None, :] if v0 is None else v0)[:, pos])
+            q = reactive_kvar(p_kw, v, reactive, rated_kw)
+        for k in range(1, Q_U_ITERATIONS + 1):
+            res = self.flow.solve(self.injections(buses, p_kw + 1j * q, base), v0)
+            if not reactive or reactive["mode"] != "q_u":
+                return res, len(p_kw) * k
+            new = reactive_kvar(p_kw, np.abs(res["V"][:, pos]), reactive, rated_kw)
+            settled = np.nan_to_num(np.abs(new - q), nan=0.0).max() < 1e-6
+            q, v0 = new, res["V"]
+            if settled:
+                break
+        return res, len(p_kw) * k
 
     def step_injections(self, profiles: dict, steps: np.ndarray) -> np.ndarray:
         """Base injections (steps x PQ buses, complex MVA) of the group at the 15-minute ``steps`` of the
@@ -447,10 +545,11 @@ class GroupCheck:
             np.add.at(S.T, flow.pq_positions(table.loc[here, "bus"]), delta.T)
         return S
 
-    def at(self, buses, kw: np.ndarray, limits: dict) -> tuple[bool, dict]:
+    def at(self, buses, kw: np.ndarray, limits: dict, rated_kw=None, reactive: dict | None = None) -> tuple[bool, dict]:
         """Whether ``kw`` (per bus of ``buses``) keeps every limit, and the buses' voltages."""
-        res = self.flow.solve(self.injections(buses, kw[None, :]))
-        ok = self.violations(res, limits)[0] is None
+        res, _ = self.solve_with_chargers(buses, kw[None, :], np.abs(kw)[None, :] if rated_kw is None
+                                          else rated_kw[None, :], reactive)
+        ok = bool(self.violations(res, limits).ok[0])
         vm = self.flow.vm(res)[0]
         where = {b: i for i, b in enumerate(self.group.net.bus.index)}
         return ok, {"": [float(vm[where[b]]) for b in buses]}
@@ -458,43 +557,61 @@ class GroupCheck:
 
 def lockstep(test, rows: int, n_max: int) -> list[dict]:
     """``capacity``'s search (check 0, double, cap at ``n_max``, bisect) for many rows at once, each row
-    taking exactly the steps ``capacity`` would: ``test(row_indices, n_per_row)`` returns each row's
-    violation or None."""
-    lo, hi = np.zeros(rows, int), np.ones(rows, int)
-    stage = np.zeros(rows, int)  # 0 base, 1 doubling, 2 cap at n_max, 3 bisection, 4 done
-    bad, out = [None] * rows, [None] * rows
-    while (stage < 4).any():
-        idx = np.flatnonzero(stage < 4)
-        n = np.where(stage[idx] == 0, 0, np.where(stage[idx] == 1, hi[idx],
-                     np.where(stage[idx] == 2, n_max, (lo[idx] + hi[idx]) // 2)))
-        found = test(idx, n)
-        for r, k, v in zip(idx, n, found):
-            s = stage[r]
-            if s == 0:
-                if v is not None:
-                    out[r], stage[r] = {"chargers": 0, "binding": v, "note": "limits already broken with no chargers"}, 4
-                else:
-                    stage[r] = 1 if n_max >= 1 else 2
-            elif s == 1:
-                if v is None:
-                    lo[r], hi[r] = hi[r], hi[r] * 2
-                    if hi[r] > n_max:
-                        hi[r], stage[r] = n_max + 1, 2
-                else:
-                    bad[r], stage[r] = v, 3
-            elif s == 2:
-                if v is None:
-                    out[r] = {"chargers": n_max, "binding": None, "note": f"no limit reached up to {n_max} chargers"}
-                    stage[r] = 4
-                else:
-                    bad[r], stage[r] = v, 3
-            else:
-                if v is None:
-                    lo[r] = k
-                else:
-                    hi[r], bad[r] = k, v
-            if stage[r] == 3 and hi[r] - lo[r] <= 1:
-                out[r], stage[r] = {"chargers": int(lo[r]), "binding": bad[r]}, 4
+    taking exactly the steps ``capacity`` would: ``test(row_indices, n_per_row)`` returns the rows'
+    ``Violations``."""
+    lo, hi = np.zeros(rows, np.int64), np.ones(rows, np.int64)
+    stage = np.zeros(rows, np.int8)  # 0 base, 1 doubling, 2 cap at n_max, 3 bisection, 4 done
+    BASE, DOUBLE, CAP, BISECT, DONE = range(5)
+    bad_at = np.full(rows, -1, np.int64)  # the candidate whose violation binds
+    first_bad = {}  # row -> (Violations, position) of its binding violation
+    note = np.zeros(rows, np.int8)  # 1: broken with no chargers, 2: no limit up to n_max
+    while (active := np.flatnonzero(stage < DONE)).size:
+        st = stage[active]
+        n = np.select([st == BASE, st == DOUBLE, st == CAP], [0, hi[active], n_max], (lo[active] + hi[active]) // 2)
+        found = test(active, n)
+        ok = found.ok
+
+        def keep(mask):  # remember the violation of these rows
+            for pos in np.flatnonzero(mask):
+                first_bad[int(active[pos])] = (found, int(pos))
+
+        # stage 0: broken with no chargers -> done (0); else start doubling
+        m = st == BASE
+        keep(m & ~ok)
+        note[active[m & ~ok]] = 1
+        stage[active[m & ~ok]] = DONE
+        stage[active[m & ok]] = DOUBLE
+        # doubling: ok -> double (beyond n_max: check n_max); violation -> bisect
+        m = st == DOUBLE
+        r = active[m & ok]
+        lo[r], hi[r] = hi[r], hi[r] * 2
+        over = r[hi[r] > n_max]
+        hi[over], stage[over] = n_max + 1, CAP
+        keep(m & ~ok)
+        stage[active[m & ~ok]] = BISECT
+        # cap: ok -> n_max; violation -> bisect
+        m = st == CAP
+        r = active[m & ok]
+        lo[r], note[r], stage[r] = n_max, 2, DONE
+        keep(m & ~ok)
+        stage[active[m & ~ok]] = BISECT
+        # bisection
+        m = st == BISECT
+        lo[active[m & ok]] = n[m & ok]
+        hi[active[m & ~ok]] = n[m & ~ok]
+        keep(m & ~ok)
+        ends = (stage == BISECT) & (hi - lo <= 1)
+        stage[ends] = DONE
+    out = []
+    for r in range(rows):
+        found, pos = first_bad.get(r, (None, None))
+        binding = found.dict(pos) if found is not None else None
+        if note[r] == 1:
+            out.append({"chargers": 0, "binding": binding, "note": "limits already broken with no chargers"})
+        elif note[r] == 2:
+            out.append({"chargers": int(n_max), "binding": None, "note": f"no limit reached up to {n_max} chargers"})
+        else:
+            out.append({"chargers": int(lo[r]), "binding": binding})
     return out
 
 
@@ -515,7 +632,7 @@ def _most_common(values: list[str]) -> str:
 
 def hosting_timeseries(net, profiles: dict, steps: np.ndarray, limits: dict, charger_kw: float, directions: list[str],
                        placements: int, seed: int, n_max: int = 5000, progress=None, at: str = "all",
-                       only=None) -> "pd.DataFrame":
+                       only=None, reactive: dict | None = None) -> "pd.DataFrame":
     """Hosting capacity per feeder, direction and 15-minute ``steps`` of the SimBench ``profiles`` (balanced, by
     subnetwork): one row per feeder x direction x step with the placements' p5/p50/p95 and what binds in the
     median placement. The placements are drawn as ``hosting_capacity`` draws them, so a step's answer is the
@@ -555,15 +672,15 @@ def hosting_timeseries(net, profiles: dict, steps: np.ndarray, limits: dict, cha
         for direction in directions:
             sign = 1 if direction == "import" else -1
             runs, _ = check.capacities(buses, [draws[name, direction, m] for m in range(placements)],
-                                       sign * charger_kw, n_max, limits, base)
+                                       sign * charger_kw, n_max, limits, base, reactive)
             n = np.array([r["chargers"] for r in runs]).reshape(placements, len(steps))
             median = np.argsort(n, axis=0, kind="stable")[placements // 2]
+            p5, p50, p95 = np.percentile(n, [5, 50, 95], axis=0)
             for k, step in enumerate(steps):
                 b = runs[median[k] * len(steps) + k]["binding"] or {}
                 rows.append({"feeder": name, "direction": direction, "step": int(step),
-                             "chargers_p5": int(np.percentile(n[:, k], 5)), "chargers": int(np.percentile(n[:, k], 50)),
-                             "chargers_p95": int(np.percentile(n[:, k], 95)),
-                             "kw": float(np.percentile(n[:, k], 50) * charger_kw),
+                             "chargers_p5": int(p5[k]), "chargers": int(p50[k]), "chargers_p95": int(p95[k]),
+                             "kw": float(p50[k] * charger_kw),
                              "binding_limit": b.get("limit", "none"), "binding_element": b.get("element", "-"),
                              "value": b.get("value")})
             done += 1
@@ -664,7 +781,7 @@ def draw_map(net, mw: dict[str, float], binding: dict[str, str], title: str, pat
     norm = matplotlib.colors.Normalize(vmin=float(np.nanmin(values)) if values.size else 0,
                                        vmax=float(np.nanmax(values)) if values.size else 1)
     cmap = matplotlib.colormaps["viridis"]
-    fig, ax = plt.subplots(figsize=(8, 7))
+    fig, ax = plt.subplots(figsize=(8.5, 7))
     grey, coloured, colours = [], [], []
     for _, line in net.line.iterrows():
         a, b = int(line.from_bus), int(line.to_bus)
@@ -700,8 +817,130 @@ def draw_map(net, mw: dict[str, float], binding: dict[str, str], title: str, pat
     ax.set_yticks([])
     fig.colorbar(matplotlib.cm.ScalarMappable(norm=norm, cmap=cmap), ax=ax, label="hosting capacity (MW of chargers)",
                  shrink=0.7)
-    ax.set_title(title, fontsize=9)
+    ax.set_title(title, fontsize=8, wrap=True)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return True
+
+
+def service_hosting(net, vehicles: dict, sign: int, limits: dict, resolution_kw: float = 1.0,
+                    profiles: dict | None = None, steps=None, reactive_of_bus: dict | None = None,
+                    progress=None) -> "pd.DataFrame":
+    """Service hosting capacity: the largest contracted power (MW) the fleet can deliver in one synchronised
+    response, from its baseline to full response in the service's direction (``sign``: -1 a Low service, +1 a
+    High one), before a grid limit breaks; per 15-minute step of ``profiles`` (``steps``), or once for the network
+    as given. The fleet is ``vehicles`` (as the fleet simulator gets them); the response is shared as the
+    aggregator shares it (``sims.controller.dispatch``: in proportion to headroom, state of charge respected), so
+    a bus's power at contracted C is linear in C. Searched in steps of ``resolution_kw`` by the hosting-capacity
+    search, up to the fleet's whole headroom (then ``binding_limit`` is ``fleet headroom``).
+    ``reactive_of_bus``: bus reference -> ``{"spec", "rated_kw"}`` (``sims.fleet.bus_reactive``)."""
+    import pandas as pd
+
+    from analysis.subnetwork import SupplyGroup, WholeNetwork, supply_groups
+    from sims.batchflow import _runpp
+    from sims.controller import dispatch
+    from sims.grid import find_bus
+    from sims.obc import plug_windows, soc_limited_kw
+
+    plugged, arrival, _ = plug_windows(vehicles)
+    here = plugged & (arrival <= 0)
+    baseline = np.where(here, np.asarray(vehicles["baseline_kw"], float), 0.0)
+    p_min, p_max = soc_limited_kw(vehicles, vehicles.get("soc"))
+    p_min, p_max = np.where(here, p_min, 0.0), np.where(here, p_max, 0.0)
+    full = dispatch(sign * 1e12, baseline, p_min, p_max)  # every vehicle at the end of its headroom
+    refs = [str(b) for b in vehicles["bus"]]
+    bus_refs = list(dict.fromkeys(refs))
+    index = np.array([bus_refs.index(r) for r in refs])
+    bus_base = np.bincount(index, weights=baseline, minlength=len(bus_refs))
+    bus_room = np.abs(np.bincount(index, weights=full - baseline, minlength=len(bus_refs)))
+    bus_rated = np.bincount(index, weights=np.maximum(np.abs(p_min), np.abs(p_max)), minlength=len(bus_refs))
+    total = float(bus_room.sum())
+    n_max = int(total // resolution_kw)
+    buses = np.array([find_bus(net, int(r) if r.isdigit() else r) for r in bus_refs])
+    _runpp(net)
+    whole = {}
+
+    def whole_network():
+        if "net" not in whole:
+            whole["net"] = WholeNetwork(net)
+        return whole["net"]
+
+    checks = []  # (GroupCheck, positions of the fleet buses in it)
+    for members in {tuple(g) for g in supply_groups(net, set(buses.tolist())).values()}:
+        check = GroupCheck(SupplyGroup(net, list(members), whole_network))
+        mine = np.flatnonzero(np.isin(buses, members))
+        checks.append((check, mine))
+    n_steps = 1 if steps is None else len(steps)
+    bases = [None if steps is None else check.step_injections(profiles, np.asarray(steps)) for check, _ in checks]
+    spec = {i: (reactive_of_bus or {}).get(r) for i, r in enumerate(bus_refs)}
+    flows = 0
+
+    def test(idx, n):
+        nonlocal flows
+        share = n[:, None] * resolution_kw / total if total > 0 else np.zeros((len(n), 1))
+        p = bus_base[None, :] + sign * share * bus_room[None, :]  # kW per fleet bus, + import
+        merged = None
+        for (check, mine), base in zip(checks, bases):
+            rows_base = None if base is None else base[idx % n_steps]
+            specs = {spec[i]["spec"]["mode"] if spec[i] else None for i in mine}
+            reactive = next((spec[i]["spec"] for i in mine if spec[i]), None) if len(specs) == 1 else None
+            if len(specs) > 1:
+                raise ValueError("service hosting capacity takes one reactive setting per supply group")
+            res, k = check.solve_with_chargers(buses[mine], p[:, mine], np.broadcast_to(bus_rated[mine], p[:, mine].shape),
+                                               reactive, rows_base)
+            flows += k
+            found = check.violations(res, limits)
+            merged = found if merged is None else merged.merge(found)
+        return merged
+
+    runs = lockstep(test, n_steps, n_max)
+    rows = []
+    for k in range(n_steps):
+        run = runs[k]
+        b = run["binding"] or {}
+        limited = run.get("note", "").startswith("no limit")
+        rows.append({"step": None if steps is None else int(steps[k]), "service_mw": run["chargers"] * resolution_kw / 1000,
+                     "fleet_mw": total / 1000,
+                     "binding_limit": "fleet headroom" if limited else b.get("limit", "none"),
+                     "binding_element": "-" if limited else b.get("element", "-"), "value": b.get("value")})
+    frame = pd.DataFrame(rows)
+    frame.attrs["power_flows"] = flows
+    return frame
+
+
+def write_service_timeseries(frame, out_dir, service: str, contracted_mw: float | None) -> list:
+    """service_hosting.parquet, a duration curve and a day x hour heatmap of the deliverable MW."""
+    from pathlib import Path
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out_dir = Path(out_dir)
+    frame.to_parquet(out_dir / "service_hosting.parquet", index=False)
+    fig, (a, b) = plt.subplots(1, 2, figsize=(12, 4), gridspec_kw={"width_ratios": [1, 2]})
+    mw = np.sort(frame.service_mw.to_numpy())[::-1]
+    a.plot((np.arange(mw.size) + 0.5) / mw.size * 100, mw, lw=1.2, label="deliverable before a grid limit")
+    a.axhline(frame.fleet_mw.iloc[0], color="0.5", lw=1, ls="--", label="the fleet's headroom")
+    if contracted_mw is not None:
+        a.axhline(contracted_mw, color="tab:red", lw=1, label=f"contracted {contracted_mw:g} MW")
+    a.set_xlabel("share of the studied quarter-hours (%)")
+    a.set_ylabel(f"{service} (MW)")
+    a.legend(fontsize=7)
+    day = frame["time"].dt.dayofyear.to_numpy()
+    quarter = (frame["time"].dt.hour * 4 + frame["time"].dt.minute // 15).to_numpy()
+    days = np.unique(day)
+    grid = np.full((96, days.size), np.nan)
+    grid[quarter, np.searchsorted(days, day)] = frame.service_mw.to_numpy()
+    image = b.imshow(grid, aspect="auto", origin="lower", cmap="viridis", interpolation="nearest",
+                     extent=(days[0] - 0.5, days[-1] + 0.5, 0, 24))
+    fig.colorbar(image, ax=b, label=f"{service} deliverable (MW)")
+    b.set_xlabel("day of year")
+    b.set_ylabel("hour of day")
+    fig.suptitle(f"Service hosting capacity: the fleet's synchronised {service} response the grid takes", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(out_dir / "service_hosting.png", dpi=110)
+    plt.close(fig)
+    return [out_dir / "service_hosting.parquet", out_dir / "service_hosting.png"]

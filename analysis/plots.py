@@ -19,16 +19,15 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-import yaml  # noqa: E402
 
 from analysis.budget import first_receipts  # noqa: E402
 from analysis.envelope import envelope  # noqa: E402
+from analysis.limits import Limits  # noqa: E402
 from analysis.timeseries import RunRecord  # noqa: E402
 from analysis.verdict import service_trace  # noqa: E402
 from sims import PHASES  # noqa: E402
 from sims.obc import time_to_reach_s  # noqa: E402
 
-GRID_LIMITS = yaml.safe_load((Path(__file__).parent / "data" / "grid_limits.yaml").read_text())
 COLORS = plt.rcParams["axes.prop_cycle"].by_key()["color"]
 
 
@@ -184,7 +183,10 @@ def latency(rec, path: Path) -> Path | None:
 
 
 def grid(rec, path: Path, limits: dict | None = None) -> Path | None:
-    limits = dict(GRID_LIMITS, **(limits or {}))
+    resolved = Limits.of(limits)
+    kv = rec.series("bus_kv")
+    kv = kv.value[0] if kv is not None and kv.value.size else np.zeros(1)
+    bands = sorted(set(zip(*resolved.band(np.unique(kv)))))
     v_min, v_max = rec.series("v_min"), rec.series("v_max")
     if v_min is None:
         return None
@@ -200,23 +202,23 @@ def grid(rec, path: Path, limits: dict | None = None) -> Path | None:
                            label=f"phase {phase}: range over the buses")
     else:
         a.fill_between(t, v_min.value, v_max.value, step="post", alpha=0.4, label="range of bus voltages")
-    for lim in (limits["v_min_pu"], limits["v_max_pu"]):
+    for lim in sorted({x for band in bands for x in band}):
         a.axhline(lim, color="tab:red", lw=1)
     a.set_ylabel("voltage (pu)")
-    a.set_title(f"Feeder ({'unbalanced' if phases else 'balanced'} power flow): voltage band {limits['v_min_pu']}-"
-                f"{limits['v_max_pu']} pu, loading limit {limits['loading_pct']} % ({GRID_LIMITS['source']})", fontsize=9)
+    a.set_title(f"Feeder ({'unbalanced' if phases else 'balanced'} power flow): voltage band {resolved.describe(kv)}, "
+                f"loading limit {resolved.loading_pct:g} % ({resolved.name})", fontsize=9)
     a.legend(fontsize=7)
     for name, label in (("max_line_loading", "highest line loading"), ("max_trafo_loading", "highest transformer loading")):
         s = rec.series(name)
         if s is not None:
             b.step(s.time_ms / 1000, s.value, where="post", label=label)
-    b.axhline(limits["loading_pct"], color="tab:red", lw=1)
+    b.axhline(resolved.loading_pct, color="tab:red", lw=1)
     b.set_ylabel("loading (%)")
     b.legend(fontsize=7)
     if unbalance is not None:
         c = axes[2]
         c.step(unbalance.time_ms / 1000, unbalance.value, where="post", color="tab:purple", label="highest voltage unbalance")
-        c.axhline(limits["unbalance_pct"], color="tab:red", lw=1)
+        c.axhline(resolved.unbalance_pct, color="tab:red", lw=1)
         c.set_ylabel("unbalance (%)")
         c.legend(fontsize=7)
     axes[-1].set_xlabel("time (s)")

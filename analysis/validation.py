@@ -203,7 +203,77 @@ def gb2019_figure(open_run, closed_run, out) -> None:
     plt.close(fig)
 
 
-SECTIONS = {"vehicles": vehicles, "chargers": chargers, "network": network, "services": services, "gb2019": gb2019}
+def power_flow() -> str:
+    """The batch power flow of hosting capacity (``sims.batchflow``) against pandapower's Newton-Raphson, on the
+    shipped networks with random extra loads and generation (200 rows each, 0.5 MW / 50 kW at each bus)."""
+    import warnings
+
+    import pandapower as pp
+
+    from sims.batchflow import BatchPowerFlow
+    from sims.grid import load_network
+
+    rows = []
+    for spec, scale in (("cigre_mv", 0.5), ("cigre_lv", 0.05), ("ieee_eu_lv", 0.005)):
+        net = load_network(spec)
+        flow = BatchPowerFlow(net)
+        rng = np.random.default_rng(1)
+        buses = [int(b) for b, p in zip(flow.buses, flow.bus_ppci) if p < flow.n_ppci and flow._pq_pos[p] >= 0]
+        draws = (rng.random((200, len(buses))) - 0.5) * scale * (1 + 0.3j)
+        S = np.repeat(flow.S_base[None, :], 200, axis=0)
+        np.add.at(S.T, flow.pq_positions(buses), -draws.T)
+        res = flow.solve(S)
+        vm, (lines, _) = flow.vm(res), flow.loadings(res)
+        extra = [pp.create_load(net, bus=b, p_mw=0.0) for b in buses]
+        dv = dl = 0.0
+        for k in range(0, 200, 40):  # every 40th row by pandapower (one power flow each)
+            net.load.loc[extra, "p_mw"], net.load.loc[extra, "q_mvar"] = draws[k].real, draws[k].imag
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                pp.runpp(net, numba=False)
+            dv = max(dv, float(np.nanmax(np.abs(vm[k] - net.res_bus.vm_pu.to_numpy()))))
+            dl = max(dl, float(np.nanmax(np.abs(lines[k] - net.res_line.loading_percent.to_numpy()))))
+        rows.append([spec, len(net.bus), _below(dv), _below(dl), int(res["converged"].sum())])
+    return ("Balanced power flows of hosting capacity (`sims/batchflow.py`: implicit Z-bus iteration on pandapower's "
+            "own admittance matrices) against pandapower's Newton-Raphson, the same injections (5 of 200 rows "
+            "per network compared):\n\n"
+            + _md(["network", "buses", "largest voltage difference (pu)", "largest line loading difference (%)",
+                   "rows converged (of 200)"], rows))
+
+
+def _below(x: float) -> str:
+    """An upper bound, not the value: round-off differs between machines (BLAS threads), bounds do not."""
+    for bound in (1e-10, 1e-8, 1e-6, 1e-4, 1e-3, 1e-2):
+        if 3 * x <= bound:
+            return f"< {bound:.0e}"
+    return f"{x:.1e}"
+
+
+def limits() -> str:
+    """The named limit sets of the `grid` rule and hosting capacity, with their sources."""
+    from analysis.limits import catalog as limit_sets
+
+    rows = []
+    for name, data in limit_sets()["sets"].items():
+        for level in data["voltage"]:
+            below = "any" if not np.isfinite(float(level["below_kv"])) else f"below {float(level['below_kv']):g} kV"
+            rows.append([name, below, f"{level['v_min_pu']:.2f}-{level['v_max_pu']:.2f}", level["source"]])
+    return "Voltage bands by nominal voltage (analysis/data/grid_limits.yaml):\n\n" + _md(
+        ["set", "buses", "band (pu)", "source"], rows)
+
+
+def reactive() -> str:
+    """Q(U) curves of sims/data/reactive.yaml: their points and whether they are verified."""
+    from sims.reactive import curves
+
+    rows = [[name, ", ".join(f"({v:g}, {q:+.3f})" for v, q in c["points"]), "verify" if c.get("verify") else "checked",
+             " ".join(c["source"].split())[:160]] for name, c in curves().items()]
+    return "Charger Q(U) curves (q: fraction of rated power, + absorbs):\n\n" + _md(
+        ["curve", "points (v pu, q)", "status", "source"], rows)
+
+
+SECTIONS = {"vehicles": vehicles, "chargers": chargers, "network": network, "services": services, "gb2019": gb2019,
+            "power_flow": power_flow, "limits": limits, "reactive": reactive}
 
 
 def main(argv: list[str]) -> int:

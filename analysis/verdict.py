@@ -28,6 +28,7 @@ import numpy as np
 from analysis.budget import first_receipts
 from analysis.causes import chain, explain_failures, ran_out
 from analysis.envelope import envelope, error_pu
+from analysis.limits import Limits
 from analysis.regimes import ANY, activation_lower_kw, applicable, settlement_periods
 from analysis.timeseries import RunRecord
 from sims import PHASES
@@ -452,14 +453,20 @@ VOLTAGE_SERIES = (("voltage", ""), *((f"voltage_{p}", f" phase {p}") for p in PH
 
 
 def grid_rule(rec: RunRecord, t_event: int, t_end: int, limits: dict | None) -> dict | None:
-    """During the event the feeder must stay within limits: every bus voltage inside
-    [v_min_pu, v_max_pu] (EN 50160 default 0.90-1.10 pu; with an unbalanced power flow, every phase
-    of every bus, and the voltage unbalance at or below unbalance_pct, 2 %) and every line and
-    transformer loading at or below loading_pct (100 %; the most loaded phase), and every power flow
-    must converge (no voltage collapse). Value: the worst violation (or the tightest margin) with the
-    element, the time and the limit it broke."""
+    """During the event the feeder must stay within limits: every bus voltage inside its band (the
+    scenario's limit set, by the bus's nominal voltage: EN 50160 0.90-1.10 pu; GB ESQCR LV 0.94-1.10,
+    HV 0.94-1.06; with an unbalanced power flow, every phase of every bus, and the voltage unbalance at
+    or below unbalance_pct, 2 %) and every line and transformer loading at or below loading_pct (100 %;
+    the most loaded phase), and every power flow must converge (no voltage collapse). Value: the worst
+    violation (or the tightest margin) with the element, the time and the limit it broke."""
     if limits is None or not rec.has("converged"):
         return None
+    resolved = Limits.of(limits)
+    kv = rec.series("bus_kv")
+    if kv is not None and kv.value.size:
+        v_min, v_max = resolved.band(kv.value[0])
+    else:  # a record from before bus voltages were recorded: the band of the lowest level
+        v_min, v_max = resolved.band([0.0])
     conv = rec.series("converged")
     window = (conv.time_ms >= t_event) & (conv.time_ms < t_end)
     if not window.any():  # no power flow inside the event: judge the last one before its end
@@ -475,15 +482,15 @@ def grid_rule(rec: RunRecord, t_event: int, t_end: int, limits: dict | None) -> 
     for name, phase in VOLTAGE_SERIES:
         if rec.has(name):
             vm = rec.series(name).value[window]
-            quantities += [(vm, buses, "bus {}%s voltage" % phase, limits["v_max_pu"], True, "pu", 1.0),
-                           (vm, buses, "bus {}%s voltage" % phase, limits["v_min_pu"], False, "pu", 1.0)]
-    if rec.has("unbalance") and "unbalance_pct" in limits:
+            quantities += [(vm, buses, "bus {}%s voltage" % phase, v_max, True, "pu", 1.0),
+                           (vm, buses, "bus {}%s voltage" % phase, v_min, False, "pu", 1.0)]
+    if rec.has("unbalance"):
         quantities.append((rec.series("unbalance").value[window], buses, "bus {} voltage unbalance",
-                           limits["unbalance_pct"], True, "%", 0.01))
+                           resolved.unbalance_pct, True, "%", 0.01))
     for name, names, label in (("line_loading", "line_names", "line"), ("trafo_loading", "trafo_names", "transformer")):
         loading = rec.series(name)
         if loading is not None and loading.value.shape[1]:
-            quantities.append((loading.value[window], rec.labels(names), label + " {} loading", limits["loading_pct"],
+            quantities.append((loading.value[window], rec.labels(names), label + " {} loading", resolved.loading_pct,
                                True, "%", 0.01))
     checks = []  # (excess in pu, comparable across quantities; description, value, limit, unit, time, margin)
     for values, names, element, limit, upper, unit, to_pu in quantities:
@@ -491,7 +498,8 @@ def grid_rule(rec: RunRecord, t_event: int, t_end: int, limits: dict | None) -> 
         # the earliest time, then the first element, at which the worst value is reached (to 1e-9: a
         # plateau must not be decided by solver round-off)
         k, j = np.argwhere(excess >= excess.max() - 1e-9)[0]
-        checks.append((float(excess[k, j] * to_pu), element.format(names[j] or j), float(values[k, j]), limit, unit,
+        at = float(np.broadcast_to(limit, values.shape[1:])[j])  # a band per bus, or one limit for all
+        checks.append((float(excess[k, j] * to_pu), element.format(names[j] or j), float(values[k, j]), at, unit,
                        int(times[k]), -float(excess[k, j])))
     worst = max(checks, key=lambda c: c[0])
     return dict(_rule(worst[0] <= 1e-9, _r(worst[2], 6), worst[3], _r(worst[6], 6), worst[4]),

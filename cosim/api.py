@@ -331,8 +331,9 @@ class HostingResult:
     """Hosting capacity per feeder and direction: the results dict ``hosting_capacity.json`` holds; with
     ``times``, ``timeseries`` (one row per feeder x direction x quarter-hour)."""
 
-    def __init__(self, results: dict, loaded: LoadedScenario, out_dir: Path | None, timeseries=None):
+    def __init__(self, results: dict, loaded: LoadedScenario, out_dir: Path | None, timeseries=None, bus_kv=None):
         self.results = results
+        self.bus_kv = bus_kv  # nominal voltage of the network's buses (the limit set's levels)
         self.scenario = loaded
         self.out_dir = out_dir
         self.timeseries = timeseries
@@ -384,19 +385,24 @@ def profile_steps(times: str, every: int, n_steps: int) -> "np.ndarray":
 def hosting_capacity(scenario: str | Path | LoadedScenario, placements: int | None = None, max_chargers: int = 5000,
                      at: str = "loads", out: str | Path | None = None, overrides: Iterable[str] = (),
                      progress=None, method: str = "auto", times: str | None = None, every: int = 1,
-                     feeders: Iterable[str] | None = None) -> HostingResult:
+                     feeders: Iterable[str] | None = None, service: str | None = None) -> HostingResult:
     """``v2g hosting-capacity``: chargers of the scenario's first fleet group each feeder takes before a
     limit breaks, over random placements (default 20; 1 for a time series). Writes the tables and plots
     into ``out`` when given. ``method``: auto, subnetwork or whole-network (see analysis/hosting.py);
     ``times``: ``year`` or ``START..END`` on a SimBench grid, a time series of every ``every``-th quarter-hour;
-    ``feeders``: study only these. ``progress(done, total)`` is called as the work goes."""
+    ``feeders``: study only these. ``service``: instead of chargers, the scenario's fleet at its buses answering
+    this service all at once: the largest contracted MW before a grid limit breaks (``result.service``, a
+    frame; see ``analysis.hosting.service_hosting``). ``progress(done, total)`` is called as the work goes."""
     from analysis import hosting
     from cosim.outputs import atomic_directory, check_output_dir, output_lock
     from cosim.scenario import SIMBENCH_YEAR_START
     from sims.fleet import charger_power, single_phase
     from sims.grid import PROFILE_MS, apply_profiles, load_network, simbench_profiles
+    from sims.reactive import resolve as resolve_reactive
 
     loaded = load_scenario(scenario, overrides)
+    if service is not None:
+        return _service_hosting(loaded, service, times, every, out, progress)
     if placements is None:
         placements = 1 if times else 20
     if placements < 1 or max_chargers < 1:
@@ -422,7 +428,7 @@ def hosting_capacity(scenario: str | Path | LoadedScenario, placements: int | No
     net = load_network(sc.grid.network, loaded.base_dir)
     for table in ("load", "asymmetric_load"):
         net[table]["scaling"] = net[table]["scaling"] * sc.grid.base_load_scale
-    profiles = simbench_profiles(net) if sc.grid.network.startswith("simbench:") else None
+    profiles = simbench_profiles(net, sc.grid.network) if sc.grid.network.startswith("simbench:") else None
     if sc.grid.profile_time is not None:  # SimBench: the loads and generation at the scenario's start
         apply_profiles(net, profiles, sc.grid.profile_start_ms() // PROFILE_MS)
     names = {f for f in hosting.feeders(net, at)}
@@ -435,11 +441,13 @@ def hosting_capacity(scenario: str | Path | LoadedScenario, placements: int | No
                                                sc.seed, max_chargers, progress,
                                                phase=group["phase"] if single_phase(group) else None,
                                                unbalanced=loaded.power_flow == "unbalanced", at=at,
-                                               solver=loaded.solver, method=method, only=feeders)
+                                               solver=loaded.solver, method=method, only=feeders,
+                                               reactive=resolve_reactive(group.get("reactive")))
         else:
             steps = steps[steps < len(next(iter(profiles.values())))]
             timeseries = hosting.hosting_timeseries(net, profiles, steps, sc.grid.limits.model_dump(), charger_kw,
-                                                    directions, placements, sc.seed, max_chargers, progress, at, feeders)
+                                                    directions, placements, sc.seed, max_chargers, progress, at, feeders,
+                                                    resolve_reactive(group.get("reactive")))
             results = {"charger_kw": charger_kw, "limits": sc.grid.limits.model_dump(), "placements": placements,
                        "times": times, "every": every, "steps": int(len(steps)), "method": "subnetwork"}
     except ValueError as exc:
@@ -460,6 +468,72 @@ def hosting_capacity(scenario: str | Path | LoadedScenario, placements: int | No
                 binding = dict(zip(worst.feeder, worst.binding_element))
                 what = f"worst quarter-hour, {directions[0]}"
                 (tmp / "hosting_capacity_timeseries.json").write_text(json.dumps(results, indent=2) + "\n")
-            hosting.draw_map(net, mw, binding, f"Hosting capacity of {sc.grid.network} by feeder ({what}; x: what binds)",
+            hosting.draw_map(net, mw, binding, f"Hosting capacity of {sc.grid.network} by feeder\n({what}; x: what binds)",
                              tmp / "hosting_capacity_map.png")
-    return HostingResult(results, loaded, Path(out) if out is not None else None, timeseries)
+    return HostingResult(results, loaded, Path(out) if out is not None else None, timeseries,
+                         sorted(set(net.bus.vn_kv.astype(float))))
+
+
+def _service_hosting(loaded: LoadedScenario, service: str, times: str | None, every: int, out, progress) -> HostingResult:
+    """``hosting_capacity(..., service=...)``."""
+    import numpy as np
+
+    from analysis import hosting
+    from cosim.outputs import atomic_directory, check_output_dir, output_lock
+    from cosim.scenario import SIMBENCH_YEAR_START
+    from cosim.world import sample_fleet
+    from sims import catalog
+    from sims.fleet import bus_reactive
+    from sims.grid import PROFILE_MS, apply_profiles, load_network, simbench_profiles
+    from sims.services import direction_sign
+
+    known = catalog.services()
+    if service not in known:
+        raise ScenarioError(f"--service: unknown service {service!r} (known: {', '.join(sorted(known))})")
+    sc = loaded.scenario
+    if loaded.power_flow == "unbalanced":
+        raise ScenarioError(f"{loaded.path}: grid.power_flow: service hosting capacity solves balanced power flows "
+                            "(set grid.power_flow: balanced)")
+    steps = None
+    if times is not None:
+        if not sc.grid.network.startswith("simbench:"):
+            raise ScenarioError(f"{loaded.path}: grid.network: --times needs a SimBench grid (its profiles), "
+                                f"got {sc.grid.network!r}")
+        steps = profile_steps(times, every, 366 * 96)
+    if out is not None:
+        check_output_dir(Path(out))
+    net = load_network(sc.grid.network, loaded.base_dir)
+    for table in ("load", "asymmetric_load"):
+        net[table]["scaling"] = net[table]["scaling"] * sc.grid.base_load_scale
+    profiles = simbench_profiles(net, sc.grid.network) if sc.grid.network.startswith("simbench:") else None
+    if sc.grid.profile_time is not None:
+        apply_profiles(net, profiles, sc.grid.profile_start_ms() // PROFILE_MS)
+    if steps is not None:
+        steps = steps[steps < len(next(iter(profiles.values())))]
+    vehicles = sample_fleet(loaded)
+    try:
+        frame = hosting.service_hosting(net, vehicles, direction_sign(known[service]), sc.grid.limits.model_dump(),
+                                        profiles=profiles, steps=steps, reactive_of_bus=bus_reactive(loaded.groups, vehicles))
+    except ValueError as exc:
+        raise ScenarioError(f"{loaded.path}: grid: {exc}") from None
+    contracted = next((s.contracted_mw for s in sc.services if s.id == service), None)
+    results = {"service": service, "contracted_mw": contracted, "fleet_mw": float(frame.fleet_mw.iloc[0]),
+               "power_flows": frame.attrs["power_flows"], "times": times, "every": every,
+               "limits": sc.grid.limits.model_dump()}
+    if steps is not None:
+        frame.insert(1, "time", step_times(frame.step))
+        if contracted is not None:
+            results["share_deliverable"] = float(np.mean(frame.service_mw >= contracted))
+        results["binding_share"] = frame.binding_limit.value_counts(normalize=True).round(4).to_dict()
+    else:
+        results.update({k: frame.iloc[0][k] for k in ("service_mw", "binding_limit", "binding_element")})
+    if out is not None:
+        with output_lock(Path(out)), atomic_directory(Path(out), "hosting-capacity") as tmp:
+            (tmp / "service_hosting.json").write_text(json.dumps(results, indent=2, default=str) + "\n")
+            if steps is None:
+                frame.to_csv(tmp / "service_hosting.csv", index=False)
+            else:
+                hosting.write_service_timeseries(frame, tmp, service, contracted)
+    result = HostingResult(results, loaded, Path(out) if out is not None else None)
+    result.service = frame
+    return result

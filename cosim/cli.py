@@ -79,6 +79,9 @@ def _parser() -> argparse.ArgumentParser:
                          "(ISO dates, END excluded)")
     hc.add_argument("--every", type=int, default=1, help="with --times: every N-th quarter-hour (1)")
     hc.add_argument("--feeders", nargs="+", metavar="NAME", help="study only these feeders (names as listed)")
+    hc.add_argument("--service", metavar="ID",
+                    help="service hosting capacity: the largest contracted MW of this service the scenario's fleet, at "
+                         "its buses, can deliver in one synchronised response before a grid limit breaks")
     hc.add_argument("--at", choices=["loads", "all"], default="loads",
                     help="candidate buses: those with a load, the customers (default), or every bus of the feeder")
     swp = sub.add_parser("sweep", help="a base scenario over parameters and seeds; one table of verdicts")
@@ -329,15 +332,21 @@ def cmd_hosting(args) -> int:
     out = args.out or Path("results") / loaded.scenario.name / "hosting-capacity"
     with Progress("hosting capacity", "feeder directions", quiet=args.quiet) as progress:
         result = api.hosting_capacity(loaded, args.placements, args.max_chargers, args.at, out, progress=progress,
-                                      method=args.method, times=args.times, every=args.every, feeders=args.feeders)
+                                      method=args.method, times=args.times, every=args.every, feeders=args.feeders,
+                                      service=args.service)
+    from analysis.limits import Limits
+
     results, sc = result.results, loaded.scenario
-    lim = sc.grid.limits
+    lim = Limits.of(sc.grid.limits.model_dump())
     unbalance = f", unbalance {lim.unbalance_pct:g} %" if loaded.power_flow == "unbalanced" else ""
+    band = f"{lim.name} {lim.describe(result.bus_kv)}" if result.bus_kv else lim.name
+    if args.service:
+        return _print_service(result, args, sc, out)
     if result.timeseries is not None:
         frame = result.timeseries
         print(f"Hosting capacity of {sc.grid.network} for {results['charger_kw']:g} kW chargers at buses with a load, "
               f"{results['steps']} quarter-hours of {args.times} ({results['placements']} placement(s) each; limits "
-              f"{lim.v_min_pu:g}-{lim.v_max_pu:g} pu, {lim.loading_pct:g} %)")
+              f"{band}, {lim.loading_pct:g} %)")
         worst = frame.loc[frame.groupby(["feeder", "direction"], sort=True)["chargers"].idxmin()]
         times = {int(s): str(t) for s, t in zip(frame.step, api.step_times(frame.step))}
         print(render(["feeder", "direction", "worst", "at", "binds", "where", "median", "best"],
@@ -349,7 +358,7 @@ def cmd_hosting(args) -> int:
         return 0
     print(f"Hosting capacity of {sc.grid.network} for {results['charger_kw']:g} kW {results['charger_phases']} chargers "
           f"at buses {results['buses']}, {loaded.power_flow} power flow ({results['placements']} placements per feeder; "
-          f"limits {lim.v_min_pu:g}-{lim.v_max_pu:g} pu, {lim.loading_pct:g} %{unbalance}; {results['method']})")
+          f"limits {band}, {lim.loading_pct:g} %{unbalance}; {results['method']})")
     if sc.grid.profile_time is not None:
         print(f"base loads and generation: the grid's profiles at {sc.grid.profile_time}")
     if loaded.power_flow_note:
@@ -359,6 +368,28 @@ def cmd_hosting(args) -> int:
                    f"{f['kw_p50'] / 1000:.2f}", f["binding_limit"], f["binding_element"]] for f in results["feeders"]],
                  "llrrrrll"))
     print(f"{results['power_flows']} power flows; results in {out}/")
+    return 0
+
+
+def _print_service(result, args, sc, out) -> int:
+    from analysis.table import render
+
+    res, frame = result.results, result.service
+    fleet = f"fleet headroom {res['fleet_mw']:.3f} MW"
+    if args.times is None:
+        print(f"{args.service} from the fleet of {sc.name} on {sc.grid.network}: up to {res['service_mw']:.3f} MW in one "
+              f"synchronised response ({fleet}); binds: {res['binding_limit']} {res['binding_element']}")
+    else:
+        worst = frame.loc[frame.service_mw.idxmin()]
+        print(f"{args.service} from the fleet of {sc.name} on {sc.grid.network}, {len(frame)} quarter-hours of "
+              f"{args.times} ({fleet}): median {frame.service_mw.median():.3f} MW, worst {worst.service_mw:.3f} MW at "
+              f"{worst.time} ({worst.binding_limit} {worst.binding_element})")
+        if res.get("share_deliverable") is not None:
+            print(f"the contracted {res['contracted_mw']:g} MW is deliverable in {100 * res['share_deliverable']:.1f} % "
+                  "of the quarter-hours")
+        print(render(["binds first", "share of quarter-hours"],
+                     [[k, f"{100 * v:.1f} %"] for k, v in res["binding_share"].items()], "lr"))
+    print(f"{res['power_flows']} power flows; results in {out}/")
     return 0
 
 

@@ -141,22 +141,31 @@ class Frequency(_Strict):
     sample_ms: int = Field(default=20, ge=1, le=60_000, description="sampling of ramps")
 
 
-_GRID_LIMITS = yaml.safe_load((Path(__file__).resolve().parents[1] / "analysis" / "data" / "grid_limits.yaml").read_text())
+from analysis import limits as _limits  # noqa: E402  (the limit sets are data the analysis owns)
+
+LimitSet = Literal[tuple(_limits.set_names())]
 
 
 class GridLimits(_Strict):
-    v_min_pu: float = Field(default=_GRID_LIMITS["v_min_pu"], gt=0)
-    """lowest voltage allowed (default EN 50160: analysis/data/grid_limits.yaml)"""
-    v_max_pu: float = Field(default=_GRID_LIMITS["v_max_pu"], gt=0)
-    """highest voltage allowed"""
-    loading_pct: float = Field(default=_GRID_LIMITS["loading_pct"], gt=0, description="lines and transformers")
-    unbalance_pct: float = Field(default=_GRID_LIMITS["unbalance_pct"], gt=0,
-                                 description="voltage unbalance (negative/positive sequence); unbalanced power flow only")
+    set: LimitSet = _limits.catalog()["default"]
+    """named limit set (analysis/data/grid_limits.yaml): en50160 (0.90-1.10 pu at every level) or gb_esqcr
+    (LV +10 %/-6 %, HV below 132 kV +/-6 %); voltage bands per bus by its nominal voltage"""
+    v_min_pu: float | None = Field(default=None, gt=0)
+    """lowest voltage allowed at every voltage level (default: the set's band for the bus's level)"""
+    v_max_pu: float | None = Field(default=None, gt=0)
+    """highest voltage allowed at every voltage level (default: the set's band for the bus's level)"""
+    loading_pct: float | None = Field(default=None, gt=0)
+    """lines and transformers (default: the set's, 100 %)"""
+    unbalance_pct: float | None = Field(default=None, gt=0)
+    """voltage unbalance (negative/positive sequence); unbalanced power flow only (default: the set's, 2 %)"""
 
     @model_validator(mode="after")
     def _band(self):
-        if self.v_min_pu >= self.v_max_pu:
-            raise ValueError(f"v_min_pu ({self.v_min_pu}) must be below v_max_pu ({self.v_max_pu})")
+        resolved = _limits.Limits.of(self.model_dump())
+        for below_kv, lo, hi in resolved.levels:
+            if lo >= hi:
+                where = "" if resolved.uniform else f" (buses below {below_kv:g} kV)"
+                raise ValueError(f"v_min_pu ({lo:g}) must be below v_max_pu ({hi:g}){where}")
         return self
 
 
@@ -211,6 +220,34 @@ class BusSet(_Strict):
     """only the buses of this feeder (named by its first line, as `v2g hosting-capacity` prints them)"""
 
 
+class Reactive(_Strict):
+    """Reactive power of a group's chargers (sims/data/reactive.yaml; sims/reactive.py)."""
+
+    mode: Literal["unity", "power_factor", "q_u"] = "unity"
+    """unity: no reactive power; power_factor: a fixed cos phi; q_u: a Q(U) characteristic"""
+    power_factor: float = Field(default=1.0, gt=0, le=1)
+    """power_factor mode: cos phi (0.95: |Q| = 0.33 |P|)"""
+    absorb: bool = True
+    """power_factor mode: absorb reactive power (under-excited, lowers the voltage); false: inject it"""
+    curve: str | list[tuple[float, float]] = "en50549"
+    """q_u mode: a named curve of sims/data/reactive.yaml, or points [[v_pu, q], ...] (q: fraction of rated power,
+    + absorbs), voltages increasing"""
+
+    @model_validator(mode="after")
+    def _curve(self):
+        from sims.reactive import curves
+
+        if self.mode == "q_u":
+            if isinstance(self.curve, str):
+                if self.curve not in curves():
+                    raise ValueError(f"curve: unknown Q(U) curve {self.curve!r} (known: {', '.join(curves())})")
+            else:
+                v = [p[0] for p in self.curve]
+                if len(v) < 2 or any(b <= a for a, b in zip(v, v[1:])) or any(abs(p[1]) > 1 for p in self.curve):
+                    raise ValueError("curve: at least two points [v_pu, q], voltages increasing, |q| <= 1")
+        return self
+
+
 class FleetGroup(_Strict):
     model: str | VehicleModel
     """a vehicle model of the catalog (`v2g catalog vehicles`) or one given inline"""
@@ -254,6 +291,8 @@ class FleetGroup(_Strict):
     """AC: smallest non-zero current (IEC 61851-1: 6 A)"""
     current_step_a: float = Field(default=_DEFAULTS["current_step_a"], ge=0, le=1000)
     """AC: setpoint resolution of the pilot signal"""
+    reactive: Reactive = Field(default_factory=Reactive)
+    """reactive power of the chargers: unity (default), a fixed power factor, or Q(U) (grid codes' voltage support)"""
     phase_voltage_v: float = Field(default=_DEFAULTS["phase_voltage_v"], gt=0, le=1000)
     """AC: phase-to-neutral voltage"""
     setpoint_step_kw: float = Field(default=_DEFAULTS["setpoint_step_kw"], ge=0, le=5000)
@@ -884,6 +923,7 @@ class LoadedScenario:
                     where = f"fleet.groups[{i}].bus" + (f"[{j}]" if isinstance(g.bus, list) else "")
                     raise self.error(where, str(exc)) from None
         self._resolve_load_phases(net, find_bus, single_phase_loads(net))
+        self._check_reactive(net, find_bus)
         self._resolve_power_flow(zero_sequence_missing(net), has_asymmetric_elements(net))
         try:
             self.solver = choose_solver(self.scenario.grid.solver, self.power_flow == "unbalanced")
@@ -911,6 +951,17 @@ class LoadedScenario:
         if not found:
             raise self.error(f"fleet.groups[{i}].bus", f"{{{what}}}: the grid has no such bus")
         return sorted(found)
+
+    def _check_reactive(self, net, find_bus):
+        """One reactive-power setting per bus: the grid simulator applies it to the bus's charging load."""
+        seen: dict[int, tuple[int, dict]] = {}
+        for i, g in enumerate(self.groups):
+            for bus in g["bus"] if isinstance(g["bus"], list) else [g["bus"]]:
+                index = find_bus(net, bus)
+                first = seen.setdefault(index, (i, g["reactive"]))
+                if first[1] != g["reactive"]:
+                    raise self.error(f"fleet.groups[{i}].reactive", f"bus {bus!r} also has fleet.groups[{first[0]}], "
+                                     "whose reactive setting differs: chargers at one bus share one setting")
 
     def _resolve_load_phases(self, net, find_bus, phases: dict[int, str]):
         for i, g in enumerate(self.groups):

@@ -17,7 +17,7 @@ import numpy as np
 
 from sims import PHASES, catalog, record
 from sims.controller import aggregator_vehicles
-from sims.fleet import PHASE_OUTPUTS, fleet_rng, sample_vehicles
+from sims.fleet import PHASE_OUTPUTS, bus_reactive, fleet_rng, sample_vehicles
 
 SIM_CONFIG = {
     "Frequency": {"python": "sims.frequency:FrequencySim"},
@@ -103,7 +103,7 @@ def build(world: mosaik.World, loaded, vehicles: dict, h5_path: str) -> dict:
     grid = world.start("Grid", network=sc.grid.network, base_dir=str(loaded.base_dir),
                        step_ms=round(sc.grid.step_s * 1000), base_load_scale=sc.grid.base_load_scale,
                        profile_start_ms=sc.grid.profile_start_ms(), power_flow=loaded.power_flow, solver=loaded.solver).Grid(
-        ev_buses=[_bus_ref(b) for b in bus_refs])
+        ev_buses=[_bus_ref(b) for b in bus_refs], reactive=bus_reactive(loaded.groups, vehicles))
     recorder = world.start("Recorder", path=str(h5_path), heartbeat_steps=stride_ms,
                            dtypes=record.dtypes()).Recorder()
 
@@ -139,7 +139,7 @@ def build(world: mosaik.World, loaded, vehicles: dict, h5_path: str) -> dict:
     voltages = ([f"voltage_{p}" for p in PHASES] + ["unbalance", "max_unbalance"]) if unbalanced else ["voltage"]
     world.connect(grid, recorder, *record.attrs(record.GRID, *voltages, "line_loading", "trafo_loading", "v_min", "v_max",
                                                 "max_line_loading", "max_trafo_loading", "converged", "bus_names",
-                                                "line_names", "trafo_names"))
+                                                "bus_kv", "line_names", "trafo_names"))
     if loaded.system is None:
         world.set_initial_event(frequency.sid)
     return {"frequency": frequency, "controller": controller, "network": network, "fleet": fleet,

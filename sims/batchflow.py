@@ -30,6 +30,7 @@ import numpy as np
 
 TOL_PU = 1e-10  # largest change of any bus voltage (pu) between sweeps at convergence
 MAX_ITER = 60
+CHUNK_ROWS = 2048  # rows solved together (their voltages and currents fit in cache)
 
 
 class Unsupported(ValueError):
@@ -77,6 +78,7 @@ class BatchPowerFlow:
         ybus = ppci["Ybus"].toarray()
         self.V_ref = ppci["V"][self.ref]
         self.Z = np.linalg.inv(ybus[np.ix_(self.pq, self.pq)])
+        self.Zt = np.ascontiguousarray(self.Z.T)
         self.w = -self.Z @ (ybus[np.ix_(self.pq, self.ref)] @ self.V_ref)
         self.S_base = np.asarray(ppci["Sbus"])[self.pq] * self.base_mva  # MVA injected, base case
         self.V_base = ppci["V"][self.pq]
@@ -143,20 +145,23 @@ class BatchPowerFlow:
         buses, complex pu) and ``converged`` (rows). ``v0``: starting voltages (default: the base case's)."""
         S = np.atleast_2d(np.asarray(s_mva, dtype=complex)) / self.base_mva
         rows = S.shape[0]
-        V = np.broadcast_to(self.V_base if v0 is None else v0, S.shape).copy()
-        active = np.arange(rows)
+        V = np.array(np.broadcast_to(self.V_base if v0 is None else v0, S.shape), dtype=complex)
         done = np.zeros(rows, bool)
-        Zt = self.Z.T
-        for _ in range(MAX_ITER):
-            Va = V[active]
-            new = self.w + np.conj(S[active] / Va) @ Zt
-            change = np.abs(new - Va).max(axis=1)
-            V[active] = new
-            finished = change < TOL_PU
-            done[active[finished]] = True
-            active = active[~finished]
-            if not active.size:
-                break
+        for start in range(0, rows, CHUNK_ROWS):  # a block of rows at a time: its arrays stay in cache
+            Sc, Vc = S[start:start + CHUNK_ROWS], V[start:start + CHUNK_ROWS]
+            active = np.arange(len(Sc))
+            for _ in range(MAX_ITER):
+                every = active.size == len(Sc)
+                Va = Vc if every else Vc[active]
+                new = np.conj((Sc if every else Sc[active]) / Va) @ self.Zt
+                new += self.w
+                change = np.abs(new - Va).max(axis=1)
+                Vc[active] = new
+                finished = change < TOL_PU
+                done[start + active[finished]] = True
+                active = active[~finished]
+                if not active.size:
+                    break
         converged = done & np.isfinite(V).all(axis=1)
         for r in np.flatnonzero(~converged):  # pandapower's Newton-Raphson decides these
             V[r], converged[r] = self._newton(S[r] * self.base_mva)

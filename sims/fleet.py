@@ -423,3 +423,22 @@ class FleetSim(mosaik_api_v3.Simulator):
 
 if __name__ == "__main__":
     mosaik_api_v3.start_simulation(FleetSim(arrays=False), "v2g-testbed fleet simulator")
+
+
+def bus_reactive(groups: list[dict], vehicles: dict) -> dict[str, dict]:
+    """Bus reference -> ``{"spec": ..., "rated_kw": ...}`` for the grid simulator: each group's reactive setting
+    (``sims.reactive.resolve``d; buses with unity power factor left out) and the rated power of its chargers at
+    the bus (their ``p_max_kw``). ``vehicles`` as ``sample_vehicles`` made them, group after group."""
+    from sims.reactive import resolve
+
+    out: dict[str, dict] = {}
+    start = 0
+    for g in groups:
+        n = int(g["count"])
+        spec = resolve(g.get("reactive"))
+        if spec is not None:
+            for bus, p_max in zip(vehicles["bus"][start:start + n], vehicles["p_max_kw"][start:start + n]):
+                entry = out.setdefault(str(bus), {"spec": spec, "rated_kw": 0.0})
+                entry["rated_kw"] += float(p_max)
+        start += n
+    return out

@@ -24,8 +24,11 @@ voltage, the EN 50160 quantity) per bus; loadings are those of the most loaded p
 Entities: one ``Grid`` (outputs ``vm_pu`` (balanced) or the per-phase voltages and ``unbalance_pct``
 and ``max_unbalance_pct`` (unbalanced), ``line_loading_pct``, ``trafo_loading_pct`` as lists,
 ``v_min_pu``, ``v_max_pu`` (over all buses and phases), ``max_line_loading_pct``, ``max_trafo_loading_pct``,
-``converged``; and at the first step the labels ``bus_names``, ``line_names``, ``trafo_names``), with
-one child ``ChargingLoad`` per bus in ``ev_buses`` (inputs ``p_kw``, a three-phase load, and
+``converged``; and at the first step the labels ``bus_names``, ``line_names``, ``trafo_names`` and each
+bus's nominal voltage ``bus_vn_kv``, which the grid limits' voltage levels read), with
+one child ``ChargingLoad`` per bus in ``ev_buses`` (its reactive power from ``reactive``, bus reference ->
+``{"spec", "rated_kw"}``, by ``sims.reactive``: a power factor, or Q(U) on the bus voltage of the previous
+power flow; inputs ``p_kw``, a three-phase load, and
 ``p_a_kw``, ``p_b_kw``, ``p_c_kw``, the load of each phase; + import, summed over sources; connect
 persistent sources to them).
 It is a hybrid simulator: it steps on its own clock, never because an input changed, and its
@@ -46,7 +49,7 @@ from sims import PHASES
 PHASE_VOLTAGES = [f"vm_{p}_pu" for p in PHASES]
 OUTPUTS = ["vm_pu", *PHASE_VOLTAGES, "unbalance_pct", "max_unbalance_pct", "line_loading_pct", "trafo_loading_pct",
            "v_min_pu", "v_max_pu", "max_line_loading_pct", "max_trafo_loading_pct", "converged", "bus_names",
-           "line_names", "trafo_names"]
+           "bus_vn_kv", "line_names", "trafo_names"]
 LOAD_INPUTS = ["p_kw", *(f"p_{p}_kw" for p in PHASES)]
 
 META = {
@@ -55,7 +58,7 @@ META = {
     "models": {
         "Grid": {
             "public": True,
-            "params": ["ev_buses"],
+            "params": ["ev_buses", "reactive"],
             "attrs": OUTPUTS,
             "trigger": [],
             "persistent": [],
@@ -174,12 +177,21 @@ def choose_solver(wanted: str, unbalanced: bool) -> str:
 PROFILE_MS = 900_000  # SimBench profiles: one value per 15 minutes
 
 
-def simbench_profiles(net) -> dict:
-    """A SimBench network's absolute profiles: (element, column) -> frame, one row per 15 minutes."""
+_PROFILES: dict[str, dict] = {}  # per process, by network spec: the profiles of the network as loaded
+
+
+def simbench_profiles(net, spec: str | None = None) -> dict:
+    """A SimBench network's absolute profiles: (element, column) -> frame, one row per 15 minutes (read-only).
+    With ``spec`` (the network's name as ``load_network`` takes it) computed once per process."""
+    if spec is not None and spec in _PROFILES:
+        return _PROFILES[spec]
     import simbench
 
     absolute = simbench.get_absolute_values(net, profiles_instead_of_study_cases=True)
-    return {key: frame for key, frame in absolute.items() if frame.shape[1]}
+    profiles = {key: frame for key, frame in absolute.items() if frame.shape[1]}
+    if spec is not None:
+        _PROFILES[spec] = profiles
+    return profiles
 
 
 def apply_profiles(net, profiles: dict, index: int) -> None:
@@ -273,13 +285,13 @@ class GridSim(mosaik_api_v3.Simulator):
                             f"lacks: {', '.join(missing)}")
         self.profiles = None
         if profile_start_ms is not None:  # SimBench: loads and generation from the 15-minute profiles
-            self.profiles = simbench_profiles(self.net)
+            self.profiles = simbench_profiles(self.net, network)
             self.profile_start_ms = int(profile_start_ms)
             self.profile_index = None
         self.step_ms = int(step_ms)
         return self.meta
 
-    def create(self, num, model, ev_buses=()):
+    def create(self, num, model, ev_buses=(), reactive=None):
         if model != "Grid" or num != 1:
             raise ValueError("GridSim creates one Grid entity (with a ChargingLoad child per bus)")
         net = self.net
@@ -295,8 +307,30 @@ class GridSim(mosaik_api_v3.Simulator):
                 raise ValueError("GridSim: a charging bus may not be called 'grid' (the Grid entity's id)")
             self.child_eids.append(str(ref))  # the bus reference: FleetSim's Bus children carry the same ids
         self.ev_load_idx = np.asarray(load_idx, dtype=int)
+        # reactive power of the chargers at each bus (sims/reactive.py): spec and rated kW, by bus reference
+        reactive = reactive or {}
+        self.reactive = [reactive.get(str(ref)) for ref in ev_buses]
+        self.ev_bus_idx = np.asarray([find_bus(net, ref) for ref in ev_buses], dtype=int)
         children = [{"eid": eid, "type": "ChargingLoad"} for eid in self.child_eids]
         return [{"eid": "grid", "type": "Grid", "children": children}]
+
+    def _reactive(self, p_kw: np.ndarray) -> np.ndarray:
+        """kvar per charging bus from its chargers' setting; Q(U) reads the bus voltage of the previous power flow
+        (1.0 pu before the first; sims/data/reactive.yaml: within the response time a grid code allows)."""
+        from sims.reactive import reactive_kvar
+
+        q = np.zeros(len(p_kw))
+        if not any(self.reactive):
+            return q
+        if self.ok_last:
+            table = self.net.res_bus_3ph[PHASE_VOLTAGES].mean(axis=1) if self.unbalanced else self.net.res_bus.vm_pu
+            v = table.reindex(self.ev_bus_idx).to_numpy()
+        else:
+            v = np.ones(len(p_kw))
+        for i, entry in enumerate(self.reactive):
+            if entry is not None:
+                q[i] = reactive_kvar(p_kw[i], v[i], entry["spec"], entry["rated_kw"])
+        return q
 
     def _runpp(self) -> bool:
         try:
@@ -324,11 +358,16 @@ class GridSim(mosaik_api_v3.Simulator):
             phase_kw[i] += sum(v for v in received.get("p_kw", {}).values() if v is not None) / 3.0
             for j, attr in enumerate(LOAD_INPUTS[1:]):
                 phase_kw[i, j] += sum(v for v in received.get(attr, {}).values() if v is not None)
+        q_kvar = self._reactive(phase_kw.sum(axis=1))
         if self.unbalanced:
+            share = np.divide(phase_kw, phase_kw.sum(axis=1, keepdims=True), out=np.full_like(phase_kw, 1 / 3),
+                              where=phase_kw.sum(axis=1, keepdims=True) != 0)
             for j, phase in enumerate(PHASES):
                 self.net.asymmetric_load.loc[self.ev_load_idx, f"p_{phase}_mw"] = phase_kw[:, j] / 1000.0
+                self.net.asymmetric_load.loc[self.ev_load_idx, f"q_{phase}_mvar"] = q_kvar * share[:, j] / 1000.0
         else:
             self.net.load.loc[self.ev_load_idx, "p_mw"] = phase_kw.sum(axis=1) / 1000.0
+            self.net.load.loc[self.ev_load_idx, "q_mvar"] = q_kvar / 1000.0
         self.converged = self._runpp()
         return time + self.step_ms
 
@@ -366,6 +405,7 @@ class GridSim(mosaik_api_v3.Simulator):
             data["vm_pu"] = vm.tolist()
         if not self.labels_sent:
             data["bus_names"] = [bus_label(net, i) for i in net.bus.index]
+            data["bus_vn_kv"] = net.bus.vn_kv.astype(float).tolist()
             data["line_names"] = [str(n) for n in net.line["name"].tolist()]
             data["trafo_names"] = [str(n) for n in net.trafo["name"].tolist()]
             self.labels_sent = True

@@ -67,6 +67,7 @@ SERIES: dict[str, Recorded] = {
     "max_trafo_loading": _r(GRID, "max_trafo_loading_pct", "%"),
     "converged": _r(GRID, "converged", "1"),
     "bus_names": _r(GRID, "bus_names", "1", "labels"),
+    "bus_kv": _r(GRID, "bus_vn_kv", "kV", "matrix", "bus_names"),  # nominal voltage per bus, one row at the start
     "line_names": _r(GRID, "line_names", "1", "labels"),
     "trafo_names": _r(GRID, "trafo_names", "1", "labels"),
 }

@@ -1,21 +1,33 @@
 """Hosting capacity at network scale: each feeder solved behind its supply point, and over time."""
 
 import json
-import subprocess
-import sys
+import os
+from types import SimpleNamespace
 
-import numpy as np
 import pandas as pd
 import pytest
 import yaml
 
 from conftest import BASE, ROOT
+from cosim import cli as v2g
 
 RURAL = "simbench:1-LV-rural1--0-sw"
 
 
 def cli(*args, cwd=ROOT):
-    return subprocess.run([sys.executable, "-m", "cosim.cli", *map(str, args)], capture_output=True, text=True, cwd=cwd)
+    """The command line, in-process (its own code path, without an interpreter start-up per call)."""
+    import contextlib
+    import io
+
+    out, err = io.StringIO(), io.StringIO()
+    old = os.getcwd()
+    try:
+        os.chdir(cwd)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = v2g.main([str(a) for a in args])
+    finally:
+        os.chdir(old)
+    return SimpleNamespace(returncode=code, stdout=out.getvalue(), stderr=err.getvalue())
 
 
 def scenario(tmp_path, network, bus, name="hc", **grid):
@@ -35,14 +47,14 @@ def study(path, out, *extra):
 @pytest.mark.parametrize("network, bus, grid", [
     ("cigre_mv", "Bus 11", {"base_load_scale": 0.6}),                      # the MV scenarios' grid and loading
     ("ieee_eu_lv", "1", {"power_flow": "balanced"}),                       # 906 buses, single-phase houses
-    (RURAL, "LV1.101 Bus 5", {"profile_time": "2016-01-14T18:00"}),        # a SimBench grid at its evening peak
+    (RURAL, "LV1.101 Bus 5", {}),                                          # a SimBench grid (profiles: below)
 ])
 def test_subnetwork_answers_equal_whole_network_answers(tmp_path, network, bus, grid):
     """Same placements, same searches, same answers: chargers, binding limit and element, value, voltage profile."""
     path = scenario(tmp_path, network, bus, **grid)
     results = {}
     for method in ("subnetwork", "whole-network"):
-        study(path, tmp_path / method, "--method", method, "--placements", "4")
+        study(path, tmp_path / method, "--method", method, "--placements", "3")
         results[method] = json.loads((tmp_path / method / "hosting_capacity.json").read_text())
     fast, slow = results["subnetwork"], results["whole-network"]
     assert any(r["chargers"] > 0 for f in fast["feeders"] for r in f["runs"])  # the study found something to compare
@@ -105,3 +117,41 @@ def test_bad_hosting_requests_are_one_line_errors(tmp_path, args, message):
     done = cli("hosting-capacity", path, "--out", tmp_path / "o", *args)
     assert done.returncode == 2 and message in done.stderr and len(done.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "o").exists()
+
+
+def test_service_hosting_capacity_agrees_with_the_co_simulation(tmp_path, shipped):
+    """The MV feeder-end fleet cannot sell its 8 MW of DR-L (the co-simulation's grid rule fails on Line 10-11). The
+    service hosting capacity names that line and a smaller power; sold at 97 % of it, the co-simulation passes the
+    grid rule, and the shipped 8 MW fails it: the static study and the dynamic run judge the grid alike."""
+    from conftest import run_file
+
+    scenario = ROOT / "scenarios" / "mv-feeder-end-dr.yaml"
+    done = study(scenario, tmp_path / "svc", "--service", "DR-L")
+    result = json.loads((tmp_path / "svc" / "service_hosting.json").read_text())
+    assert result["binding_element"] == "line Line 10-11" and 1.0 < result["service_mw"] < 8.0
+    assert f"up to {result['service_mw']:.3f} MW" in done.stdout
+    _, shipped_verdicts = shipped("mv-feeder-end-dr")
+    assert "grid" in shipped_verdicts["services"][0]["failed"]
+    below = run_file(scenario, tmp_path / "below", [f"services[0].contracted_mw={0.97 * result['service_mw']:.4f}",
+                                                    "duration_s=12"])
+    assert "grid" not in below["services"][0]["failed"]
+    assert below["services"][0]["rules"]["grid"]["margin"] >= 0
+    spread = study(ROOT / "scenarios" / "mv-feeder-spread-dr.yaml", tmp_path / "spread", "--service", "DR-L")
+    assert "binds: fleet headroom" in spread.stdout  # spread over the feeders, the fleet runs out before the grid
+
+
+def test_service_time_series_step_equals_its_snapshot(tmp_path):
+    fleet = {"assume_v2g": True, "groups": [{"model": "Nissan Ariya", "count": 12, "charger_kw": 11, "bus": "LV1.101 Bus 5",
+                                             "baseline_kw": 2}]}
+    data = dict(BASE, name="svc", grid={"network": RURAL, "power_flow": "balanced"}, fleet=fleet)
+    (tmp_path / "svc.yaml").write_text(yaml.safe_dump(data))
+    study(tmp_path / "svc.yaml", tmp_path / "ts", "--service", "DC-L", "--times", "2016-06-01..2016-06-02", "--every", "8")
+    frame = pd.read_parquet(tmp_path / "ts" / "service_hosting.parquet")
+    assert len(frame) == 12 and frame.service_mw.nunique() > 1
+    assert (tmp_path / "ts" / "service_hosting.png").stat().st_size > 200
+    noon = frame[frame.time == pd.Timestamp("2016-06-01T12:00")].iloc[0]
+    data["grid"]["profile_time"] = "2016-06-01T12:00"
+    (tmp_path / "snap.yaml").write_text(yaml.safe_dump(data))
+    study(tmp_path / "snap.yaml", tmp_path / "snap", "--service", "DC-L")
+    snap = json.loads((tmp_path / "snap" / "service_hosting.json").read_text())
+    assert snap["service_mw"] == noon.service_mw and snap["binding_limit"] == noon.binding_limit
