@@ -67,6 +67,7 @@ def feeder_table(net, at: str = "all") -> dict[str, tuple[int, list[int]]]:
 # the subnetwork's Z-bus iteration to 1e-10 pu) name the same element.
 VOLTAGE_TIE_PU = 1e-7
 Q_U_ITERATIONS = 20  # Q(U): power flows until the chargers' reactive power settles
+PLOTTED = 12  # feeder-directions drawn in the placement and voltage-profile plots
 LOADING_TIE_PCT = 1e-5
 
 
@@ -207,8 +208,8 @@ def phase_shares(rng: np.random.Generator, n: int, phase: str | None, bus_phase:
     (``phase`` None); for a single-phase one all on its phase: ``a``/``b``/``c``, ``round_robin``, ``random``,
     or ``same_as_load``: ``bus_phase[order[k]]`` (0-2, or -1 for a bus without a single-phase load, where
     chargers take the phases in turn)."""
-    if phase is None:
-        return fleet_phase_shares(["abc"] * n)
+    if phase is None:  # a third on each phase, as the fleet simulator's three-phase row
+        return np.repeat(fleet_phase_shares(["abc"]), n, axis=0)
     if phase == "same_as_load":
         which = bus_phase[order[:n]]
         return fleet_phase_shares([PHASES[w] for w in np.where(which >= 0, which, np.arange(n) % 3)])
@@ -265,22 +266,26 @@ def write(results: dict, out_dir) -> list:
                 w.writerow([fd["feeder"], fd["direction"], r["placement"], r["chargers"],
                             r["chargers"] * results["charger_kw"], b.get("limit", "none"), b.get("element", "-"),
                             b.get("value", "")])
+    # a network of hundreds of feeders: the plots show the PLOTTED with the least room (the tables hold all)
+    shown = sorted(results["feeders"], key=lambda f: (f["chargers_p50"], f["feeder"], f["direction"]))[:PLOTTED]
+    shown = [f for f in results["feeders"] if any(f is g for g in shown)]
+    fewer = "" if len(shown) == len(results["feeders"]) else f"; the {len(shown)} with the least room of {len(results['feeders'])}"
     fig, ax = plt.subplots(figsize=(8, 4.5))
-    for fd in results["feeders"]:
+    for fd in shown:
         n = np.sort([r["chargers"] for r in fd["runs"]])
         pct = (np.arange(n.size) + 0.5) / n.size * 100
         ax.step(pct, n, where="mid", label=f"{fd['feeder']}, {fd['direction']} (binds: {fd['binding_limit']})")
     ax.set_xlabel("placement percentile (%)")
     ax.set_ylabel(f"chargers of {results['charger_kw']:g} kW before the first limit")
     ax.set_title(f"Hosting capacity over {results['placements']} random placements per feeder "
-                 f"({results['charger_phases']} chargers, {results['power_flow']} power flow)", fontsize=9)
+                 f"({results['charger_phases']} chargers, {results['power_flow']} power flow{fewer})", fontsize=8)
     ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(out_dir / "hosting_capacity.png", dpi=110)
     plt.close(fig)
     fig, ax = plt.subplots(figsize=(8, 4.5))
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    for i, fd in enumerate(results["feeders"]):  # a colour per feeder and direction, a line style per phase
+    for i, fd in enumerate(shown):  # a colour per feeder and direction, a line style per phase
         prof = fd["voltage_profile_at_limit"] or {}
         for key, style in zip((k for k in prof if k.startswith("vm")), ("-", "--", ":")):
             phase = "" if key == "vm_pu" else f", phase {key[3]}"
@@ -290,7 +295,7 @@ def write(results: dict, out_dir) -> list:
         ax.axhline(lim, color="tab:red", lw=1)
     ax.set_xlabel("bus along the feeder (network order)")
     ax.set_ylabel("voltage (pu)")
-    ax.set_title("Bus voltages at the hosting capacity (median placement)")
+    ax.set_title(f"Bus voltages at the hosting capacity (median placement{fewer})", fontsize=9)
     ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(out_dir / "voltage_profile.png", dpi=110)
@@ -322,19 +327,18 @@ def hosting_capacity(net, limits: dict, charger_kw: float, directions: list[str]
                "buses": "with a load" if at == "loads" else "all", "feeders": [], "power_flows": 0,
                "reactive": reactive}
     found = feeders(net, at)
-    if only is not None:
-        unknown = sorted(set(only) - set(found))
-        if unknown:
-            raise ValueError(f"no feeder {unknown[0]!r} (feeders: {', '.join(list(found)[:8])}...)")
-        found = {name: buses for name, buses in found.items() if name in set(only)}
+    if only is not None and (unknown := sorted(set(only) - set(found))):
+        raise ValueError(f"no feeder {unknown[0]!r} (feeders: {', '.join(list(found)[:8])}...)")
     load_phase = {bus: PHASES.index(p) for bus, p in single_phase_loads(net).items()}
-    draws = {}  # the placements, drawn in the same order whatever the method
+    draws = {}  # the placements of every feeder, drawn in the same order whatever the method or the feeders studied
     for name, buses in found.items():
         bus_phase = np.array([load_phase.get(b, -1) for b in buses])
         for direction in directions:
             for m in range(placements):
                 order = rng.integers(0, len(buses), n_max)
                 draws[name, direction, m] = (order, phase_shares(rng, n_max, phase, bus_phase, order))
+    if only is not None:
+        found = {name: buses for name, buses in found.items() if name in set(only)}
     groups = None
     if not unbalanced and method != "whole-network":
         from analysis.subnetwork import Unsupported
@@ -562,7 +566,6 @@ def lockstep(test, rows: int, n_max: int) -> list[dict]:
     lo, hi = np.zeros(rows, np.int64), np.ones(rows, np.int64)
     stage = np.zeros(rows, np.int8)  # 0 base, 1 doubling, 2 cap at n_max, 3 bisection, 4 done
     BASE, DOUBLE, CAP, BISECT, DONE = range(5)
-    bad_at = np.full(rows, -1, np.int64)  # the candidate whose violation binds
     first_bad = {}  # row -> (Violations, position) of its binding violation
     note = np.zeros(rows, np.int8)  # 1: broken with no chargers, 2: no limit up to n_max
     while (active := np.flatnonzero(stage < DONE)).size:
@@ -643,8 +646,6 @@ def hosting_timeseries(net, profiles: dict, steps: np.ndarray, limits: dict, cha
 
     rng = np.random.default_rng([seed, 7])
     found = feeders(net, at)
-    if only is not None:
-        found = {name: buses for name, buses in found.items() if name in set(only)}
     draws = {}
     for name, buses in found.items():
         for direction in directions:
@@ -652,6 +653,8 @@ def hosting_timeseries(net, profiles: dict, steps: np.ndarray, limits: dict, cha
                 order = rng.integers(0, len(buses), n_max)
                 phase_shares(rng, n_max, None, None, order)  # the draws hosting_capacity makes (three-phase)
                 draws[name, direction, m] = order
+    if only is not None:
+        found = {name: buses for name, buses in found.items() if name in set(only)}
     try:
         groups = _groups(net, found)
     except Unsupported as exc:

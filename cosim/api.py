@@ -26,6 +26,7 @@ from cosim.scenario import LoadedScenario, ScenarioError
 
 if TYPE_CHECKING:
     import pandas as pd
+    import numpy as np
 
     from analysis.verdict import RunVerdicts
 
@@ -397,7 +398,6 @@ def hosting_capacity(scenario: str | Path | LoadedScenario, placements: int | No
     from cosim.outputs import atomic_directory, check_output_dir, output_lock
     from cosim.scenario import SIMBENCH_YEAR_START
     from sims.fleet import charger_power, single_phase
-    from sims.grid import PROFILE_MS, apply_profiles, load_network, simbench_profiles
     from sims.reactive import resolve as resolve_reactive
 
     loaded = load_scenario(scenario, overrides)
@@ -425,12 +425,7 @@ def hosting_capacity(scenario: str | Path | LoadedScenario, placements: int | No
         check_output_dir(Path(out))
     charger_kw = charger_power(group)[0]
     directions = ["import", "export"] if group["bidirectional"] else ["import"]
-    net = load_network(sc.grid.network, loaded.base_dir)
-    for table in ("load", "asymmetric_load"):
-        net[table]["scaling"] = net[table]["scaling"] * sc.grid.base_load_scale
-    profiles = simbench_profiles(net, sc.grid.network) if sc.grid.network.startswith("simbench:") else None
-    if sc.grid.profile_time is not None:  # SimBench: the loads and generation at the scenario's start
-        apply_profiles(net, profiles, sc.grid.profile_start_ms() // PROFILE_MS)
+    net, profiles = _study_network(loaded, times is not None)
     names = {f for f in hosting.feeders(net, at)}
     if feeders is not None and (unknown := sorted(set(feeders) - names)):
         raise ScenarioError(f"--feeders: no feeder {unknown[0]!r} in {sc.grid.network} (e.g. {', '.join(sorted(names)[:5])})")
@@ -474,17 +469,32 @@ def hosting_capacity(scenario: str | Path | LoadedScenario, placements: int | No
                          sorted(set(net.bus.vn_kv.astype(float))))
 
 
+def _study_network(loaded: LoadedScenario, time_series: bool = False):
+    """The scenario's network as hosting capacity studies it (base loads scaled; on SimBench grids the loads and
+    generation at ``grid.profile_time``) and, for a time series or a profile_time, its SimBench profiles (a year of
+    every load and generator: 8 GB for the 9,099-bus MV/LV grid, so only when asked for)."""
+    from sims.grid import PROFILE_MS, apply_profiles, load_network, simbench_profiles
+
+    sc = loaded.scenario
+    net = load_network(sc.grid.network, loaded.base_dir)
+    for table in ("load", "asymmetric_load"):
+        net[table]["scaling"] = net[table]["scaling"] * sc.grid.base_load_scale
+    wanted = time_series or sc.grid.profile_time is not None
+    profiles = simbench_profiles(net, sc.grid.network) if wanted and sc.grid.network.startswith("simbench:") else None
+    if sc.grid.profile_time is not None:  # SimBench: the loads and generation at the scenario's start
+        apply_profiles(net, profiles, sc.grid.profile_start_ms() // PROFILE_MS)
+    return net, profiles
+
+
 def _service_hosting(loaded: LoadedScenario, service: str, times: str | None, every: int, out, progress) -> HostingResult:
     """``hosting_capacity(..., service=...)``."""
     import numpy as np
 
     from analysis import hosting
     from cosim.outputs import atomic_directory, check_output_dir, output_lock
-    from cosim.scenario import SIMBENCH_YEAR_START
     from cosim.world import sample_fleet
     from sims import catalog
     from sims.fleet import bus_reactive
-    from sims.grid import PROFILE_MS, apply_profiles, load_network, simbench_profiles
     from sims.services import direction_sign
 
     known = catalog.services()
@@ -502,12 +512,7 @@ def _service_hosting(loaded: LoadedScenario, service: str, times: str | None, ev
         steps = profile_steps(times, every, 366 * 96)
     if out is not None:
         check_output_dir(Path(out))
-    net = load_network(sc.grid.network, loaded.base_dir)
-    for table in ("load", "asymmetric_load"):
-        net[table]["scaling"] = net[table]["scaling"] * sc.grid.base_load_scale
-    profiles = simbench_profiles(net, sc.grid.network) if sc.grid.network.startswith("simbench:") else None
-    if sc.grid.profile_time is not None:
-        apply_profiles(net, profiles, sc.grid.profile_start_ms() // PROFILE_MS)
+    net, profiles = _study_network(loaded, times is not None)
     if steps is not None:
         steps = steps[steps < len(next(iter(profiles.values())))]
     vehicles = sample_fleet(loaded)
