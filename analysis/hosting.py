@@ -20,7 +20,6 @@ from __future__ import annotations
 import collections
 
 import numpy as np
-
 import pandas as pd
 
 from analysis.limits import Limits
@@ -66,9 +65,9 @@ def feeder_table(net, at: str = "all") -> dict[str, tuple[int, list[int]]]:
 # voltage): the first in the network's table is named, so two solvers (pandapower's Newton-Raphson to 1e-8 MVA,
 # the subnetwork's Z-bus iteration to 1e-10 pu) name the same element.
 VOLTAGE_TIE_PU = 1e-7
+LOADING_TIE_PCT = 1e-5
 Q_U_ITERATIONS = 20  # Q(U): power flows until the chargers' reactive power settles
 PLOTTED = 12  # feeder-directions drawn in the placement and voltage-profile plots
-LOADING_TIE_PCT = 1e-5
 
 
 def _first_max_rows(values: np.ndarray, tie: float) -> np.ndarray:
@@ -329,14 +328,7 @@ def hosting_capacity(net, limits: dict, charger_kw: float, directions: list[str]
     found = feeders(net, at)
     if only is not None and (unknown := sorted(set(only) - set(found))):
         raise ValueError(f"no feeder {unknown[0]!r} (feeders: {', '.join(list(found)[:8])}...)")
-    load_phase = {bus: PHASES.index(p) for bus, p in single_phase_loads(net).items()}
-    draws = {}  # the placements of every feeder, drawn in the same order whatever the method or the feeders studied
-    for name, buses in found.items():
-        bus_phase = np.array([load_phase.get(b, -1) for b in buses])
-        for direction in directions:
-            for m in range(placements):
-                order = rng.integers(0, len(buses), n_max)
-                draws[name, direction, m] = (order, phase_shares(rng, n_max, phase, bus_phase, order))
+    draws = _draw_placements(net, rng, found, directions, placements, n_max, phase)
     if only is not None:
         found = {name: buses for name, buses in found.items() if name in set(only)}
     groups = None
@@ -403,23 +395,48 @@ def hosting_capacity(net, limits: dict, charger_kw: float, directions: list[str]
     return results
 
 
+def _draw_placements(net, rng, found: dict, directions: list[str], placements: int, n_max: int,
+                     phase: str | None = None) -> dict:
+    """(feeder, direction, placement) -> (bus positions of its chargers, their phase shares), drawn for every
+    feeder in order, so a feeder's placements are the same whatever the method or the feeders studied."""
+    load_phase = {bus: PHASES.index(p) for bus, p in single_phase_loads(net).items()}
+    draws = {}
+    for name, buses in found.items():
+        bus_phase = np.array([load_phase.get(b, -1) for b in buses])
+        for direction in directions:
+            for m in range(placements):
+                order = rng.integers(0, len(buses), n_max)
+                draws[name, direction, m] = (order, phase_shares(rng, n_max, phase, bus_phase, order))
+    return draws
+
+
 def _groups(net, found: dict) -> dict:
     """Feeder name -> its supply group's checker (one per busbar, shared by its feeders)."""
+    busbar_of = {name: busbar for name, (busbar, _) in feeder_table(net).items() if name in found}
+    by_busbar = group_checks(net, set(busbar_of.values()))
+    return {name: by_busbar[b] for name, b in busbar_of.items()}
+
+
+def group_checks(net, seeds) -> dict:
+    """Bus -> the ``GroupCheck`` of the supply group it lies in (one per group, shared by its buses); ``net`` solved
+    here, its Thevenin data built once and only if a group needs it."""
     from analysis.subnetwork import SupplyGroup, WholeNetwork, supply_groups
     from sims.batchflow import _runpp
 
     _runpp(net)
-    busbar_of = {name: busbar for name, (busbar, _) in feeder_table(net).items() if name in found}
-    whole = {}
+    whole, checks, out = {}, {}, {}
 
-    def whole_network():  # built once, only if a group needs a Thevenin equivalent
+    def whole_network():
         if "net" not in whole:
             whole["net"] = WholeNetwork(net)
         return whole["net"]
 
-    by_busbar = {b: GroupCheck(SupplyGroup(net, buses, whole_network)) for b, buses in
-                 supply_groups(net, set(busbar_of.values())).items()}
-    return {name: by_busbar[b] for name, b in busbar_of.items()}
+    for seed, members in supply_groups(net, seeds).items():
+        key = tuple(members)
+        if key not in checks:
+            checks[key] = GroupCheck(SupplyGroup(net, members, whole_network))
+        out[seed] = checks[key]
+    return out
 
 
 class GroupCheck:
@@ -640,19 +657,11 @@ def hosting_timeseries(net, profiles: dict, steps: np.ndarray, limits: dict, cha
     subnetwork): one row per feeder x direction x step with the placements' p5/p50/p95 and what binds in the
     median placement. The placements are drawn as ``hosting_capacity`` draws them, so a step's answer is the
     snapshot's at that ``profile_time``."""
-    import pandas as pd
-
     from analysis.subnetwork import Unsupported
 
     rng = np.random.default_rng([seed, 7])
     found = feeders(net, at)
-    draws = {}
-    for name, buses in found.items():
-        for direction in directions:
-            for m in range(placements):
-                order = rng.integers(0, len(buses), n_max)
-                phase_shares(rng, n_max, None, None, order)  # the draws hosting_capacity makes (three-phase)
-                draws[name, direction, m] = order
+    draws = {key: order for key, (order, _) in _draw_placements(net, rng, found, directions, placements, n_max).items()}
     if only is not None:
         found = {name: buses for name, buses in found.items() if name in set(only)}
     try:
@@ -701,7 +710,6 @@ def write_timeseries(frame, out_dir, start: str, charger_kw: float, worst: int =
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    import pandas as pd
 
     out_dir = Path(out_dir)
     frame = frame.copy()
@@ -726,15 +734,8 @@ def write_timeseries(frame, out_dir, start: str, charger_kw: float, worst: int =
     written.append(out_dir / "duration_curve.png")
     (out_dir / "heatmaps").mkdir(exist_ok=True)
     for (name, direction), part in frame.groupby(["feeder", "direction"], sort=True):
-        day = part["time"].dt.dayofyear.to_numpy()
-        quarter = (part["time"].dt.hour * 4 + part["time"].dt.minute // 15).to_numpy()
-        days = np.unique(day)
-        grid = np.full((96, days.size), np.nan)
-        grid[quarter, np.searchsorted(days, day)] = part["chargers"].to_numpy() * charger_kw / 1000
         fig, ax = plt.subplots(figsize=(9, 3.6))
-        image = ax.imshow(grid, aspect="auto", origin="lower", cmap="viridis",
-                          extent=(days[0] - 0.5, days[-1] + 0.5, 0, 24), interpolation="nearest")
-        fig.colorbar(image, ax=ax, label="MW of chargers")
+        _day_hour_map(fig, ax, part["time"], part["chargers"].to_numpy() * charger_kw / 1000, "MW of chargers")
         ax.set_xlabel("day of year")
         ax.set_ylabel("hour of day")
         ax.set_title(f"Hosting capacity of {name}, {direction}", fontsize=9)
@@ -744,6 +745,18 @@ def write_timeseries(frame, out_dir, start: str, charger_kw: float, worst: int =
         plt.close(fig)
         written.append(path)
     return written
+
+
+def _day_hour_map(fig, ax, times, values: np.ndarray, label: str) -> None:
+    """``values`` at quarter-hour ``times`` as a day-of-year x hour-of-day image on ``ax``."""
+    day = times.dt.dayofyear.to_numpy()
+    quarter = (times.dt.hour * 4 + times.dt.minute // 15).to_numpy()
+    days = np.unique(day)
+    grid = np.full((96, days.size), np.nan)
+    grid[quarter, np.searchsorted(days, day)] = values
+    image = ax.imshow(grid, aspect="auto", origin="lower", cmap="viridis", interpolation="nearest",
+                      extent=(days[0] - 0.5, days[-1] + 0.5, 0, 24))
+    fig.colorbar(image, ax=ax, label=label)
 
 
 def _file_name(name: str) -> str:
@@ -838,10 +851,6 @@ def service_hosting(net, vehicles: dict, sign: int, limits: dict, resolution_kw:
     a bus's power at contracted C is linear in C. Searched in steps of ``resolution_kw`` by the hosting-capacity
     search, up to the fleet's whole headroom (then ``binding_limit`` is ``fleet headroom``).
     ``reactive_of_bus``: bus reference -> ``{"spec", "rated_kw"}`` (``sims.fleet.bus_reactive``)."""
-    import pandas as pd
-
-    from analysis.subnetwork import SupplyGroup, WholeNetwork, supply_groups
-    from sims.batchflow import _runpp
     from sims.controller import dispatch
     from sims.grid import find_bus
     from sims.obc import plug_windows, soc_limited_kw
@@ -861,19 +870,10 @@ def service_hosting(net, vehicles: dict, sign: int, limits: dict, resolution_kw:
     total = float(bus_room.sum())
     n_max = int(total // resolution_kw)
     buses = np.array([find_bus(net, int(r) if r.isdigit() else r) for r in bus_refs])
-    _runpp(net)
-    whole = {}
-
-    def whole_network():
-        if "net" not in whole:
-            whole["net"] = WholeNetwork(net)
-        return whole["net"]
-
+    by_bus = group_checks(net, set(buses.tolist()))
     checks = []  # (GroupCheck, positions of the fleet buses in it)
-    for members in {tuple(g) for g in supply_groups(net, set(buses.tolist())).values()}:
-        check = GroupCheck(SupplyGroup(net, list(members), whole_network))
-        mine = np.flatnonzero(np.isin(buses, members))
-        checks.append((check, mine))
+    for check in {id(c): c for c in by_bus.values()}.values():
+        checks.append((check, np.flatnonzero([by_bus[int(b)] is check for b in buses])))
     n_steps = 1 if steps is None else len(steps)
     bases = [None if steps is None else check.step_injections(profiles, np.asarray(steps)) for check, _ in checks]
     spec = {i: (reactive_of_bus or {}).get(r) for i, r in enumerate(bus_refs)}
@@ -932,14 +932,7 @@ def write_service_timeseries(frame, out_dir, service: str, contracted_mw: float 
     a.set_xlabel("share of the studied quarter-hours (%)")
     a.set_ylabel(f"{service} (MW)")
     a.legend(fontsize=7)
-    day = frame["time"].dt.dayofyear.to_numpy()
-    quarter = (frame["time"].dt.hour * 4 + frame["time"].dt.minute // 15).to_numpy()
-    days = np.unique(day)
-    grid = np.full((96, days.size), np.nan)
-    grid[quarter, np.searchsorted(days, day)] = frame.service_mw.to_numpy()
-    image = b.imshow(grid, aspect="auto", origin="lower", cmap="viridis", interpolation="nearest",
-                     extent=(days[0] - 0.5, days[-1] + 0.5, 0, 24))
-    fig.colorbar(image, ax=b, label=f"{service} deliverable (MW)")
+    _day_hour_map(fig, b, frame["time"], frame.service_mw.to_numpy(), f"{service} deliverable (MW)")
     b.set_xlabel("day of year")
     b.set_ylabel("hour of day")
     fig.suptitle(f"Service hosting capacity: the fleet's synchronised {service} response the grid takes", fontsize=9)

@@ -17,8 +17,6 @@ Nothing is asserted; the figures go to the README.
 
 import argparse
 import json
-import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -26,6 +24,8 @@ import warnings
 from pathlib import Path
 
 import yaml
+
+from bench_scale import timed_cli  # the same measurement of a CLI command
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -44,14 +44,7 @@ def scenario(path: Path, network: str, bus: str, name: str) -> Path:
 
 def cli(*args) -> dict:
     """``v2g hosting-capacity ...`` in a process of its own: wall and CPU seconds, peak RSS (MB)."""
-    t0 = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "cosim.cli", "hosting-capacity", *map(str, args), "--quiet"],
-                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - t0
-    if status != 0:
-        raise RuntimeError(f"v2g hosting-capacity failed: {proc.stderr.read().decode()[-400:]}")
-    return {"wall": wall, "cpu": usage.ru_utime + usage.ru_stime, "rss_mb": usage.ru_maxrss / 1024}
+    return timed_cli("hosting-capacity", *args, "--quiet")
 
 
 def runpp_seconds(samples: int = 20) -> float:

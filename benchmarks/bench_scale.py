@@ -45,6 +45,21 @@ from sims.obc import OPTIONAL_PARAMETERS, PARAMETERS, ChargerFleet  # noqa: E402
 MODELS = list(catalog.builtin_vehicles())
 
 
+def timed_cli(*args) -> dict:
+    """``v2g ARGS`` in a process of its own: wall and CPU seconds (``os.wait4``), peak RSS in MB."""
+    import os
+    import subprocess
+
+    t0 = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "-m", "cosim.cli", *map(str, args)], cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - t0
+    if status != 0:
+        raise RuntimeError(f"v2g {args[0]} failed: {proc.stderr.read().decode()[-400:]}")
+    return {"wall": wall, "cpu": usage.ru_utime + usage.ru_stime, "rss_mb": usage.ru_maxrss / 1024}
+
+
 def scenario_dict(n: int, profile: str) -> dict:
     per = n // len(MODELS)
     counts = [per + (1 if i < n - per * len(MODELS) else 0) for i in range(len(MODELS))]
@@ -123,17 +138,7 @@ def baseline(loaded, vehicles: dict, with_network: bool = False) -> tuple[float,
 
 def cli_run(path: Path, out: Path) -> dict:
     """``v2g run`` as a user runs it, in a process of its own: wall and CPU seconds, peak RSS."""
-    import os
-    import subprocess
-
-    t0 = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "cosim.cli", "run", str(path), "--out", str(out), "--quiet"],
-                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - t0
-    if status != 0:
-        raise RuntimeError(f"v2g run {path.name} failed: {proc.stderr.read().decode()[-400:]}")
-    return {"wall": wall, "cpu": usage.ru_utime + usage.ru_stime, "rss_mb": usage.ru_maxrss / 1024}
+    return timed_cli("run", path, "--out", out, "--quiet")
 
 
 def main():
