@@ -26,7 +26,7 @@ from analysis.limits import Limits
 from sims import PHASES
 from sims.fleet import draw_phases
 from sims.fleet import phase_shares as fleet_phase_shares
-from sims.grid import load_buses, run_power_flow, single_phase_loads
+from sims.grid import load_buses, profile_step_times, run_power_flow, single_phase_loads
 
 
 def feeders(net, at: str = "all") -> dict[str, list[int]]:
@@ -657,22 +657,24 @@ def hosting_timeseries(net, profiles: dict, steps: np.ndarray, limits: dict, cha
     subnetwork): one row per feeder x direction x step with the placements' p5/p50/p95 and what binds in the
     median placement. The placements are drawn as ``hosting_capacity`` draws them, so a step's answer is the
     snapshot's at that ``profile_time``."""
-    from analysis.subnetwork import Unsupported
+    from analysis.subnetwork import Unsupported, fed_from_outside, supply_groups
 
     rng = np.random.default_rng([seed, 7])
     found = feeders(net, at)
     draws = {key: order for key, (order, _) in _draw_placements(net, rng, found, directions, placements, n_max).items()}
     if only is not None:
         found = {name: buses for name, buses in found.items() if name in set(only)}
+    busbar_of = {name: busbar for name, (busbar, _) in feeder_table(net).items() if name in found}
+    members = supply_groups(net, set(busbar_of.values()))
+    for name, busbar in busbar_of.items():  # refused from the topology, before any group is built
+        if fed_from_outside(net, members[busbar]):
+            raise ValueError(f"feeder {name}: its substation sits inside the modelled network; a time series there "
+                             "needs a whole-network power flow per step (not supported yet): study one moment "
+                             "with grid.profile_time instead")
     try:
         groups = _groups(net, found)
     except Unsupported as exc:
         raise ValueError(f"a time series needs the subnetwork method, which cannot represent this network: {exc}") from None
-    for name, check in groups.items():
-        if check.group.thevenin or check.group.lumps:
-            raise ValueError(f"feeder {name}: its substation sits inside the modelled network; a time series there "
-                             "needs a whole-network power flow per step (not supported yet): study one moment "
-                             "with grid.profile_time instead")
     rows, done = [], 0
     total = len(found) * len(directions)
     cache = {}
@@ -701,9 +703,9 @@ def hosting_timeseries(net, profiles: dict, steps: np.ndarray, limits: dict, cha
     return pd.DataFrame(rows)
 
 
-def write_timeseries(frame, out_dir, start: str, charger_kw: float, worst: int = 5) -> list:
+def write_timeseries(frame, out_dir, charger_kw: float, worst: int = 5) -> list:
     """hosting_capacity_timeseries.parquet, worst_moments.csv, duration_curve.png and a day x hour heatmap per
-    feeder and direction (heatmaps/). ``start``: the timestamp of step 0."""
+    feeder and direction (heatmaps/), each step at its time in the SimBench year."""
     from pathlib import Path
 
     import matplotlib
@@ -713,7 +715,7 @@ def write_timeseries(frame, out_dir, start: str, charger_kw: float, worst: int =
 
     out_dir = Path(out_dir)
     frame = frame.copy()
-    frame.insert(3, "time", pd.Timestamp(start) + pd.to_timedelta(frame["step"] * 15, unit="min"))
+    frame.insert(3, "time", profile_step_times(frame["step"]))
     frame.to_parquet(out_dir / "hosting_capacity_timeseries.parquet", index=False)
     moments = (frame.sort_values(["feeder", "direction", "chargers", "step"], kind="stable")
                .groupby(["feeder", "direction"], sort=True).head(worst))

@@ -46,6 +46,16 @@ def supply_groups(net, busbars) -> dict[int, list[int]]:
     return out
 
 
+def fed_from_outside(net, buses) -> bool:
+    """Whether the group of ``buses`` (from ``supply_groups``) needs the rest of the network: no slack inside
+    it (a Thevenin source stands for what feeds it) or substations below it (lumped as their base-case flow).
+    From the topology alone, before anything is built or solved."""
+    buses = set(buses)
+    slack_here = set(net.ext_grid.bus[net.ext_grid.in_service].astype(int)) & buses
+    below = net.trafo.in_service & net.trafo.hv_bus.isin(buses) & ~net.trafo.lv_bus.isin(buses)
+    return not slack_here or bool(below.any())
+
+
 class SupplyGroup:
     """One supply group cut out of ``net`` (solved by pandapower: ``net.res_*`` hold its base case)."""
 

@@ -16,7 +16,6 @@ import sys
 
 import numpy as np
 
-from analysis.table import render
 from sims import catalog
 
 

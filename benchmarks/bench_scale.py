@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import copy
 import heapq
+import shutil
 import sys
 import tempfile
 import time
@@ -86,7 +87,7 @@ def baseline(loaded, vehicles: dict, with_network: bool = False) -> tuple[float,
     bus_index = np.array([buses.index(str(b)) for b in vehicles["bus"]])
     grid = GridSim()
     grid.init("grid", network=sc.grid.network, step_ms=round(sc.grid.step_s * 1000),
-              base_load_scale=sc.grid.base_load_scale)
+              base_load_scale=sc.grid.base_load_scale, power_flow=loaded.power_flow, solver=loaded.solver)
     grid.create(1, "Grid", ev_buses=[world_builder._bus_ref(b) for b in buses])
     nominal = catalog.nominal_hz()
     plugged = np.asarray(vehicles["plugged"], bool)
@@ -145,10 +146,10 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000, 100000])
     ap.add_argument("--profile", default="local")
+    ap.add_argument("--repeat", type=int, default=3, help="co-simulation/floor pairs per size (medians reported)")
     args = ap.parse_args()
-    rows = []
     print("vehicles | v2g run: wall s | CPU s | peak RSS MB | KB/vehicle | co-simulation (warm) s | fleet model + "
-          "power flows s | ratio | power flows", flush=True)
+          "power flows s | ratio (median of pairs, range) | power flows", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         for n in args.sizes:
             path = Path(tmp) / f"bench-{n}.yaml"
@@ -156,22 +157,24 @@ def main():
             cli = cli_run(path, Path(tmp) / f"cli-{n}")
             loaded = scenario_mod.load(path)
             loaded.check_grid()
-            t0 = time.perf_counter()
-            verdicts = runner.run(loaded, Path(tmp) / f"out-{n}")  # plots as the CLI makes them (off by default)
-            full = time.perf_counter() - t0
-            base, flows = baseline(copy.copy(loaded), world_builder.sample_fleet(loaded))
+            fulls, bases, ratios = [], [], []
+            for r in range(args.repeat):  # pairs, alternating, so a noisy neighbour hits both sides alike
+                t0 = time.perf_counter()
+                verdicts = runner.run(loaded, Path(tmp) / f"out-{n}-{r}")  # plots as the CLI makes them (none)
+                fulls.append(time.perf_counter() - t0)
+                shutil.rmtree(Path(tmp) / f"out-{n}-{r}", ignore_errors=True)
+                base, flows = baseline(copy.copy(loaded), world_builder.sample_fleet(loaded))
+                bases.append(base)
+                ratios.append(fulls[-1] / base)
+            full, base, ratio = (float(np.median(x)) for x in (fulls, bases, ratios))
             line = (f"{n:>9,} | {cli['wall']:7.2f} | {cli['cpu']:7.2f} | {cli['rss_mb']:7.0f} | "
-                    f"{cli['rss_mb'] * 1024 / n:6.1f} | {full:7.2f} | {base:7.2f} | {full / base:5.2f} | "
-                    f"{verdicts['grid']['power_flows']} / {flows}")
+                    f"{cli['rss_mb'] * 1024 / n:6.1f} | {full:7.2f} | {base:7.2f} | {ratio:5.2f} "
+                    f"({min(ratios):.2f}-{max(ratios):.2f}) | {verdicts['grid']['power_flows']} / {flows}")
             if loaded.network_profile["hops"]:
                 same, _ = baseline(copy.copy(loaded), world_builder.sample_fleet(loaded), with_network=True)
                 line += f" | same models incl. SimPy network without mosaik {same:6.2f} s, ratio {full / same:5.2f}"
-            rows.append((n, full, base))
             print(line, flush=True)
-            import shutil
-
             shutil.rmtree(Path(tmp) / f"cli-{n}", ignore_errors=True)
-            shutil.rmtree(Path(tmp) / f"out-{n}", ignore_errors=True)
 
 
 if __name__ == "__main__":

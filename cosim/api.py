@@ -350,11 +350,9 @@ class HostingResult:
 
 def step_times(steps) -> list:
     """The SimBench timestamp of each 15-minute step."""
-    import pandas as pd
+    from sims.grid import profile_step_times
 
-    from cosim.scenario import SIMBENCH_YEAR_START
-
-    return list(pd.Timestamp(SIMBENCH_YEAR_START) + pd.to_timedelta(pd.Series(steps, dtype="int64") * 15, unit="min"))
+    return list(profile_step_times(steps))
 
 
 def profile_steps(times: str, every: int, n_steps: int) -> "np.ndarray":
@@ -364,7 +362,7 @@ def profile_steps(times: str, every: int, n_steps: int) -> "np.ndarray":
 
     import numpy as np
 
-    from cosim.scenario import SIMBENCH_YEAR_START
+    from sims.grid import PROFILE_MS, SIMBENCH_YEAR_START
 
     if every < 1:
         raise ScenarioError(f"--every: must be at least 1, got {every}")
@@ -375,12 +373,24 @@ def profile_steps(times: str, every: int, n_steps: int) -> "np.ndarray":
         raise ScenarioError(f"--times: 'year' or START..END (e.g. 2016-01-01..2016-01-08), got {times!r}")
     origin = datetime.fromisoformat(SIMBENCH_YEAR_START)
     try:
-        a, b = (int((datetime.fromisoformat(t) - origin).total_seconds() // 900) for t in (first, last))
+        a, b = (int((datetime.fromisoformat(t) - origin).total_seconds() * 1000 // PROFILE_MS) for t in (first, last))
     except ValueError:
         raise ScenarioError(f"--times: not ISO dates: {times!r}") from None
     if not 0 <= a < b <= n_steps:
         raise ScenarioError(f"--times: {times} must run forwards inside the SimBench year 2016")
     return np.arange(a, b, every)
+
+
+def _timeseries_steps(loaded: LoadedScenario, times: str | None, every: int):
+    """The profile steps ``--times``/``--every`` ask for (None without ``times``), checked before any work."""
+    from sims.grid import SIMBENCH_YEAR_STEPS
+
+    if times is None:
+        return None
+    if not loaded.scenario.grid.network.startswith("simbench:"):
+        raise ScenarioError(f"{loaded.path}: grid.network: --times needs a SimBench grid (its profiles), "
+                            f"got {loaded.scenario.grid.network!r}")
+    return profile_steps(times, every, SIMBENCH_YEAR_STEPS)
 
 
 def hosting_capacity(scenario: str | Path | LoadedScenario, placements: int | None = None, max_chargers: int = 5000,
@@ -396,7 +406,6 @@ def hosting_capacity(scenario: str | Path | LoadedScenario, placements: int | No
     frame; see ``analysis.hosting.service_hosting``). ``progress(done, total)`` is called as the work goes."""
     from analysis import hosting
     from cosim.outputs import atomic_directory, check_output_dir, output_lock
-    from cosim.scenario import SIMBENCH_YEAR_START
     from sims.fleet import charger_power, single_phase
     from sims.reactive import resolve as resolve_reactive
 
@@ -413,14 +422,10 @@ def hosting_capacity(scenario: str | Path | LoadedScenario, placements: int | No
         raise ScenarioError(f"--method: auto, subnetwork or whole-network, got {method!r}")
     sc = loaded.scenario
     group = loaded.groups[0]
-    if times is not None:
-        if not sc.grid.network.startswith("simbench:"):
-            raise ScenarioError(f"{loaded.path}: grid.network: --times needs a SimBench grid (its profiles), "
-                                f"got {sc.grid.network!r}")
-        if loaded.power_flow == "unbalanced" or method == "whole-network" or single_phase(group):
-            raise ScenarioError("--times: a time series is studied by subnetwork with a balanced power flow and "
-                                "three-phase chargers (set grid.power_flow: balanced)")
-        steps = profile_steps(times, every, 366 * 96)  # checked before any work
+    steps = _timeseries_steps(loaded, times, every)
+    if times is not None and (loaded.power_flow == "unbalanced" or method == "whole-network" or single_phase(group)):
+        raise ScenarioError("--times: a time series is studied by subnetwork with a balanced power flow and "
+                            "three-phase chargers (set grid.power_flow: balanced)")
     if out is not None:
         check_output_dir(Path(out))
     charger_kw = charger_power(group)[0]
@@ -456,7 +461,7 @@ def hosting_capacity(scenario: str | Path | LoadedScenario, placements: int | No
                 binding = {f["feeder"]: f["binding_element"] for f in rows}
                 what = f"median placement, {directions[0]}"
             else:
-                hosting.write_timeseries(timeseries, tmp, SIMBENCH_YEAR_START, charger_kw)
+                hosting.write_timeseries(timeseries, tmp, charger_kw)
                 first = timeseries[timeseries.direction == directions[0]]
                 worst = first.loc[first.groupby("feeder")["chargers"].idxmin()]
                 mw = dict(zip(worst.feeder, worst.kw / 1000))
@@ -504,12 +509,7 @@ def _service_hosting(loaded: LoadedScenario, service: str, times: str | None, ev
     if loaded.power_flow == "unbalanced":
         raise ScenarioError(f"{loaded.path}: grid.power_flow: service hosting capacity solves balanced power flows "
                             "(set grid.power_flow: balanced)")
-    steps = None
-    if times is not None:
-        if not sc.grid.network.startswith("simbench:"):
-            raise ScenarioError(f"{loaded.path}: grid.network: --times needs a SimBench grid (its profiles), "
-                                f"got {sc.grid.network!r}")
-        steps = profile_steps(times, every, 366 * 96)
+    steps = _timeseries_steps(loaded, times, every)
     if out is not None:
         check_output_dir(Path(out))
     net, profiles = _study_network(loaded, times is not None)

@@ -18,6 +18,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 from sims import catalog
 from sims.catalog import CatalogError, VehicleModel
 from sims.fleet import single_phase
+from sims.grid import PROFILE_MS, SIMBENCH_YEAR_START, SIMBENCH_YEAR_STEPS
 
 
 class ScenarioError(Exception):
@@ -169,9 +170,6 @@ class GridLimits(_Strict):
         return self
 
 
-SIMBENCH_YEAR_START = "2016-01-01T00:00"  # SimBench profiles: 15-minute values from here
-
-
 class Grid(_Strict):
     network: str = "cigre_mv"
     """cigre_lv, cigre_mv, ieee_eu_lv[:snapshot], simbench:<code>, or a pandapower JSON file (relative to the scenario)"""
@@ -204,7 +202,7 @@ class Grid(_Strict):
         except ValueError:
             raise ValueError(f"profile_time: not a date and time: {self.profile_time!r}") from None
         seconds = (at - datetime.fromisoformat(SIMBENCH_YEAR_START)).total_seconds()
-        if not 0 <= seconds < 366 * 24 * 3600:
+        if not 0 <= seconds * 1000 < SIMBENCH_YEAR_STEPS * PROFILE_MS:
             raise ValueError(f"profile_time: {self.profile_time} is outside the SimBench year 2016")
         return round(seconds * 1000)
     step_s: float = Field(default=1.0, ge=0.001, le=3600, description="power-flow interval")

@@ -55,13 +55,10 @@ class BatchPowerFlow:
         for table in ("gen", "xward", "ward", "svc", "tcsc", "ssc", "vsc", "dcline", "impedance_load"):
             if table in net and len(net[table]) and net[table].in_service.any():
                 raise Unsupported(f"the network has {table} elements in service")
-        for table in ("load",):  # single-phase loads count in a balanced power flow as their sum: constant power
-            frame = net[table][net[table].in_service]
-            if frame.empty:
-                continue
-            zip_cols = [c for c in frame.columns if c.startswith("const_") and c.endswith("percent")]
-            if zip_cols and (frame[zip_cols].fillna(0).to_numpy() != 0).any():
-                raise Unsupported("the network has voltage-dependent (ZIP) loads")
+        loads = net.load[net.load.in_service]  # (single-phase loads count in a balanced power flow as their sum)
+        zip_cols = [c for c in loads.columns if c.startswith("const_") and c.endswith("percent")]
+        if zip_cols and (loads[zip_cols].fillna(0).to_numpy() != 0).any():
+            raise Unsupported("the network has voltage-dependent (ZIP) loads")
         self.net = net
         _runpp(net)
         ppci = net._ppc["internal"]

@@ -136,7 +136,9 @@ def sample_vehicles(groups: list[dict], spread_pct: float, rng: np.random.Genera
         out["eta_discharge"] += [float(g["efficiency_discharge"])] * n
         out["plugged"] += plugged.tolist()
         out["arrival_ms"] += np.round(arrival * 1000).tolist()
-        out["departure_ms"] += [None if np.isinf(d) else float(round(d * 1000)) for d in departure]
+        departure_ms = np.round(departure * 1000).astype(object)  # None: never leaves (lists cross to processes)
+        departure_ms[np.isinf(departure)] = None
+        out["departure_ms"] += departure_ms.tolist()
         out["min_power_kw"] += [min_power] * n
         out["setpoint_step_kw"] += [step] * n
     return out
@@ -409,8 +411,8 @@ class FleetSim(mosaik_api_v3.Simulator):
                         times, rows = self.records[attr]
                         if attr == "soc_mean":
                             values[attr] = {"time_ms": times, "value": rows}
-                        elif self.arrays:  # rows x vehicles, in-process
-                            values[attr] = {"time_ms": times, "value": np.vstack(rows)}
+                        elif self.arrays:  # a list of rows (numpy arrays, one value per vehicle), in-process
+                            values[attr] = {"time_ms": times, "value": rows}
                         else:
                             values[attr] = {"time_ms": times, "value": [row.tolist() for row in rows]}
             else:

@@ -175,6 +175,15 @@ def choose_solver(wanted: str, unbalanced: bool) -> str:
 
 
 PROFILE_MS = 900_000  # SimBench profiles: one value per 15 minutes
+SIMBENCH_YEAR_START = "2016-01-01T00:00"  # ... from here: step 0 of every profile (the 2016 reference year)
+SIMBENCH_YEAR_STEPS = 366 * 96  # 2016 is a leap year
+
+
+def profile_step_times(steps):
+    """The time of each 15-minute profile step of the SimBench year (a pandas DatetimeIndex, in order)."""
+    import pandas as pd
+
+    return pd.Timestamp(SIMBENCH_YEAR_START) + pd.to_timedelta(np.asarray(steps, dtype=np.int64) * PROFILE_MS, unit="ms")
 
 
 _PROFILES: dict[str, dict] = {}  # per process, by network spec: the profiles of the network as loaded

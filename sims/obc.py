@@ -55,10 +55,15 @@ from __future__ import annotations
 
 import collections
 import heapq
+import itertools
 
 import numpy as np
 
 KWMS_PER_KWH = 3.6e6  # kW x ms in one kWh
+# a state of charge within this of soc_min / soc_max is at that limit: the run records the state of charge as
+# float32 (about 7 digits; 0.2 is stored as 0.20000000298), and the model and the analysis must agree on who
+# is at a limit (1e-6 of a 100 kWh battery is 0.1 Wh)
+SOC_AT_LIMIT = 1e-6
 DEPARTURE, PENDING, ZERO = 0, 1, 2  # event kinds, in the order they apply at equal times
 
 PARAMETERS = (
@@ -77,8 +82,11 @@ def plug_windows(vehicles: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     arrival = vehicles.get("arrival_ms")
     arrival = np.zeros(n) if arrival is None or len(arrival) == 0 else np.asarray(arrival, dtype=float)
     departure = vehicles.get("departure_ms")
-    departure = np.full(n, np.inf) if departure is None or len(departure) == 0 else np.asarray(
-        [np.inf if d is None else d for d in departure], dtype=float)
+    if departure is None or len(departure) == 0:
+        departure = np.full(n, np.inf)
+    else:  # None (never) becomes NaN in a float array, then infinity
+        departure = np.array(departure, dtype=float)
+        departure[np.isnan(departure)] = np.inf
     return plugged, arrival, departure
 
 
@@ -110,8 +118,8 @@ def soc_limited_kw(vehicles: dict, soc) -> tuple[np.ndarray, np.ndarray]:
     if soc is None:
         return p_min, p_max
     soc = np.asarray(soc, float)
-    p_min = np.where(soc <= np.asarray(vehicles["soc_min"], float), np.maximum(p_min, 0.0), p_min)
-    p_max = np.where(soc >= np.asarray(vehicles["soc_max"], float), np.minimum(p_max, 0.0), p_max)
+    p_min = np.where(soc <= np.asarray(vehicles["soc_min"], float) + SOC_AT_LIMIT, np.maximum(p_min, 0.0), p_min)
+    p_max = np.where(soc >= np.asarray(vehicles["soc_max"], float) - SOC_AT_LIMIT, np.minimum(p_max, 0.0), p_max)
     return p_min, p_max
 
 
@@ -172,8 +180,11 @@ class ChargerFleet:
         self.n = len(arr["soc"])
         for k, default in OPTIONAL_PARAMETERS.items():
             value = params.get(k)
-            arr[k] = np.full(self.n, default) if value is None else np.fromiter(
-                (default if x is None else x for x in value), dtype=float, count=len(value))
+            if value is None:
+                arr[k] = np.full(self.n, float(default))
+            else:  # None (not given) becomes NaN in a float array, then the default
+                arr[k] = np.array(value, dtype=float)
+                arr[k][np.isnan(arr[k])] = default
         for k, v in arr.items():
             if v.shape != (self.n,):
                 raise ValueError(f"ChargerFleet: {k} has shape {v.shape}, expected ({self.n},)")
@@ -209,8 +220,9 @@ class ChargerFleet:
         self.pending_t = np.full(self.n, np.inf)
         self.t_energy = np.full(self.n, float(t0_ms))
         self.last_effect_ms = np.full(self.n, np.nan)
-        self._events: list[tuple[float, int, int]] = [
-            (float(d), DEPARTURE, int(i)) for i, d in enumerate(self.departure_ms) if np.isfinite(d)]
+        leaving = np.flatnonzero(np.isfinite(self.departure_ms))
+        self._events: list[tuple[float, int, int]] = list(zip(
+            self.departure_ms[leaving].tolist(), itertools.repeat(DEPARTURE), leaving.tolist()))
         heapq.heapify(self._events)
         self._limit_check_ms = -np.inf
         self._moving = None  # vehicles still ramping (None: to be found again after a change of motion)
@@ -280,8 +292,10 @@ class ChargerFleet:
         self._integrate(idx, float(self.t_ms))
         soc = self.energy_kwh[idx] / self.capacity_kwh[idx]
         here = self.plugged_now()[idx]
-        p_max = np.where(here, np.where(soc >= self.soc_max[idx], np.minimum(self.p_max[idx], 0.0), self.p_max[idx]), 0.0)
-        p_min = np.where(here, np.where(soc <= self.soc_min[idx], np.maximum(self.p_min[idx], 0.0), self.p_min[idx]), 0.0)
+        full = soc >= self.soc_max[idx] - SOC_AT_LIMIT
+        empty = soc <= self.soc_min[idx] + SOC_AT_LIMIT
+        p_max = np.where(here, np.where(full, np.minimum(self.p_max[idx], 0.0), self.p_max[idx]), 0.0)
+        p_min = np.where(here, np.where(empty, np.maximum(self.p_min[idx], 0.0), self.p_min[idx]), 0.0)
         return p_min, p_max
 
     # -- time -------------------------------------------------------------------------------

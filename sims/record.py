@@ -53,7 +53,8 @@ SERIES: dict[str, Recorded] = {
     "fleet_power": _r(FLEET, "p_kw", "kW"),
     "metered_power": _r(FLEET, "metered_p_kw", "kW"),
     "vehicle_power": _r(FLEET, "vehicle_p_kw", "kW", "matrix", VEHICLES, "float32"),
-    "vehicle_soc": _r(FLEET, "vehicle_soc", "1", "matrix", VEHICLES),  # float64: compared with soc limits
+    # float32 as well: limits compare it within sims.obc.SOC_AT_LIMIT (halves the largest write of a big run)
+    "vehicle_soc": _r(FLEET, "vehicle_soc", "1", "matrix", VEHICLES, "float32"),
     "soc_mean": _r(FLEET, "soc_mean", "1"),
     "voltage": _r(GRID, "vm_pu", "pu", "matrix", "bus_names"),
     **{f"voltage_{p}": _r(GRID, f"vm_{p}_pu", "pu", "matrix", "bus_names") for p in PHASES},

@@ -119,6 +119,21 @@ def test_bad_hosting_requests_are_one_line_errors(tmp_path, args, message):
     assert not (tmp_path / "o").exists()
 
 
+def test_a_time_series_of_a_combined_mv_lv_grid_is_refused_before_any_group_is_built(tmp_path, monkeypatch):
+    """Its LV feeders hang below substations inside the modelled MV network (a whole-network power flow per step
+    would be needed): refused from the topology, in one line, with nothing solved and nothing written."""
+    from analysis import hosting
+
+    def built(*_):
+        raise AssertionError("supply groups were built before the refusal")
+
+    monkeypatch.setattr(hosting, "_groups", built)
+    path = scenario(tmp_path, "simbench:1-MVLV-rural-1.108-0-sw", "LV1.108 Bus 3", power_flow="balanced")
+    done = cli("hosting-capacity", path, "--out", tmp_path / "o", "--times", "2016-01-14..2016-01-15")
+    assert done.returncode == 2 and "substation sits inside the modelled network" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1 and not (tmp_path / "o").exists()
+
+
 def test_service_hosting_capacity_agrees_with_the_co_simulation(tmp_path, shipped):
     """The MV feeder-end fleet cannot sell its 8 MW of DR-L (the co-simulation's grid rule fails on Line 10-11). The
     service hosting capacity names that line and a smaller power; sold at 97 % of it, the co-simulation passes the

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import BASE, ROOT, SCENARIOS, make_scenario
+from conftest import ROOT, SCENARIOS, make_scenario
 from cosim import cli
 from cosim.outputs import MARKER, output_lock
 

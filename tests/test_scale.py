@@ -7,14 +7,14 @@ import os
 
 import h5py
 import numpy as np
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from conftest import make_scenario
 from cosim import api
 from sims import record
 from sims.fleet import FleetSim, fleet_parameters
-from sims.obc import OPTIONAL_PARAMETERS, PARAMETERS, ChargerFleet
+from sims.obc import OPTIONAL_PARAMETERS, PARAMETERS, SOC_AT_LIMIT, ChargerFleet, soc_limited_kw
 from sims.recorder import ROWS_PER_WRITE, RecorderSim
 
 EXAMPLES = int(os.environ.get("V2G_PROPERTY_EXAMPLES", 12))
@@ -74,7 +74,7 @@ def test_wide_matrices_stream_to_the_file_in_the_record_s_precision(tmp_path):
         np.testing.assert_array_equal(h5["fleet/vehicle_p_kw/time_ms"][:], np.arange(rows.shape[0]) * 100)
         assert h5["grid/vm_pu/value"].dtype == np.float64 and h5["grid/vm_pu/value"].shape == (rows.shape[0], 5)
         assert h5["fleet/p_kw/value"].shape == (rows.shape[0],)
-    assert record.dtypes() == {"fleet/vehicle_p_kw": "float32"}
+    assert record.dtypes() == {"fleet/vehicle_p_kw": "float32", "fleet/vehicle_soc": "float32"}
 
 
 def test_per_vehicle_outputs_are_arrays_in_process_and_lists_in_a_process_of_their_own():
@@ -87,10 +87,11 @@ def test_per_vehicle_outputs_are_arrays_in_process_and_lists_in_a_process_of_the
         sim.step(0, {}, 100)
         out[arrays] = sim.get_data({"fleet": ["vehicle_p_kw", "vehicle_soc"]})["fleet"]
     rows = out[True]["vehicle_p_kw"]
-    assert rows["time_ms"] == [0] and isinstance(rows["value"], np.ndarray) and rows["value"].dtype == np.float32
-    assert rows["value"].shape == (1, 5)
+    assert rows["time_ms"] == [0] and len(rows["value"]) == 1  # a list of rows, each an array (no copy into a block)
+    assert isinstance(rows["value"][0], np.ndarray) and rows["value"][0].dtype == np.float32
+    assert rows["value"][0].shape == (5,)
     assert isinstance(out[False]["vehicle_p_kw"]["value"], list) and isinstance(out[False]["vehicle_soc"]["value"][0], list)
-    assert out[True]["vehicle_soc"]["value"].tolist() == out[False]["vehicle_soc"]["value"]
+    assert [r.tolist() for r in out[True]["vehicle_soc"]["value"]] == out[False]["vehicle_soc"]["value"]
     json.dumps(out[False])  # what mosaik sends between processes
 
 
@@ -119,3 +120,25 @@ def test_replicates_in_worker_processes_give_the_serial_answer(tmp_path):
     for seed in serial.summary["seeds"]:
         assert (tmp_path / "serial" / f"seed-{seed}" / "verdicts.json").read_bytes() == \
             (tmp_path / "parallel" / f"seed-{seed}" / "verdicts.json").read_bytes()
+
+
+@settings(max_examples=EXAMPLES * 10, deadline=None)
+@given(soc=st.lists(st.floats(0.0, 1.0), min_size=1, max_size=8), soc_min=st.floats(0.0, 0.5),
+       soc_max=st.floats(0.5, 1.0), near=st.sampled_from([0.0, 1e-9, 5e-7, -5e-7, 2e-6, -2e-6]))
+def test_model_and_verdict_agree_on_who_is_at_a_soc_limit_though_the_record_is_float32(soc, soc_min, soc_max, near):
+    """The model decides on its float64 state of charge, the verdict on the float32 the run recorded: both say
+    the same vehicles may not export (at their reserve) or import (full), also exactly at and just around a limit."""
+    soc = np.clip(np.array(soc + [soc_min + near, soc_max - near]), 0.0, 1.0)
+    for limit in (soc_min + SOC_AT_LIMIT, soc_max - SOC_AT_LIMIT):  # float32 rounds by <= 6e-8: not decidable here
+        assume(np.all(np.abs(soc - limit) > 1e-7))
+    soc = np.append(soc, [soc_min, soc_max])  # exactly at a limit, where the model stops a vehicle
+    params = fleet_parameters([{"model": "Nissan Ariya", "count": soc.size, "charger_kw": 10, "bus": "b", "soc": 0.5,
+                                "soc_min": 0.0, "soc_max": 1.0}], assume_v2g=True)
+    params.update(soc=soc.tolist(), soc_min=[soc_min] * soc.size, soc_max=[soc_max] * soc.size)
+    fleet = ChargerFleet(**{k: params[k] for k in (*PARAMETERS, *OPTIONAL_PARAMETERS)})
+    model = fleet.limits_kw()
+    verdict = soc_limited_kw(params, soc.astype(np.float32))
+    np.testing.assert_array_equal(model[0], verdict[0])
+    np.testing.assert_array_equal(model[1], verdict[1])
+    at_reserve = soc <= soc_min + SOC_AT_LIMIT
+    assert np.all(model[0][at_reserve] >= 0) and np.all(model[0][~at_reserve] < 0)

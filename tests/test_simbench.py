@@ -1,6 +1,5 @@
 """SimBench grids with their own load and generation profiles, indexed in milliseconds."""
 
-import h5py
 import numpy as np
 import pytest
 

@@ -12,7 +12,6 @@ import math
 import subprocess
 import sys
 
-import h5py
 import numpy as np
 import pandapower as pp
 import pytest
