@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from sims.obc import SOC_AT_LIMIT, plug_windows, present, time_to_reach_s
+from sims.obc import at_soc_limits, plug_windows, present, time_to_reach_s
 from sims.services import direction_sign
 
 LINKS = ("measurement", "network latency", "start delay", "ramp")
@@ -131,10 +131,8 @@ def explain_failures(entry: dict, service: dict, links: dict | None, soc_series,
 def ran_out(service: dict, t_ms: int, soc_series, vehicles: dict) -> tuple[int, int]:
     """(vehicles at their state-of-charge limit in the service's direction, vehicles departed) at ``t_ms``."""
     soc = soc_series.value[max(np.searchsorted(soc_series.time_ms, t_ms, side="right") - 1, 0)]
-    if direction_sign(service) < 0:
-        empty = int(np.sum(soc <= np.asarray(vehicles["soc_min"], float) + SOC_AT_LIMIT))
-    else:
-        empty = int(np.sum(soc >= np.asarray(vehicles["soc_max"], float) - SOC_AT_LIMIT))
+    at_reserve, full = at_soc_limits(soc, vehicles["soc_min"], vehicles["soc_max"])
+    empty = int(np.sum(at_reserve if direction_sign(service) < 0 else full))
     _, _, departure = plug_windows(vehicles)
     return empty, int(np.sum(departure <= t_ms))
 

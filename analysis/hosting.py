@@ -410,17 +410,25 @@ def _draw_placements(net, rng, found: dict, directions: list[str], placements: i
     return draws
 
 
-def _groups(net, found: dict) -> dict:
-    """Feeder name -> its supply group's checker (one per busbar, shared by its feeders)."""
+def _groups(net, found: dict, refuse=None) -> dict:
+    """Feeder name -> its supply group's checker (one per busbar, shared by its feeders). ``refuse(name, buses)``,
+    if given, sees each feeder's group (its buses) from the topology alone, before anything is built or solved."""
+    from analysis.subnetwork import supply_groups
+
     busbar_of = {name: busbar for name, (busbar, _) in feeder_table(net).items() if name in found}
-    by_busbar = group_checks(net, set(busbar_of.values()))
+    members = supply_groups(net, set(busbar_of.values()))
+    if refuse is not None:
+        for name, busbar in busbar_of.items():
+            refuse(name, members[busbar])
+    by_busbar = group_checks(net, members)
     return {name: by_busbar[b] for name, b in busbar_of.items()}
 
 
-def group_checks(net, seeds) -> dict:
-    """Bus -> the ``GroupCheck`` of the supply group it lies in (one per group, shared by its buses); ``net`` solved
-    here, its Thevenin data built once and only if a group needs it."""
-    from analysis.subnetwork import SupplyGroup, WholeNetwork, supply_groups
+def group_checks(net, groups: dict) -> dict:
+    """Bus -> the ``GroupCheck`` of the supply group it lies in, for ``groups`` (``subnetwork.supply_groups``: bus ->
+    its group's buses; one check per group, shared by its buses); ``net`` solved here, its Thevenin data built once
+    and only if a group needs it."""
+    from analysis.subnetwork import SupplyGroup, WholeNetwork
     from sims.batchflow import _runpp
 
     _runpp(net)
@@ -431,7 +439,7 @@ def group_checks(net, seeds) -> dict:
             whole["net"] = WholeNetwork(net)
         return whole["net"]
 
-    for seed, members in supply_groups(net, seeds).items():
+    for seed, members in groups.items():
         key = tuple(members)
         if key not in checks:
             checks[key] = GroupCheck(SupplyGroup(net, members, whole_network))
@@ -657,22 +665,22 @@ def hosting_timeseries(net, profiles: dict, steps: np.ndarray, limits: dict, cha
     subnetwork): one row per feeder x direction x step with the placements' p5/p50/p95 and what binds in the
     median placement. The placements are drawn as ``hosting_capacity`` draws them, so a step's answer is the
     snapshot's at that ``profile_time``."""
-    from analysis.subnetwork import Unsupported, fed_from_outside, supply_groups
+    from analysis.subnetwork import Unsupported, fed_from_outside
 
     rng = np.random.default_rng([seed, 7])
     found = feeders(net, at)
     draws = {key: order for key, (order, _) in _draw_placements(net, rng, found, directions, placements, n_max).items()}
     if only is not None:
         found = {name: buses for name, buses in found.items() if name in set(only)}
-    busbar_of = {name: busbar for name, (busbar, _) in feeder_table(net).items() if name in found}
-    members = supply_groups(net, set(busbar_of.values()))
-    for name, busbar in busbar_of.items():  # refused from the topology, before any group is built
-        if fed_from_outside(net, members[busbar]):
+
+    def refuse(name, buses):
+        if fed_from_outside(net, buses):
             raise ValueError(f"feeder {name}: its substation sits inside the modelled network; a time series there "
                              "needs a whole-network power flow per step (not supported yet): study one moment "
                              "with grid.profile_time instead")
+
     try:
-        groups = _groups(net, found)
+        groups = _groups(net, found, refuse)
     except Unsupported as exc:
         raise ValueError(f"a time series needs the subnetwork method, which cannot represent this network: {exc}") from None
     rows, done = [], 0
@@ -853,6 +861,7 @@ def service_hosting(net, vehicles: dict, sign: int, limits: dict, resolution_kw:
     a bus's power at contracted C is linear in C. Searched in steps of ``resolution_kw`` by the hosting-capacity
     search, up to the fleet's whole headroom (then ``binding_limit`` is ``fleet headroom``).
     ``reactive_of_bus``: bus reference -> ``{"spec", "rated_kw"}`` (``sims.fleet.bus_reactive``)."""
+    from analysis.subnetwork import supply_groups
     from sims.controller import dispatch
     from sims.grid import find_bus
     from sims.obc import plug_windows, soc_limited_kw
@@ -872,7 +881,7 @@ def service_hosting(net, vehicles: dict, sign: int, limits: dict, resolution_kw:
     total = float(bus_room.sum())
     n_max = int(total // resolution_kw)
     buses = np.array([find_bus(net, int(r) if r.isdigit() else r) for r in bus_refs])
-    by_bus = group_checks(net, set(buses.tolist()))
+    by_bus = group_checks(net, supply_groups(net, set(buses.tolist())))
     checks = []  # (GroupCheck, positions of the fleet buses in it)
     for check in {id(c): c for c in by_bus.values()}.values():
         checks.append((check, np.flatnonzero([by_bus[int(b)] is check for b in buses])))

@@ -10,11 +10,8 @@ median wall time of each, the median of the per-pair ratios (with their range) a
 from __future__ import annotations
 
 import argparse
-import os
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -22,17 +19,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.bench_scale import timed_cli  # noqa: E402
-
-
-def timed(*argv) -> dict:
-    """``argv`` in a process of its own: wall seconds and peak RSS in MB."""
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
-    if status != 0:
-        raise RuntimeError(f"{argv} failed: {proc.stderr.read().decode()[-400:]}")
-    return {"wall": time.perf_counter() - t0, "rss_mb": usage.ru_maxrss / 1024}
+from bench_scale import timed, timed_cli  # noqa: E402  (the same measurement as the other benchmarks)
 
 
 def main():

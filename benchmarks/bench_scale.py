@@ -46,19 +46,23 @@ from sims.obc import OPTIONAL_PARAMETERS, PARAMETERS, ChargerFleet  # noqa: E402
 MODELS = list(catalog.builtin_vehicles())
 
 
-def timed_cli(*args) -> dict:
-    """``v2g ARGS`` in a process of its own: wall and CPU seconds (``os.wait4``), peak RSS in MB."""
+def timed(*argv) -> dict:
+    """``argv`` in a process of its own: wall and CPU seconds (``os.wait4``), peak RSS in MB."""
     import os
     import subprocess
 
     t0 = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "cosim.cli", *map(str, args)], cwd=ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen([str(a) for a in argv], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - t0
     if status != 0:
-        raise RuntimeError(f"v2g {args[0]} failed: {proc.stderr.read().decode()[-400:]}")
+        raise RuntimeError(f"{' '.join(map(str, argv))} failed: {proc.stderr.read().decode()[-400:]}")
     return {"wall": wall, "cpu": usage.ru_utime + usage.ru_stime, "rss_mb": usage.ru_maxrss / 1024}
+
+
+def timed_cli(*args) -> dict:
+    """``v2g ARGS`` in a process of its own (see ``timed``)."""
+    return timed(sys.executable, "-m", "cosim.cli", *args)
 
 
 def scenario_dict(n: int, profile: str) -> dict:

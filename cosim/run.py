@@ -25,6 +25,7 @@ from analysis.verdict import evaluate
 from cosim import world as world_builder
 from cosim.outputs import atomic_directory, write_marker
 from sims import catalog, record
+from sims.obc import floats
 
 VERSIONED_PACKAGES = ("v2g-testbed", "mosaik", "mosaik-api-v3", "pandapower", "simpy", "numpy", "h5py", "pydantic")
 
@@ -71,10 +72,7 @@ def _write_vehicle_table(h5_path: Path, vehicles: dict):
                 group.create_dataset(key, data=data.astype(h5py.string_dtype("utf-8", max(data.dtype.itemsize, 1))))
             else:  # None only means "never" (a departure): store it as infinity
                 data = np.asarray(values)
-                if data.dtype == object:
-                    data = np.array(values, dtype=float)  # None -> NaN -> infinity
-                    data[np.isnan(data)] = np.inf
-                group.create_dataset(key, data=data)
+                group.create_dataset(key, data=floats(values, np.inf) if data.dtype == object else data)
 
 
 def run(loaded, out_dir: Path, progress: bool = False) -> dict:

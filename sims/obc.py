@@ -74,6 +74,20 @@ PARAMETERS = (
 OPTIONAL_PARAMETERS = {"arrival_ms": 0.0, "departure_ms": np.inf, "min_power_kw": 0.0, "setpoint_step_kw": 0.0}
 
 
+def at_soc_limits(soc, soc_min, soc_max) -> tuple[np.ndarray, np.ndarray]:
+    """(at or below its reserve, at or above full) per vehicle, within SOC_AT_LIMIT: the one rule the model,
+    the verdict and the causes share."""
+    soc = np.asarray(soc, float)
+    return soc <= np.asarray(soc_min, float) + SOC_AT_LIMIT, soc >= np.asarray(soc_max, float) - SOC_AT_LIMIT
+
+
+def floats(values, default: float) -> np.ndarray:
+    """Per-vehicle numbers as a float array, each ``None`` (not given) replaced by ``default``."""
+    out = np.array(values, dtype=float)  # None becomes NaN
+    out[np.isnan(out)] = default
+    return out
+
+
 def plug_windows(vehicles: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(plugged, arrival_ms, departure_ms) from per-vehicle lists; without arrival_ms a vehicle is there
     from the start, and a missing or None departure_ms means it never leaves."""
@@ -82,11 +96,7 @@ def plug_windows(vehicles: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     arrival = vehicles.get("arrival_ms")
     arrival = np.zeros(n) if arrival is None or len(arrival) == 0 else np.asarray(arrival, dtype=float)
     departure = vehicles.get("departure_ms")
-    if departure is None or len(departure) == 0:
-        departure = np.full(n, np.inf)
-    else:  # None (never) becomes NaN in a float array, then infinity
-        departure = np.array(departure, dtype=float)
-        departure[np.isnan(departure)] = np.inf
+    departure = np.full(n, np.inf) if departure is None or len(departure) == 0 else floats(departure, np.inf)
     return plugged, arrival, departure
 
 
@@ -117,9 +127,9 @@ def soc_limited_kw(vehicles: dict, soc) -> tuple[np.ndarray, np.ndarray]:
     p_max = np.where(plugged, np.asarray(vehicles["p_max_kw"], float), 0.0)
     if soc is None:
         return p_min, p_max
-    soc = np.asarray(soc, float)
-    p_min = np.where(soc <= np.asarray(vehicles["soc_min"], float) + SOC_AT_LIMIT, np.maximum(p_min, 0.0), p_min)
-    p_max = np.where(soc >= np.asarray(vehicles["soc_max"], float) - SOC_AT_LIMIT, np.minimum(p_max, 0.0), p_max)
+    empty, full = at_soc_limits(soc, vehicles["soc_min"], vehicles["soc_max"])
+    p_min = np.where(empty, np.maximum(p_min, 0.0), p_min)
+    p_max = np.where(full, np.minimum(p_max, 0.0), p_max)
     return p_min, p_max
 
 
@@ -180,11 +190,7 @@ class ChargerFleet:
         self.n = len(arr["soc"])
         for k, default in OPTIONAL_PARAMETERS.items():
             value = params.get(k)
-            if value is None:
-                arr[k] = np.full(self.n, float(default))
-            else:  # None (not given) becomes NaN in a float array, then the default
-                arr[k] = np.array(value, dtype=float)
-                arr[k][np.isnan(arr[k])] = default
+            arr[k] = np.full(self.n, float(default)) if value is None else floats(value, default)
         for k, v in arr.items():
             if v.shape != (self.n,):
                 raise ValueError(f"ChargerFleet: {k} has shape {v.shape}, expected ({self.n},)")
@@ -292,8 +298,7 @@ class ChargerFleet:
         self._integrate(idx, float(self.t_ms))
         soc = self.energy_kwh[idx] / self.capacity_kwh[idx]
         here = self.plugged_now()[idx]
-        full = soc >= self.soc_max[idx] - SOC_AT_LIMIT
-        empty = soc <= self.soc_min[idx] + SOC_AT_LIMIT
+        empty, full = at_soc_limits(soc, self.soc_min[idx], self.soc_max[idx])
         p_max = np.where(here, np.where(full, np.minimum(self.p_max[idx], 0.0), self.p_max[idx]), 0.0)
         p_min = np.where(here, np.where(empty, np.maximum(self.p_min[idx], 0.0), self.p_min[idx]), 0.0)
         return p_min, p_max

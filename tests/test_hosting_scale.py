@@ -127,7 +127,7 @@ def test_a_time_series_of_a_combined_mv_lv_grid_is_refused_before_any_group_is_b
     def built(*_):
         raise AssertionError("supply groups were built before the refusal")
 
-    monkeypatch.setattr(hosting, "_groups", built)
+    monkeypatch.setattr(hosting, "group_checks", built)
     path = scenario(tmp_path, "simbench:1-MVLV-rural-1.108-0-sw", "LV1.108 Bus 3", power_flow="balanced")
     done = cli("hosting-capacity", path, "--out", tmp_path / "o", "--times", "2016-01-14..2016-01-15")
     assert done.returncode == 2 and "substation sits inside the modelled network" in done.stderr
