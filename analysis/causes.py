@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from sims.obc import at_soc_limits, plug_windows, present, time_to_reach_s
-from sims.services import direction_sign
+from v2g_testbed.sims.obc import at_soc_limits, plug_windows, present, time_to_reach_s
+from v2g_testbed.sims.services import direction_sign
 
 LINKS = ("measurement", "network latency", "start delay", "ramp")
 

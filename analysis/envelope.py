@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from sims.services import response_pu
+from v2g_testbed.sims.services import response_pu
 
 
 def envelope(service: dict, freq, t_ms: np.ndarray, nominal_hz: float) -> tuple[np.ndarray, np.ndarray]:

@@ -22,11 +22,11 @@ import collections
 import numpy as np
 import pandas as pd
 
-from analysis.limits import Limits
-from sims import PHASES
-from sims.fleet import draw_phases
-from sims.fleet import phase_shares as fleet_phase_shares
-from sims.grid import load_buses, profile_step_times, run_power_flow, single_phase_loads
+from v2g_testbed.analysis.limits import Limits
+from v2g_testbed.sims import PHASES
+from v2g_testbed.sims.fleet import draw_phases
+from v2g_testbed.sims.fleet import phase_shares as fleet_phase_shares
+from v2g_testbed.sims.grid import load_buses, profile_step_times, run_power_flow, single_phase_loads
 
 
 def feeders(net, at: str = "all") -> dict[str, list[int]]:
@@ -152,7 +152,7 @@ class Feeder:
     def check(self, kw: np.ndarray) -> dict | None:
         """None if every limit holds with these charger powers (kW per bus and phase, + import); else
         the first violation. With reactive power by Q(U), power flows repeat until it settles."""
-        from sims.reactive import reactive_kvar
+        from v2g_testbed.sims.reactive import reactive_kvar
 
         p = kw.sum(axis=1)
         q_u = self.reactive is not None and self.reactive["mode"] == "q_u"
@@ -314,7 +314,7 @@ def hosting_capacity(net, limits: dict, charger_kw: float, directions: list[str]
     analysis/subnetwork.py), ``whole-network`` (every check a pandapower power flow of the whole network),
     ``auto`` (subnetwork for a balanced power flow, where the network allows it).
     ``only``: study these feeders (names), not all; ``reactive``: the chargers' reactive power (a
-    ``sims.reactive`` spec: power factor or Q(U))."""
+    ``v2g_testbed.sims.reactive`` spec: power factor or Q(U))."""
     if method not in ("auto", "subnetwork", "whole-network"):
         raise ValueError(f"method: auto, subnetwork or whole-network, got {method!r}")
     if method == "subnetwork" and unbalanced:
@@ -333,7 +333,7 @@ def hosting_capacity(net, limits: dict, charger_kw: float, directions: list[str]
         found = {name: buses for name, buses in found.items() if name in set(only)}
     groups = None
     if not unbalanced and method != "whole-network":
-        from analysis.subnetwork import Unsupported
+        from v2g_testbed.analysis.subnetwork import Unsupported
 
         try:
             groups = _groups(net, found)
@@ -413,7 +413,7 @@ def _draw_placements(net, rng, found: dict, directions: list[str], placements: i
 def _groups(net, found: dict, refuse=None) -> dict:
     """Feeder name -> its supply group's checker (one per busbar, shared by its feeders). ``refuse(name, buses)``,
     if given, sees each feeder's group (its buses) from the topology alone, before anything is built or solved."""
-    from analysis.subnetwork import supply_groups
+    from v2g_testbed.analysis.subnetwork import supply_groups
 
     busbar_of = {name: busbar for name, (busbar, _) in feeder_table(net).items() if name in found}
     members = supply_groups(net, set(busbar_of.values()))
@@ -428,8 +428,8 @@ def group_checks(net, groups: dict) -> dict:
     """Bus -> the ``GroupCheck`` of the supply group it lies in, for ``groups`` (``subnetwork.supply_groups``: bus ->
     its group's buses; one check per group, shared by its buses); ``net`` solved here, its Thevenin data built once
     and only if a group needs it."""
-    from analysis.subnetwork import SupplyGroup, WholeNetwork
-    from sims.batchflow import _runpp
+    from v2g_testbed.analysis.subnetwork import SupplyGroup, WholeNetwork
+    from v2g_testbed.sims.batchflow import _runpp
 
     _runpp(net)
     whole, checks, out = {}, {}, {}
@@ -509,7 +509,7 @@ class GroupCheck:
                    base: np.ndarray | None = None, reactive: dict | None = None) -> tuple[list[dict], int]:
         """Hosting capacity of each placement (``orders``: bus positions in ``buses``), all searched together;
         ``base``: base injections per step (steps x PQ buses; time series): then one row per placement and
-        step, placement-major; ``reactive``: the chargers' reactive power (``sims.reactive`` spec). Returns the
+        step, placement-major; ``reactive``: the chargers' reactive power (``v2g_testbed.sims.reactive`` spec). Returns the
         runs and the power flows they took."""
         nb = len(buses)
         steps = 1 if base is None else len(base)
@@ -536,7 +536,7 @@ class GroupCheck:
         """Power flows of rows of charger power ``p_kw`` (rows x ``buses``, + import) with their reactive power:
         a power factor in one pass; Q(U) repeated until the reactive power settles (to 1e-6 kvar, at most
         ``Q_U_ITERATIONS``), as pandapower's controller loop does. Returns the result and the power flows run."""
-        from sims.reactive import reactive_kvar
+        from v2g_testbed.sims.reactive import reactive_kvar
 
         pos = self.flow.pq_positions(buses)
         q = reactive_kvar(p_kw, np.ones_like(p_kw), reactive, rated_kw) if reactive else 0.0
@@ -665,7 +665,7 @@ def hosting_timeseries(net, profiles: dict, steps: np.ndarray, limits: dict, cha
     subnetwork): one row per feeder x direction x step with the placements' p5/p50/p95 and what binds in the
     median placement. The placements are drawn as ``hosting_capacity`` draws them, so a step's answer is the
     snapshot's at that ``profile_time``."""
-    from analysis.subnetwork import Unsupported, fed_from_outside
+    from v2g_testbed.analysis.subnetwork import Unsupported, fed_from_outside
 
     rng = np.random.default_rng([seed, 7])
     found = feeders(net, at)
@@ -857,14 +857,14 @@ def service_hosting(net, vehicles: dict, sign: int, limits: dict, resolution_kw:
     response, from its baseline to full response in the service's direction (``sign``: -1 a Low service, +1 a
     High one), before a grid limit breaks; per 15-minute step of ``profiles`` (``steps``), or once for the network
     as given. The fleet is ``vehicles`` (as the fleet simulator gets them); the response is shared as the
-    aggregator shares it (``sims.controller.dispatch``: in proportion to headroom, state of charge respected), so
+    aggregator shares it (``v2g_testbed.sims.controller.dispatch``: in proportion to headroom, state of charge respected), so
     a bus's power at contracted C is linear in C. Searched in steps of ``resolution_kw`` by the hosting-capacity
     search, up to the fleet's whole headroom (then ``binding_limit`` is ``fleet headroom``).
-    ``reactive_of_bus``: bus reference -> ``{"spec", "rated_kw"}`` (``sims.fleet.bus_reactive``)."""
-    from analysis.subnetwork import supply_groups
-    from sims.controller import dispatch
-    from sims.grid import find_bus
-    from sims.obc import plug_windows, soc_limited_kw
+    ``reactive_of_bus``: bus reference -> ``{"spec", "rated_kw"}`` (``v2g_testbed.sims.fleet.bus_reactive``)."""
+    from v2g_testbed.analysis.subnetwork import supply_groups
+    from v2g_testbed.sims.controller import dispatch
+    from v2g_testbed.sims.grid import find_bus
+    from v2g_testbed.sims.obc import plug_windows, soc_limited_kw
 
     plugged, arrival, _ = plug_windows(vehicles)
     here = plugged & (arrival <= 0)

@@ -20,13 +20,13 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from analysis.budget import first_receipts  # noqa: E402
-from analysis.envelope import envelope  # noqa: E402
-from analysis.limits import Limits  # noqa: E402
-from analysis.timeseries import RunRecord  # noqa: E402
-from analysis.verdict import service_trace  # noqa: E402
-from sims import PHASES  # noqa: E402
-from sims.obc import time_to_reach_s  # noqa: E402
+from v2g_testbed.analysis.budget import first_receipts  # noqa: E402
+from v2g_testbed.analysis.envelope import envelope  # noqa: E402
+from v2g_testbed.analysis.limits import Limits  # noqa: E402
+from v2g_testbed.analysis.timeseries import RunRecord  # noqa: E402
+from v2g_testbed.analysis.verdict import service_trace  # noqa: E402
+from v2g_testbed.sims import PHASES  # noqa: E402
+from v2g_testbed.sims.obc import time_to_reach_s  # noqa: E402
 
 COLORS = plt.rcParams["axes.prop_cycle"].by_key()["color"]
 
@@ -117,7 +117,7 @@ def models(rec, path: Path) -> Path | None:
 
 def budget_rows(rec, t_event_ms: int, measurement_ms: float) -> dict[str, np.ndarray] | None:
     """Per vehicle that received a setpoint after t_event: the delay budget in seconds (the charger's part by
-    the OBC model's own rule, ``sims.obc.time_to_reach_s``)."""
+    the OBC model's own rule, ``v2g_testbed.sims.obc.time_to_reach_s``)."""
     got = first_receipts(rec, t_event_ms)
     if got is None:
         return None

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from analysis.verdict import RunVerdicts, ServiceVerdict
+    from v2g_testbed.analysis.verdict import RunVerdicts, ServiceVerdict
 
 import math
 from xml.sax.saxutils import escape, quoteattr

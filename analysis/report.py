@@ -39,8 +39,8 @@ def _verdict_cell(eligible) -> str:
 
 
 def _quantity(key: str, value):
-    """A number printed at its quantity's precision (analysis.table), by the unit its name ends in."""
-    from analysis.table import pct, pu, seconds
+    """A number printed at its quantity's precision (v2g_testbed.analysis.table), by the unit its name ends in."""
+    from v2g_testbed.analysis.table import pct, pu, seconds
 
     if not isinstance(value, float):
         return value
@@ -137,8 +137,8 @@ def ensure_plots(run_dir: Path) -> list[Path]:
     resolved = (scenario.get("provenance") or {}).get("resolved")
     if not resolved:
         return []
-    from analysis import plots
-    from sims import catalog
+    from v2g_testbed.analysis import plots
+    from v2g_testbed.sims import catalog
 
     return plots.write_all(run_dir, resolved["services"], resolved["network_profile"], catalog.nominal_hz(),
                            scenario["grid"]["limits"])

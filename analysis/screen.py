@@ -19,7 +19,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from analysis.verdict import ServiceVerdict
+    from v2g_testbed.analysis.verdict import ServiceVerdict
 
 import math
 

@@ -27,7 +27,7 @@ import warnings
 
 import numpy as np
 
-from sims.batchflow import BatchPowerFlow, Unsupported, _runpp
+from v2g_testbed.sims.batchflow import BatchPowerFlow, Unsupported, _runpp
 
 __all__ = ["SupplyGroup", "supply_groups", "Unsupported"]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from analysis.verdict import RunVerdicts
+    from v2g_testbed.analysis.verdict import RunVerdicts
 
 
 def render(headers: list[str], rows: list[list], align: str | None = None) -> str:

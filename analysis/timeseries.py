@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import h5py
 import numpy as np
 
-from sims import record
+from v2g_testbed.sims import record
 
 
 @dataclass

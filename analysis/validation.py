@@ -1,9 +1,9 @@
 """Each model against its source, figure by figure (docs/validation.md is made of these tables).
 
-    python -m analysis.validation                 # every comparison, as Markdown
-    python -m analysis.validation vehicles        # or one: vehicles, chargers, network, services, gb2019
+    python -m v2g_testbed.analysis.validation                 # every comparison, as Markdown
+    python -m v2g_testbed.analysis.validation vehicles        # or one: vehicles, chargers, network, services, gb2019
 
-Vehicles and DC chargers: the onboard-charger model (``sims.obc``) given a full-power step, timed at 1 ms,
+Vehicles and DC chargers: the onboard-charger model (``v2g_testbed.sims.obc``) given a full-power step, timed at 1 ms,
 against the catalog's measured start delay and rise time. Network: a profile's simulated setpoint latency
 to idle modems (the NetworkSim, standalone, 2,000 messages) against the published figures it was built
 from. Services: each curve and deadline against the document it comes from. 9 August 2019: the system
@@ -16,7 +16,7 @@ import sys
 
 import numpy as np
 
-from sims import catalog
+from v2g_testbed.sims import catalog
 
 
 def _md(headers: list[str], rows: list[list]) -> str:
@@ -28,7 +28,7 @@ def _md(headers: list[str], rows: list[list]) -> str:
 
 def step_response(vehicle, rated_kw: float) -> tuple[float, float]:
     """(start delay, time to full power) in s of one vehicle given a full-power discharge command at 0 ms."""
-    from sims.obc import ChargerFleet
+    from v2g_testbed.sims.obc import ChargerFleet
 
     fleet = ChargerFleet(start_delay_ms=[round(vehicle.t_a_s * 1000)], stop_delay_ms=[round(vehicle.t_c_s * 1000)],
                          ramp_up_kw_per_s=[vehicle.ramp_up_kw_per_s], ramp_down_kw_per_s=[vehicle.ramp_down_kw_per_s],
@@ -73,7 +73,7 @@ def network_latency(profile_name: str, n: int = 2000, seed: int = 1) -> np.ndarr
     """Seconds from sending to delivery of one setpoint to each of n idle modems, each alone in its cell (the
     published figures are per message; a fleet sharing a cell queues on top: see the `4g` scenarios), lost
     ones left out."""
-    from sims.network import NetworkSim
+    from v2g_testbed.sims.network import NetworkSim
 
     profile = catalog.network_profiles()[profile_name]
     sim = NetworkSim()
@@ -127,7 +127,7 @@ def services() -> str:
 
 def gb2019_timeline() -> dict:
     """The preset's timeline, seconds after the strike."""
-    from sims.frequency import SystemModel
+    from v2g_testbed.sims.frequency import SystemModel
 
     params = catalog.frequency_profiles()["systems"]["gb_2019_08_09"]
     model, dt = SystemModel(params), 0.02
@@ -178,7 +178,7 @@ def gb2019_figure(open_run, closed_run, out) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from analysis.timeseries import RunRecord
+    from v2g_testbed.analysis.timeseries import RunRecord
 
     params = catalog.frequency_profiles()["systems"]["gb_2019_08_09"]
     rec, t0 = params["record"], params["strike_at_s"]
@@ -203,14 +203,14 @@ def gb2019_figure(open_run, closed_run, out) -> None:
 
 
 def power_flow() -> str:
-    """The batch power flow of hosting capacity (``sims.batchflow``) against pandapower's Newton-Raphson, on the
+    """The batch power flow of hosting capacity (``v2g_testbed.sims.batchflow``) against pandapower's Newton-Raphson, on the
     shipped networks with random extra loads and generation (200 rows each, 0.5 MW / 50 kW at each bus)."""
     import warnings
 
     import pandapower as pp
 
-    from sims.batchflow import BatchPowerFlow
-    from sims.grid import load_network
+    from v2g_testbed.sims.batchflow import BatchPowerFlow
+    from v2g_testbed.sims.grid import load_network
 
     rows = []
     for spec, scale in (("cigre_mv", 0.5), ("cigre_lv", 0.05), ("ieee_eu_lv", 0.005)):
@@ -250,7 +250,7 @@ def _below(x: float) -> str:
 
 def limits() -> str:
     """The named limit sets of the `grid` rule and hosting capacity, with their sources."""
-    from analysis.limits import catalog as limit_sets
+    from v2g_testbed.analysis.limits import catalog as limit_sets
 
     rows = []
     for name, data in limit_sets()["sets"].items():
@@ -263,7 +263,7 @@ def limits() -> str:
 
 def reactive() -> str:
     """Q(U) curves of sims/data/reactive.yaml: their points and whether they are verified."""
-    from sims.reactive import curves
+    from v2g_testbed.sims.reactive import curves
 
     rows = [[name, ", ".join(f"({v:g}, {q:+.3f})" for v, q in c["points"]), "verify" if c.get("verify") else "checked",
              " ".join(c["source"].split())[:160]] for name, c in curves().items()]
@@ -276,7 +276,7 @@ SECTIONS = {"vehicles": vehicles, "chargers": chargers, "network": network, "ser
 
 
 def main(argv: list[str]) -> int:
-    if argv[:1] == ["figure"]:  # python -m analysis.validation figure OPEN_RUN CLOSED_RUN OUT.png
+    if argv[:1] == ["figure"]:  # python -m v2g_testbed.analysis.validation figure OPEN_RUN CLOSED_RUN OUT.png
         gb2019_figure(*argv[1:4])
         return 0
     names = argv or list(SECTIONS)

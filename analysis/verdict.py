@@ -25,16 +25,16 @@ from typing import TypedDict
 
 import numpy as np
 
-from analysis.budget import first_receipts
-from analysis.causes import chain, explain_failures, ran_out
-from analysis.envelope import envelope, error_pu
-from analysis.limits import Limits
-from analysis.regimes import ANY, activation_lower_kw, applicable, settlement_periods
-from analysis.timeseries import RunRecord
-from sims import PHASES
-from sims.obc import OPTIONAL_PARAMETERS, PARAMETERS, ChargerFleet, scheduled_kw
-from sims.obc import headroom_kw as obc_headroom_kw
-from sims.services import direction_sign, outside_deadband, response_pu
+from v2g_testbed.analysis.budget import first_receipts
+from v2g_testbed.analysis.causes import chain, explain_failures, ran_out
+from v2g_testbed.analysis.envelope import envelope, error_pu
+from v2g_testbed.analysis.limits import Limits
+from v2g_testbed.analysis.regimes import ANY, activation_lower_kw, applicable, settlement_periods
+from v2g_testbed.analysis.timeseries import RunRecord
+from v2g_testbed.sims import PHASES
+from v2g_testbed.sims.obc import OPTIONAL_PARAMETERS, PARAMETERS, ChargerFleet, scheduled_kw
+from v2g_testbed.sims.obc import headroom_kw as obc_headroom_kw
+from v2g_testbed.sims.services import direction_sign, outside_deadband, response_pu
 
 class RuleResult(TypedDict, total=False):
     """One rule of a verdict: ``passed``, the measured ``value``, its ``limit``, the ``margin`` (in ``unit``),
@@ -189,7 +189,7 @@ def metering(telemetry_hz: float, service: dict) -> dict:
 
 
 def headroom_kw(service: dict, vehicles: dict, soc, t_ms: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per vehicle at ``t_ms``, in the service's direction: the charger model's ``sims.obc.headroom_kw``."""
+    """Per vehicle at ``t_ms``, in the service's direction: the charger model's ``v2g_testbed.sims.obc.headroom_kw``."""
     return obc_headroom_kw(direction_sign(service), vehicles, soc, t_ms)
 
 
@@ -223,7 +223,7 @@ def service_trace(service: dict, services: list[dict], freq, power, nominal_hz: 
     frequency never left the service's deadband). Keys: t_ms, t_event, t_end, response_kw, required_kw.
 
     The response is measured, at every sample of the run, from the fleet's *baseline*: the power its plugged-in
-    vehicles were scheduled to draw then (``sims.obc.scheduled_kw`` of the recorded vehicles), as a market
+    vehicles were scheduled to draw then (``v2g_testbed.sims.obc.scheduled_kw`` of the recorded vehicles), as a market
     measures it from the provider's declared baseline; without the vehicles, the power just before t_event
     (the same when nothing answered an earlier excursion)."""
     sign = direction_sign(service)

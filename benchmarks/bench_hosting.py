@@ -17,11 +17,11 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from analysis import hosting  # noqa: E402
-from cosim import scenario  # noqa: E402
-from sims import PHASES  # noqa: E402
-from sims.fleet import charger_power, single_phase  # noqa: E402
-from sims.grid import load_network, single_phase_loads  # noqa: E402
+from v2g_testbed.analysis import hosting  # noqa: E402
+from v2g_testbed.cosim import scenario  # noqa: E402
+from v2g_testbed.sims import PHASES  # noqa: E402
+from v2g_testbed.sims.fleet import charger_power, single_phase  # noqa: E402
+from v2g_testbed.sims.grid import load_network, single_phase_loads  # noqa: E402
 
 
 def linear(feeder, order, shares, charger_kw, sign, n_max):

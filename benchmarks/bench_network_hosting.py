@@ -52,7 +52,7 @@ def runpp_seconds(samples: int = 20) -> float:
     import numpy as np
     import pandapower as pp
 
-    from sims.grid import load_network
+    from v2g_testbed.sims.grid import load_network
 
     net = load_network(MVLV)
     rng = np.random.default_rng(0)
@@ -74,8 +74,8 @@ def main():
     ap.add_argument("--sample-every", type=int, default=60, help="whole-network search on every N-th feeder")
     ap.add_argument("--skip-year", action="store_true")
     args = ap.parse_args()
-    from analysis.hosting import feeders
-    from sims.grid import load_network
+    from v2g_testbed.analysis.hosting import feeders
+    from v2g_testbed.sims.grid import load_network
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-network-hosting-"))
     path = scenario(tmp / "mvlv.yaml", MVLV, "MV2.101 Bus 4", "mvlv")

@@ -21,8 +21,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from sims import PHASES  # noqa: E402
-from sims.grid import load_network, run_power_flow, single_phase_loads, zero_sequence_missing  # noqa: E402
+from v2g_testbed.sims import PHASES  # noqa: E402
+from v2g_testbed.sims.grid import load_network, run_power_flow, single_phase_loads, zero_sequence_missing  # noqa: E402
 
 
 def timed(net, flows, solve, set_load):

@@ -18,8 +18,8 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from bench_scale import scenario_dict  # noqa: E402
-from cosim import run as runner  # noqa: E402
-from cosim import scenario  # noqa: E402
+from v2g_testbed.cosim import run as runner  # noqa: E402
+from v2g_testbed.cosim import scenario  # noqa: E402
 
 
 def main():

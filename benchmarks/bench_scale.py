@@ -5,8 +5,8 @@ The fleet uses the model's features: 10 % spread, 90 % plugged in, departures dr
 
 For each size it times (1) the full co-simulation as ``v2g run`` does it (mosaik world, recorder,
 HDF5, verdicts) and (2) a baseline measured in the same process: the same fleet model
-(``sims.obc.ChargerFleet``) driven by the same dispatch, its total sampled at the same rate, plus the same
-power flows (``sims.grid.GridSim``) called directly, with no mosaik, no recorder and no HDF5 (the floor).
+(``v2g_testbed.sims.obc.ChargerFleet``) driven by the same dispatch, its total sampled at the same rate, plus the same
+power flows (``v2g_testbed.sims.grid.GridSim``) called directly, with no mosaik, no recorder and no HDF5 (the floor).
 With a network profile (``--profile 4g``) it also times the same models including the SimPy
 network driven directly, which isolates what mosaik costs. It prints wall times, power-flow counts
 and the ratios; nothing is asserted.
@@ -34,14 +34,14 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from cosim import run as runner  # noqa: E402
-from cosim import scenario as scenario_mod  # noqa: E402
-from cosim import world as world_builder  # noqa: E402
-from sims import catalog  # noqa: E402
-from sims.controller import dispatch, required_change_kw  # noqa: E402
-from sims.grid import GridSim  # noqa: E402
-from sims.network import NetworkSim  # noqa: E402
-from sims.obc import OPTIONAL_PARAMETERS, PARAMETERS, ChargerFleet  # noqa: E402
+from v2g_testbed.cosim import run as runner  # noqa: E402
+from v2g_testbed.cosim import scenario as scenario_mod  # noqa: E402
+from v2g_testbed.cosim import world as world_builder  # noqa: E402
+from v2g_testbed.sims import catalog  # noqa: E402
+from v2g_testbed.sims.controller import dispatch, required_change_kw  # noqa: E402
+from v2g_testbed.sims.grid import GridSim  # noqa: E402
+from v2g_testbed.sims.network import NetworkSim  # noqa: E402
+from v2g_testbed.sims.obc import OPTIONAL_PARAMETERS, PARAMETERS, ChargerFleet  # noqa: E402
 
 MODELS = list(catalog.builtin_vehicles())
 
@@ -62,7 +62,7 @@ def timed(*argv) -> dict:
 
 def timed_cli(*args) -> dict:
     """``v2g ARGS`` in a process of its own (see ``timed``)."""
-    return timed(sys.executable, "-m", "cosim.cli", *args)
+    return timed(sys.executable, "-m", "v2g_testbed.cosim.cli", *args)
 
 
 def scenario_dict(n: int, profile: str) -> dict:
@@ -97,7 +97,7 @@ def baseline(loaded, vehicles: dict, with_network: bool = False) -> tuple[float,
     plugged = np.asarray(vehicles["plugged"], bool)
     lim = {k: np.where(plugged, np.asarray(vehicles[k], float), 0.0) for k in ("baseline_kw", "p_min_kw", "p_max_kw")}
     delay = loaded.network_profile["measurement_delay_ms"]
-    from sims.frequency import build_profile
+    from v2g_testbed.sims.frequency import build_profile
 
     changes = {t + delay: f for t, f in build_profile(loaded.frequency_events, nominal)}
     sent = lim["baseline_kw"].copy()

@@ -13,7 +13,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from cosim import sweep  # noqa: E402
+from v2g_testbed.cosim import sweep  # noqa: E402
 
 
 def cli_rate(args: list[str], runs: int) -> float:
@@ -21,7 +21,7 @@ def cli_rate(args: list[str], runs: int) -> float:
     import subprocess
 
     t0 = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "cosim.cli", *args, "--quiet"], cwd=ROOT, capture_output=True, text=True)
+    done = subprocess.run([sys.executable, "-m", "v2g_testbed.cosim.cli", *args, "--quiet"], cwd=ROOT, capture_output=True, text=True)
     wall = time.perf_counter() - t0
     if done.returncode not in (0, 1):
         raise RuntimeError(done.stderr[-400:])

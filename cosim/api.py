@@ -1,6 +1,6 @@
 """The Python API: what the ``v2g`` commands do, for notebooks and scripts.
 
-    from cosim import run_scenario
+    from v2g_testbed.cosim import run_scenario
 
     r = run_scenario("scenarios/hub-dc-local.yaml", overrides=["network.profile=4g"], seed=3)
     r.eligible                       # {"DC-L": True, ...}
@@ -21,14 +21,14 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable
 
-from cosim import scenario as scenario_module
-from cosim.scenario import LoadedScenario, ScenarioError
+from v2g_testbed.cosim import scenario as scenario_module
+from v2g_testbed.cosim.scenario import LoadedScenario, ScenarioError
 
 if TYPE_CHECKING:
     import pandas as pd
     import numpy as np
 
-    from analysis.verdict import RunVerdicts
+    from v2g_testbed.analysis.verdict import RunVerdicts
 
 __all__ = ["load_scenario", "run_scenario", "run_replicates", "run_sweep", "hosting_capacity", "RunResult",
            "ReplicatesResult", "HostingResult", "ScenarioError"]
@@ -129,20 +129,20 @@ class RunResult(_Owned):
     # -- the record -----------------------------------------------------------------------------
     @property
     def names(self) -> list[str]:
-        """The outputs this run recorded (keys of ``sims.record.SERIES``)."""
-        from analysis.timeseries import RunRecord
+        """The outputs this run recorded (keys of ``v2g_testbed.sims.record.SERIES``)."""
+        from v2g_testbed.analysis.timeseries import RunRecord
 
         with RunRecord.open(self.out_dir / "timeseries.h5") as rec:
             return [name for name in _record().SERIES if rec.has(name)]
 
     def series(self, name: str) -> "pd.DataFrame":
         """A recorded output as a DataFrame indexed by time in seconds. ``name`` is a key of
-        ``sims.record.SERIES`` (``"fleet_power"``) or its path in ``timeseries.h5`` (``"fleet/p_kw"``).
+        ``v2g_testbed.sims.record.SERIES`` (``"fleet_power"``) or its path in ``timeseries.h5`` (``"fleet/p_kw"``).
         A series has one column (its name, with the unit in ``df.attrs``); a matrix one column per vehicle,
         bus, line or transformer; a table (setpoints, messages) one row per entry."""
         import pandas as pd
 
-        from analysis.timeseries import RunRecord
+        from v2g_testbed.analysis.timeseries import RunRecord
 
         record = _record()
         key = _series_key(name)
@@ -174,7 +174,7 @@ class RunResult(_Owned):
         import numpy as np
         import pandas as pd
 
-        from analysis.timeseries import RunRecord
+        from v2g_testbed.analysis.timeseries import RunRecord
 
         with RunRecord.open(self.out_dir / "timeseries.h5") as rec:
             table = rec.vehicles()
@@ -188,8 +188,8 @@ class RunResult(_Owned):
     # -- pictures -------------------------------------------------------------------------------
     def plots(self) -> list[Path]:
         """Write the run's PNG plots into its directory (as ``v2g run`` does when ``outputs.plots``) and list them."""
-        from analysis import plots
-        from sims import catalog
+        from v2g_testbed.analysis import plots
+        from v2g_testbed.sims import catalog
 
         loaded = self.scenario
         return plots.write_all(self.out_dir, loaded.services, loaded.network_profile, catalog.nominal_hz(),
@@ -197,7 +197,7 @@ class RunResult(_Owned):
 
     def report(self, out: str | Path | None = None) -> Path:
         """The self-contained HTML report (``v2g report``)."""
-        from analysis import report
+        from v2g_testbed.analysis import report
 
         return report.write(self.out_dir, Path(out) if out is not None else None)
 
@@ -208,7 +208,7 @@ class RunResult(_Owned):
 
 
 def _record():
-    from sims import record
+    from v2g_testbed.sims import record
 
     return record
 
@@ -230,7 +230,7 @@ def run_scenario(scenario: str | Path | LoadedScenario, overrides: Iterable[str]
 
     ``plots``: write the PNG plots with the run (default off here: ``RunResult.plots()`` makes them when
     wanted). ``out``: the output directory; one that holds files v2g did not write is refused."""
-    from cosim.outputs import check_output_dir, output_lock
+    from v2g_testbed.cosim.outputs import check_output_dir, output_lock
 
     loaded = load_scenario(scenario, overrides, seed)
     output = _Output(out)
@@ -246,8 +246,8 @@ def run_scenario(scenario: str | Path | LoadedScenario, overrides: Iterable[str]
 
 
 def run_locked(loaded: LoadedScenario, out: Path, plots: bool = False, progress: bool = False) -> "RunVerdicts":
-    """The run itself, for a caller that already checked ``out`` and holds its lock (``cosim.outputs``)."""
-    from cosim import run as runner
+    """The run itself, for a caller that already checked ``out`` and holds its lock (``v2g_testbed.cosim.outputs``)."""
+    from v2g_testbed.cosim import run as runner
 
     loaded.scenario.outputs.plots = bool(plots)
     return runner.run(loaded, Path(out), progress=progress)
@@ -285,8 +285,8 @@ def run_replicates(scenario: str | Path, n: int, overrides: Iterable[str] = (), 
                    out: str | Path | None = None, progress=None, workers: int = 1) -> ReplicatesResult:
     """``v2g run --replicates N``: the scenario with seeds seed, seed+1, ..., no plots, ``workers`` at a time
     (worker processes). ``progress(done, total)`` is called after each run."""
-    from cosim import run as runner
-    from cosim.outputs import check_output_dir, output_lock
+    from v2g_testbed.cosim import run as runner
+    from v2g_testbed.cosim.outputs import check_output_dir, output_lock
 
     if n < 1:
         raise ScenarioError(f"--replicates: must be at least 1, got {n}")
@@ -316,7 +316,7 @@ def run_sweep(sweep_file: str | Path, out: str | Path | None = None, workers: in
     ``progress(done, failed, total)`` is called as runs finish."""
     import pandas as pd
 
-    from cosim import sweep
+    from v2g_testbed.cosim import sweep
 
     if workers < 1:
         raise ScenarioError(f"--workers: must be at least 1, got {workers}")
@@ -350,7 +350,7 @@ class HostingResult:
 
 def step_times(steps) -> list:
     """The SimBench timestamp of each 15-minute step."""
-    from sims.grid import profile_step_times
+    from v2g_testbed.sims.grid import profile_step_times
 
     return list(profile_step_times(steps))
 
@@ -362,7 +362,7 @@ def profile_steps(times: str, every: int, n_steps: int) -> "np.ndarray":
 
     import numpy as np
 
-    from sims.grid import PROFILE_MS, SIMBENCH_YEAR_START
+    from v2g_testbed.sims.grid import PROFILE_MS, SIMBENCH_YEAR_START
 
     if every < 1:
         raise ScenarioError(f"--every: must be at least 1, got {every}")
@@ -383,7 +383,7 @@ def profile_steps(times: str, every: int, n_steps: int) -> "np.ndarray":
 
 def _timeseries_steps(loaded: LoadedScenario, times: str | None, every: int):
     """The profile steps ``--times``/``--every`` ask for (None without ``times``), checked before any work."""
-    from sims.grid import SIMBENCH_YEAR_STEPS
+    from v2g_testbed.sims.grid import SIMBENCH_YEAR_STEPS
 
     if times is None:
         return None
@@ -403,11 +403,11 @@ def hosting_capacity(scenario: str | Path | LoadedScenario, placements: int | No
     ``times``: ``year`` or ``START..END`` on a SimBench grid, a time series of every ``every``-th quarter-hour;
     ``feeders``: study only these. ``service``: instead of chargers, the scenario's fleet at its buses answering
     this service all at once: the largest contracted MW before a grid limit breaks (``result.service``, a
-    frame; see ``analysis.hosting.service_hosting``). ``progress(done, total)`` is called as the work goes."""
-    from analysis import hosting
-    from cosim.outputs import atomic_directory, check_output_dir, output_lock
-    from sims.fleet import charger_power, single_phase
-    from sims.reactive import resolve as resolve_reactive
+    frame; see ``v2g_testbed.analysis.hosting.service_hosting``). ``progress(done, total)`` is called as the work goes."""
+    from v2g_testbed.analysis import hosting
+    from v2g_testbed.cosim.outputs import atomic_directory, check_output_dir, output_lock
+    from v2g_testbed.sims.fleet import charger_power, single_phase
+    from v2g_testbed.sims.reactive import resolve as resolve_reactive
 
     loaded = load_scenario(scenario, overrides)
     if service is not None:
@@ -478,7 +478,7 @@ def _study_network(loaded: LoadedScenario, time_series: bool = False):
     """The scenario's network as hosting capacity studies it (base loads scaled; on SimBench grids the loads and
     generation at ``grid.profile_time``) and, for a time series or a profile_time, its SimBench profiles (a year of
     every load and generator: 8 GB for the 9,099-bus MV/LV grid, so only when asked for)."""
-    from sims.grid import PROFILE_MS, apply_profiles, load_network, simbench_profiles
+    from v2g_testbed.sims.grid import PROFILE_MS, apply_profiles, load_network, simbench_profiles
 
     sc = loaded.scenario
     net = load_network(sc.grid.network, loaded.base_dir)
@@ -495,12 +495,12 @@ def _service_hosting(loaded: LoadedScenario, service: str, times: str | None, ev
     """``hosting_capacity(..., service=...)``."""
     import numpy as np
 
-    from analysis import hosting
-    from cosim.outputs import atomic_directory, check_output_dir, output_lock
-    from cosim.world import sample_fleet
-    from sims import catalog
-    from sims.fleet import bus_reactive
-    from sims.services import direction_sign
+    from v2g_testbed.analysis import hosting
+    from v2g_testbed.cosim.outputs import atomic_directory, check_output_dir, output_lock
+    from v2g_testbed.cosim.world import sample_fleet
+    from v2g_testbed.sims import catalog
+    from v2g_testbed.sims.fleet import bus_reactive
+    from v2g_testbed.sims.services import direction_sign
 
     known = catalog.services()
     if service not in known:

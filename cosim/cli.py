@@ -21,7 +21,7 @@ import sys
 import warnings
 from pathlib import Path
 
-from cosim.scenario import ScenarioError
+from v2g_testbed.cosim.scenario import ScenarioError
 
 EXIT_BAD_INPUT = 2
 
@@ -99,9 +99,9 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def cmd_run(args) -> int:
-    from analysis.table import verdict_table
-    from cosim import api
-    from cosim.outputs import check_output_dir, output_lock
+    from v2g_testbed.analysis.table import verdict_table
+    from v2g_testbed.cosim import api
+    from v2g_testbed.cosim.outputs import check_output_dir, output_lock
 
     if args.plots:
         args.overrides = [*args.overrides, "outputs.plots=true"]
@@ -128,9 +128,9 @@ def cmd_run(args) -> int:
 
 
 def _run_replicates(args, out) -> int:
-    from analysis.table import render, seconds
-    from cosim import api
-    from cosim.progress import Progress
+    from v2g_testbed.analysis.table import render, seconds
+    from v2g_testbed.cosim import api
+    from v2g_testbed.cosim.progress import Progress
 
     with Progress("replicates", "runs", quiet=args.quiet) as progress:
         result = api.run_replicates(args.scenario, args.replicates, args.overrides, args.seed, out, progress,
@@ -150,7 +150,7 @@ def _run_replicates(args, out) -> int:
 
 
 def cmd_validate(args) -> int:
-    from cosim import scenario
+    from v2g_testbed.cosim import scenario
 
     status = 0
     for path in args.scenarios:
@@ -167,8 +167,8 @@ def cmd_validate(args) -> int:
 
 
 def cmd_catalog(args) -> int:
-    from analysis.table import render
-    from sims import catalog
+    from v2g_testbed.analysis.table import render
+    from v2g_testbed.sims import catalog
 
     sections = [args.what] if args.what else ["vehicles", "services", "networks"]
     src = catalog.sources()
@@ -227,9 +227,9 @@ def cmd_catalog(args) -> int:
 def cmd_screen(args) -> int:
     import json
 
-    from analysis.screen import screen_vehicle
-    from analysis.table import render
-    from sims import catalog
+    from v2g_testbed.analysis.screen import screen_vehicle
+    from v2g_testbed.analysis.table import render
+    from v2g_testbed.sims import catalog
 
     services = catalog.services()
     chosen = args.services or list(services)
@@ -263,9 +263,9 @@ def cmd_check(args) -> int:
 
     import yaml
 
-    from analysis import regression
-    from cosim import run as runner
-    from cosim import scenario
+    from v2g_testbed.analysis import regression
+    from v2g_testbed.cosim import run as runner
+    from v2g_testbed.cosim import scenario
 
     baseline = {"tolerances": dict(regression.DEFAULT_TOLERANCES), "scenarios": {}}
     if args.baseline.exists():
@@ -282,7 +282,7 @@ def cmd_check(args) -> int:
     elif not args.update:
         raise ScenarioError(f"{args.baseline}: no such baseline (create it with --update)")
     if args.junit:
-        from cosim.outputs import check_output_file
+        from v2g_testbed.cosim.outputs import check_output_file
 
         check_output_file(args.junit, "--junit")
     # all inputs first: bad input exits 2 before any run
@@ -324,9 +324,9 @@ def cmd_check(args) -> int:
 
 
 def cmd_hosting(args) -> int:
-    from analysis.table import render
-    from cosim import api
-    from cosim.progress import Progress
+    from v2g_testbed.analysis.table import render
+    from v2g_testbed.cosim import api
+    from v2g_testbed.cosim.progress import Progress
 
     loaded = api.load_scenario(args.scenario, args.overrides)
     out = args.out or Path("results") / loaded.scenario.name / "hosting-capacity"
@@ -334,7 +334,7 @@ def cmd_hosting(args) -> int:
         result = api.hosting_capacity(loaded, args.placements, args.max_chargers, args.at, out, progress=progress,
                                       method=args.method, times=args.times, every=args.every, feeders=args.feeders,
                                       service=args.service)
-    from analysis.limits import Limits
+    from v2g_testbed.analysis.limits import Limits
 
     results, sc = result.results, loaded.scenario
     lim = Limits.of(sc.grid.limits.model_dump())
@@ -372,7 +372,7 @@ def cmd_hosting(args) -> int:
 
 
 def _print_service(result, args, sc, out) -> int:
-    from analysis.table import render
+    from v2g_testbed.analysis.table import render
 
     res, frame = result.results, result.service
     fleet = f"fleet headroom {res['fleet_mw']:.3f} MW"
@@ -394,8 +394,8 @@ def _print_service(result, args, sc, out) -> int:
 
 
 def cmd_sweep(args) -> int:
-    from cosim import api
-    from cosim.progress import Progress
+    from v2g_testbed.cosim import api
+    from v2g_testbed.cosim.progress import Progress
 
     with Progress("sweep", "runs", quiet=args.quiet) as progress:
         table = api.run_sweep(args.sweep, args.out, args.workers, args.scheduler,
@@ -411,13 +411,13 @@ def cmd_sweep(args) -> int:
 def cmd_schema(args) -> int:
     import json
 
-    from cosim.scenario import json_schema
+    from v2g_testbed.cosim.scenario import json_schema
 
     text = json.dumps(json_schema(), indent=2) + "\n"
     if args.out is None:
         sys.stdout.write(text)
         return 0
-    from cosim.outputs import check_output_file
+    from v2g_testbed.cosim.outputs import check_output_file
 
     check_output_file(args.out, "--out")
     args.out.write_text(text)
@@ -426,8 +426,8 @@ def cmd_schema(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from analysis import report
-    from cosim.outputs import check_output_file
+    from v2g_testbed.analysis import report
+    from v2g_testbed.cosim.outputs import check_output_file
 
     if args.out is not None:
         check_output_file(args.out, "--out")
@@ -482,8 +482,8 @@ def _main(args) -> int:
               file=sys.stderr)
         return 143 if isinstance(exc, Terminated) else 130
     except Exception as exc:  # a last line of defence: one line, not a traceback
-        from sims.catalog import CatalogError
-        from sims.grid import GridError
+        from v2g_testbed.sims.catalog import CatalogError
+        from v2g_testbed.sims.grid import GridError
 
         if isinstance(exc, (CatalogError, GridError)):
             print(f"error: {exc}", file=sys.stderr)

@@ -8,9 +8,10 @@ Rules (README, "Output directories and exit codes"):
   exit 2 *before* any work is done.
 * Files the tool writes on request (``report --out``, ``check --junit``) replace only a file the tool wrote
   earlier (recognised by a marker in its text) or nothing.
-* A run holds a lock on its output directory (``.<name>.lock`` beside it, ``flock``): a second run into the
-  same directory exits 2 at once, naming the first. The lock goes with the process, so a killed run leaves
-  no stale lock behind.
+* A run holds a lock on its output directory (``.<name>.lock`` beside it, taken with the ``filelock`` library:
+  ``flock`` on POSIX, ``msvcrt.locking`` on Windows; who holds it is written to ``.<name>.lock.owner``): a
+  second run into the same directory exits 2 at once, naming the first. The operating system releases the
+  lock with the process, so a killed run's leftover lock file never blocks a later run.
 * A killed run can leave a hidden ``.<name>.<pid>.<random>.partial`` directory; the next run into the same
   parent removes those whose process is gone.
 """
@@ -18,7 +19,6 @@ Rules (README, "Output directories and exit codes"):
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 import re
@@ -27,7 +27,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from cosim.scenario import ScenarioError
+from filelock import FileLock, Timeout
+
+from v2g_testbed.cosim.scenario import ScenarioError
 
 MARKER = ".v2g-testbed"
 FILE_MARKER = "v2g-testbed"  # found in the text of a report or JUnit file this tool wrote
@@ -116,23 +118,27 @@ def output_lock(target: Path):
     target = Path(os.path.abspath(target))
     target.parent.mkdir(parents=True, exist_ok=True)
     lock_path = target.parent / f".{target.name}.lock"
-    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+    owner = target.parent / f".{target.name}.lock.owner"
+    lock = FileLock(lock_path, timeout=0, is_singleton=False)
     try:
+        lock.acquire()
+    except Timeout:
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "another v2g process"
-            raise ScenarioError(f"--out {target}: {holder} is writing there now; wait for it or choose "
-                                "another directory") from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"v2g (pid {os.getpid()}, since {time.strftime('%H:%M:%S')})".encode(), 0)
-        try:
-            yield
-        finally:
-            with contextlib.suppress(OSError):
-                os.unlink(lock_path)
+            holder = owner.read_text(errors="replace").strip()[:200]
+        except OSError:
+            holder = ""
+        raise ScenarioError(f"--out {target}: {holder or 'another v2g process'} is writing there now; wait for it "
+                            "or choose another directory") from None
+    try:
+        owner.write_text(f"v2g (pid {os.getpid()}, since {time.strftime('%H:%M:%S')})")
+        yield
     finally:
-        os.close(fd)
+        for path in (owner, lock_path):  # POSIX: removed while still held (Windows refuses: removed after)
+            with contextlib.suppress(OSError):
+                path.unlink()
+        lock.release()
+        with contextlib.suppress(OSError):
+            lock_path.unlink()
 
 
 @contextlib.contextmanager

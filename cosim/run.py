@@ -20,12 +20,12 @@ import mosaik
 import numpy as np
 import yaml
 
-from analysis import screen
-from analysis.verdict import evaluate
-from cosim import world as world_builder
-from cosim.outputs import atomic_directory, write_marker
-from sims import catalog, record
-from sims.obc import floats
+from v2g_testbed.analysis import screen
+from v2g_testbed.analysis.verdict import evaluate
+from v2g_testbed.cosim import world as world_builder
+from v2g_testbed.cosim.outputs import atomic_directory, write_marker
+from v2g_testbed.sims import catalog, record
+from v2g_testbed.sims.obc import floats
 
 VERSIONED_PACKAGES = ("v2g-testbed", "mosaik", "mosaik-api-v3", "pandapower", "simpy", "numpy", "h5py", "pydantic")
 
@@ -95,7 +95,7 @@ def run(loaded, out_dir: Path, progress: bool = False) -> dict:
             entry["notes"] += defaults_behind_failures(loaded, entry)
         (tmp / "verdicts.json").write_text(json.dumps(verdicts, indent=2, allow_nan=False) + "\n")
         if loaded.scenario.outputs.plots:
-            from analysis import plots
+            from v2g_testbed.analysis import plots
 
             plots.write_all(tmp, loaded.services, loaded.network_profile, catalog.nominal_hz(),
                             loaded.scenario.grid.limits.model_dump())
@@ -234,7 +234,7 @@ def summarise_replicates(all_verdicts: list[dict]) -> dict:
 
 def _replicate(scenario_path: str, overrides: list[str], seed: int, out_dir: str) -> dict:
     """One replicate in a worker process: load, run into out_dir/seed-<seed>, return its verdicts."""
-    from cosim import scenario
+    from v2g_testbed.cosim import scenario
 
     loaded = scenario.load(scenario_path, overrides, seed)
     loaded.check_grid()

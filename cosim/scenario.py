@@ -15,10 +15,10 @@ from typing import Annotated, Any, Literal, Union
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from sims import catalog
-from sims.catalog import CatalogError, VehicleModel
-from sims.fleet import single_phase
-from sims.grid import PROFILE_MS, SIMBENCH_YEAR_START, SIMBENCH_YEAR_STEPS
+from v2g_testbed.sims import catalog
+from v2g_testbed.sims.catalog import CatalogError, VehicleModel
+from v2g_testbed.sims.fleet import single_phase
+from v2g_testbed.sims.grid import PROFILE_MS, SIMBENCH_YEAR_START, SIMBENCH_YEAR_STEPS
 
 
 class ScenarioError(Exception):
@@ -142,7 +142,7 @@ class Frequency(_Strict):
     sample_ms: int = Field(default=20, ge=1, le=60_000, description="sampling of ramps")
 
 
-from analysis import limits as _limits  # noqa: E402  (the limit sets are data the analysis owns)
+from v2g_testbed.analysis import limits as _limits  # noqa: E402  (the limit sets are data the analysis owns)
 
 LimitSet = Literal[tuple(_limits.set_names())]
 
@@ -233,7 +233,7 @@ class Reactive(_Strict):
 
     @model_validator(mode="after")
     def _curve(self):
-        from sims.reactive import curves
+        from v2g_testbed.sims.reactive import curves
 
         if self.mode == "q_u":
             if isinstance(self.curve, str):
@@ -900,7 +900,7 @@ class LoadedScenario:
     def check_grid(self):
         """Load the grid, check every fleet bus exists and resolve ``grid.power_flow`` (slow: imports
         pandapower). Done once."""
-        from sims.grid import (GridError, choose_solver, find_bus, has_asymmetric_elements, load_network,
+        from v2g_testbed.sims.grid import (GridError, choose_solver, find_bus, has_asymmetric_elements, load_network,
                                single_phase_loads, zero_sequence_missing)
 
         if self._grid_checked:
@@ -931,8 +931,8 @@ class LoadedScenario:
 
     def _bus_set(self, net, bus_set: BusSet, i: int) -> list[int]:
         """The buses of ``{every: ..., feeder: ...}``, in index order."""
-        from analysis.hosting import feeders
-        from sims.grid import load_buses
+        from v2g_testbed.analysis.hosting import feeders
+        from v2g_testbed.sims.grid import load_buses
 
         if bus_set.every == "load":
             found = load_buses(net)

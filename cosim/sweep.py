@@ -26,7 +26,7 @@ from pathlib import Path
 
 import yaml
 
-from cosim.scenario import ScenarioError
+from v2g_testbed.cosim.scenario import ScenarioError
 
 
 def _values(path: Path, key: str, spec) -> list:
@@ -70,7 +70,7 @@ def expand(path: Path) -> dict:
         combos = list(zip(*values))
     else:
         raise ScenarioError(f"{path}: mode: expected grid or zip, got {mode!r}")
-    from cosim import scenario
+    from v2g_testbed.cosim import scenario
 
     name = spec.get("name") or path.stem
     if not isinstance(name, str) or not re.fullmatch(scenario.NAME_PATTERN, name) or len(name) > 100:
@@ -96,7 +96,7 @@ def expand(path: Path) -> dict:
 def output_dir(spec: dict, out: Path | None) -> Path:
     """The sweep's output directory, checked (exit 2) before anything runs: it must be new, empty, or a
     sweep's (a rerun resumes it)."""
-    from cosim.outputs import check_output_dir, inside
+    from v2g_testbed.cosim.outputs import check_output_dir, inside
 
     root = Path("results") / "sweeps"
     target = Path(out) if out else inside(root, root / spec["name"], "name")
@@ -105,8 +105,8 @@ def output_dir(spec: dict, out: Path | None) -> Path:
 
 def run_one(base: str, run: dict, out_dir: str) -> dict:
     """Run one sweep point (in a worker process or a Dask worker); return its table row."""
-    from cosim import run as runner
-    from cosim import scenario
+    from v2g_testbed.cosim import run as runner
+    from v2g_testbed.cosim import scenario
 
     target = Path(out_dir) / run["id"]
     row = {"run": run["id"], "seed": run["seed"], **{f"param:{k}": v for k, v in run["parameters"].items()}}
@@ -132,7 +132,7 @@ def run_one(base: str, run: dict, out_dir: str) -> dict:
 
 def sweep(path: Path, out: Path | None = None, workers: int = 1, scheduler: str | None = None, progress=None,
           spec: dict | None = None) -> list[dict]:
-    from cosim.outputs import clean_stale_partials, output_lock, write_marker
+    from v2g_testbed.cosim.outputs import clean_stale_partials, output_lock, write_marker
 
     spec = spec or expand(path)
     out = output_dir(spec, out)

@@ -15,22 +15,22 @@ from __future__ import annotations
 import mosaik
 import numpy as np
 
-from sims import PHASES, catalog, record
-from sims.controller import aggregator_vehicles
-from sims.fleet import PHASE_OUTPUTS, bus_reactive, fleet_rng, sample_vehicles
+from v2g_testbed.sims import PHASES, catalog, record
+from v2g_testbed.sims.controller import aggregator_vehicles
+from v2g_testbed.sims.fleet import PHASE_OUTPUTS, bus_reactive, fleet_rng, sample_vehicles
 
 SIM_CONFIG = {
-    "Frequency": {"python": "sims.frequency:FrequencySim"},
-    "SystemFrequency": {"python": "sims.frequency:SystemFrequencySim"},
-    "Controller": {"python": "sims.controller:ControllerSim"},
-    "Network": {"python": "sims.network:NetworkSim"},
-    "Fleet": {"python": "sims.fleet:FleetSim"},
-    "Grid": {"python": "sims.grid:GridSim"},
-    "Recorder": {"python": "sims.recorder:RecorderSim"},
+    "Frequency": {"python": "v2g_testbed.sims.frequency:FrequencySim"},
+    "SystemFrequency": {"python": "v2g_testbed.sims.frequency:SystemFrequencySim"},
+    "Controller": {"python": "v2g_testbed.sims.controller:ControllerSim"},
+    "Network": {"python": "v2g_testbed.sims.network:NetworkSim"},
+    "Fleet": {"python": "v2g_testbed.sims.fleet:FleetSim"},
+    "Grid": {"python": "v2g_testbed.sims.grid:GridSim"},
+    "Recorder": {"python": "v2g_testbed.sims.recorder:RecorderSim"},
 }
 
 TIME_RESOLUTION_S = 0.001  # one mosaik step is one millisecond
-MODULES = {"fleet": ("Fleet", "sims.fleet"), "grid": ("Grid", "sims.grid"), "network": ("Network", "sims.network")}
+MODULES = {"fleet": ("Fleet", "v2g_testbed.sims.fleet"), "grid": ("Grid", "v2g_testbed.sims.grid"), "network": ("Network", "v2g_testbed.sims.network")}
 
 
 def sim_config(execution) -> dict:

@@ -29,9 +29,9 @@ import collections
 import mosaik_api_v3
 import numpy as np
 
-from sims import require_milliseconds
-from sims.obc import plug_windows, soc_limited_kw
-from sims.services import direction_sign, response_pu
+from v2g_testbed.sims import require_milliseconds
+from v2g_testbed.sims.obc import plug_windows, soc_limited_kw
+from v2g_testbed.sims.services import direction_sign, response_pu
 
 META = {
     "api_version": "3.0",

@@ -32,7 +32,7 @@ output ``Fleet.reports`` ``{"vehicle", "kw", "time_ms"}``, the power at the step
 report's slot). Create params: ``vehicles``, a dict of
 per-vehicle lists with the keys of ``obc.PARAMETERS`` plus ``bus`` (the grid bus of each vehicle)
 and, optionally, ``phase`` (``a``, ``b``, ``c``, or ``abc`` for three-phase; default ``abc``).
-Usable in any mosaik scenario: ``world.start("Fleet", ...)`` with ``{"python": "sims.fleet:FleetSim"}``.
+Usable in any mosaik scenario: ``world.start("Fleet", ...)`` with ``{"python": "v2g_testbed.sims.fleet:FleetSim"}``.
 """
 
 from __future__ import annotations
@@ -40,8 +40,8 @@ from __future__ import annotations
 import mosaik_api_v3
 import numpy as np
 
-from sims import PHASES, require_milliseconds
-from sims.obc import OPTIONAL_PARAMETERS, PARAMETERS, ChargerFleet
+from v2g_testbed.sims import PHASES, require_milliseconds
+from v2g_testbed.sims.obc import OPTIONAL_PARAMETERS, PARAMETERS, ChargerFleet
 
 SPREAD_FIELDS = ("t_a_s", "t_c_s", "ramp_up_kw_per_s", "ramp_down_kw_per_s")
 PHASE_OUTPUTS = [f"p_{p}_kw" for p in PHASES]
@@ -163,7 +163,7 @@ def fleet_parameters(groups: list[dict], seed: int = 0, spread_pct: float = 0.0,
     group of a model that is not V2G-capable is refused unless ``assume_v2g`` (a scenario's ``fleet.assume_v2g``).
     ``controller.aggregator_vehicles(params)`` gives the subset the ``Aggregator`` entity takes.
     """
-    from sims import catalog
+    from v2g_testbed.sims import catalog
 
     models = dict(catalog.builtin_vehicles())
     for path in vehicle_csvs:
@@ -429,9 +429,9 @@ if __name__ == "__main__":
 
 def bus_reactive(groups: list[dict], vehicles: dict) -> dict[str, dict]:
     """Bus reference -> ``{"spec": ..., "rated_kw": ...}`` for the grid simulator: each group's reactive setting
-    (``sims.reactive.resolve``d; buses with unity power factor left out) and the rated power of its chargers at
+    (``v2g_testbed.sims.reactive.resolve``d; buses with unity power factor left out) and the rated power of its chargers at
     the bus (their ``p_max_kw``). ``vehicles`` as ``sample_vehicles`` made them, group after group."""
-    from sims.reactive import resolve
+    from v2g_testbed.sims.reactive import resolve
 
     out: dict[str, dict] = {}
     start = 0

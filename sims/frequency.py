@@ -28,7 +28,7 @@ import math
 import mosaik_api_v3
 import numpy as np
 
-from sims import require_milliseconds
+from v2g_testbed.sims import require_milliseconds
 
 META = {
     "api_version": "3.0",

@@ -27,7 +27,7 @@ and ``max_unbalance_pct`` (unbalanced), ``line_loading_pct``, ``trafo_loading_pc
 ``converged``; and at the first step the labels ``bus_names``, ``line_names``, ``trafo_names`` and each
 bus's nominal voltage ``bus_vn_kv``, which the grid limits' voltage levels read), with
 one child ``ChargingLoad`` per bus in ``ev_buses`` (its reactive power from ``reactive``, bus reference ->
-``{"spec", "rated_kw"}``, by ``sims.reactive``: a power factor, or Q(U) on the bus voltage of the previous
+``{"spec", "rated_kw"}``, by ``v2g_testbed.sims.reactive``: a power factor, or Q(U) on the bus voltage of the previous
 power flow; inputs ``p_kw``, a three-phase load, and
 ``p_a_kw``, ``p_b_kw``, ``p_c_kw``, the load of each phase; + import, summed over sources; connect
 persistent sources to them).
@@ -44,7 +44,7 @@ from pathlib import Path
 import mosaik_api_v3
 import numpy as np
 
-from sims import PHASES
+from v2g_testbed.sims import PHASES
 
 PHASE_VOLTAGES = [f"vm_{p}_pu" for p in PHASES]
 OUTPUTS = ["vm_pu", *PHASE_VOLTAGES, "unbalance_pct", "max_unbalance_pct", "line_loading_pct", "trafo_loading_pct",
@@ -326,7 +326,7 @@ class GridSim(mosaik_api_v3.Simulator):
     def _reactive(self, p_kw: np.ndarray) -> np.ndarray:
         """kvar per charging bus from its chargers' setting; Q(U) reads the bus voltage of the previous power flow
         (1.0 pu before the first; sims/data/reactive.yaml: within the response time a grid code allows)."""
-        from sims.reactive import reactive_kvar
+        from v2g_testbed.sims.reactive import reactive_kvar
 
         q = np.zeros(len(p_kw))
         if not any(self.reactive):

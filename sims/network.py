@@ -45,7 +45,7 @@ import mosaik_api_v3
 import numpy as np
 import simpy
 
-from sims import require_milliseconds
+from v2g_testbed.sims import require_milliseconds
 
 US_PER_MS = 1000
 Z95 = 1.6448536269514722  # standard normal 95th percentile

@@ -4,7 +4,7 @@ A co-simulation stores what its simulators output in ``timeseries.h5`` (``sims/r
 ``/<entity>/<attribute>`` per recorded output, plus the per-vehicle table ``/vehicles/<field>``. This module
 names them: the entity ids the simulators create, each recorded output (its entity, attribute, unit and
 shape) and the per-vehicle fields. ``cosim/world.py`` connects the recorder by these names, and the analysis
-reads the file only through ``analysis.timeseries.RunRecord``, which takes these names: no HDF5 path is
+reads the file only through ``v2g_testbed.analysis.timeseries.RunRecord``, which takes these names: no HDF5 path is
 spelled anywhere else, so a renamed output fails at one definition instead of drifting in a copy.
 """
 
@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sims import PHASES
-from sims.obc import OPTIONAL_PARAMETERS, PARAMETERS
+from v2g_testbed.sims import PHASES
+from v2g_testbed.sims.obc import OPTIONAL_PARAMETERS, PARAMETERS
 
 # entity ids, as each simulator's create() names its one entity
 FREQUENCY, AGGREGATOR, NETWORK, FLEET, GRID = "frequency", "aggregator", "network", "fleet", "grid"
@@ -53,7 +53,7 @@ SERIES: dict[str, Recorded] = {
     "fleet_power": _r(FLEET, "p_kw", "kW"),
     "metered_power": _r(FLEET, "metered_p_kw", "kW"),
     "vehicle_power": _r(FLEET, "vehicle_p_kw", "kW", "matrix", VEHICLES, "float32"),
-    # float32 as well: limits compare it within sims.obc.SOC_AT_LIMIT (halves the largest write of a big run)
+    # float32 as well: limits compare it within v2g_testbed.sims.obc.SOC_AT_LIMIT (halves the largest write of a big run)
     "vehicle_soc": _r(FLEET, "vehicle_soc", "1", "matrix", VEHICLES, "float32"),
     "soc_mean": _r(FLEET, "soc_mean", "1"),
     "voltage": _r(GRID, "vm_pu", "pu", "matrix", "bus_names"),

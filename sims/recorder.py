@@ -116,7 +116,7 @@ class RecorderSim(mosaik_api_v3.Simulator):
             group = h5.create_group(f"{entity}/{attr}")
             cols = rows.shape[1]
             # chunks of 16 rows, as wide as 32 MB allows: whole rows per chunk wrote 3x faster than narrow
-            # chunks (measured), and readers take rows (a moment) or blocks of 16 (analysis.timeseries)
+            # chunks (measured), and readers take rows (a moment) or blocks of 16 (v2g_testbed.analysis.timeseries)
             group.create_dataset("value", shape=(0, cols), maxshape=(None, cols), dtype=m["dtype"],
                                  chunks=(CHUNK_ROWS, max(1, min(cols, (32 << 20) // (CHUNK_ROWS * m["dtype"].itemsize)))),
                                  # uncompressed: lzf would shrink the power matrix ~9x but triple the time

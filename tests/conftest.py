@@ -4,8 +4,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from cosim import run as runner
-from cosim import scenario
+from v2g_testbed.cosim import run as runner
+from v2g_testbed.cosim import scenario
 
 ROOT = Path(__file__).resolve().parents[1]
 SCENARIOS = sorted((ROOT / "scenarios").glob("*.yaml"))
@@ -43,7 +43,7 @@ def run_file(path, out, overrides=(), seed=None):
 
 
 def vehicle_power(out):
-    from analysis.timeseries import RunRecord
+    from v2g_testbed.analysis.timeseries import RunRecord
 
     with RunRecord.open(out / "timeseries.h5") as rec:
         power = rec.series("vehicle_power")

@@ -13,14 +13,14 @@ import pytest
 import yaml
 
 from conftest import ROOT, SCENARIOS, make_scenario
-from cosim import cli, run_scenario
-from cosim import scenario as scenario_module
-from cosim.api import RunResult
-from cosim.progress import Progress
-from cosim.scenario import ScenarioError, json_schema
-from cosim.world import sample_fleet
-from sims import record
-from sims.fleet import fleet_parameters
+from v2g_testbed.cosim import cli, run_scenario
+from v2g_testbed.cosim import scenario as scenario_module
+from v2g_testbed.cosim.api import RunResult
+from v2g_testbed.cosim.progress import Progress
+from v2g_testbed.cosim.scenario import ScenarioError, json_schema
+from v2g_testbed.cosim.world import sample_fleet
+from v2g_testbed.sims import record
+from v2g_testbed.sims.fleet import fleet_parameters
 
 SCHEMA_FILE = ROOT / "docs" / "scenario.schema.json"
 EXAMPLES = sorted((ROOT / "docs" / "examples").glob("*.py"))
@@ -211,8 +211,8 @@ def test_documented_examples_run(example, tmp_path):
 
 
 def test_children_share_their_bus_reference_as_entity_id():
-    from sims.fleet import FleetSim
-    from sims.grid import GridSim
+    from v2g_testbed.sims.fleet import FleetSim
+    from v2g_testbed.sims.grid import GridSim
 
     vehicles = fleet_parameters([{"model": "Nissan Ariya", "count": 3, "charger_kw": 10, "bus": ["Bus 5", 6]}],
                                 assume_v2g=True)

@@ -12,7 +12,7 @@ BASELINE = ROOT / "tests" / "verdicts_baseline.yaml"
 
 
 def v2g(*args, cwd=ROOT):
-    return subprocess.run([sys.executable, "-m", "cosim.cli", *map(str, args)], capture_output=True, text=True, cwd=cwd)
+    return subprocess.run([sys.executable, "-m", "v2g_testbed.cosim.cli", *map(str, args)], capture_output=True, text=True, cwd=cwd)
 
 
 # Every shipped scenario is held against the baseline once, in test_run.py (each runs once per suite); here

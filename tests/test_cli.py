@@ -6,12 +6,12 @@ import sys
 import pytest
 
 from conftest import ROOT, make_scenario
-from cosim import cli, run as runner
-from cosim.scenario import ScenarioError, apply_override, load
+from v2g_testbed.cosim import cli, run as runner
+from v2g_testbed.cosim.scenario import ScenarioError, apply_override, load
 
 
 def v2g(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "cosim.cli", *map(str, args)], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "v2g_testbed.cosim.cli", *map(str, args)], capture_output=True, text=True,
                           cwd=cwd or ROOT)
 
 

@@ -26,7 +26,7 @@ def _free_port():
 
 def test_connect_to_a_simulator_already_listening(scenario_file, tmp_path):
     port = _free_port()
-    server = subprocess.Popen([sys.executable, "-m", "sims.grid", "-r", f"127.0.0.1:{port}"], cwd=ROOT,
+    server = subprocess.Popen([sys.executable, "-m", "v2g_testbed.sims.grid", "-r", f"127.0.0.1:{port}"], cwd=ROOT,
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         # wait for it to listen (a probing connection would be taken for mosaik's own)
@@ -43,7 +43,7 @@ def test_connect_to_a_simulator_already_listening(scenario_file, tmp_path):
 
 
 def test_bad_address_is_a_one_line_error(scenario_file):
-    from cosim.scenario import ScenarioError, load
+    from v2g_testbed.cosim.scenario import ScenarioError, load
 
     with pytest.raises(ScenarioError, match=r"execution.connect.*expected host:port"):
         load(scenario_file(execution={"connect": {"grid": "nowhere"}}))

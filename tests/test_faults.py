@@ -1,11 +1,11 @@
 """Network faults in the co-simulation: outages, burst loss, silent chargers."""
 
-from analysis.timeseries import RunRecord
+from v2g_testbed.analysis.timeseries import RunRecord
 import numpy as np
 import pytest
 
 from conftest import run_file, vehicle_power
-from cosim.scenario import ScenarioError, load
+from v2g_testbed.cosim.scenario import ScenarioError, load
 
 FLEET = [{"model": "Nissan Ariya", "count": 20, "charger_kw": 10, "bus": "Bus 5"}]
 

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from conftest import run_file, vehicle_power
-from sims import catalog
-from sims.fleet import sample_vehicles
+from v2g_testbed.sims import catalog
+from v2g_testbed.sims.fleet import sample_vehicles
 
 
 def group(**over):
@@ -94,7 +94,7 @@ def test_ac_limits_come_from_phases_current_and_the_onboard_charger():
 
 
 def test_setpoints_below_the_6_a_minimum_round_to_zero_or_the_minimum():
-    from sims.obc import ChargerFleet
+    from v2g_testbed.sims.obc import ChargerFleet
 
     v = catalog.builtin_vehicles()["Skoda Enyaq iV 60"]
     params = sample_vehicles([group(vehicle=v, count=4, connection="ac", phases=1, baseline_kw=0)], 0.0,
@@ -132,7 +132,7 @@ def test_metering_rule_against_the_service_rate(scenario_file, tmp_path, hz, pas
     out = tmp_path / "out"
     verdict = run_file(scenario_file(fleet__telemetry_hz=hz, duration_s=21), out)["services"][0]
     assert verdict["rules"]["metering"]["passed"] is passes
-    from analysis.timeseries import RunRecord
+    from v2g_testbed.analysis.timeseries import RunRecord
 
     with RunRecord.open(out / "timeseries.h5") as rec:
         steps = np.diff(rec.series("metered_power").time_ms)
@@ -164,7 +164,7 @@ def test_inline_vehicle_model_in_a_scenario(scenario_file, tmp_path):
     assert verdict["initiation_s"] == pytest.approx(0.31, abs=0.011)
     bad = scenario_file(fleet__groups=[{"model": dict(car, ramp_up_kw_per_s=0), "count": 1, "charger_kw": 10,
                                         "bus": "Bus 5"}])
-    from cosim.scenario import ScenarioError, load
+    from v2g_testbed.cosim.scenario import ScenarioError, load
 
     with pytest.raises(ScenarioError, match=r"fleet.groups.*ramp_up_kw_per_s must lie in \[0.001, 1e\+06\], got 0"):
         load(bad)

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from conftest import ROOT, make_scenario, run_file
-from cosim.scenario import ScenarioError, load
-from sims import catalog
-from sims.frequency import build_profile
+from v2g_testbed.cosim.scenario import ScenarioError, load
+from v2g_testbed.sims import catalog
+from v2g_testbed.sims.frequency import build_profile
 
 
 def at(profile, t_ms):
@@ -78,7 +78,7 @@ def test_bad_trace_file_is_a_one_line_error(scenario_file, tmp_path):
 
 
 def _nadirs(out):
-    from analysis.timeseries import RunRecord
+    from v2g_testbed.analysis.timeseries import RunRecord
 
     with RunRecord.open(out / "timeseries.h5") as rec:
         freq = rec.series("frequency")

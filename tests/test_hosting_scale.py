@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from conftest import BASE, ROOT
-from cosim import cli as v2g
+from v2g_testbed.cosim import cli as v2g
 
 RURAL = "simbench:1-LV-rural1--0-sw"
 
@@ -122,7 +122,7 @@ def test_bad_hosting_requests_are_one_line_errors(tmp_path, args, message):
 def test_a_time_series_of_a_combined_mv_lv_grid_is_refused_before_any_group_is_built(tmp_path, monkeypatch):
     """Its LV feeders hang below substations inside the modelled MV network (a whole-network power flow per step
     would be needed): refused from the topology, in one line, with nothing solved and nothing written."""
-    from analysis import hosting
+    from v2g_testbed.analysis import hosting
 
     def built(*_):
         raise AssertionError("supply groups were built before the refusal")

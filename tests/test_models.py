@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 
 from conftest import ROOT, make_scenario, run_file, vehicle_power
-from analysis import validation
-from cosim import scenario
-from cosim.scenario import ScenarioError
-from sims import catalog
-from sims.network import NetworkSim
-from sims.services import response_pu
+from v2g_testbed.analysis import validation
+from v2g_testbed.cosim import scenario
+from v2g_testbed.cosim.scenario import ScenarioError
+from v2g_testbed.sims import catalog
+from v2g_testbed.sims.network import NetworkSim
+from v2g_testbed.sims.services import response_pu
 
 DOC = (ROOT / "docs" / "validation.md").read_text()
 
@@ -120,7 +120,7 @@ def test_every_number_of_a_radio_profile_names_its_source(name):
 
 
 def test_validation_doc_holds_the_current_comparisons():
-    """docs/validation.md is what `python -m analysis.validation` prints (it cannot drift from the models)."""
+    """docs/validation.md is what `python -m v2g_testbed.analysis.validation` prints (it cannot drift from the models)."""
     for name, section in validation.SECTIONS.items():
-        assert section() in DOC, f"docs/validation.md: the {name} table is stale: rerun python -m analysis.validation {name}"
-    assert "python -m analysis.validation" in DOC
+        assert section() in DOC, f"docs/validation.md: the {name} table is stale: rerun python -m v2g_testbed.analysis.validation {name}"
+    assert "python -m v2g_testbed.analysis.validation" in DOC

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from sims import catalog
-from sims.network import LatencyModel, NetworkSim, lognormal_params
+from v2g_testbed.sims import catalog
+from v2g_testbed.sims.network import LatencyModel, NetworkSim, lognormal_params
 
 PROFILES = {k: v for k, v in catalog.network_profiles().items() if v["hops"]}
 
@@ -88,7 +88,7 @@ def test_lost_messages_are_retried_then_given_up():
 
 
 def test_every_shipped_profile_passes_the_profile_schema():
-    from cosim.scenario import NetworkProfile
+    from v2g_testbed.cosim.scenario import NetworkProfile
 
     for name, profile in catalog.network_profiles().items():
         NetworkProfile.model_validate(profile)

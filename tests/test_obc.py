@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from sims import catalog
-from sims.obc import ChargerFleet
+from v2g_testbed.sims import catalog
+from v2g_testbed.sims.obc import ChargerFleet
 
 MODELS = list(catalog.builtin_vehicles().values())
 

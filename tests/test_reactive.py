@@ -9,7 +9,7 @@ import yaml
 
 from conftest import BASE, run_file
 from test_hosting_scale import cli
-from sims.reactive import curves, reactive_kvar, resolve
+from v2g_testbed.sims.reactive import curves, reactive_kvar, resolve
 
 
 def test_power_factor_and_q_u_by_hand():
@@ -67,7 +67,7 @@ def test_absorbing_reactive_power_raises_the_export_hosting_capacity(tmp_path, m
 def test_q_u_in_the_co_simulation_holds_the_voltage_down(scenario_file, tmp_path):
     """200 chargers exporting at the end of CIGRE MV feeder 1 (above 1.0 pu): with a Q(U) curve that absorbs above
     1.0 pu, the bus voltage during the event is lower than at unity power factor."""
-    from analysis.timeseries import RunRecord
+    from v2g_testbed.analysis.timeseries import RunRecord
 
     peaks = {}
     for name, reactive in (("unity", {"mode": "unity"}), ("qu", {"mode": "q_u", "curve": [[0.97, -0.3], [0.99, 0.0],

@@ -22,12 +22,12 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from analysis import verdict
-from analysis.timeseries import Series
+from v2g_testbed.analysis import verdict
+from v2g_testbed.analysis.timeseries import Series
 from conftest import ROOT, run_file
-from sims import catalog
-from sims.frequency import SystemModel, build_profile
-from sims.services import response_pu
+from v2g_testbed.sims import catalog
+from v2g_testbed.sims.frequency import SystemModel, build_profile
+from v2g_testbed.sims.services import response_pu
 
 NOMINAL = 50.0
 HORIZON_MS = 60_000

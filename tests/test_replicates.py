@@ -5,8 +5,8 @@ import json
 import pytest
 
 from conftest import run_file
-from cosim import run as runner
-from cosim import scenario
+from v2g_testbed.cosim import run as runner
+from v2g_testbed.cosim import scenario
 
 
 def test_wilson_interval_known_values():

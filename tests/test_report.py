@@ -18,7 +18,7 @@ PLOTS = ("response.png", "models.png", "delay_budget.png", "latency.png", "grid.
 @pytest.fixture(scope="module")
 def run_4g(tmp_path_factory):
     """A run without plots (the default), whose plots the report's step draws afterwards from the record."""
-    from analysis.report import ensure_plots
+    from v2g_testbed.analysis.report import ensure_plots
 
     base = tmp_path_factory.mktemp("report")
     # a 4G hub of its own (each shipped scenario runs once per suite, in test_run.py)
@@ -54,7 +54,7 @@ def test_local_run_has_no_latency_plot_and_plots_can_be_turned_off(scenario_file
 
 
 def test_report_command_embeds_everything(run_4g, tmp_path):
-    result = subprocess.run([sys.executable, "-m", "cosim.cli", "report", str(run_4g), "--out", str(tmp_path / "r.html")],
+    result = subprocess.run([sys.executable, "-m", "v2g_testbed.cosim.cli", "report", str(run_4g), "--out", str(tmp_path / "r.html")],
                             capture_output=True, text=True, cwd=ROOT)
     assert result.returncode == 0, result.stderr
     page = (tmp_path / "r.html").read_text()
@@ -62,7 +62,7 @@ def test_report_command_embeds_everything(run_4g, tmp_path):
     assert "http://" not in page and "https://" not in page and "<script" not in page
     verdicts = json.loads((run_4g / "verdicts.json").read_text())
     assert verdicts["services"][0]["desk_differs_because"] or verdicts["services"][0]["desk"]["eligible"] is False
-    bad = subprocess.run([sys.executable, "-m", "cosim.cli", "report", str(tmp_path)], capture_output=True, text=True,
+    bad = subprocess.run([sys.executable, "-m", "v2g_testbed.cosim.cli", "report", str(tmp_path)], capture_output=True, text=True,
                          cwd=ROOT)
     assert bad.returncode == 2 and "not the output directory" in bad.stderr
 
@@ -87,7 +87,7 @@ def _browser():
 
 
 def test_report_in_a_real_browser(run_4g):
-    page = subprocess.run([sys.executable, "-m", "cosim.cli", "report", str(run_4g)], capture_output=True, text=True,
+    page = subprocess.run([sys.executable, "-m", "v2g_testbed.cosim.cli", "report", str(run_4g)], capture_output=True, text=True,
                           cwd=ROOT)
     assert page.returncode == 0, page.stderr
     browser = _browser()

@@ -7,10 +7,10 @@ import sys
 import numpy as np
 import pytest
 
-from analysis import verdict
-from analysis.timeseries import Series
+from v2g_testbed.analysis import verdict
+from v2g_testbed.analysis.timeseries import Series
 from conftest import ROOT
-from sims import catalog
+from v2g_testbed.sims import catalog
 
 DC = dict(catalog.services()["DC-L"], contracted_kw=1000.0, contracted_mw=1.0)
 FCR = dict(catalog.services()["FCR-L"], contracted_kw=1000.0, contracted_mw=1.0)
@@ -86,7 +86,7 @@ def test_envelope_flags_a_too_fast_response():
 
 
 def test_screen_json_covers_all_vehicles_and_gb_services():
-    result = subprocess.run([sys.executable, "-m", "cosim.cli", "screen", "--json"], capture_output=True, text=True,
+    result = subprocess.run([sys.executable, "-m", "v2g_testbed.cosim.cli", "screen", "--json"], capture_output=True, text=True,
                             cwd=ROOT)
     rows = json.loads(result.stdout)
     pairs = {(r["vehicle"], r["service"]) for r in rows}
@@ -105,7 +105,7 @@ def test_screen_json_covers_all_vehicles_and_gb_services():
 
 
 def test_desk_method_reproduces_the_published_table_and_never_passes_a_car_not_started_by_a_deadline():
-    from analysis.screen import screen_vehicle
+    from v2g_testbed.analysis.screen import screen_vehicle
 
     services = catalog.services()
     for v in catalog.builtin_vehicles().values():
@@ -124,7 +124,7 @@ def test_desk_method_reproduces_the_published_table_and_never_passes_a_car_not_s
 
 
 def test_instruction_based_service_is_screened_not_run(scenario_file):
-    from cosim.scenario import ScenarioError, load
+    from v2g_testbed.cosim.scenario import ScenarioError, load
 
     with pytest.raises(ScenarioError, match=r"services\[0\]\.id: QR-L is dispatched by instruction"):
         load(scenario_file(services=[{"id": "QR-L", "contracted_mw": 1}]))
@@ -137,7 +137,7 @@ def test_volume_margin_is_headroom_above_the_contract():
 
 
 def test_hosting_summary_takes_limit_and_element_from_the_same_placements():
-    from analysis.hosting import binding_summary
+    from v2g_testbed.analysis.hosting import binding_summary
 
     def run(limit, element):
         return {"binding": {"limit": limit, "element": element}}

@@ -8,12 +8,12 @@ import pytest
 import yaml
 
 from conftest import ROOT, SCENARIOS, run_file, vehicle_power
-from analysis import regression
-from analysis.verdict import RULES
-from cosim.outputs import MARKER
-from cosim import scenario
-from cosim.scenario import ScenarioError
-from sims import catalog
+from v2g_testbed.analysis import regression
+from v2g_testbed.analysis.verdict import RULES
+from v2g_testbed.cosim.outputs import MARKER
+from v2g_testbed.cosim import scenario
+from v2g_testbed.cosim.scenario import ScenarioError
+from v2g_testbed.sims import catalog
 
 MODELS = list(catalog.builtin_vehicles().values())
 BASELINE = ROOT / "tests" / "verdicts_baseline.yaml"
@@ -42,7 +42,7 @@ def test_4g_makes_initiation_later_by_the_sampled_latency(scenario_file, tmp_pat
     path = scenario_file(fleet__groups=[{"model": "Nissan Ariya", "count": 1, "charger_kw": 10, "bus": "Bus 5"}])
     local = run_file(path, tmp_path / "local")["services"][0]
     over_4g = run_file(path, tmp_path / "4g", overrides=["network.profile=4g"])
-    from analysis.timeseries import RunRecord
+    from v2g_testbed.analysis.timeseries import RunRecord
 
     with RunRecord.open(tmp_path / "4g" / "timeseries.h5") as rec:
         delivered = rec.table("delivered")
@@ -91,8 +91,8 @@ def test_shipped_scenarios_run(path, shipped):
 def test_timeseries_has_units_and_own_time_axes(scenario_file, tmp_path):
     out = tmp_path / "out"
     run_file(scenario_file(network__profile="5g"), out)
-    from analysis.timeseries import RunRecord
-    from sims import record
+    from v2g_testbed.analysis.timeseries import RunRecord
+    from v2g_testbed.sims import record
 
     def path(name, column="value"):
         return f"{record.SERIES[name].path}/{column}"

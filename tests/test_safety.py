@@ -15,8 +15,8 @@ import pytest
 import yaml
 
 from conftest import ROOT, SCENARIOS, make_scenario
-from cosim import cli
-from cosim.outputs import MARKER, output_lock
+from v2g_testbed.cosim import cli
+from v2g_testbed.cosim.outputs import MARKER, output_lock
 
 
 def v2g(capsys, *args, cwd=None):
@@ -104,7 +104,7 @@ def test_a_trace_spanning_1e300_seconds_is_refused_and_a_long_gap_costs_nothing(
     path = make_scenario(tmp_path, frequency={"events": [{"type": "trace", "file": "t.csv"}]}, duration_s=5)
     code, _, err = v2g(capsys, "validate", path)
     assert code == 2 and "spans" in one_error_line(err)
-    from sims.frequency import build_profile
+    from v2g_testbed.sims.frequency import build_profile
 
     started = time.perf_counter()  # a day-long gap, a 5 s run: nothing is prepared past the end
     profile = build_profile([{"type": "trace", "at_s": 0, "time_s": [0, 86_000], "hz": [50, 49]}], 50.0, 1, 5000)
@@ -156,7 +156,7 @@ def test_bad_traces_exit_2(tmp_path, capsys, rows, words):
 
 
 def test_implausible_values_are_warned_about_in_the_verdict_notes(tmp_path, capsys):
-    from cosim import scenario
+    from v2g_testbed.cosim import scenario
 
     path = make_scenario(tmp_path, services=[{"id": "DC-L", "contracted_mw": 1000}],
                          fleet={"assume_v2g": True, "groups": [{"model": "VW ID.3 Pro", "count": 100, "charger_kw": 10, "bus": "Bus 5"}]})
@@ -183,7 +183,7 @@ def test_sigterm_exits_143_leaves_nothing_partial_and_stale_partials_are_cleaned
     # until the run itself got faster)
     path = make_scenario(tmp_path, name="long", duration_s=7200,
                          frequency={"events": [{"type": "ou", "duration_s": 7200}]})
-    proc = subprocess.Popen([sys.executable, "-m", "cosim.cli", "run", path, "--out", results / "long"],
+    proc = subprocess.Popen([sys.executable, "-m", "v2g_testbed.cosim.cli", "run", path, "--out", results / "long"],
                             cwd=ROOT, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 60
     while time.time() < deadline and not any(p.name.startswith(".long.") and str(proc.pid) in p.name
@@ -237,9 +237,9 @@ def _leaves(node, path=()):
 def test_fuzz_every_leaf_of_every_shipped_scenario(tmp_path, capsys, monkeypatch):
     import functools
 
-    import sims.grid
+    import v2g_testbed.sims.grid
 
-    monkeypatch.setattr(sims.grid, "load_network", functools.lru_cache(maxsize=None)(sims.grid.load_network))
+    monkeypatch.setattr(v2g_testbed.sims.grid, "load_network", functools.lru_cache(maxsize=None)(v2g_testbed.sims.grid.load_network))
     import shutil
 
     shutil.copytree(ROOT / "scenarios", tmp_path / "scenarios")  # with the traces the scenarios name

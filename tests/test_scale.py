@@ -11,11 +11,11 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from conftest import make_scenario
-from cosim import api
-from sims import record
-from sims.fleet import FleetSim, fleet_parameters
-from sims.obc import OPTIONAL_PARAMETERS, PARAMETERS, SOC_AT_LIMIT, ChargerFleet, soc_limited_kw
-from sims.recorder import ROWS_PER_WRITE, RecorderSim
+from v2g_testbed.cosim import api
+from v2g_testbed.sims import record
+from v2g_testbed.sims.fleet import FleetSim, fleet_parameters
+from v2g_testbed.sims.obc import OPTIONAL_PARAMETERS, PARAMETERS, SOC_AT_LIMIT, ChargerFleet, soc_limited_kw
+from v2g_testbed.sims.recorder import ROWS_PER_WRITE, RecorderSim
 
 EXAMPLES = int(os.environ.get("V2G_PROPERTY_EXAMPLES", 12))
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from conftest import run_file
-from cosim.scenario import ScenarioError, load
+from v2g_testbed.cosim.scenario import ScenarioError, load
 
 GRID = "simbench:1-LV-rural1--0-sw"
 FLEET = [{"model": "Nissan Ariya", "count": 5, "charger_kw": 10, "bus": "LV1.101 Bus 5"}]
@@ -16,7 +16,7 @@ def test_profiles_change_at_the_quarter_hour_boundary(scenario_file, tmp_path):
                          fleet__groups=FLEET, frequency={"events": [{"type": "step", "at_s": 4, "to_hz": 49.5}]},
                          outputs={"sample_ms": 10, "vehicle_sample_ms": 500, "plots": False})
     run_file(path, tmp_path / "out")
-    from analysis.timeseries import RunRecord
+    from v2g_testbed.analysis.timeseries import RunRecord
 
     with RunRecord.open(tmp_path / "out" / "timeseries.h5") as rec:
         voltage = rec.series("voltage")
@@ -45,7 +45,7 @@ def test_hosting_capacity_uses_the_profiles_at_profile_time(scenario_file, tmp_p
         path = scenario_file(grid={"network": GRID, "profile_time": at},
                              fleet__groups=[dict(FLEET[0], charger_kw=11, bidirectional=False)])
         out = tmp_path / at.replace(":", "")
-        done = subprocess.run([sys.executable, "-m", "cosim.cli", "hosting-capacity", str(path), "--placements", "1",
+        done = subprocess.run([sys.executable, "-m", "v2g_testbed.cosim.cli", "hosting-capacity", str(path), "--placements", "1",
                                "--out", str(out)], capture_output=True, text=True, cwd=ROOT)
         assert done.returncode == 0, done.stderr
         assert f"the grid's profiles at {at}" in done.stdout

@@ -11,8 +11,8 @@ import pytest
 import yaml
 
 from conftest import BASE, ROOT
-from cosim import sweep
-from cosim.scenario import ScenarioError
+from v2g_testbed.cosim import sweep
+from v2g_testbed.cosim.scenario import ScenarioError
 
 
 def sweep_file(tmp_path, counts=(1, 2), profiles=("local", "5g"), seeds=1):
@@ -63,7 +63,7 @@ def test_local_pool_and_dask_cluster_give_the_same_table(tmp_path):
 def test_killed_sweep_resumes_with_every_run_exactly_once(tmp_path):
     path = sweep_file(tmp_path, counts=(1, 2, 3, 4, 5, 6), profiles=("local", "5g"))  # 12 runs: killed mid-way
     out = tmp_path / "out"
-    proc = subprocess.Popen([sys.executable, "-m", "cosim.cli", "sweep", str(path), "--out", str(out)],
+    proc = subprocess.Popen([sys.executable, "-m", "v2g_testbed.cosim.cli", "sweep", str(path), "--out", str(out)],
                             cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.time() + 120
     while time.time() < deadline and len(list((out / "runs").glob("*/verdicts.json"))) < 2:
@@ -72,7 +72,7 @@ def test_killed_sweep_resumes_with_every_run_exactly_once(tmp_path):
     proc.wait()
     finished_before = len(list((out / "runs").glob("*/verdicts.json")))
     assert 2 <= finished_before < 12 and not (out / "results.csv").exists()
-    result = subprocess.run([sys.executable, "-m", "cosim.cli", "sweep", str(path), "--out", str(out)], cwd=ROOT,
+    result = subprocess.run([sys.executable, "-m", "v2g_testbed.cosim.cli", "sweep", str(path), "--out", str(out)], cwd=ROOT,
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     rows = table(out)
@@ -86,6 +86,6 @@ def test_bad_sweep_file_is_bad_input(tmp_path):
     spec = yaml.safe_load(path.read_text())
     spec["parameters"] = {"fleet.groups.0.count": {"range": [5, 1, 1]}}
     path.write_text(yaml.safe_dump(spec))
-    result = subprocess.run([sys.executable, "-m", "cosim.cli", "sweep", str(path)], cwd=ROOT, capture_output=True,
+    result = subprocess.run([sys.executable, "-m", "v2g_testbed.cosim.cli", "sweep", str(path)], cwd=ROOT, capture_output=True,
                             text=True)
     assert result.returncode == 2 and "parameters.fleet.groups.0.count.range" in result.stderr

@@ -18,9 +18,9 @@ import pytest
 import yaml
 
 from conftest import BASE, ROOT, run_file
-from cosim import scenario
-from cosim.scenario import ScenarioError
-from sims.fleet import FleetSim, sample_vehicles
+from v2g_testbed.cosim import scenario
+from v2g_testbed.cosim.scenario import ScenarioError
+from v2g_testbed.sims.fleet import FleetSim, sample_vehicles
 
 R1, R0 = 0.07, 0.25
 E = 400 / math.sqrt(3)  # phase voltage of the source, V
@@ -48,7 +48,7 @@ def hosting(tmp_path, group, limits=None, grid=None):
     data = dict(BASE, name="hc", grid=dict({"network": "feeder.json", "limits": limits or {}}, **(grid or {})),
                 fleet={"assume_v2g": True, "groups": [group]})
     (tmp_path / "hc.yaml").write_text(yaml.safe_dump(data))
-    result = subprocess.run([sys.executable, "-m", "cosim.cli", "hosting-capacity", str(tmp_path / "hc.yaml"),
+    result = subprocess.run([sys.executable, "-m", "v2g_testbed.cosim.cli", "hosting-capacity", str(tmp_path / "hc.yaml"),
                              "--placements", "2", "--out", str(tmp_path / "out")], capture_output=True, text=True,
                             cwd=ROOT)
     assert result.returncode == 0, result.stderr
@@ -103,7 +103,7 @@ def test_co_simulation_phase_voltages_by_hand(tmp_path):
     shift = current * (R0 - R1) / 3  # the neutral shift seen by phases b and c
     v_b = math.sqrt(E * E + E * shift + shift * shift)
     unbalance = (R1 * current / 3) / (E - R1 * current / 3) * 100
-    from analysis.timeseries import RunRecord
+    from v2g_testbed.analysis.timeseries import RunRecord
 
     with RunRecord.open(tmp_path / "out" / "timeseries.h5") as rec:
         end = rec.labels("bus_names").index("end")
@@ -114,7 +114,7 @@ def test_co_simulation_phase_voltages_by_hand(tmp_path):
 
 
 def test_phases_of_single_phase_chargers():
-    from sims.catalog import builtin_vehicles
+    from v2g_testbed.sims.catalog import builtin_vehicles
 
     ariya = builtin_vehicles()["Nissan Ariya"]
     defaults = yaml.safe_load((ROOT / "sims" / "data" / "fleet_defaults.yaml").read_text())
@@ -207,8 +207,8 @@ def test_every_load_bus_or_lv_bus(tmp_path):
     assert len(lv) > 30 and 0 not in lv  # bus 0 is the 20 kV side of the transformer
     with pytest.raises(ScenarioError, match=r"fleet\.groups\[0\]\.bus: \{every: lv_bus\}: the grid has no such bus"):
         group_buses({"network": "cigre_mv"}, {"every": "lv_bus"})
-    from analysis.hosting import feeders
-    from sims.grid import load_network
+    from v2g_testbed.analysis.hosting import feeders
+    from v2g_testbed.sims.grid import load_network
 
     one_feeder, _ = group_buses({"network": "cigre_mv"}, {"every": "load", "feeder": "Line 12-13"})
     assert one_feeder and set(one_feeder) <= set(feeders(load_network("cigre_mv"))["Line 12-13"])

@@ -8,15 +8,15 @@ lowest grid voltage. Run: python docs/examples/mosaik_world.py
 import mosaik
 import mosaik_api_v3
 
-from sims import catalog
-from sims.controller import aggregator_vehicles
-from sims.fleet import fleet_parameters
+from v2g_testbed.sims import catalog
+from v2g_testbed.sims.controller import aggregator_vehicles
+from v2g_testbed.sims.fleet import fleet_parameters
 
 SIM_CONFIG = {
-    "Frequency": {"python": "sims.frequency:FrequencySim"},
-    "Aggregator": {"python": "sims.controller:ControllerSim"},   # the aggregator's simulator class
-    "Fleet": {"python": "sims.fleet:FleetSim"},
-    "Grid": {"python": "sims.grid:GridSim"},
+    "Frequency": {"python": "v2g_testbed.sims.frequency:FrequencySim"},
+    "Aggregator": {"python": "v2g_testbed.sims.controller:ControllerSim"},   # the aggregator's simulator class
+    "Fleet": {"python": "v2g_testbed.sims.fleet:FleetSim"},
+    "Grid": {"python": "v2g_testbed.sims.grid:GridSim"},
     "Collector": {"python": "__main__:Collector"},
 }
 

@@ -7,7 +7,7 @@ table, the fleet's power as a pandas series, the per-vehicle table, and what a n
 import sys
 from pathlib import Path
 
-from cosim import run_scenario
+from v2g_testbed.cosim import run_scenario
 
 SCENARIO = Path(__file__).resolve().parents[2] / "scenarios" / "hub-dc-local.yaml"
 
