@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -9,14 +10,25 @@ if TYPE_CHECKING:
 
 
 def render(headers: list[str], rows: list[list], align: str | None = None) -> str:
-    cells = [[("-" if v is None else str(v)) for v in row] for row in rows]
-    widths = [max(len(h), *(len(r[i]) for r in cells)) if cells else len(h) for i, h in enumerate(headers)]
+    """A plain-text table. A header or cell may hold line breaks: its row is then as tall as its tallest cell,
+    and rows are separated by a blank line so that each reads as one."""
+    cells = [[("-" if v is None else str(v)).split("\n") for v in row] for row in rows]
+    heads = [h.split("\n") for h in headers]
+    widths = [max(len(x) for cell in [heads[i], *(r[i] for r in cells)] for x in cell) for i in range(len(headers))]
     align = align or "l" * len(headers)
 
-    def line(values):
-        return "  ".join(v.ljust(w) if a == "l" else v.rjust(w) for v, w, a in zip(values, widths, align)).rstrip()
+    def lines(row):
+        height = max(len(c) for c in row)
+        top = row is heads  # headers sit on their last line; cells start on their first
+        padded = [([""] * (height - len(c)) + c) if top else (c + [""] * (height - len(c))) for c in row]
+        return ["  ".join(v.ljust(w) if a == "l" else v.rjust(w) for v, w, a in zip(values, widths, align)).rstrip()
+                for values in zip(*padded)]
 
-    return "\n".join([line(headers), line(["-" * w for w in widths]), *(line(r) for r in cells)])
+    tall = any(len(c) > 1 for row in cells for c in row)
+    body = []
+    for i, row in enumerate(cells):
+        body += ([""] if tall and i else []) + lines(row)
+    return "\n".join([*lines(heads), "  ".join("-" * w for w in widths), *body])
 
 
 # one precision per quantity, everywhere a number is printed: times to the millisecond the simulation
@@ -64,7 +76,13 @@ def _tracking(v: dict) -> str | None:
     return None
 
 
-def verdict_table(verdicts: "RunVerdicts") -> str:
+WIDTH = 100  # the terminal width the default table and its notes fit
+
+
+def verdict_table(verdicts: "RunVerdicts", wide: bool = False) -> str:
+    """The verdicts as a table. By default the columns that say whether and why (service, verdict, failed
+    rules, deadlines, tracking, MW at deadline) and notes wrapped to ``WIDTH`` columns; ``wide``: every
+    column (judged by, MW available, sustained minutes, the desk method) and notes on one line each."""
     rows = []
     for v in verdicts["services"]:
         rules = v.get("rules", {})
@@ -82,10 +100,21 @@ def verdict_table(verdicts: "RunVerdicts") -> str:
         ])
     headers = ["service", "verdict", "judged by", "failed", "initiation", "full delivery", "tracking",
                "MW at deadline", "MW available", "sustain min", "desk method"]
-    out = [render(headers, rows)]
-    for v in verdicts["services"]:
-        for reason in v.get("notes", []) + v.get("desk_differs_because", []):
-            out.append(f"{v['service']}: {reason}")
+    if wide:
+        out = [render(headers, rows)]
+    else:  # the columns that say whether and why, long cells broken over lines: fits WIDTH columns
+        keep = [0, 1, 3, 4, 5, 6, 7]
+        narrow = [[row[i] for i in keep] for row in rows]
+        for row in narrow:
+            row[2] = row[2] and textwrap.fill(row[2], 15, break_long_words=False, break_on_hyphens=False)
+            for i in (3, 4):
+                row[i] = row[i] and row[i].replace(" (not judged)", "\n(not judged)")
+            row[5] = row[5] and row[5].replace(" ", "\n", 1)
+        out = [render(["service", "verdict", "failed", "initiation", "full\ndelivery", "tracking", "MW at\ndeadline"],
+                      narrow)]
+    notes = [f"{v['service']}: {reason}" for v in verdicts["services"]
+             for reason in v.get("notes", []) + v.get("desk_differs_because", [])]
+    out += notes
     grid = verdicts.get("grid") or {}
     if grid:
         unbalance = f", max unbalance {pct(grid['max_unbalance_pct'])} %" if grid.get("max_unbalance_pct") is not None else ""
@@ -100,4 +129,6 @@ def verdict_table(verdicts: "RunVerdicts") -> str:
         lat = net["latency_s"]
         out.append(f"network: {net['messages_delivered']} setpoints delivered, {net['messages_lost']} lost, "
                    f"latency median {seconds(lat['median'])} s, p95 {seconds(lat['p95'])} s, max {seconds(lat['max'])} s")
+    if not wide:  # the lines under the table too
+        out[1:] = [textwrap.fill(line, WIDTH, subsequent_indent="  ", break_on_hyphens=False) for line in out[1:]]
     return "\n".join(out)

@@ -21,6 +21,7 @@ import sys
 import warnings
 from pathlib import Path
 
+from v2g_testbed.cosim.log import LOG
 from v2g_testbed.cosim.scenario import ScenarioError
 
 EXIT_BAD_INPUT = 2
@@ -36,7 +37,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--seed", type=int, help="override the scenario's seed")
     run.add_argument("--set", dest="overrides", action="append", default=[], metavar="PATH=VALUE",
                      help="override a field, VALUE parsed as YAML (repeatable), e.g. --set network.profile=4g")
-    run.add_argument("--quiet", action="store_true", help="no progress output")
+    run.add_argument("--quiet", action="store_true", help="no progress or status lines (warnings and errors still)")
+    run.add_argument("--wide", action="store_true", help="every column of the verdict table (default: fits 100 columns)")
     run.add_argument("--plots", action="store_true",
                      help="also write the PNG plots now (default: `v2g report` draws them when wanted)")
     run.add_argument("--workers", type=int, default=1, metavar="N",
@@ -111,17 +113,17 @@ def cmd_run(args) -> int:
         raise ScenarioError(f"--replicates: must be at least 1, got {args.replicates}")
     check_output_dir(out)
     for w in loaded.warnings:
-        print(f"warning: {w}", file=sys.stderr)
+        LOG.warning(w)
     if args.replicates > 1:
         return _run_replicates(args, out)
     profile = loaded.scenario.network.profile
     with output_lock(out):
-        print(f"running {loaded.scenario.name}: {sum(g['count'] for g in loaded.groups)} vehicles, "
-              f"{loaded.scenario.duration_s:g} s, network {profile if isinstance(profile, str) else 'inline'}, "
-              f"seed {loaded.scenario.seed}", file=sys.stderr, flush=True)
+        LOG.info(f"running {loaded.scenario.name}: {sum(g['count'] for g in loaded.groups)} vehicles, "
+                 f"{loaded.scenario.duration_s:g} s, network {profile if isinstance(profile, str) else 'inline'}, "
+                 f"seed {loaded.scenario.seed}")
         verdicts = api.run_locked(loaded, out, loaded.scenario.outputs.plots,
                                   progress=not args.quiet and sys.stderr.isatty())
-    print(verdict_table(verdicts))
+    print(verdict_table(verdicts, wide=args.wide))
     print(f"results in {out}/ (verdicts.json, timeseries.h5, scenario.resolved.yaml{', plots' if loaded.scenario.outputs.plots else ''}); "
           f"`v2g report {out}` makes an HTML report" + ("" if loaded.scenario.outputs.plots else " with the plots"))
     return 0
@@ -159,9 +161,10 @@ def cmd_validate(args) -> int:
             loaded.check_grid()
             print(f"{path}: ok")
             for w in loaded.warnings:
-                print(f"{path}: warning: {w}", file=sys.stderr)
-        except ScenarioError as exc:
-            print(exc, file=sys.stderr)
+                LOG.warning(f"{path}: {w}")
+        except ScenarioError as exc:  # every problem of the file, one line each
+            for problem in exc.problems:
+                LOG.error(problem)
             status = EXIT_BAD_INPUT
     return status
 
@@ -296,7 +299,7 @@ def cmd_check(args) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         for one in loaded:
             one.scenario.outputs.plots = False
-            print(f"checking {one.scenario.name} ...", file=sys.stderr, flush=True)
+            LOG.info(f"checking {one.scenario.name} ...")
             try:
                 results[one.scenario.name] = regression.snapshot(runner.run(one, Path(tmp) / one.scenario.name))
             except Exception as exc:  # one broken scenario must not hide the others' results
@@ -307,7 +310,7 @@ def cmd_check(args) -> int:
     if args.junit:
         args.junit.write_text(regression.junit_xml(results, differences, errors))
     for name, message in errors.items():
-        print(f"error: {name}: the run failed: {message}", file=sys.stderr)
+        LOG.error(f"{name}: the run failed: {message}")
     if args.update:
         baseline["scenarios"].update(results)
         header = ("# v2g check baseline (v2g-testbed): verdicts of these scenarios. Booleans and rule lists must match exactly,\n"
@@ -421,7 +424,7 @@ def cmd_schema(args) -> int:
 
     check_output_file(args.out, "--out")
     args.out.write_text(text)
-    print(f"scenario JSON Schema written to {args.out}", file=sys.stderr)
+    LOG.info(f"scenario JSON Schema written to {args.out}")
     return 0
 
 
@@ -436,7 +439,7 @@ def cmd_report(args) -> int:
     try:
         path = report.write(args.results, args.out)
     except FileNotFoundError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        LOG.error(str(exc))
         return EXIT_BAD_INPUT
     print(path)
     return 0
@@ -454,6 +457,8 @@ def main(argv: list[str] | None = None) -> int:
     import logging
     import signal
 
+    from v2g_testbed.cosim.log import command_line_handler
+
     args = _parser().parse_args(argv)
     warnings.filterwarnings("ignore", category=FutureWarning)
     # an interrupted mosaik run leaves asyncio tasks behind; their "Task was destroyed" messages are noise
@@ -462,7 +467,8 @@ def main(argv: list[str] | None = None) -> int:
     if previous is signal.SIG_DFL:
         signal.signal(signal.SIGTERM, _on_sigterm)
     try:
-        return _main(args)
+        with command_line_handler(quiet=getattr(args, "quiet", False)):
+            return _main(args)
     finally:
         if previous is signal.SIG_DFL:
             signal.signal(signal.SIGTERM, previous)
@@ -475,21 +481,20 @@ def _main(args) -> int:
                     "schema": cmd_schema}
         return commands[args.command](args)
     except ScenarioError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        LOG.error(str(exc))
         return EXIT_BAD_INPUT
     except KeyboardInterrupt as exc:
-        print(f"{'terminated' if isinstance(exc, Terminated) else 'interrupted'}: no results written",
-              file=sys.stderr)
+        LOG.warning(f"{'terminated' if isinstance(exc, Terminated) else 'interrupted'}: no results written")
         return 143 if isinstance(exc, Terminated) else 130
     except Exception as exc:  # a last line of defence: one line, not a traceback
         from v2g_testbed.sims.catalog import CatalogError
         from v2g_testbed.sims.grid import GridError
 
         if isinstance(exc, (CatalogError, GridError)):
-            print(f"error: {exc}", file=sys.stderr)
+            LOG.error(str(exc))
             return EXIT_BAD_INPUT
-        print(f"error: the run failed: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''} "
-              "(no results written; rerun with V2G_DEBUG=1 for a traceback)", file=sys.stderr)
+        LOG.error(f"the run failed: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''} "
+                  "(no results written; rerun with V2G_DEBUG=1 for a traceback)")
         import os
 
         if os.environ.get("V2G_DEBUG"):

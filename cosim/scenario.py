@@ -22,7 +22,12 @@ from v2g_testbed.sims.grid import PROFILE_MS, SIMBENCH_YEAR_START, SIMBENCH_YEAR
 
 
 class ScenarioError(Exception):
-    """A scenario cannot be used; the message is one line naming file, field and problem."""
+    """A scenario cannot be used; the message is one line naming file, field and problem. ``problems``:
+    every problem found (one line each; ``v2g validate`` prints them all), the message being the first."""
+
+    def __init__(self, message: str, problems: list[str] | None = None):
+        super().__init__(message)
+        self.problems = list(problems) if problems else [message]
 
 
 class _Strict(BaseModel):
@@ -589,28 +594,42 @@ def _model_types(annotation) -> list[type]:
     return [t for arg in typing.get_args(annotation) for t in _model_types(arg)]
 
 
-def _validation_message(path: Path, exc: ValidationError) -> str:
+def _validation_problems(path: Path, exc: ValidationError) -> list[str]:
+    """Every problem pydantic found, one line each (file, field, problem), the likeliest cause first."""
     import difflib
 
     errors = exc.errors()
     # A typo in a key shows as an unknown field *and* a missing one: the unknown field is the cause. For a
-    # `str | inline model` field given a mapping, "not a valid string" is noise: prefer the error from the
-    # branch that matches what the user wrote.
-    errors.sort(key=lambda e: (e["type"] != "extra_forbidden",
-                               e["type"] == "string_type" and isinstance(e.get("input"), dict)))
-    first = errors[0]
-    more = f" (+{len(errors) - 1} more)" if len(errors) > 1 else ""
-    if first["type"] == "extra_forbidden":
-        key = str(first["loc"][-1])
-        close = difflib.get_close_matches(key, sorted(_field_names()), n=1)
-        hint = f"; did you mean `{close[0]}`?" if close else ""
-        return f"{path}: {_loc(first['loc'][:-1]) or '(top level)'}: unknown field `{key}`{hint}{more}"
-    msg = first["msg"].removeprefix("Value error, ")
-    where = _loc(first["loc"])
-    if msg.startswith("[") or msg.startswith("profile:"):  # our validators name the sub-field
-        sep = "" if msg.startswith("[") else "."
-        where, msg = f"{where}{sep}{msg.split(':', 1)[0]}", msg.split(": ", 1)[1]
-    return f"{path}: {where or '(top level)'}: {msg}{more}"
+    # `str | inline model` field given a mapping, "not a valid string" is noise: leave it out where the
+    # branch that matches what the user wrote has errors of its own.
+    errors.sort(key=lambda e: e["type"] != "extra_forbidden")
+    noise = [e for e in errors if e["type"] == "string_type" and isinstance(e.get("input"), dict)]
+    if len(noise) < len(errors):
+        errors = [e for e in errors if e not in noise]
+    lines = []
+    for error in errors:
+        if error["type"] == "extra_forbidden":
+            key = str(error["loc"][-1])
+            close = difflib.get_close_matches(key, sorted(_field_names()), n=1)
+            hint = f"; did you mean `{close[0]}`?" if close else ""
+            line = f"{path}: {_loc(error['loc'][:-1]) or '(top level)'}: unknown field `{key}`{hint}"
+        else:
+            msg = error["msg"].removeprefix("Value error, ")
+            where = _loc(error["loc"])
+            if msg.startswith("[") or msg.startswith("profile:"):  # our validators name the sub-field
+                sep = "" if msg.startswith("[") else "."
+                where, msg = f"{where}{sep}{msg.split(':', 1)[0]}", msg.split(": ", 1)[1]
+            line = f"{path}: {where or '(top level)'}: {msg}"
+        if line not in lines:
+            lines.append(line)
+    return lines
+
+
+def _validation_error(path: Path, exc: ValidationError) -> ScenarioError:
+    """The first problem as the one-line message (with how many more, and where to see them)."""
+    problems = _validation_problems(path, exc)
+    more = f" (+{len(problems) - 1} more: `v2g validate {path}` lists them)" if len(problems) > 1 else ""
+    return ScenarioError(problems[0] + more, problems)
 
 
 def apply_override(data: dict, assignment: str) -> None:
@@ -666,7 +685,7 @@ def load(path: str | Path, overrides: list[str] = (), seed: int | None = None) -
     try:
         scenario = Scenario.model_validate(data)
     except ValidationError as exc:
-        raise ScenarioError(_validation_message(path, exc)) from None
+        raise _validation_error(path, exc) from None
     except CatalogError as exc:  # raised by VehicleModel checks inside an inline model
         raise ScenarioError(f"{path}: fleet.groups: {exc}") from None
     return LoadedScenario(scenario, path)
@@ -1019,7 +1038,9 @@ class LoadedScenario:
         for _, keys, path in self._inputs():
             if keys[:2] == ("fleet", "catalogs"):
                 continue  # every model is inline now (below)
-            name = f"{inputs_dir}/{len(copies)}-{path.name}"
+            # a rerun of a resolved scenario reads inputs/<n>-<file>: keep <file>, not <n>-<n>-<file>
+            base = re.sub(r"^\d+-", "", path.name) if path.parent.name == inputs_dir else path.name
+            name = f"{inputs_dir}/{len(copies)}-{base}"
             copies[name] = path
             node = data
             for key in keys[:-1]:

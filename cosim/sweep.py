@@ -21,11 +21,11 @@ from __future__ import annotations
 import itertools
 import json
 import re
-import sys
 from pathlib import Path
 
 import yaml
 
+from v2g_testbed.cosim.log import LOG
 from v2g_testbed.cosim.scenario import ScenarioError
 
 
@@ -200,7 +200,7 @@ def write_table(rows: list[dict], out: Path, keys: list[str]):
         pq.write_table(table, out / ".results.parquet.partial")
         (out / ".results.parquet.partial").replace(out / "results.parquet")
     except ImportError:
-        print("note: pyarrow is not installed: results.parquet not written (pip install pyarrow)", file=sys.stderr)
+        LOG.warning("pyarrow is not installed: results.parquet not written (pip install pyarrow)")
     plot(rows, out, keys)
 
 

@@ -1,5 +1,11 @@
+import contextlib
 import copy
+import io
+import os
+import shutil
+import sys
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 import yaml
@@ -68,3 +74,31 @@ def shipped(tmp_path_factory):
 @pytest.fixture
 def scenario_file(tmp_path):
     return lambda **changes: make_scenario(tmp_path, **changes)
+
+
+class Done(NamedTuple):
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def v2g_cli(*args, cwd=ROOT) -> Done:
+    """The command line in this process (what the `v2g` script calls), its output captured: a CLI test costs
+    the command, not a fresh interpreter. `test_cli.py::test_console_script_runs_every_command` proves the
+    installed script itself."""
+    from v2g_testbed.cosim import cli
+
+    out, err, old = io.StringIO(), io.StringIO(), os.getcwd()
+    try:
+        os.chdir(cwd)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = cli.main([str(a) for a in args])
+    finally:
+        os.chdir(old)
+    return Done(code, out.getvalue(), err.getvalue())
+
+
+def console_script() -> str:
+    """The installed `v2g` script of this interpreter's environment."""
+    found = Path(sys.executable).with_name("v2g" + (".exe" if os.name == "nt" else ""))
+    return str(found) if found.exists() else shutil.which("v2g")

@@ -104,8 +104,11 @@ def test_resolved_scenario_reruns_byte_identical_with_input_hashes(tmp_path):
     again = tmp_path / "again"
     assert cli.main(["run", str(resolved), "--out", str(again), "--quiet"]) == 0
     assert (again / "verdicts.json").read_bytes() == (first / "verdicts.json").read_bytes()
-    assert yaml.safe_load((again / "scenario.resolved.yaml").read_text())["provenance"]["inputs"][
-        "frequency.events[0].file"]["sha256"] == inputs["frequency.events[0].file"]["sha256"]
+    rerun = yaml.safe_load((again / "scenario.resolved.yaml").read_text())
+    assert rerun["provenance"]["inputs"]["frequency.events[0].file"]["sha256"] == inputs["frequency.events[0].file"]["sha256"]
+    # the rerun's copy keeps the file's name: inputs/0-dip.csv, not inputs/0-0-dip.csv
+    assert data["frequency"]["events"][0]["file"] == rerun["frequency"]["events"][0]["file"] == "inputs/0-dip.csv"
+    assert (again / "inputs" / "0-dip.csv").is_file()
 
 
 def test_schema_command_matches_the_committed_file_and_validates_every_shipped_scenario(capsys):

@@ -1,18 +1,15 @@
 """`v2g check`: regression of verdicts against a committed baseline."""
 
-import subprocess
-import sys
 from pathlib import Path
 
 import yaml
 
-from conftest import BASE, ROOT, SCENARIOS
+from conftest import BASE, ROOT, SCENARIOS, v2g_cli
 
 BASELINE = ROOT / "tests" / "verdicts_baseline.yaml"
 
 
-def v2g(*args, cwd=ROOT):
-    return subprocess.run([sys.executable, "-m", "v2g_testbed.cosim.cli", *map(str, args)], capture_output=True, text=True, cwd=cwd)
+v2g = v2g_cli  # in-process (test_cli.py proves the console script)
 
 
 # Every shipped scenario is held against the baseline once, in test_run.py (each runs once per suite); here

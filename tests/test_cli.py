@@ -1,18 +1,19 @@
 """The `v2g` command line: exit codes, one-line errors, overrides, atomic results."""
 
+import json
 import subprocess
 import sys
 
 import pytest
+import yaml
 
-from conftest import ROOT, make_scenario
+from conftest import ROOT, console_script, make_scenario, v2g_cli
 from v2g_testbed.cosim import cli, run as runner
 from v2g_testbed.cosim.scenario import ScenarioError, apply_override, load
 
 
 def v2g(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "v2g_testbed.cosim.cli", *map(str, args)], capture_output=True, text=True,
-                          cwd=cwd or ROOT)
+    return v2g_cli(*args, cwd=cwd or ROOT)
 
 
 @pytest.mark.parametrize("change, field, words", [
@@ -101,3 +102,74 @@ def test_catalog_lists_vehicles_services_and_sources(tmp_path):
     assert result.returncode == 0
     for words in ("Tesla Model 3 LR dual motor", "Test Car", "DC-L", "SFFR-L", "4g", "sevdari2024:", str(extra)):
         assert words in result.stdout
+
+
+def test_console_script_runs_every_command(tmp_path):
+    """The one place the suite starts the installed `v2g` script: each command once, from another folder
+    (every other CLI test calls it in-process). `run --quiet` prints nothing but the table."""
+    v2g_script = console_script()
+    assert v2g_script, "no `v2g` console script: pip install -e ."
+    path = make_scenario(tmp_path, duration_s=3)
+
+    def script(*args):
+        done = subprocess.run([v2g_script, *map(str, args)], capture_output=True, text=True, cwd=tmp_path)
+        assert done.returncode == 0, (args, done.stderr)
+        return done
+
+    assert ": ok" in script("validate", path).stdout
+    ran = script("run", path, "--out", tmp_path / "out", "--quiet")
+    assert "DC-L" in ran.stdout and ran.stderr == ""
+    assert (tmp_path / "out" / "verdicts.json").is_file()
+    assert script("report", tmp_path / "out", "--out", tmp_path / "r.html").stdout.strip().endswith("r.html")
+    assert "DC-L" in script("catalog", "services").stdout
+    assert json.loads(script("screen", "--services", "DC-L", "--json").stdout)
+    assert json.loads(script("schema").stdout)["$schema"]
+    script("check", path, "--baseline", tmp_path / "b.yaml", "--update")
+    assert "test" in yaml.safe_load((tmp_path / "b.yaml").read_text())["scenarios"]
+    script("hosting-capacity", path, "--placements", "1", "--max-chargers", "40", "--out", tmp_path / "hc", "--quiet")
+    assert (tmp_path / "hc" / "hosting_capacity.json").is_file()
+    # sweep: tests/test_sweep.py::test_killed_sweep_resumes... starts and kills the script itself
+
+
+def test_the_run_path_needs_no_posix_only_module(tmp_path):
+    """Windows has no fcntl: with it hidden, a run still takes its output lock (filelock) and finishes."""
+    path = make_scenario(tmp_path, duration_s=2)
+    code = ("import sys; sys.modules['fcntl'] = None\n"
+            "from v2g_testbed.cosim.cli import main\n"
+            f"sys.exit(main(['run', {str(path)!r}, '--out', {str(tmp_path / 'out')!r}, '--quiet']))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "out" / "verdicts.json").is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "test.yaml"]  # no lock file left behind
+
+
+def test_validate_lists_every_problem_and_run_counts_them(tmp_path, capsys):
+    path = make_scenario(tmp_path, duration_s=-1, seed=-5, fleet__spread_pct=-3)
+    assert cli.main(["validate", str(path)]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 3 and all(ln.startswith(f"error: {path}: ") for ln in lines)
+    assert {"duration_s", "seed", "fleet.spread_pct"} == {ln.split(": ")[2] for ln in lines}
+    assert cli.main(["run", str(path), "--out", str(tmp_path / "out")]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert "(+2 more: `v2g validate" in line
+
+
+def test_default_table_fits_100_columns_and_wide_shows_every_column(shipped):
+    from v2g_testbed.analysis.table import verdict_table
+
+    _, verdicts = shipped("hub-dc-4g")
+    narrow, wide = verdict_table(verdicts), verdict_table(verdicts, wide=True)
+    assert max(len(line) for line in narrow.splitlines()) <= 100
+    assert "desk method" in wide and "desk method" not in narrow.splitlines()[1]
+    assert "NOT ELIGIBLE" in narrow and "initiation" in narrow
+
+
+def test_messages_go_through_logging(tmp_path, caplog):
+    """A notebook or CI handler receives what the CLI prints: the logger is `v2g_testbed`."""
+    import logging
+
+    from v2g_testbed.cosim import log
+
+    with caplog.at_level(logging.INFO, logger="v2g_testbed"):
+        log.LOG.warning("a plausibility warning")
+    assert [r.getMessage() for r in caplog.records] == ["a plausibility warning"]

@@ -14,7 +14,9 @@ def test_separate_processes_give_byte_identical_verdicts(scenario_file, tmp_path
     path = scenario_file(fleet__groups=[{"model": "Nissan Ariya", "count": 20, "charger_kw": 10, "bus": "Bus 5"}],
                          fleet__spread_pct=10, network={"profile": "4g"})
     run_file(path, tmp_path / "in")
-    run_file(path, tmp_path / "out", overrides=["execution.separate_processes=[fleet, grid, network]"])
+    # a loaded machine starts a process slowly: room enough that only a broken start fails (default 10 s)
+    run_file(path, tmp_path / "out", overrides=["execution.separate_processes=[fleet, grid, network]",
+                                                "execution.init_timeout_s=600"])
     assert (tmp_path / "in" / "verdicts.json").read_bytes() == (tmp_path / "out" / "verdicts.json").read_bytes()
 
 
@@ -35,7 +37,8 @@ def test_connect_to_a_simulator_already_listening(scenario_file, tmp_path):
             pass
         path = scenario_file()
         run_file(path, tmp_path / "in")
-        run_file(path, tmp_path / "remote", overrides=[f"execution.connect={{grid: '127.0.0.1:{port}'}}"])
+        run_file(path, tmp_path / "remote", overrides=[f"execution.connect={{grid: '127.0.0.1:{port}'}}",
+                                                       "execution.init_timeout_s=600"])
     finally:
         server.kill()
         server.wait()

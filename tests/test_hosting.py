@@ -2,13 +2,11 @@
 
 import json
 import math
-import subprocess
-import sys
 
 import pandapower as pp
 import yaml
 
-from conftest import BASE, ROOT
+from conftest import BASE, v2g_cli
 
 
 def one_line_feeder(path, r_ohm, max_i_ka):
@@ -27,9 +25,7 @@ def hosting(tmp_path, limits=None):
                 fleet={"assume_v2g": True, "groups": [{"model": "VW ID.3 Pro", "count": 1, "charger_kw": 10, "bus": "end",
                                    "bidirectional": False}]})
     (tmp_path / "hc.yaml").write_text(yaml.safe_dump(data))
-    result = subprocess.run([sys.executable, "-m", "v2g_testbed.cosim.cli", "hosting-capacity", str(tmp_path / "hc.yaml"),
-                             "--placements", "3", "--out", str(tmp_path / "out")], capture_output=True, text=True,
-                            cwd=ROOT)
+    result = v2g_cli("hosting-capacity", str(tmp_path / "hc.yaml"), "--placements", "3", "--out", str(tmp_path / "out"))
     assert result.returncode == 0, result.stderr
     return json.loads((tmp_path / "out" / "hosting_capacity.json").read_text())
 
@@ -63,8 +59,7 @@ def test_export_direction_for_bidirectional_chargers(tmp_path):
     data = dict(BASE, name="hc2", grid={"network": "feeder.json"},
                 fleet={"assume_v2g": True, "groups": [{"model": "VW ID.3 Pro", "count": 1, "charger_kw": 10, "bus": "end"}]})
     (tmp_path / "hc2.yaml").write_text(yaml.safe_dump(data))
-    result = subprocess.run([sys.executable, "-m", "v2g_testbed.cosim.cli", "hosting-capacity", str(tmp_path / "hc2.yaml"),
-                             "--placements", "2", "--out", str(tmp_path / "o2")], capture_output=True, text=True, cwd=ROOT)
+    result = v2g_cli("hosting-capacity", str(tmp_path / "hc2.yaml"), "--placements", "2", "--out", str(tmp_path / "o2"))
     assert result.returncode == 0, result.stderr
     rows = {f["direction"]: f for f in json.loads((tmp_path / "o2" / "hosting_capacity.json").read_text())["feeders"]}
     assert set(rows) == {"import", "export"} and rows["export"]["chargers_p50"] == 6

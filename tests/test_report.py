@@ -3,14 +3,12 @@
 import json
 import os
 import shutil
-import subprocess
-import sys
 
 import matplotlib.image as mpimg
 import numpy as np
 import pytest
 
-from conftest import ROOT, make_scenario, run_file
+from conftest import make_scenario, run_file, v2g_cli
 
 PLOTS = ("response.png", "models.png", "delay_budget.png", "latency.png", "grid.png")
 
@@ -54,16 +52,14 @@ def test_local_run_has_no_latency_plot_and_plots_can_be_turned_off(scenario_file
 
 
 def test_report_command_embeds_everything(run_4g, tmp_path):
-    result = subprocess.run([sys.executable, "-m", "v2g_testbed.cosim.cli", "report", str(run_4g), "--out", str(tmp_path / "r.html")],
-                            capture_output=True, text=True, cwd=ROOT)
+    result = v2g_cli("report", str(run_4g), "--out", str(tmp_path / "r.html"))
     assert result.returncode == 0, result.stderr
     page = (tmp_path / "r.html").read_text()
     assert page.count("data:image/png;base64,") == len(PLOTS)
     assert "http://" not in page and "https://" not in page and "<script" not in page
     verdicts = json.loads((run_4g / "verdicts.json").read_text())
     assert verdicts["services"][0]["desk_differs_because"] or verdicts["services"][0]["desk"]["eligible"] is False
-    bad = subprocess.run([sys.executable, "-m", "v2g_testbed.cosim.cli", "report", str(tmp_path)], capture_output=True, text=True,
-                         cwd=ROOT)
+    bad = v2g_cli("report", str(tmp_path))
     assert bad.returncode == 2 and "not the output directory" in bad.stderr
 
 
@@ -87,8 +83,7 @@ def _browser():
 
 
 def test_report_in_a_real_browser(run_4g):
-    page = subprocess.run([sys.executable, "-m", "v2g_testbed.cosim.cli", "report", str(run_4g)], capture_output=True, text=True,
-                          cwd=ROOT)
+    page = v2g_cli("report", str(run_4g))
     assert page.returncode == 0, page.stderr
     browser = _browser()
     try:

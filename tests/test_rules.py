@@ -1,15 +1,13 @@
 """Each verdict rule on its own, at its boundaries, on synthetic recorded series."""
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
 from v2g_testbed.analysis import verdict
 from v2g_testbed.analysis.timeseries import Series
-from conftest import ROOT
+from conftest import v2g_cli
 from v2g_testbed.sims import catalog
 
 DC = dict(catalog.services()["DC-L"], contracted_kw=1000.0, contracted_mw=1.0)
@@ -86,8 +84,7 @@ def test_envelope_flags_a_too_fast_response():
 
 
 def test_screen_json_covers_all_vehicles_and_gb_services():
-    result = subprocess.run([sys.executable, "-m", "v2g_testbed.cosim.cli", "screen", "--json"], capture_output=True, text=True,
-                            cwd=ROOT)
+    result = v2g_cli("screen", "--json")
     rows = json.loads(result.stdout)
     pairs = {(r["vehicle"], r["service"]) for r in rows}
     for v in catalog.builtin_vehicles():

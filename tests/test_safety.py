@@ -7,14 +7,13 @@ import copy
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 import yaml
 
-from conftest import ROOT, SCENARIOS, make_scenario
+from conftest import ROOT, SCENARIOS, make_scenario, console_script
 from v2g_testbed.cosim import cli
 from v2g_testbed.cosim.outputs import MARKER, output_lock
 
@@ -183,7 +182,7 @@ def test_sigterm_exits_143_leaves_nothing_partial_and_stale_partials_are_cleaned
     # until the run itself got faster)
     path = make_scenario(tmp_path, name="long", duration_s=7200,
                          frequency={"events": [{"type": "ou", "duration_s": 7200}]})
-    proc = subprocess.Popen([sys.executable, "-m", "v2g_testbed.cosim.cli", "run", path, "--out", results / "long"],
+    proc = subprocess.Popen([console_script(), "run", path, "--out", results / "long"],
                             cwd=ROOT, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 60
     while time.time() < deadline and not any(p.name.startswith(".long.") and str(proc.pid) in p.name

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from conftest import run_file
+from conftest import run_file, v2g_cli
 from v2g_testbed.cosim.scenario import ScenarioError, load
 
 GRID = "simbench:1-LV-rural1--0-sw"
@@ -36,17 +36,12 @@ def test_profile_time_needs_a_simbench_grid_and_a_2016_time(scenario_file):
 def test_hosting_capacity_uses_the_profiles_at_profile_time(scenario_file, tmp_path):
     """On a winter evening the transformer has less room for chargers than at 3 a.m."""
     import json
-    import subprocess
-    import sys
-
-    from conftest import ROOT
 
     def median(at):
         path = scenario_file(grid={"network": GRID, "profile_time": at},
                              fleet__groups=[dict(FLEET[0], charger_kw=11, bidirectional=False)])
         out = tmp_path / at.replace(":", "")
-        done = subprocess.run([sys.executable, "-m", "v2g_testbed.cosim.cli", "hosting-capacity", str(path), "--placements", "1",
-                               "--out", str(out)], capture_output=True, text=True, cwd=ROOT)
+        done = v2g_cli("hosting-capacity", str(path), "--placements", "1", "--out", str(out))
         assert done.returncode == 0, done.stderr
         assert f"the grid's profiles at {at}" in done.stdout
         feeders = json.loads((out / "hosting_capacity.json").read_text())["feeders"]

@@ -4,13 +4,12 @@ import csv
 import os
 import signal
 import subprocess
-import sys
 import time
 
 import pytest
 import yaml
 
-from conftest import BASE, ROOT
+from conftest import BASE, ROOT, v2g_cli, console_script
 from v2g_testbed.cosim import sweep
 from v2g_testbed.cosim.scenario import ScenarioError
 
@@ -63,7 +62,7 @@ def test_local_pool_and_dask_cluster_give_the_same_table(tmp_path):
 def test_killed_sweep_resumes_with_every_run_exactly_once(tmp_path):
     path = sweep_file(tmp_path, counts=(1, 2, 3, 4, 5, 6), profiles=("local", "5g"))  # 12 runs: killed mid-way
     out = tmp_path / "out"
-    proc = subprocess.Popen([sys.executable, "-m", "v2g_testbed.cosim.cli", "sweep", str(path), "--out", str(out)],
+    proc = subprocess.Popen([console_script(), "sweep", str(path), "--out", str(out)],  # the installed script
                             cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.time() + 120
     while time.time() < deadline and len(list((out / "runs").glob("*/verdicts.json"))) < 2:
@@ -72,8 +71,7 @@ def test_killed_sweep_resumes_with_every_run_exactly_once(tmp_path):
     proc.wait()
     finished_before = len(list((out / "runs").glob("*/verdicts.json")))
     assert 2 <= finished_before < 12 and not (out / "results.csv").exists()
-    result = subprocess.run([sys.executable, "-m", "v2g_testbed.cosim.cli", "sweep", str(path), "--out", str(out)], cwd=ROOT,
-                            capture_output=True, text=True)
+    result = v2g_cli("sweep", str(path), "--out", str(out))
     assert result.returncode == 0, result.stderr
     rows = table(out)
     assert sorted(r["run"] for r in rows) == sorted({r["run"] for r in rows}) and len(rows) == 12
@@ -86,6 +84,5 @@ def test_bad_sweep_file_is_bad_input(tmp_path):
     spec = yaml.safe_load(path.read_text())
     spec["parameters"] = {"fleet.groups.0.count": {"range": [5, 1, 1]}}
     path.write_text(yaml.safe_dump(spec))
-    result = subprocess.run([sys.executable, "-m", "v2g_testbed.cosim.cli", "sweep", str(path)], cwd=ROOT, capture_output=True,
-                            text=True)
+    result = v2g_cli("sweep", str(path))
     assert result.returncode == 2 and "parameters.fleet.groups.0.count.range" in result.stderr

@@ -9,15 +9,13 @@ I (R0 + 2 R1) / 3, five and a half times what the same power drawn evenly from a
 
 import json
 import math
-import subprocess
-import sys
 
 import numpy as np
 import pandapower as pp
 import pytest
 import yaml
 
-from conftest import BASE, ROOT, run_file
+from conftest import BASE, ROOT, run_file, v2g_cli
 from v2g_testbed.cosim import scenario
 from v2g_testbed.cosim.scenario import ScenarioError
 from v2g_testbed.sims.fleet import FleetSim, sample_vehicles
@@ -48,9 +46,7 @@ def hosting(tmp_path, group, limits=None, grid=None):
     data = dict(BASE, name="hc", grid=dict({"network": "feeder.json", "limits": limits or {}}, **(grid or {})),
                 fleet={"assume_v2g": True, "groups": [group]})
     (tmp_path / "hc.yaml").write_text(yaml.safe_dump(data))
-    result = subprocess.run([sys.executable, "-m", "v2g_testbed.cosim.cli", "hosting-capacity", str(tmp_path / "hc.yaml"),
-                             "--placements", "2", "--out", str(tmp_path / "out")], capture_output=True, text=True,
-                            cwd=ROOT)
+    result = v2g_cli("hosting-capacity", str(tmp_path / "hc.yaml"), "--placements", "2", "--out", str(tmp_path / "out"))
     assert result.returncode == 0, result.stderr
     (fd,) = json.loads((tmp_path / "out" / "hosting_capacity.json").read_text())["feeders"]
     return fd, result.stdout
