@@ -30,6 +30,70 @@ class BaselineError(ValueError):
     """The baseline file is unreadable or malformed."""
 
 
+def _baseline_model():
+    """The baseline file's schema (pydantic), built on first use: every field checked before any scenario runs."""
+    from typing import Literal, Optional
+
+    from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
+
+    strict = ConfigDict(extra="forbid", allow_inf_nan=False)
+    Number = Optional[float]  # noqa: UP007
+
+    class Service(BaseModel):
+        model_config = strict
+        eligible: Optional[StrictBool]  # noqa: UP007  (None: not tested)
+        failed: list[str]
+        judged_by: list[str] = Field(default_factory=list)
+        initiation_s: Number = None
+        full_delivery_s: Number = None
+        delivered_mw: Number = None
+        available_mw: Number = None
+        required_mw: Number = None
+
+    class Scenario(BaseModel):
+        model_config = strict
+        seed: StrictInt = Field(ge=0)
+        services: dict[str, Service]
+
+    class Baseline(BaseModel):
+        model_config = strict
+        tolerances: dict[Literal["time_s", "power_mw"], float] = Field(default_factory=lambda: dict(DEFAULT_TOLERANCES))
+        scenarios: dict[str, Scenario]
+
+    return Baseline
+
+
+def load_baseline(path) -> dict:
+    """Read and check a baseline file whole: a regular UTF-8 file of YAML with ``scenarios`` (and optionally
+    ``tolerances``), every entry of the right type. BaselineError names the first problem in one line."""
+    from pydantic import ValidationError
+
+    from v2g_testbed.sims.files import InputFileError, load_yaml, read_text
+
+    try:
+        data = load_yaml(read_text(path, "baseline"))
+    except OSError as exc:
+        raise BaselineError(f"cannot read: {exc.strerror}") from None
+    except InputFileError as exc:
+        raise BaselineError(str(exc)) from None
+    if not isinstance(data, dict) or "scenarios" not in data:
+        raise BaselineError("it has no `scenarios` mapping (refusing to overwrite a file v2g did not write)")
+    try:
+        baseline = _baseline_model().model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "(top level)"
+        more = f" (+{exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+        raise BaselineError(f"{where}: {first['msg']}{more}") from None
+    if any(v < 0 for v in baseline.tolerances.values()):
+        raise BaselineError("tolerances: must be numbers >= 0")
+    out = baseline.model_dump()
+    out["tolerances"] = {**DEFAULT_TOLERANCES, **out["tolerances"]}
+    for entry in out["scenarios"].values():  # what snapshot() writes: services as plain dicts
+        entry["services"] = dict(entry["services"])
+    return out
+
+
 def snapshot(verdicts: "RunVerdicts") -> dict:
     """The part of one run's verdicts that a baseline keeps (``judged_by``: the regimes that applied)."""
     return {"seed": verdicts["seed"],

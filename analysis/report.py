@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import html
 import json
+import os
 from pathlib import Path
 
 import yaml
@@ -124,7 +125,15 @@ def write(run_dir: Path, out: Path | None = None) -> Path:
             raise FileNotFoundError(f"{run_dir}: no {needed}: not the output directory of a finished `v2g run`")
     out = Path(out) if out else run_dir / "report.html"
     ensure_plots(run_dir)
-    out.write_text(render(run_dir))
+    text = render(run_dir)
+    # whole or not at all: a full disk leaves the earlier report (or none), never a truncated one
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.partial")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(out)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
     return out
 
 

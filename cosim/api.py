@@ -189,17 +189,22 @@ class RunResult(_Owned):
     def plots(self) -> list[Path]:
         """Write the run's PNG plots into its directory (as ``v2g run`` does when ``outputs.plots``) and list them."""
         from v2g_testbed.analysis import plots
+        from v2g_testbed.cosim.outputs import recording
         from v2g_testbed.sims import catalog
 
         loaded = self.scenario
-        return plots.write_all(self.out_dir, loaded.services, loaded.network_profile, catalog.nominal_hz(),
-                               loaded.scenario.grid.limits.model_dump())
+        with recording(self.out_dir):
+            return plots.write_all(self.out_dir, loaded.services, loaded.network_profile, catalog.nominal_hz(),
+                                   loaded.scenario.grid.limits.model_dump())
 
     def report(self, out: str | Path | None = None) -> Path:
         """The self-contained HTML report (``v2g report``)."""
         from v2g_testbed.analysis import report
 
-        return report.write(self.out_dir, Path(out) if out is not None else None)
+        from v2g_testbed.cosim.outputs import recording
+
+        with recording(self.out_dir):
+            return report.write(self.out_dir, Path(out) if out is not None else None)
 
     def __repr__(self):
         verdicts = ", ".join(f"{s}: {'ELIGIBLE' if e else 'NOT ELIGIBLE' if e is False else 'not tested'}"
@@ -288,14 +293,12 @@ def run_replicates(scenario: str | Path, n: int, overrides: Iterable[str] = (), 
     from v2g_testbed.cosim import run as runner
     from v2g_testbed.cosim.outputs import check_output_dir, output_lock
 
-    if n < 1:
-        raise ScenarioError(f"--replicates: must be at least 1, got {n}")
-    if workers < 1:
-        raise ScenarioError(f"--workers: must be at least 1, got {workers}")
+    _whole_number("replicates", n, 1, 1_000_000)
+    _whole_number("workers", workers, 1, 1024)
     overrides = [*overrides, "outputs.plots=false"]
     first = load_scenario(scenario, overrides, seed)
     output = _Output(out)
-    check_output_dir(output.path)
+    check_output_dir(output.path, kind="replicates")
 
     def load(s):
         return first if s is None else load_scenario(scenario, overrides, s)
@@ -393,6 +396,14 @@ def _timeseries_steps(loaded: LoadedScenario, times: str | None, every: int):
     return profile_steps(times, every, SIMBENCH_YEAR_STEPS)
 
 
+def _whole_number(name: str, value, low: int, high: int, optional: bool = False) -> None:
+    """The API's counts as the command line checks them: an int (not a bool, not text) within bounds."""
+    if value is None and optional:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ScenarioError(f"{name}: expected a whole number from {low:,} to {high:,}, got {value!r}")
+
+
 def hosting_capacity(scenario: str | Path | LoadedScenario, placements: int | None = None, max_chargers: int = 5000,
                      at: str = "loads", out: str | Path | None = None, overrides: Iterable[str] = (),
                      progress=None, method: str = "auto", times: str | None = None, every: int = 1,
@@ -409,13 +420,14 @@ def hosting_capacity(scenario: str | Path | LoadedScenario, placements: int | No
     from v2g_testbed.sims.fleet import charger_power, single_phase
     from v2g_testbed.sims.reactive import resolve as resolve_reactive
 
+    _whole_number("placements", placements, 1, 10_000, optional=True)
+    _whole_number("max_chargers", max_chargers, 1, 10_000_000)
+    _whole_number("every", every, 1, 35_136)
     loaded = load_scenario(scenario, overrides)
     if service is not None:
         return _service_hosting(loaded, service, times, every, out, progress)
     if placements is None:
         placements = 1 if times else 20
-    if placements < 1 or max_chargers < 1:
-        raise ScenarioError("--placements and --max-chargers must be at least 1")
     if at not in ("loads", "all"):
         raise ScenarioError(f"--at: loads or all, got {at!r}")
     if method not in ("auto", "subnetwork", "whole-network"):
@@ -427,7 +439,7 @@ def hosting_capacity(scenario: str | Path | LoadedScenario, placements: int | No
         raise ScenarioError("--times: a time series is studied by subnetwork with a balanced power flow and "
                             "three-phase chargers (set grid.power_flow: balanced)")
     if out is not None:
-        check_output_dir(Path(out))
+        check_output_dir(Path(out), kind="hosting-capacity")
     charger_kw = charger_power(group)[0]
     directions = ["import", "export"] if group["bidirectional"] else ["import"]
     net, profiles = _study_network(loaded, times is not None)
@@ -511,7 +523,7 @@ def _service_hosting(loaded: LoadedScenario, service: str, times: str | None, ev
                             "(set grid.power_flow: balanced)")
     steps = _timeseries_steps(loaded, times, every)
     if out is not None:
-        check_output_dir(Path(out))
+        check_output_dir(Path(out), kind="hosting-capacity")
     net, profiles = _study_network(loaded, times is not None)
     if steps is not None:
         steps = steps[steps < len(next(iter(profiles.values())))]

@@ -17,6 +17,7 @@ Exit codes: 0 success, 2 bad input (one line on stderr naming file, field and pr
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import warnings
 from pathlib import Path
@@ -27,23 +28,46 @@ from v2g_testbed.cosim.scenario import ScenarioError
 EXIT_BAD_INPUT = 2
 
 
+def bounded(kind, low, high):
+    """An argparse type: a finite ``kind`` (int or float) within [low, high], else a one-line error."""
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except (ValueError, OverflowError):
+            raise argparse.ArgumentTypeError(f"expected {'an integer' if kind is int else 'a number'}, got {text[:40]!r}")
+        if not math.isfinite(value) or not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be between {low:,} and {high:,}, got {text[:40]}")
+        return value
+    parse.__name__ = kind.__name__
+    return parse
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a bad argument is one line (no usage block) and exit 2, as every other bad input."""
+
+    def error(self, message):
+        LOG.error(f"{self.prog}: {message} (v2g {self.prog.split()[-1] if ' ' in self.prog else ''} --help lists the options)"
+                  .replace("v2g  --help", "v2g --help"))
+        raise SystemExit(EXIT_BAD_INPUT)
+
+
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="v2g", description="Can this EV fleet deliver this grid service, on time, "
+    p = _Parser(prog="v2g", description="Can this EV fleet deliver this grid service, on time, "
                                 "through this network and this feeder?")
     sub = p.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run a scenario through the co-simulation and judge eligibility")
     run.add_argument("scenario", type=Path, help="scenario YAML file (or a run's scenario.resolved.yaml)")
     run.add_argument("--out", type=Path, help="output directory (default results/<scenario name>)")
-    run.add_argument("--seed", type=int, help="override the scenario's seed")
+    run.add_argument("--seed", type=bounded(int, 0, 2**63 - 1), help="override the scenario's seed")
     run.add_argument("--set", dest="overrides", action="append", default=[], metavar="PATH=VALUE",
                      help="override a field, VALUE parsed as YAML (repeatable), e.g. --set network.profile=4g")
     run.add_argument("--quiet", action="store_true", help="no progress or status lines (warnings and errors still)")
     run.add_argument("--wide", action="store_true", help="every column of the verdict table (default: fits 100 columns)")
     run.add_argument("--plots", action="store_true",
                      help="also write the PNG plots now (default: `v2g report` draws them when wanted)")
-    run.add_argument("--workers", type=int, default=1, metavar="N",
+    run.add_argument("--workers", type=bounded(int, 1, 1024), default=1, metavar="N",
                      help="with --replicates: run N seeds at a time in worker processes (default 1)")
-    run.add_argument("--replicates", type=int, default=1, metavar="N",
+    run.add_argument("--replicates", type=bounded(int, 1, 1_000_000), default=1, metavar="N",
                      help="run N consecutive seeds and report P(eligible) with a 95 %% interval")
     val = sub.add_parser("validate", help="check scenario files without running them")
     val.add_argument("scenarios", type=Path, nargs="+", metavar="SCENARIO", help="scenario YAML files")
@@ -55,7 +79,7 @@ def _parser() -> argparse.ArgumentParser:
     cat.add_argument("--vehicles-file", type=Path, action="append", default=[],
                      help="also list the vehicles of this CSV (same columns as the built-in catalog)")
     scr = sub.add_parser("screen", help="the desk method, no simulation: every catalog vehicle x service")
-    scr.add_argument("--charger-kw", type=float, default=10.0, help="charger rating (default 10 kW)")
+    scr.add_argument("--charger-kw", type=bounded(float, 0.1, 5000), default=10.0, help="charger rating (default 10 kW)")
     scr.add_argument("--services", nargs="+", help="service ids (default: all)")
     scr.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
     chk = sub.add_parser("check", help="run scenarios and compare their verdicts with a baseline (exit 1 on change)")
@@ -67,19 +91,19 @@ def _parser() -> argparse.ArgumentParser:
     chk.add_argument("--junit", type=Path, help="also write JUnit XML: one test case per scenario x service")
     hc = sub.add_parser("hosting-capacity", help="chargers each feeder of the scenario's grid takes before a limit breaks")
     hc.add_argument("scenario", type=Path, help="scenario YAML file: its grid, limits and first fleet group")
-    hc.add_argument("--placements", type=int, help="random placements per feeder and direction (20; 1 with --times)")
+    hc.add_argument("--placements", type=bounded(int, 1, 10_000), help="random placements per feeder and direction (20; 1 with --times)")
     hc.add_argument("--out", type=Path, help="output directory (default results/<scenario name>/hosting-capacity)")
     hc.add_argument("--set", dest="overrides", action="append", default=[], metavar="PATH=VALUE",
                     help="override a scenario field, as `run --set` (repeatable)")
     hc.add_argument("--quiet", action="store_true", help="no progress output")
-    hc.add_argument("--max-chargers", type=int, default=5000, help="search no further than this per feeder")
+    hc.add_argument("--max-chargers", type=bounded(int, 1, 10_000_000), default=5000, help="search no further than this per feeder")
     hc.add_argument("--method", choices=["auto", "subnetwork", "whole-network"], default="auto",
                     help="subnetwork: each feeder's substation group solved alone, placements together (auto: where "
                          "the network allows, balanced power flow); whole-network: a pandapower power flow per check")
     hc.add_argument("--times", metavar="year|START..END",
                     help="time series on a SimBench grid: every quarter-hour of the year, or of START..END "
                          "(ISO dates, END excluded)")
-    hc.add_argument("--every", type=int, default=1, help="with --times: every N-th quarter-hour (1)")
+    hc.add_argument("--every", type=bounded(int, 1, 35_136), default=1, help="with --times: every N-th quarter-hour (1)")
     hc.add_argument("--feeders", nargs="+", metavar="NAME", help="study only these feeders (names as listed)")
     hc.add_argument("--service", metavar="ID",
                     help="service hosting capacity: the largest contracted MW of this service the scenario's fleet, at "
@@ -89,7 +113,7 @@ def _parser() -> argparse.ArgumentParser:
     swp = sub.add_parser("sweep", help="a base scenario over parameters and seeds; one table of verdicts")
     swp.add_argument("sweep", type=Path, help="sweep YAML file: base scenario, parameters, seeds")
     swp.add_argument("--quiet", action="store_true", help="no progress output")
-    swp.add_argument("--workers", type=int, default=1, help="local worker processes (default 1)")
+    swp.add_argument("--workers", type=bounded(int, 1, 1024), default=1, help="local worker processes (default 1)")
     swp.add_argument("--scheduler", help="a Dask distributed scheduler address, e.g. tcp://host:8786")
     swp.add_argument("--out", type=Path, help="output directory (default results/sweeps/<name>)")
     rep = sub.add_parser("report", help="one self-contained HTML report of a finished run")
@@ -111,7 +135,7 @@ def cmd_run(args) -> int:
     out = args.out or Path("results") / loaded.scenario.name
     if args.replicates < 1:
         raise ScenarioError(f"--replicates: must be at least 1, got {args.replicates}")
-    check_output_dir(out)
+    check_output_dir(out, kind="replicates" if args.replicates > 1 else "run")
     for w in loaded.warnings:
         LOG.warning(w)
     if args.replicates > 1:
@@ -269,24 +293,23 @@ def cmd_check(args) -> int:
     from v2g_testbed.analysis import regression
     from v2g_testbed.cosim import run as runner
     from v2g_testbed.cosim import scenario
+    from v2g_testbed.cosim.outputs import check_output_file, check_output_file_writable, write_file
 
     baseline = {"tolerances": dict(regression.DEFAULT_TOLERANCES), "scenarios": {}}
-    if args.baseline.exists():
+    if args.baseline.exists() or args.baseline.is_symlink():
         try:
-            baseline = yaml.safe_load(args.baseline.read_text()) or {}
-            if not isinstance(baseline, dict) or "scenarios" not in baseline:
-                raise regression.BaselineError("it has no `scenarios` (refusing to overwrite a file v2g did not write)")
-            tolerances = {**regression.DEFAULT_TOLERANCES, **(baseline.get("tolerances") or {})}
-            if not all(isinstance(v, (int, float)) and v >= 0 for v in tolerances.values()):
-                raise regression.BaselineError("tolerances must be numbers >= 0")
-            baseline["tolerances"], baseline.setdefault("scenarios", {})
-        except (yaml.YAMLError, AttributeError, regression.BaselineError) as exc:
-            raise ScenarioError(f"{args.baseline}: not a v2g check baseline: {str(exc).splitlines()[0]}") from None
+            baseline = regression.load_baseline(args.baseline)
+        except regression.BaselineError as exc:
+            raise ScenarioError(f"{args.baseline}: not a v2g check baseline: {exc}") from None
     elif not args.update:
         raise ScenarioError(f"{args.baseline}: no such baseline (create it with --update)")
+    # every place this command will write, checked before any scenario runs (exit 2 or 1 now, not after)
+    if args.update:
+        if args.baseline.exists():  # a valid baseline (checked above) is v2g's to rewrite
+            check_output_file_writable(args.baseline, "--baseline")
+        else:
+            check_output_file(args.baseline, "--baseline")
     if args.junit:
-        from v2g_testbed.cosim.outputs import check_output_file
-
         check_output_file(args.junit, "--junit")
     # all inputs first: bad input exits 2 before any run
     loaded = [scenario.load(path, args.overrides) for path in args.scenarios]
@@ -308,14 +331,14 @@ def cmd_check(args) -> int:
         d for name, snap in results.items()
         for d in regression.compare(name, baseline["scenarios"].get(name), snap, baseline["tolerances"])]
     if args.junit:
-        args.junit.write_text(regression.junit_xml(results, differences, errors))
+        write_file(args.junit, regression.junit_xml(results, differences, errors))
     for name, message in errors.items():
         LOG.error(f"{name}: the run failed: {message}")
     if args.update:
         baseline["scenarios"].update(results)
         header = ("# v2g check baseline (v2g-testbed): verdicts of these scenarios. Booleans and rule lists must match exactly,\n"
                   "# numbers within the tolerances below. Rewrite deliberately: v2g check ... --update\n")
-        args.baseline.write_text(header + yaml.safe_dump(baseline, sort_keys=True))
+        write_file(args.baseline, header + yaml.safe_dump(baseline, sort_keys=True))
         print(f"baseline {args.baseline} updated: {len(results)} scenario(s)")
         return 1 if errors else 0
     for d in differences:
@@ -420,24 +443,25 @@ def cmd_schema(args) -> int:
     if args.out is None:
         sys.stdout.write(text)
         return 0
-    from v2g_testbed.cosim.outputs import check_output_file
+    from v2g_testbed.cosim.outputs import check_output_file, write_file
 
     check_output_file(args.out, "--out")
-    args.out.write_text(text)
+    write_file(args.out, text)
     LOG.info(f"scenario JSON Schema written to {args.out}")
     return 0
 
 
 def cmd_report(args) -> int:
     from v2g_testbed.analysis import report
-    from v2g_testbed.cosim.outputs import check_output_file
+    from v2g_testbed.cosim.outputs import check_output_file, recording, writing_to
 
     if args.out is not None:
         check_output_file(args.out, "--out")
     elif (args.results / "report.html").exists():
         check_output_file(args.results / "report.html", "report")
     try:
-        path = report.write(args.results, args.out)
+        with recording(args.results), writing_to(args.out or args.results / "report.html"):
+            path = report.write(args.results, args.out)  # the report (and plots drawn for it) join the manifest
     except FileNotFoundError as exc:
         LOG.error(str(exc))
         return EXIT_BAD_INPUT
@@ -459,7 +483,11 @@ def main(argv: list[str] | None = None) -> int:
 
     from v2g_testbed.cosim.log import command_line_handler
 
-    args = _parser().parse_args(argv)
+    with command_line_handler():
+        try:
+            args = _parser().parse_args(argv)
+        except SystemExit as exc:  # --help (0) or a bad argument (2, one line)
+            return exc.code if isinstance(exc.code, int) else EXIT_BAD_INPUT
     warnings.filterwarnings("ignore", category=FutureWarning)
     # an interrupted mosaik run leaves asyncio tasks behind; their "Task was destroyed" messages are noise
     logging.getLogger("asyncio").setLevel(logging.CRITICAL)
@@ -475,17 +503,30 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _main(args) -> int:
+    from v2g_testbed.cosim.outputs import WriteFailure, machine_fault
+
     try:
         commands = {"run": cmd_run, "validate": cmd_validate, "catalog": cmd_catalog, "screen": cmd_screen,
                     "report": cmd_report, "check": cmd_check, "hosting-capacity": cmd_hosting, "sweep": cmd_sweep,
                     "schema": cmd_schema}
-        return commands[args.command](args)
+        code = commands[args.command](args)
+        sys.stdout.flush()  # a reader that went away (`v2g catalog | head -1`) shows here, not at exit
+        return code
     except ScenarioError as exc:
         LOG.error(str(exc))
         return EXIT_BAD_INPUT
+    except WriteFailure as exc:  # the machine, not the input: one line, exit 1
+        LOG.error(str(exc))
+        return 1
+    except BrokenPipeError:  # the reader of our output went away: nothing to say, and no one to say it to
+        _silence_stdout()
+        return 0
     except KeyboardInterrupt as exc:
         LOG.warning(f"{'terminated' if isinstance(exc, Terminated) else 'interrupted'}: no results written")
         return 143 if isinstance(exc, Terminated) else 130
+    except RecursionError:
+        LOG.error("an input is nested too deeply to read")
+        return EXIT_BAD_INPUT
     except Exception as exc:  # a last line of defence: one line, not a traceback
         from v2g_testbed.sims.catalog import CatalogError
         from v2g_testbed.sims.grid import GridError
@@ -493,6 +534,10 @@ def _main(args) -> int:
         if isinstance(exc, (CatalogError, GridError)):
             LOG.error(str(exc))
             return EXIT_BAD_INPUT
+        fault = machine_fault(exc)
+        if fault:
+            LOG.error(f"{fault} (no results kept)")
+            return 1
         LOG.error(f"the run failed: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''} "
                   "(no results written; rerun with V2G_DEBUG=1 for a traceback)")
         import os
@@ -500,6 +545,18 @@ def _main(args) -> int:
         if os.environ.get("V2G_DEBUG"):
             raise
         return 1
+
+
+def _silence_stdout():
+    """After a broken pipe: point stdout at the null device, so that the interpreter's final flush at exit
+    does not raise (and print) the same error again (Python's documented recipe)."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # in-process callers whose stdout has no file descriptor
+        pass
 
 
 if __name__ == "__main__":

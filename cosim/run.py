@@ -247,7 +247,7 @@ def run_replicates(load, n: int, out_dir: Path, progress=None, workers: int = 1,
     summary is the same (it is built in seed order)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    write_marker(out_dir, "replicates")
+    write_marker(out_dir, "replicates", planned=["replicates.json"])
     first = load(None)
     seeds = [first.scenario.seed + k for k in range(n)]
     by_seed = {}

@@ -7,16 +7,17 @@ to the scenario file. Every problem is reported as ``ScenarioError("<file>: <fie
 
 from __future__ import annotations
 
+import os
 import re
 import typing
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
-import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from v2g_testbed.sims import catalog
 from v2g_testbed.sims.catalog import CatalogError, VehicleModel
+from v2g_testbed.sims.files import InputFileError, load_yaml, read_text
 from v2g_testbed.sims.fleet import single_phase
 from v2g_testbed.sims.grid import PROFILE_MS, SIMBENCH_YEAR_START, SIMBENCH_YEAR_STEPS
 
@@ -30,9 +31,31 @@ class ScenarioError(Exception):
         self.problems = list(problems) if problems else [message]
 
 
+def _admits_bool(annotation) -> bool:
+    """A field whose type names ``bool`` (anywhere in a union or a container) takes true/false."""
+    return annotation is bool or annotation is Any or any(_admits_bool(a) for a in typing.get_args(annotation))
+
+
+def _holds_bool(value) -> bool:
+    return isinstance(value, bool) or (isinstance(value, (list, tuple)) and any(_holds_bool(v) for v in value))
+
+
 class _Strict(BaseModel):
     # finite numbers only, schema-wide: inf and nan are never a real parameter
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False, use_attribute_docstrings=True, validate_default=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_true_for_a_number(cls, data):
+        """pydantic reads true as 1 for a number (``count: true`` would be one vehicle): refused, schema-wide.
+        (A model-level check: pydantic allows no field validator on a union's tag.) ``@name:`` makes the
+        error name the field."""
+        if isinstance(data, dict):
+            for name, value in data.items():
+                field = cls.model_fields.get(name) if isinstance(name, str) else None
+                if field is not None and _holds_bool(value) and not _admits_bool(field.annotation):
+                    raise ValueError(f"@{name}: expected a number or text, got true/false")
+        return data
 
 
 _DEFAULTS = catalog.fleet_defaults()
@@ -570,7 +593,7 @@ def _loc(loc: tuple) -> str:
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
-        elif part in _EVENT_TAGS or part in _TYPE_NAMES or "[" in str(part):
+        elif part in _EVENT_TAGS or part in _TYPE_NAMES or part in _model_names() or "[" in str(part):
             continue
         else:
             out += f".{part}" if out else str(part)
@@ -588,6 +611,22 @@ def _field_names() -> set[str]:
     return names
 
 
+def _model_names() -> set[str]:
+    """The class names of the schema's models: pydantic puts a union member's name in an error's location."""
+    global _MODEL_NAMES
+    if _MODEL_NAMES is None:
+        names, todo = set(), [Scenario]
+        while todo:
+            cls = todo.pop()
+            names.add(cls.__name__)
+            todo += [t for f in cls.model_fields.values() for t in _model_types(f.annotation) if t.__name__ not in names]
+        _MODEL_NAMES = names
+    return _MODEL_NAMES
+
+
+_MODEL_NAMES: set[str] | None = None
+
+
 def _model_types(annotation) -> list[type]:
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return [annotation]
@@ -600,29 +639,54 @@ def _validation_problems(path: Path, exc: ValidationError) -> list[str]:
 
     errors = exc.errors()
     # A typo in a key shows as an unknown field *and* a missing one: the unknown field is the cause. For a
-    # `str | inline model` field given a mapping, "not a valid string" is noise: leave it out where the
-    # branch that matches what the user wrote has errors of its own.
+    # union field (`str | inline model`), the branches that do not match the kind of value the user wrote
+    # ("not a valid string" for a mapping, "not a dictionary" for a string) are noise: left out where the
+    # branch that matches has errors of its own.
     errors.sort(key=lambda e: e["type"] != "extra_forbidden")
-    noise = [e for e in errors if e["type"] == "string_type" and isinstance(e.get("input"), dict)]
-    if len(noise) < len(errors):
-        errors = [e for e in errors if e not in noise]
-    lines = []
+
+    def noise(e) -> bool:
+        if isinstance(e.get("input"), dict):
+            return e["type"].endswith(("_type", "_parsing")) and e["type"] not in ("dict_type", "model_type")
+        return e["type"] in ("model_type", "dict_type", "model_attributes_type", "dataclass_type")
+
+    if not all(noise(e) for e in errors):
+        errors = [e for e in errors if not noise(e)]
+    # a branch that matched the value's kind got further in (its errors lie deeper): a shallower "not a valid
+    # <type>" from another branch is noise too
+    places = [_loc(e["loc"]) for e in errors]
+    errors = [e for e, here in zip(errors, places)
+              if not (e["type"].endswith(("_type", "_parsing"))
+                      and any(p.startswith((here + ".", here + "[")) for p in places))]
+    found: dict[str, list[str]] = {}  # where -> problems there (a union's branches each say why not)
+    missing: dict[str, list[str]] = {}
     for error in errors:
         if error["type"] == "extra_forbidden":
             key = str(error["loc"][-1])
             close = difflib.get_close_matches(key, sorted(_field_names()), n=1)
             hint = f"; did you mean `{close[0]}`?" if close else ""
-            line = f"{path}: {_loc(error['loc'][:-1]) or '(top level)'}: unknown field `{key}`{hint}"
+            where, msg = _loc(error["loc"][:-1]) or "(top level)", f"unknown field `{key}`{hint}"
+        elif error["type"] == "missing":  # the fields a section lacks, on one line
+            where = _loc(error["loc"][:-1]) or "(top level)"
+            missing.setdefault(where, []).append(str(error["loc"][-1]))
+            continue
         else:
             msg = error["msg"].removeprefix("Value error, ")
             where = _loc(error["loc"])
-            if msg.startswith("[") or msg.startswith("profile:"):  # our validators name the sub-field
+            if msg.startswith("@"):  # a model-level check naming its field
+                name, msg = msg[1:].split(": ", 1)
+                where = f"{where}.{name}" if where else name
+            elif msg.startswith("[") or msg.startswith("profile:"):  # our validators name the sub-field
                 sep = "" if msg.startswith("[") else "."
                 where, msg = f"{where}{sep}{msg.split(':', 1)[0]}", msg.split(": ", 1)[1]
-            line = f"{path}: {where or '(top level)'}: {msg}"
-        if line not in lines:
-            lines.append(line)
-    return lines
+            where = where or "(top level)"
+        if msg not in found.setdefault(where, []):
+            found[where].append(msg)
+    for where, names in missing.items():
+        if len(names) == 1:
+            found.setdefault(f"{where}.{names[0]}" if where != "(top level)" else names[0], []).append("Field required")
+        else:
+            found.setdefault(where, []).append(f"missing fields {', '.join(names)}")
+    return [f"{path}: {where}: {'; or: '.join(msgs)}" for where, msgs in found.items()]
 
 
 def _validation_error(path: Path, exc: ValidationError) -> ScenarioError:
@@ -639,9 +703,9 @@ def apply_override(data: dict, assignment: str) -> None:
         raise ScenarioError(f"--set {assignment}: expected dotted.path=VALUE")
     path, raw = assignment.split("=", 1)
     try:
-        value = yaml.safe_load(raw)
-    except yaml.YAMLError as exc:
-        raise ScenarioError(f"--set {path}: value is not valid YAML: {str(exc).splitlines()[0]}") from None
+        value = load_yaml(raw)
+    except InputFileError as exc:
+        raise ScenarioError(f"--set {path}: the value is not valid: {str(exc).split(': ', 1)[-1]}") from None
     keys = [k for k in re.split(r"\.|\[(\d+)\]", path.strip()) if k]
     if not keys:
         raise ScenarioError(f"--set {assignment}: empty field path")
@@ -667,15 +731,11 @@ def load(path: str | Path, overrides: list[str] = (), seed: int | None = None) -
     """Read, override and validate a scenario file. Raise ScenarioError with a one-line message."""
     path = Path(path)
     try:
-        text = path.read_text()
+        data = load_yaml(read_text(path, "scenario"))
     except OSError as exc:
         raise ScenarioError(f"{path}: cannot read: {exc.strerror}") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}" if mark else "(YAML)"
-        raise ScenarioError(f"{path}: {where}: not valid YAML: {getattr(exc, 'problem', exc)}") from None
+    except InputFileError as exc:
+        raise ScenarioError(f"{path}: {exc}") from None
     if not isinstance(data, dict):
         raise ScenarioError(f"{path}: (top level): expected a mapping of sections, got {type(data).__name__}")
     for assignment in overrides:
@@ -686,9 +746,24 @@ def load(path: str | Path, overrides: list[str] = (), seed: int | None = None) -
         scenario = Scenario.model_validate(data)
     except ValidationError as exc:
         raise _validation_error(path, exc) from None
+    except RecursionError:
+        raise ScenarioError(f"{path}: (top level): nested too deeply to be a scenario") from None
     except CatalogError as exc:  # raised by VehicleModel checks inside an inline model
         raise ScenarioError(f"{path}: fleet.groups: {exc}") from None
     return LoadedScenario(scenario, path)
+
+
+def _machine_memory_gb() -> float | None:
+    """The machine's physical memory in GB (None where the platform does not say: Windows without psutil)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1e9
+    except (AttributeError, ValueError, OSError):
+        try:
+            import psutil
+
+            return psutil.virtual_memory().total / 1e9
+        except ImportError:
+            return None
 
 
 class LoadedScenario:
@@ -730,6 +805,7 @@ class LoadedScenario:
             if s["contracted_mw"] > bounds["contract_to_fleet_rating_max"] * rating_mw:
                 out.append(f"services[{i}].contracted_mw = {s['contracted_mw']:g} MW is more than the whole fleet's "
                            f"charger rating ({rating_mw:g} MW): it cannot be delivered")
+        out += self._cost_warnings(bounds["run_cost"])
         low, high = bounds["frequency_hz"]["plausible"]
         for i, ev in enumerate(self.scenario.frequency.events):
             hz = [getattr(ev, "to_hz", None), getattr(ev, "mean_hz", None), *(p[1] for p in getattr(ev, "points", []))]
@@ -737,6 +813,25 @@ class LoadedScenario:
             if far:
                 out.append(f"frequency.events[{i}]: {far[0]:g} Hz is beyond {low:g}-{high:g} Hz, where load shedding "
                            "and generator protection would already have acted")
+        return out
+
+    def _cost_warnings(self, cost: dict) -> list[str]:
+        """What the run will take, from the measured cost per vehicle (plausibility.yaml ``run_cost``): refused
+        (exit 2) when it needs more memory than the machine has, warned about when it needs much of it or
+        will run long."""
+        n = sum(g["count"] for g in self.groups)
+        need_gb = cost["memory_base_gb"] + n * cost["memory_per_vehicle_kb"] / 1e6
+        minutes = n * self.scenario.duration_s * cost["seconds_per_vehicle_second"] / 60
+        have_gb = _machine_memory_gb()
+        estimate = (f"{n:,} vehicles need about {need_gb:.1f} GB and {minutes:.0f} min (measured cost per "
+                    f"vehicle, {cost['source']})")
+        if have_gb is not None and need_gb > have_gb:
+            raise self.error("fleet.groups", f"{estimate}: more memory than this machine has ({have_gb:.1f} GB)")
+        out = []
+        if have_gb is not None and need_gb > cost["warn_memory_share"] * have_gb:
+            out.append(f"{estimate}: most of this machine's {have_gb:.1f} GB")
+        elif minutes > cost["warn_minutes"]:
+            out.append(estimate)
         return out
 
     def _vehicle_catalog(self) -> dict[str, VehicleModel]:
@@ -893,7 +988,8 @@ class LoadedScenario:
             else:
                 import csv
 
-                lines = [ln for ln in path.read_text().splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
+                lines = [ln for ln in read_text(path, "trace").splitlines()
+                         if ln.strip() and not ln.lstrip().startswith("#")]
                 rows = list(csv.DictReader(lines))
                 for k, r in enumerate(rows):
                     if None in r or None in r.values():  # more or fewer cells than the header has columns
@@ -901,6 +997,8 @@ class LoadedScenario:
                                          f"{len(lines[0].split(','))}")
                 time_s = [float(r[ev.time_column]) for r in rows]
                 hz = [float(r[ev.hz_column]) for r in rows]
+        except InputFileError as exc:
+            raise self.error(f"{where}.file", f"{path.name} {exc}") from None
         except (KeyError, ValueError, TypeError, OSError) as exc:
             raise self.error(f"{where}.file", f"cannot read columns {ev.time_column!r} and {ev.hz_column!r} "
                              f"from {path.name}: {str(exc).splitlines()[0]}") from None

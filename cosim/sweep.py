@@ -23,7 +23,6 @@ import json
 import re
 from pathlib import Path
 
-import yaml
 
 from v2g_testbed.cosim.log import LOG
 from v2g_testbed.cosim.scenario import ScenarioError
@@ -44,12 +43,14 @@ def _values(path: Path, key: str, spec) -> list:
 def expand(path: Path) -> dict:
     """Read a sweep file: base scenario path, and the list of runs (id, overrides, seed)."""
     path = Path(path)
+    from v2g_testbed.sims.files import InputFileError, load_yaml, read_text
+
     try:
-        spec = yaml.safe_load(path.read_text())
+        spec = load_yaml(read_text(path, "sweep"))
     except OSError as exc:
         raise ScenarioError(f"{path}: cannot read: {exc.strerror}") from None
-    except yaml.YAMLError as exc:
-        raise ScenarioError(f"{path}: not valid YAML: {str(exc).splitlines()[0]}") from None
+    except InputFileError as exc:
+        raise ScenarioError(f"{path}: {exc}") from None
     if not isinstance(spec, dict) or "base" not in spec or "parameters" not in spec:
         raise ScenarioError(f"{path}: (top level): a sweep needs base and parameters")
     unknown = set(spec) - {"base", "name", "seeds", "mode", "parameters"}
@@ -100,7 +101,7 @@ def output_dir(spec: dict, out: Path | None) -> Path:
 
     root = Path("results") / "sweeps"
     target = Path(out) if out else inside(root, root / spec["name"], "name")
-    return check_output_dir(target)
+    return check_output_dir(target, kind="sweep")
 
 
 def run_one(base: str, run: dict, out_dir: str) -> dict:
@@ -139,7 +140,7 @@ def sweep(path: Path, out: Path | None = None, workers: int = 1, scheduler: str 
     with output_lock(out):
         runs_dir = out / "runs"
         runs_dir.mkdir(parents=True, exist_ok=True)
-        write_marker(out, "sweep")
+        write_marker(out, "sweep", planned=["results.csv", "results.parquet", "eligibility.png"])
         clean_stale_partials(runs_dir)  # from a sweep that was killed mid-run
         return _sweep(spec, out, runs_dir, workers, scheduler, progress)
 

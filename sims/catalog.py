@@ -76,12 +76,23 @@ _VEHICLE_FIELDS = {f.name: f.type for f in dataclasses.fields(VehicleModel)}
 def read_vehicle_csv(path: Path) -> dict[str, VehicleModel]:
     """Read a vehicle catalog CSV (``#`` lines are comments). Raise CatalogError naming file, row and column."""
     path = Path(path)
+    from v2g_testbed.sims.files import InputFileError, read_text
+
     try:
-        lines = [ln for ln in path.read_text().splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
+        lines = [ln for ln in read_text(path, "catalog").splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
     except OSError as exc:
         raise CatalogError(f"{path}: cannot read vehicle catalog: {exc.strerror}") from None
-    rows = list(csv.DictReader(lines))
+    except InputFileError as exc:
+        raise CatalogError(f"{path}: {exc}") from None
+    reader = csv.DictReader(lines)
+    rows = list(reader)
     required = {f.name for f in dataclasses.fields(VehicleModel) if f.default is dataclasses.MISSING}
+    header_missing = required - set(reader.fieldnames or [])
+    if header_missing:
+        raise CatalogError(f"{path}: not a vehicle catalog: the header lacks {', '.join(sorted(header_missing))} (a "
+                           "CSV with the columns of sims/data/vehicles.csv)")
+    if not rows:
+        raise CatalogError(f"{path}: no vehicle rows (a header line and one row per vehicle model)")
     models: dict[str, VehicleModel] = {}
     for i, row in enumerate(rows, start=2):
         missing = required - {k for k, v in row.items() if v not in (None, "")}

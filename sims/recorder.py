@@ -19,6 +19,10 @@ world owner decides where (sim param ``path``). Sim param ``heartbeat_steps`` (d
 
 from __future__ import annotations
 
+import contextlib
+import errno as errnos
+import os
+import re
 from collections import defaultdict
 
 import h5py
@@ -40,6 +44,11 @@ def unit_of(name: str) -> str:
 
 
 ROWS_PER_WRITE = 64  # matrix rows buffered before they go to the file
+# HDF5 does not survive a full disk: after a failed write, closing the file (or the interpreter's exit) can
+# crash the process (SIGSEGV, seen with h5py 3 / HDF5 1.14 on an 8 KiB tmpfs). So the recorder stops *before*
+# a write the disk has no room for: free space must exceed what it is about to write plus this margin (HDF5's
+# metadata and the chunk cache, 1 MiB a dataset, flushed at close).
+SPACE_MARGIN_BYTES = 16 << 20
 CHUNK_ROWS = 16      # rows per HDF5 chunk
 
 
@@ -49,6 +58,7 @@ class RecorderSim(mosaik_api_v3.Simulator):
         self.series: dict[tuple[str, str], list] = defaultdict(list)
         self.matrices: dict[tuple[str, str], dict] = {}
         self.h5 = None
+        self.failed = False  # a write failed (disk full, ...): the file is closed and nothing more is written
 
     def init(self, sid, time_resolution=0.001, path="timeseries.h5", heartbeat_steps=10, dtypes=None):
         """``dtypes``: ``{"entity/attr": "float32"}`` for matrices stored at less than double precision."""
@@ -85,8 +95,22 @@ class RecorderSim(mosaik_api_v3.Simulator):
         return (time // self.heartbeat + 1) * self.heartbeat if self.heartbeat else None
 
     # -- matrices (one value per vehicle, bus, line: a row per step) go to the file as they come ---------
+    def _room_for(self, nbytes: int):
+        """OSError(ENOSPC) now if the disk has no room for ``nbytes`` more and what closing the file needs."""
+        import shutil
+
+        try:
+            free = shutil.disk_usage(os.path.dirname(os.path.abspath(self.path))).free
+        except OSError:
+            return
+        needed = nbytes + SPACE_MARGIN_BYTES + (1 << 20) * len(self.matrices)
+        if free < needed:
+            raise OSError(errnos.ENOSPC, f"{os.strerror(errnos.ENOSPC)} ({free / 2**20:.1f} MiB free, the record "
+                          f"needs {needed / 2**20:.1f} MiB more)", self.path)
+
     def _file(self):
         if self.h5 is None:
+            self._room_for(0)
             self.h5 = h5py.File(self.path, "w")
             self.h5.attrs["time_resolution_s"] = self.time_resolution
         return self.h5
@@ -102,13 +126,34 @@ class RecorderSim(mosaik_api_v3.Simulator):
         m["n"] += 1
         m["times"].append(time)
         if m["n"] == ROWS_PER_WRITE:
-            self._flush(key)
+            with self._writing():
+                self._flush(key)
+
+    @contextlib.contextmanager
+    def _writing(self):
+        """A failed write (disk full, a read-only or vanished file system) closes the file at once and raises
+        one OSError naming the file and the operating system's cause. Left open, HDF5's objects would be
+        freed in any order at interpreter exit, after failed writes: that crashed the interpreter (SIGSEGV)."""
+        try:
+            yield
+        except Exception as exc:
+            self._abandon()
+            raise _os_error(exc, self.path) from None
+
+    def _abandon(self):
+        self.failed = True
+        h5, self.h5 = self.h5, None
+        self.matrices.clear()
+        if h5 is not None:
+            with contextlib.suppress(Exception):
+                h5.close()
 
     def _flush(self, key):
         m = self.matrices[key]
         if not m["n"]:
             return
         rows, times = m["rows"][:m["n"]], np.asarray(m["times"], dtype=np.int64)
+        self._room_for(rows.nbytes + times.nbytes)
         m["n"], m["times"] = 0, []
         h5 = self._file()
         entity, attr = key
@@ -135,6 +180,14 @@ class RecorderSim(mosaik_api_v3.Simulator):
 
     def write(self):
         """Flush the matrices and write everything else into the file (sim param ``path``), and close it."""
+        if self.failed:
+            return
+        with self._writing():
+            self._write_all()
+
+    def _write_all(self):
+        pending = sum(m["n"] * m["rows"].shape[1] * m["rows"].itemsize for m in self.matrices.values())
+        self._room_for(pending + 32 * sum(len(s) for s in self.series.values()))  # ~32 bytes a sample, generous
         h5 = self._file()
         try:
             for key in self.matrices:
@@ -174,6 +227,19 @@ class RecorderSim(mosaik_api_v3.Simulator):
     def _time(self, group, times_ms):
         group.create_dataset("time_ms", data=times_ms)
         group.create_dataset("time_s", data=times_ms * self.time_resolution).attrs["unit"] = "s"
+
+
+def _os_error(exc: Exception, path: str) -> Exception:
+    """h5py's error as the OSError it stands for (HDF5 puts the operating system's errno in its message)."""
+    code = getattr(exc, "errno", None)
+    if isinstance(exc, OSError) and code is not None:
+        return exc
+    if code is None:
+        found = re.search(r"errno = (\d+)", str(exc))
+        code = int(found.group(1)) if found else None
+    if code in errnos.errorcode:
+        return OSError(code, os.strerror(code), path)
+    return exc
 
 
 def _is_block(value) -> bool:

@@ -260,6 +260,8 @@ def test_fuzz_every_leaf_of_every_shipped_scenario(tmp_path, capsys, monkeypatch
                 assert code in (0, 2), (path, value, err)
                 assert "Traceback" not in err, (path, value, err)
                 errors = [ln for ln in err.strip().splitlines() if "warning:" not in ln]
+                # validate lists every problem, one line each, each naming the file (one leaf changed: one place)
                 assert len(errors) == (0 if code == 0 else 1), (path, value, err)
+                assert all(ln.startswith(f"error: {target}: ") for ln in errors), (path, value, err)
                 seen += 1
     assert seen > 400
