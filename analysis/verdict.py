@@ -26,7 +26,7 @@ from typing import TypedDict
 import numpy as np
 
 from v2g_testbed.analysis.budget import first_receipts
-from v2g_testbed.analysis.causes import chain, explain_failures, ran_out
+from v2g_testbed.analysis.causes import LimitEvents, chain, explain_failures, ran_out
 from v2g_testbed.analysis.envelope import envelope, error_pu
 from v2g_testbed.analysis.limits import Limits
 from v2g_testbed.analysis.regimes import ANY, activation_lower_kw, applicable, settlement_periods
@@ -268,8 +268,15 @@ def envelope_error(service: dict, trace: dict, freq, nominal_hz: float) -> dict 
     response = np.interp(grid, trace["t_ms"], trace["response_kw"]) / service["contracted_kw"]
     err = error_pu(response, lower, upper if spec.get("too_fast_counts", True) else np.full(grid.size, np.inf))
     k = int(np.argmax(err))
+    # what the requirement was doing then: fallen below its peak so far (a withdrawal is being judged), or not
+    required = np.interp(grid, trace["t_ms"], trace["required_kw"]) / service["contracted_kw"]
+    peak = float(required[:k + 1].max()) if grid.size else 0.0
     return {"max_error_pu": _r(float(err[k]), 6), "at_s": _r((grid[k] - trace["t_event"]) / 1000, 3),
             "too_fast": bool(response[k] > upper[k] + 1e-12 and err[k] > 0),
+            "requirement_pu": _r(float(required[k]), 6), "requirement_peak_pu": _r(peak, 6),
+            "requirement_falling": bool(required[k] < peak - 1e-6),
+            # the response had been higher before: it was withdrawing (not still on its way up)
+            "response_withdrawing": bool(response[k] < float(response[:k + 1].max()) - 1e-6),
             "too_fast_counts": bool(spec.get("too_fast_counts", True)),
             "settlement_periods": settlement_periods(grid, err, spec.get("settlement_period_min", 30)),
             "_lower_kw": np.interp(trace["t_ms"], grid, lower) * service["contracted_kw"] if grid.size else None}
@@ -301,7 +308,9 @@ def _rise_s(t: np.ndarray, required: np.ndarray, window: np.ndarray, t_event: in
 
 def evaluate_service(service: dict, services: list[dict], freq, power, soc, vehicles: dict, nominal_hz: float,
                      threshold_pu: float, telemetry_hz: float, step_rise_fraction: float = 0.1,
-                     held_pu: float = 0.99) -> ServiceVerdict:
+                     held_pu: float = 0.99, limits: LimitEvents | None = None) -> ServiceVerdict:
+    if limits is None:  # a caller without a record: no vehicle came to a limit
+        limits = LimitEvents(None, np.atleast_1d(vehicles["soc_min"]).size)
     entry: ServiceVerdict = {"service": service["id"], "name": service["name"], "eligible": None, "failed": [],
                              "contracted_mw": service["contracted_mw"]}
     trace = service_trace(service, services, freq, power, nominal_hz, vehicles)
@@ -372,7 +381,7 @@ def evaluate_service(service: dict, services: list[dict], freq, power, soc, vehi
     if reached is not None:
         dips = np.flatnonzero((t >= reached) & (t <= t_last) & (response < reference - 1e-9))
         dip_ms = int(t[dips[0]]) if dips.size else None
-        if dip_ms is not None and not any(ran_out(service, dip_ms, soc, vehicles)):
+        if dip_ms is not None and not any(ran_out(service, dip_ms, limits, vehicles)):
             # nobody ran out or left: lagging a requirement that rose again is tracking, judged by the timing,
             # envelope or activation rule; a fall below a requirement that did not rise stays a duration failure
             rose = required_series[t == dip_ms][0] > required_series[t == reached][0] * (1 + 1e-9)
@@ -583,8 +592,9 @@ def evaluate(h5_path, services: list[dict], nominal_hz: float, threshold_pu: flo
         # the state of charge is read one moment at a time, from the file (it can be fleet x steps large)
         freq, power, soc = rec.series("frequency"), rec.series("fleet_power"), rec.series("vehicle_soc", lazy=True)
         vehicles = rec.vehicles()
+        limits = LimitEvents(rec.table("limit_events"), len(vehicles["plugged"]))  # the model's own events
         results = [evaluate_service(s, services, freq, power, soc, vehicles, nominal_hz, threshold_pu, telemetry_hz,
-                                    step_rise_fraction, held_pu) for s in services]
+                                    step_rise_fraction, held_pu, limits) for s in services]
         for entry, service in zip(results, services):
             if entry["eligible"] is not None:
                 t_event = round(entry["event_start_s"] * 1000)
@@ -595,7 +605,8 @@ def evaluate(h5_path, services: list[dict], nominal_hz: float, threshold_pu: flo
                     entry["eligible"] = not entry["failed"]
                 receipts = first_receipts(rec, t_event)
                 entry["vehicles_needed"] = vehicles_needed(service, entry, receipts, vehicles, t_event)
-                explain_failures(entry, service, chain(service, receipts, vehicles, t_event), soc, vehicles)
+                explain_failures(entry, service, chain(service, receipts, vehicles, t_event), limits, vehicles,
+                                 entry.get("_context", {}).get("dip_ms"))
             entry.pop("_context", None)
         network = network_summary(rec)
         for entry in results:

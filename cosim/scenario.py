@@ -662,7 +662,7 @@ def _validation_problems(path: Path, exc: ValidationError) -> list[str]:
     for error in errors:
         if error["type"] == "extra_forbidden":
             key = str(error["loc"][-1])
-            close = difflib.get_close_matches(key, sorted(_field_names()), n=1)
+            close = difflib.get_close_matches(key, sorted(_field_names() - {key}), n=1)
             hint = f"; did you mean `{close[0]}`?" if close else ""
             where, msg = _loc(error["loc"][:-1]) or "(top level)", f"unknown field `{key}`{hint}"
         elif error["type"] == "missing":  # the fields a section lacks, on one line

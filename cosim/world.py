@@ -135,7 +135,7 @@ def build(world: mosaik.World, loaded, vehicles: dict, h5_path: str) -> dict:
                       initial_data={"total_p_kw": None})
     world.connect(controller, recorder, *record.attrs(record.AGGREGATOR, "setpoints", "required"))
     world.connect(fleet, recorder, *record.attrs(record.FLEET, "fleet_power", "metered_power", "vehicle_power",
-                                                 "vehicle_soc", "soc_mean"))
+                                                 "vehicle_soc", "soc_mean", "limit_events"))
     voltages = ([f"voltage_{p}" for p in PHASES] + ["unbalance", "max_unbalance"]) if unbalanced else ["voltage"]
     world.connect(grid, recorder, *record.attrs(record.GRID, *voltages, "line_loading", "trafo_loading", "v_min", "v_max",
                                                 "max_line_loading", "max_trafo_loading", "converged", "bus_names",

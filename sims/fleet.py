@@ -12,7 +12,9 @@ Outputs: ``Fleet.p_kw``, the total power every ``sample_ms``, as ``{"time_ms": [
          chargers' meters report it, every ``telemetry_ms``; ``Fleet.vehicle_p_kw`` and ``Fleet.vehicle_soc``
          (one value per vehicle at each multiple of ``step_ms``, as ``{"time_ms": [...], "value": rows}``: a
          numpy array of rows, power as float32, in-process; lists when the simulator runs as a process of its
-         own) and ``Fleet.soc_mean`` (``{"time_ms", "value"}``), the rows since the previous step; all non-persistent;
+         own) and ``Fleet.soc_mean`` (``{"time_ms", "value"}``), the rows since the previous step;
+         ``Fleet.limit_events`` (``{"time_ms", "vehicle", "limit"}``: vehicles that came to their reserve, -1,
+         or full, +1, at the moment the model acted on it); all non-persistent;
          ``Bus.p_kw`` (persistent: a grid reads the latest value whenever it steps, so a grid's step
          must be a multiple of ``step_ms``) and its split over the phases ``Bus.p_a_kw``, ``p_b_kw``,
          ``p_c_kw`` (a three-phase or DC charger draws a third on each, a single-phase one all on its
@@ -242,11 +244,11 @@ META = {
             "public": True,
             "params": ["vehicles"],
             "attrs": ["setpoints", "p_kw", "metered_p_kw", "vehicle_p_kw", "vehicle_soc", "soc_mean", "total_p_kw",
-                      "reports"],
+                      "reports", "limit_events"],
             "trigger": ["setpoints"],
             "persistent": ["total_p_kw"],
             "non-persistent": ["setpoints", "p_kw", "metered_p_kw", "vehicle_p_kw", "vehicle_soc", "soc_mean",
-                               "reports"],
+                               "reports", "limit_events"],
         },
         "Bus": {
             "public": False,
@@ -407,6 +409,10 @@ class FleetSim(mosaik_api_v3.Simulator):
                             values[attr] = reports
                     elif attr == "total_p_kw":
                         values[attr] = float(p.sum())
+                    elif attr == "limit_events":
+                        events = self.fleet.take_limit_events()
+                        if events["time_ms"]:
+                            values[attr] = events
                     elif attr in self.records and self.records[attr][0]:
                         times, rows = self.records[attr]
                         if attr == "soc_mean":

@@ -35,6 +35,9 @@ State machine (per vehicle), built on the measured step tests in ``data/vehicles
   The limit is checked at every ``advance`` from the moment any vehicle could have reached it at full
   power (before that, checking cannot find anything), so it is detected to within one simulator step.
   Energy is integrated lazily: at events, limit checks, and whenever ``soc`` is read.
+* Each time a vehicle comes to a limit (its reserve, or full) the model notes the moment it acted on it: the
+  ``limit_events`` (time, vehicle, -1 reserve / +1 full), taken with ``take_limit_events``. The analysis names
+  energy as the cause of a shortfall from these, the model's own events, not from sampled states of charge.
 * Availability: a vehicle is plugged in from ``arrival_ms`` (with zero power) until ``departure_ms``;
   outside that window it ignores setpoints. At its departure the charger ends the session: the power
   ramps to zero at ``ramp_down`` from that exact moment, with no delay. A vehicle with
@@ -208,6 +211,8 @@ class ChargerFleet:
         self.arrival_ms, self.departure_ms = arr["arrival_ms"], arr["departure_ms"]
         self.min_power_kw, self.setpoint_step_kw = arr["min_power_kw"], arr["setpoint_step_kw"]
         self.departed = np.zeros(self.n, dtype=bool)
+        self._at_limit = np.zeros(self.n, dtype=np.int8)  # -1 at its reserve, +1 full, 0 neither
+        self._limit_events: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         self.last_seq = np.full(self.n, -1, dtype=np.int64)  # newest setpoint number each vehicle has
         self.stale_ignored = 0
 
@@ -444,8 +449,25 @@ class ChargerFleet:
         hours = np.min(np.where(both > 0, both, np.inf), initial=np.inf)
         return self.t_ms + hours * 3.6e6  # hours -> ms
 
+    def _note_limits(self, p_min, p_max):
+        """Record the vehicles that came to a limit now (the model's event, not a sample)."""
+        state = np.where(p_min > self.p_min, -1, np.where(p_max < self.p_max, 1, 0)).astype(np.int8)
+        new = np.flatnonzero((state != 0) & (state != self._at_limit))
+        if new.size:
+            self._limit_events.append((np.full(new.size, self.t_ms, dtype=np.int64), new, state[new].copy()))
+        self._at_limit = state
+
+    def take_limit_events(self) -> dict[str, list]:
+        """The limit events since the last call: ``{"time_ms", "vehicle", "limit"}`` (limit -1: reached its
+        reserve, cannot export; +1: full, cannot import)."""
+        events, self._limit_events = self._limit_events, []
+        if not events:
+            return {"time_ms": [], "vehicle": [], "limit": []}
+        return {k: np.concatenate([e[j] for e in events]).tolist() for j, k in enumerate(("time_ms", "vehicle", "limit"))}
+
     def _enforce_energy_limits(self):
         p_min, p_max = self.limits_kw()  # (integrates energy up to now)
+        self._note_limits(p_min, p_max)
         p_now = self.power_kw()
         over = (p_now > p_max) | (self.goal > p_max) | (p_now < p_min) | (self.goal < p_min)
         if over.any():

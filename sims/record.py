@@ -56,6 +56,8 @@ SERIES: dict[str, Recorded] = {
     # float32 as well: limits compare it within v2g_testbed.sims.obc.SOC_AT_LIMIT (halves the largest write of a big run)
     "vehicle_soc": _r(FLEET, "vehicle_soc", "1", "matrix", VEHICLES, "float32"),
     "soc_mean": _r(FLEET, "soc_mean", "1"),
+    # the model's own events: each vehicle coming to its reserve (limit -1) or full (+1), at the moment it acted
+    "limit_events": _r(FLEET, "limit_events", "1", "table"),             # vehicle, limit; time_ms = when
     "voltage": _r(GRID, "vm_pu", "pu", "matrix", "bus_names"),
     **{f"voltage_{p}": _r(GRID, f"vm_{p}_pu", "pu", "matrix", "bus_names") for p in PHASES},
     "unbalance": _r(GRID, "unbalance_pct", "%", "matrix", "bus_names"),

@@ -123,7 +123,7 @@ def test_departure_mid_event_is_exact_and_fails_duration(scenario_file, tmp_path
     assert verdict["rules"]["full_delivery"]["passed"]
     # (0.1 MW is below DR's 1 MW minimum volume; the envelope sees the response fall when they leave)
     assert verdict["failed"] == ["envelope", "volume", "duration"]
-    assert [verdict["rules"][r]["cause"] for r in verdict["failed"]] == ["headroom", "contract", "headroom"]
+    assert [verdict["rules"][r]["cause"] for r in verdict["failed"]] == ["vehicles leaving", "contract", "vehicles leaving"]
     assert verdict["rules"]["duration"]["value"] == pytest.approx(4.0 / 60, abs=0.011 / 60)
 
 

@@ -199,7 +199,9 @@ def test_a_late_rule_names_its_cause_and_duration_tells_tracking_from_energy(tmp
     path = make_scenario(tmp_path, duration_s=6, services=[{"id": "DC-L", "contracted_mw": 0.01}])
     entry = run_file(path, tmp_path / "out")["services"][0]
     assert entry["rules"]["initiation"]["cause"] == "start delay"  # ID.3: t_a 2.54 s, past the 0.5 s at its start
-    assert "past the 0.5 s allowance at the start delay" in entry["rules"]["initiation"]["because"]
+    because = entry["rules"]["initiation"]["because"]
+    assert "past the 0.5 s allowance; weighs most: the start delay (without it 0.10 s)" in because
+    assert "past it on its own (the quickest vehicle's): start delay 2.54 s" in because
     assert entry["rules"]["initiation"]["because"] in entry["notes"]
 
 
