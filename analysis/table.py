@@ -87,6 +87,8 @@ def verdict_table(verdicts: "RunVerdicts", wide: bool = False) -> str:
     for v in verdicts["services"]:
         rules = v.get("rules", {})
         verdict = {True: "ELIGIBLE", False: "NOT ELIGIBLE", None: "not tested"}[v["eligible"]]
+        if v.get("decided_by"):  # an assumption of the testbed's decided it (the note says which)
+            verdict += "*"
         judged_by = [name.replace("_", " ") for name, r in (v.get("regimes") or {}).items() if r["applies"]]
         rows.append([
             v["service"], verdict, ", ".join(judged_by) or None,

@@ -271,8 +271,35 @@ def reactive() -> str:
         ["curve", "points (v pu, q)", "status", "source"], rows)
 
 
+def judging_parameters() -> str:
+    """Every parameter a rule judges with, per service family: value, what it rests on, and its range where it
+    is the testbed's own assumption (sims/data/judging_parameters.yaml)."""
+    from v2g_testbed.analysis.parameters import RULE_PARAMETERS, status_of, value_of
+
+    rows, seen = [], set()
+    for service in catalog.services().values():
+        if service["family"] in seen:
+            continue
+        seen.add(service["family"])
+        for name in dict.fromkeys(n for names in RULE_PARAMETERS.values() for n in names):
+            value = value_of(service, name)
+            if value is None:
+                continue
+            s = status_of(service, name)
+            shown = value if not isinstance(value, dict) else "; ".join(f"{k}: {v}" for k, v in value.items())
+            rows.append([service["family"], name, str(shown).replace("|", "/"), s["status"], s.get("source", ""),
+                         "-".join(f"{x:g}" for x in s["range"]) if "range" in s else "",
+                         " ".join(str(s.get("why") or s.get("where") or "").split())[:140]])
+    return ("Per service family (both directions alike): `source`, read in the keyed document; `unverified`, "
+            "attributed to a document nobody here could open, or flagged verify; `assumption`, the testbed's own, "
+            "with the range within which it is plausible. A verdict that would flip inside that range says so "
+            "(`decided_by`, a `*` in the table, a note). No shipped verdict is decided by an assumption "
+            "(`tests/test_run.py` checks every shipped run).\n\n" + _md(
+                ["service", "parameter", "value", "status", "source", "range", "why / where"], rows))
+
+
 SECTIONS = {"vehicles": vehicles, "chargers": chargers, "network": network, "services": services, "gb2019": gb2019,
-            "power_flow": power_flow, "limits": limits, "reactive": reactive}
+            "power_flow": power_flow, "limits": limits, "reactive": reactive, "parameters": judging_parameters}
 
 
 def main(argv: list[str]) -> int:

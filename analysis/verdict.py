@@ -26,6 +26,7 @@ from typing import TypedDict
 import numpy as np
 
 from v2g_testbed.analysis.budget import first_receipts
+from v2g_testbed.analysis import parameters
 from v2g_testbed.analysis.causes import LimitEvents, chain, explain_failures, ran_out
 from v2g_testbed.analysis.envelope import envelope, error_pu
 from v2g_testbed.analysis.limits import Limits
@@ -311,6 +312,7 @@ def evaluate_service(service: dict, services: list[dict], freq, power, soc, vehi
                      held_pu: float = 0.99, limits: LimitEvents | None = None) -> ServiceVerdict:
     if limits is None:  # a caller without a record: no vehicle came to a limit
         limits = LimitEvents(None, np.atleast_1d(vehicles["soc_min"]).size)
+    threshold_pu = service.get("initiation_threshold_pu", threshold_pu)  # a scenario's own assumption
     entry: ServiceVerdict = {"service": service["id"], "name": service["name"], "eligible": None, "failed": [],
                              "contracted_mw": service["contracted_mw"]}
     trace = service_trace(service, services, freq, power, nominal_hz, vehicles)
@@ -419,8 +421,20 @@ def evaluate_service(service: dict, services: list[dict], freq, power, soc, vehi
         rules=rules,
     )
     entry["not_judged"] = not_judged
+    for name, rule in rules.items():
+        rule["parameters"] = parameters.describe(service, name)
+
+    def rejudge(rule: str, parameter: str, value: float) -> bool | None:
+        """Would ``rule`` pass with ``parameter`` at ``value``? (the assumptions a verdict may rest on)"""
+        if parameter in ("envelope.tolerance_pu", "activation.tolerance_pu") and rules[rule]["value"] is not None:
+            return bool(rules[rule]["value"] <= value + 1e-9)
+        if parameter == "initiation_threshold_pu" and rule == "initiation":
+            started = secs(_first(t, window & (response >= value * required_kw - 1e-12) & (response > 0)))
+            return started is not None and started <= rules[rule]["limit"] + 1e-9
+        return None
+
     entry["_context"] = {"trace": trace, "dip_ms": dip_ms, "t_proj": t_proj, "soc_end": soc_at(t_proj),
-                         "head_end": head_end}
+                         "head_end": head_end, "rejudge": rejudge}
     return entry
 
 
@@ -607,10 +621,13 @@ def evaluate(h5_path, services: list[dict], nominal_hz: float, threshold_pu: flo
                 entry["vehicles_needed"] = vehicles_needed(service, entry, receipts, vehicles, t_event)
                 explain_failures(entry, service, chain(service, receipts, vehicles, t_event), limits, vehicles,
                                  entry.get("_context", {}).get("dip_ms"))
+                if "rejudge" in entry.get("_context", {}):
+                    entry["decided_by"] = parameters.decided_by(entry["rules"], service, entry["_context"]["rejudge"])
             entry.pop("_context", None)
         network = network_summary(rec)
-        for entry in results:
-            entry["notes"] = explain(entry, network)
+        for index, entry in enumerate(results):
+            entry["notes"] = explain(entry, network) + [parameters.sentence(entry["service"], found, index)
+                                                        for found in entry.get("decided_by", [])]
         return {"services": results, "grid": grid_summary(rec), "network": network}
 
 

@@ -484,6 +484,9 @@ class ServiceRef(_Strict):
     """a service of the catalog (`v2g catalog services`), e.g. DC-L"""
     contracted_mw: float = Field(gt=0, le=100_000)
     """the power contracted for the service"""
+    assume: dict[str, Union[float, dict[str, float]]] = Field(default_factory=dict)
+    """the testbed's own judging assumptions for this service, set to another value within reason:
+    {envelope.tolerance_pu: 0.05} or {envelope: {tolerance_pu: 0.05}} (`v2g catalog services` lists them)"""
 
 
 class Outputs(_Strict):
@@ -891,9 +894,34 @@ class LoadedScenario:
         return charger.timing_of(vehicle)
 
     def _resolve_services(self) -> list[dict]:
+        import copy
+
+        from v2g_testbed.analysis import parameters
+
         known = catalog.services()
-        return [dict(known[ref.id], contracted_kw=ref.contracted_mw * 1000.0, contracted_mw=ref.contracted_mw)
-                for ref in self.scenario.services]
+        out = []
+        for i, ref in enumerate(self.scenario.services):
+            service = dict(copy.deepcopy(known[ref.id]), contracted_kw=ref.contracted_mw * 1000.0,
+                           contracted_mw=ref.contracted_mw)
+            allowed = parameters.assumptions(service)
+            flat = {}
+            for key, value in ref.assume.items():  # {envelope: {tolerance_pu: x}} and {envelope.tolerance_pu: x}
+                flat.update({f"{key}.{k}": v for k, v in value.items()} if isinstance(value, dict) else {key: value})
+            for name, value in flat.items():
+                if name not in allowed:
+                    raise self.error(f"services[{i}].assume.{name}", f"not an assumption of {ref.id} (its assumptions: "
+                                     f"{', '.join(allowed) or 'none'})")
+                low, high = allowed[name]["range"]
+                if not 0 <= value <= 10 * high:
+                    raise self.error(f"services[{i}].assume.{name}", f"{value:g} is far outside its plausible range "
+                                     f"{low:g}-{high:g}")
+                if name == "initiation_threshold_pu":
+                    service[name] = value
+                else:
+                    section, key = name.split(".", 1)
+                    service[section] = dict(service[section], **{key: value})
+            out.append(service)
+        return out
 
     def _resolve_network_profile(self) -> dict:
         net = self.scenario.network

@@ -214,6 +214,12 @@ def nominal_hz() -> float:
     return float(_services_file()["nominal_hz"])
 
 
+@functools.lru_cache(maxsize=1)
+def judging_parameters() -> dict:
+    """What each judging parameter rests on (sims/data/judging_parameters.yaml): conventions and per family."""
+    return yaml.safe_load((DATA_DIR / "judging_parameters.yaml").read_text())
+
+
 def initiation_threshold_pu() -> float:
     return float(_services_file()["initiation_threshold_pu"])
 

@@ -141,3 +141,49 @@ def test_limit_events_give_the_state_at_any_moment():
     vehicles = {"arrival_ms": [0, 0, 0], "departure_ms": [np.inf, np.inf, 700.0], "plugged": [1, 1, 1]}
     assert ran_out(low, 600, events, vehicles) == (1, 0)
     assert ran_out(low, 800, events, vehicles) == (1, 1)
+
+
+# every number a rule judges with says what it rests on; an assumption that decides the verdict says so
+QUICK = ("fleet.groups=[{model: {model: Quick, battery_kwh: 60, t_a_s: 0.05, t_b_s: 0.0001, t_c_s: 0.05, "
+         "t_d_s: 0.0001, ramp_up_kw_per_s: 100000, ramp_down_kw_per_s: 100000}, count: 200, charger_kw: 10, "
+         "bus: Bus 5, soc: 0.8}]")
+
+
+def test_a_verdict_decided_by_an_assumption_says_so_and_the_assumption_is_one_set_away(tmp_path):
+    from conftest import ROOT
+    from v2g_testbed.analysis.table import verdict_table
+
+    scenario = ROOT / "scenarios" / "gb-2019-08-09-dc.yaml"
+    overrides = [QUICK, "duration_s=40", "outputs.plots=false"]
+    dc = run_file(scenario, tmp_path / "a", overrides)["services"][0]
+    envelope = dc["rules"]["envelope"]
+    assert 0.02 < envelope["value"] <= 0.05 and not dc["eligible"]  # too fast by an error the tolerance decides
+    tolerance = envelope["parameters"]["envelope.tolerance_pu"]
+    assert tolerance["status"] == "assumption" and tolerance["range"] == [0.02, 0.05]
+    assert envelope["parameters"]["envelope.window_s"]["status"] == "unverified"
+    assert [d["parameter"] for d in dc["decided_by"]] == ["envelope.tolerance_pu"]
+    assert dc["decided_by"][0]["eligible_at"] == {"0.02": False, "0.05": True}
+    assert any("decided by an assumption: envelope.tolerance_pu" in n for n in dc["notes"])
+    assert "NOT ELIGIBLE*" in verdict_table({"services": [dc]})
+    again = run_file(scenario, tmp_path / "b", [*overrides, "services.0.assume.envelope.tolerance_pu=0.05"])
+    assert again["services"][0]["eligible"] is True
+
+
+def test_every_judging_parameter_of_every_service_has_a_status():
+    from v2g_testbed.analysis.parameters import RULE_PARAMETERS, status_of, value_of
+    from v2g_testbed.sims import catalog
+
+    sources = catalog.sources()
+    for sid, service in catalog.services().items():
+        for name in {n for names in RULE_PARAMETERS.values() for n in names}:
+            if value_of(service, name) is None:
+                continue
+            status = status_of(service, name)
+            assert status["status"] in ("source", "unverified", "assumption"), (sid, name)
+            if status["status"] == "assumption":
+                assert status.get("why"), (sid, name)
+            else:
+                assert all(k in sources for k in status["source"].split(",")), (sid, name, status)
+    fcr = catalog.services()["FCR-L"]
+    assert status_of(fcr, "partial_delivery")["source"] == "fcr_prequal"  # not SO GL Annex V
+    assert "50 %" not in sources["sogl_annex5"].split("(")[0]
