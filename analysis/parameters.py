@@ -21,7 +21,7 @@ RULE_PARAMETERS: dict[str, tuple[str, ...]] = {
                  "envelope.too_fast_counts", "envelope.tolerance_pu", "curve"),
     "activation": ("activation.steps", "activation.tolerance_pu", "curve"),
     "volume": ("min_volume_mw",),
-    "duration": ("delivery_duration_min",),
+    "duration": ("delivery_duration_min", "support"),
     "metering": ("metering_hz",),
 }
 

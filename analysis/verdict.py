@@ -35,7 +35,7 @@ from v2g_testbed.analysis.timeseries import RunRecord
 from v2g_testbed.sims import PHASES
 from v2g_testbed.sims.obc import OPTIONAL_PARAMETERS, PARAMETERS, ChargerFleet, scheduled_kw
 from v2g_testbed.sims.obc import headroom_kw as obc_headroom_kw
-from v2g_testbed.sims.services import direction_sign, outside_deadband, response_pu
+from v2g_testbed.sims.services import direction_sign, outside_deadband, response_pu, support_hold
 
 class RuleResult(TypedDict, total=False):
     """One rule of a verdict: ``passed``, the measured ``value``, its ``limit``, the ``margin`` (in ``unit``),
@@ -241,7 +241,11 @@ def service_trace(service: dict, services: list[dict], freq, power, nominal_hz: 
     t = power.time_ms
     f_at = freq.at(t)
     same_dir = [s for s in services if s["direction"] == service["direction"]]
-    req = {s["id"]: response_pu(s, f_at, nominal_hz) * s["contracted_kw"] for s in same_dir}
+    req = {s["id"]: support_hold(s, t, response_pu(s, f_at, nominal_hz)) * s["contracted_kw"] for s in same_dir}
+    if service.get("support"):  # the support must be held past the excursion (Nordic FFR): the event lasts that long
+        held = np.flatnonzero((t >= t_event) & (req[service["id"]] > 0))
+        if held.size:
+            t_end = max(t_end, min(int(t[held[-1]]) + 1, int(t[-1]) + 1))
     total_req = sum(req.values())
     total_contracted = sum(s["contracted_kw"] for s in same_dir)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -353,7 +357,10 @@ def evaluate_service(service: dict, services: list[dict], freq, power, soc, vehi
                   else None)  # any event: the whole record
     if timed:
         regime = "trigger" if "trigger" in timed else "step_test"
-        rules["initiation"] = dict(initiation(secs(t_init), service), regime=regime)
+        rules["initiation"] = dict(initiation(secs(t_init), service), regime=regime, convention=(
+            f"initiated: the first moment the fleet's response reached {threshold_pu:g} of the response the event "
+            "requires (the testbed's reading of NESO's 'a change in the delivery of response': a first change "
+            "beyond measurement noise; initiation_threshold_pu, an assumption)"))
         partial = partial_delivery(secs(t_partial), service)
         rules["partial_delivery"] = None if partial is None else dict(partial, regime=regime)
         rules["full_delivery"] = dict(full_delivery(secs(t_full), service), regime=regime)

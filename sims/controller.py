@@ -86,6 +86,7 @@ class ControllerSim(mosaik_api_v3.Simulator):
         self.interval_ms = int(dispatch_interval_ms)
         self.last_dispatch_ms = None
         self.seq = 0
+        self.last_f = None
         return self.meta
 
     def create(self, num, model, services=(), vehicles=None, nominal_hz=50.0):
@@ -98,7 +99,22 @@ class ControllerSim(mosaik_api_v3.Simulator):
         # a vehicle at its reserved minimum is not asked to export, a full one not to import (the model's rule)
         self.p_min, self.p_max = soc_limited_kw(vehicles, vehicles.get("soc"))
         self.sent = self.baseline.copy()
+        # a service that must hold its support (Nordic FFR) keeps its full response until then, per service
+        self.support_until = {s["id"]: -np.inf for s in self.services if s.get("support")}
         return [{"eid": "aggregator", "type": model}]
+
+    def _required(self, f_hz: float, time: int) -> float:
+        """The fleet's required change at ``f_hz``: each service's curve, full while a support must be held."""
+        total = 0.0
+        for s in self.services:
+            pu = response_pu(s, f_hz, self.nominal_hz)
+            if s["id"] in self.support_until:
+                if pu >= 1.0 - 1e-12 and time >= self.support_until[s["id"]]:
+                    self.support_until[s["id"]] = time + s["support"]["min_s"] * 1000.0
+                if time < self.support_until[s["id"]]:
+                    pu = 1.0
+            total += direction_sign(s) * pu * s["contracted_kw"]
+        return total
 
     def step(self, time, inputs, max_advance):
         for f in inputs.get("aggregator", {}).get("f_hz", {}).values():
@@ -109,9 +125,12 @@ class ControllerSim(mosaik_api_v3.Simulator):
         measured = None
         while self.measurements and self.measurements[0][0] <= time:
             measured = self.measurements.popleft()[1]
+        if measured is None and self.last_f is not None and time in self.support_until.values():
+            measured = self.last_f  # a support hold ends now: the latest measurement decides again
         if measured is not None:
+            self.last_f = measured
             self.last_dispatch_ms = time
-            change = required_change_kw(self.services, measured, self.nominal_hz)
+            change = self._required(measured, time)
             here = self.plugged & (self.arrival_ms <= time) & (time < self.departure_ms)
             baseline = np.where(here, self.baseline, 0.0)
             setpoints = dispatch(change, baseline, np.where(here, self.p_min, 0.0), np.where(here, self.p_max, 0.0))
@@ -122,7 +141,9 @@ class ControllerSim(mosaik_api_v3.Simulator):
                 self.seq += 1  # one number per dispatch: a charger never applies an older one after a newer
                 self.output["setpoints"] = {"vehicle": changed.tolist(), "kw": setpoints[changed].tolist(),
                                             "seq": [self.seq] * int(changed.size)}
-        return int(self.measurements[0][0]) if self.measurements else None
+        wake = [int(self.measurements[0][0])] if self.measurements else []
+        wake += [int(u) for u in self.support_until.values() if np.isfinite(u) and u > time]
+        return min(wake) if wake else None
 
     def get_data(self, outputs):
         return {"aggregator": self.output} if self.output else {}

@@ -36,6 +36,25 @@ def response_pu(service: dict, frequency_hz, nominal_hz: float = 50.0):
     return float(result) if np.ndim(result) == 0 else result
 
 
+def support_hold(service: dict, t_ms, pu):
+    """A trigger service that must hold its support (Nordic FFR, ``support: {min_s}``): once the full response
+    is asked for, it stays asked for ``min_s`` from that moment, whatever the frequency does meanwhile (a new
+    activation inside a hold does not extend it). ``pu``: the curve's answer at the times ``t_ms``."""
+    spec = service.get("support")
+    pu = np.asarray(pu, dtype=float)
+    if not spec:
+        return pu
+    t = np.asarray(t_ms, dtype=float)
+    out, until = pu.copy(), -np.inf
+    on = pu >= 1.0 - 1e-12
+    for k in np.flatnonzero(on & ~np.concatenate([[False], on[:-1]])):
+        if t[k] < until:
+            continue
+        until = t[k] + spec["min_s"] * 1000.0
+        out[(t >= t[k]) & (t < until)] = 1.0
+    return out
+
+
 def deadband_hz(service: dict) -> float:
     """|deviation| beyond which the service is active (the trigger, the insensitivity band, or the first curve
     point)."""

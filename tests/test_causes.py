@@ -187,3 +187,24 @@ def test_every_judging_parameter_of_every_service_has_a_status():
     fcr = catalog.services()["FCR-L"]
     assert status_of(fcr, "partial_delivery")["source"] == "fcr_prequal"  # not SO GL Annex V
     assert "50 %" not in sources["sogl_annex5"].split("(")[0]
+
+
+def test_nordic_ffr_support_is_held_30_s_whatever_the_frequency_does(tmp_path):
+    """Fingrid: the minimum duration of activation is 30 s (5 s only with withdrawal at <= 20 %/s): the aggregator
+    holds the full response 30 s from activation though the frequency recovers after 3 s, and the verdict asks
+    for it that long."""
+    from conftest import vehicle_power
+
+    path = make_scenario(tmp_path, duration_s=40, fleet={"assume_v2g": True, "telemetry_hz": 10,
+                                                         "groups": [ideal(t_a=0.2, ramp=100.0)]},
+                         frequency={"events": [{"type": "step", "at_s": 1, "to_hz": 49.6, "hold_s": 3}]},
+                         services=[{"id": "FFR497-L", "contracted_mw": 1.0}])
+    entry = run_file(path, tmp_path / "a")["services"][0]
+    assert entry["eligible"], entry["failed"]
+    assert entry["event_end_s"] >= 1 + 30 - 0.02  # the event lasts as long as the support must be held (from 1 s)
+    t, p = vehicle_power(tmp_path / "a")
+    total = p.sum(axis=1)
+    held = (t >= 2_000) & (t <= 1_000 + 100 + 30_000 - 100)  # measured 0.1 s late, held 30 s from then
+    assert np.all(total[held] <= -990), "the fleet withdrew before the support duration"
+    assert np.all(total[t >= 1_000 + 100 + 30_000 + 300] > -10)  # then it withdrew
+    assert entry["rules"]["duration"]["parameters"]["support"]["status"] == "source"
