@@ -287,7 +287,8 @@ class ReplicatesResult(_Owned):
 
 
 def run_replicates(scenario: str | Path, n: int, overrides: Iterable[str] = (), seed: int | None = None,
-                   out: str | Path | None = None, progress=None, workers: int = 1) -> ReplicatesResult:
+                   out: str | Path | None = None, progress=None, workers: int = 1,
+                   scheduler: str | None = None) -> ReplicatesResult:
     """``v2g run --replicates N``: the scenario with seeds seed, seed+1, ..., no plots, ``workers`` at a time
     (worker processes). ``progress(done, total)`` is called after each run."""
     from v2g_testbed.cosim import run as runner
@@ -306,7 +307,7 @@ def run_replicates(scenario: str | Path, n: int, overrides: Iterable[str] = (), 
     try:
         with output_lock(output.path):
             source = (Path(scenario), overrides) if not isinstance(scenario, LoadedScenario) else None
-            summary = runner.run_replicates(load, n, output.path, progress, workers, source)
+            summary = runner.run_replicates(load, n, output.path, progress, workers, source, scheduler)
     except BaseException:
         output.close()
         raise

@@ -67,6 +67,8 @@ def _parser() -> argparse.ArgumentParser:
                      help="also write the PNG plots now (default: `v2g report` draws them when wanted)")
     run.add_argument("--workers", type=bounded(int, 1, 1024), default=1, metavar="N",
                      help="with --replicates: run N seeds at a time in worker processes (default 1)")
+    run.add_argument("--scheduler", metavar="ADDRESS",
+                     help="with --replicates: run the seeds on this Dask cluster (e.g. tcp://host:8786), as sweeps do")
     run.add_argument("--replicates", type=bounded(int, 1, 1_000_000), default=1, metavar="N",
                      help="run N consecutive seeds and report P(eligible) with a 95 %% interval")
     val = sub.add_parser("validate", help="check scenario files without running them")
@@ -160,7 +162,7 @@ def _run_replicates(args, out) -> int:
 
     with Progress("replicates", "runs", quiet=args.quiet) as progress:
         result = api.run_replicates(args.scenario, args.replicates, args.overrides, args.seed, out, progress,
-                                    workers=args.workers)
+                                    workers=args.workers, scheduler=args.scheduler)
     rows = []
     for s in result.summary["services"]:
         times = {f: s[f] and f"{seconds(s[f]['median'])} s [{seconds(s[f]['p5'])}, {seconds(s[f]['p95'])}]"

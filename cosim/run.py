@@ -241,17 +241,28 @@ def _replicate(scenario_path: str, overrides: list[str], seed: int, out_dir: str
     return run(loaded, Path(out_dir) / f"seed-{seed}")
 
 
-def run_replicates(load, n: int, out_dir: Path, progress=None, workers: int = 1, source=None) -> dict:
+def run_replicates(load, n: int, out_dir: Path, progress=None, workers: int = 1, source=None,
+                   scheduler: str | None = None) -> dict:
     """Run ``load(seed)`` for n consecutive seeds (each into out_dir/seed-<seed>) and summarise. With
-    ``workers`` > 1 (and ``source``: the scenario file and overrides) the seeds run in worker processes; the
-    summary is the same (it is built in seed order)."""
+    ``workers`` > 1, or a Dask ``scheduler`` address (and ``source``: the scenario file and overrides), the seeds
+    run in worker processes or on the cluster's workers; the summary is the same (it is built in seed order)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     write_marker(out_dir, "replicates", planned=["replicates.json"])
     first = load(None)
     seeds = [first.scenario.seed + k for k in range(n)]
     by_seed = {}
-    if workers > 1 and source is not None and n > 1:
+    if scheduler and source is not None:
+        from dask.distributed import Client, as_completed
+
+        with Client(scheduler) as client:
+            futures = {client.submit(_replicate, str(source[0]), list(source[1]), seed, str(out_dir), pure=False): seed
+                       for seed in seeds}
+            for future in as_completed(futures):
+                by_seed[futures[future]] = future.result()
+                if progress:
+                    progress(len(by_seed), n)
+    elif workers > 1 and source is not None and n > 1:
         from concurrent.futures import ProcessPoolExecutor, as_completed
 
         with ProcessPoolExecutor(max_workers=workers) as pool:

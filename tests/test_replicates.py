@@ -47,3 +47,21 @@ def test_vehicles_needed_scales_the_mix(scenario_file, tmp_path):
     dc = run_file(path, tmp_path / "dc", overrides=["services.0.id=DC-L",
                                                      "frequency.events.0.to_hz=49.5"])["services"][0]
     assert "initiation" in dc["failed"] and dc["vehicles_needed"]["vehicles"] is None
+
+
+def test_replicates_on_a_dask_cluster_equal_those_in_one_process(scenario_file, tmp_path):
+    """`v2g run --replicates N --scheduler ADDRESS`: the seeds run on the cluster's workers, the summary and
+    every seed's verdicts are the same as in one process, byte for byte."""
+    from dask.distributed import LocalCluster
+
+    from v2g_testbed.cosim import api
+
+    path = scenario_file(duration_s=4, fleet__groups=[{"model": "Nissan Ariya", "count": 5, "charger_kw": 10,
+                                                       "bus": "Bus 5"}], network={"profile": "4g"})
+    local = api.run_replicates(path, 3, out=tmp_path / "local")
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        remote = api.run_replicates(path, 3, out=tmp_path / "dask", scheduler=cluster.scheduler_address)
+    assert remote.summary == local.summary
+    for seed in local.summary["seeds"]:
+        assert ((tmp_path / "dask" / f"seed-{seed}" / "verdicts.json").read_bytes()
+                == (tmp_path / "local" / f"seed-{seed}" / "verdicts.json").read_bytes())
