@@ -5,6 +5,8 @@ from __future__ import annotations
 import textwrap
 from typing import TYPE_CHECKING
 
+from v2g_testbed.analysis import regression
+
 if TYPE_CHECKING:
     from v2g_testbed.analysis.verdict import RunVerdicts
 
@@ -89,7 +91,7 @@ def verdict_table(verdicts: "RunVerdicts", wide: bool = False) -> str:
         verdict = {True: "ELIGIBLE", False: "NOT ELIGIBLE", None: "not tested"}[v["eligible"]]
         if v.get("decided_by"):  # an assumption of the testbed's decided it (the note says which)
             verdict += "*"
-        judged_by = [name.replace("_", " ") for name, r in (v.get("regimes") or {}).items() if r["applies"]]
+        judged_by = [name.replace("_", " ") for name in regression.judged_by(v)]
         rows.append([
             v["service"], verdict, ", ".join(judged_by) or None,
             ", ".join(v["failed"]) or ("-" if v["eligible"] is not None else v.get("note", "")),

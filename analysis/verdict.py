@@ -21,7 +21,8 @@ Rules (each a function below; each returns passed, the measured value, the limit
 from __future__ import annotations
 
 import math
-from typing import TypedDict
+from dataclasses import dataclass
+from typing import Callable, TypedDict
 
 import numpy as np
 
@@ -82,6 +83,17 @@ class ServiceVerdict(TypedDict, total=False):
     desk: dict
     desk_differs_because: list[str]
     notes: list[str]
+    judged_by: list[str]            # the regimes that applied (computed once, here)
+    decided_by: list[dict]          # assumptions that decide the verdict (analysis/parameters.py)
+
+
+@dataclass
+class Working:
+    """What judging one service works out besides its verdict, for the causes and the sensitivity checks that
+    follow: kept beside the verdict, never in it (nothing private travels in verdicts.json's structure)."""
+    trace: dict
+    dip_ms: int | None
+    rejudge: Callable[[str, str, float], bool | None]
 
 
 class RunVerdicts(TypedDict, total=False):
@@ -90,6 +102,11 @@ class RunVerdicts(TypedDict, total=False):
     services: list[ServiceVerdict]
     grid: dict
     network: dict | None
+
+
+def judged_by(regimes: dict) -> list[str]:
+    """The regimes that judged an event (the one definition: the table, check, sweeps and the API read it)."""
+    return [name for name, r in (regimes or {}).items() if r["applies"]]
 
 
 RULES = ("initiation", "partial_delivery", "full_delivery", "envelope", "activation", "volume", "duration", "metering",
@@ -258,10 +275,10 @@ def service_trace(service: dict, services: list[dict], freq, power, nominal_hz: 
             "required_kw": req[service["id"]]}
 
 
-def envelope_error(service: dict, trace: dict, freq, nominal_hz: float) -> dict | None:
+def envelope_error(service: dict, trace: dict, freq, nominal_hz: float) -> tuple[dict, np.ndarray | None] | None:
     """Largest distance outside the NESO-style envelope during the event (None for services without one),
     too-fast response counted only where the market counts it (``too_fast_counts``); the error scored per
-    settlement period; and the bounds on the fleet's grid (kW) for the ``duration`` rule."""
+    settlement period; beside it, the lower bound on the fleet's grid (kW) for the ``duration`` rule."""
     if "envelope" not in service:
         return None
     spec = service["envelope"]
@@ -283,11 +300,11 @@ def envelope_error(service: dict, trace: dict, freq, nominal_hz: float) -> dict 
             # the response had been higher before: it was withdrawing (not still on its way up)
             "response_withdrawing": bool(response[k] < float(response[:k + 1].max()) - 1e-6),
             "too_fast_counts": bool(spec.get("too_fast_counts", True)),
-            "settlement_periods": settlement_periods(grid, err, spec.get("settlement_period_min", 30)),
-            "_lower_kw": np.interp(trace["t_ms"], grid, lower) * service["contracted_kw"] if grid.size else None}
+            "settlement_periods": settlement_periods(grid, err, spec.get("settlement_period_min", 30))}, (
+        np.interp(trace["t_ms"], grid, lower) * service["contracted_kw"] if grid.size else None)
 
 
-def activation_rule(service: dict, trace: dict, window: np.ndarray) -> dict | None:
+def activation_rule(service: dict, trace: dict, window: np.ndarray) -> tuple[dict, np.ndarray] | None:
     """Linear activation (CE FCR, Nordic FCR-N/FCR-D): at every moment of the event the response must be at
     least what the activation times allow (``analysis/regimes.py``). Value: the largest shortfall in pu of
     contracted power; margin: pu to spare (negative: short)."""
@@ -301,8 +318,7 @@ def activation_rule(service: dict, trace: dict, window: np.ndarray) -> dict | No
     limit = spec.get("tolerance_pu", 0.0)
     rule = _rule(worst <= limit + 1e-9, _r(worst, 6), limit, _r(limit - worst, 6), "pu")
     rule["at_s"] = _r((trace["t_ms"][k] - trace["t_event"]) / 1000, 3)
-    rule["_lower_kw"] = lower
-    return rule
+    return rule, lower
 
 
 def _rise_s(t: np.ndarray, required: np.ndarray, window: np.ndarray, t_event: int, peak_kw: float) -> float:
@@ -314,6 +330,15 @@ def _rise_s(t: np.ndarray, required: np.ndarray, window: np.ndarray, t_event: in
 def evaluate_service(service: dict, services: list[dict], freq, power, soc, vehicles: dict, nominal_hz: float,
                      threshold_pu: float, telemetry_hz: float, step_rise_fraction: float = 0.1,
                      held_pu: float = 0.99, limits: LimitEvents | None = None) -> ServiceVerdict:
+    """The verdict on one service (see ``judge_service``, which also returns the working state)."""
+    return judge_service(service, services, freq, power, soc, vehicles, nominal_hz, threshold_pu, telemetry_hz,
+                         step_rise_fraction, held_pu, limits)[0]
+
+
+def judge_service(service: dict, services: list[dict], freq, power, soc, vehicles: dict, nominal_hz: float,
+                  threshold_pu: float, telemetry_hz: float, step_rise_fraction: float = 0.1,
+                  held_pu: float = 0.99, limits: LimitEvents | None = None) -> tuple[ServiceVerdict, Working | None]:
+    """The verdict on one service, and what judging it worked out (for the causes and sensitivity checks)."""
     if limits is None:  # a caller without a record: no vehicle came to a limit
         limits = LimitEvents(None, np.atleast_1d(vehicles["soc_min"]).size)
     threshold_pu = service.get("initiation_threshold_pu", threshold_pu)  # a scenario's own assumption
@@ -323,7 +348,7 @@ def evaluate_service(service: dict, services: list[dict], freq, power, soc, vehi
     if trace is None:
         entry.update(note="the frequency never left this service's deadband: nothing to judge",
                      initiation_s=None, full_delivery_s=None, delivered_mw=None)
-        return entry
+        return entry, None
     t, t_event, t_end, response = trace["t_ms"], trace["t_event"], trace["t_end"], trace["response_kw"]
     required_series = trace["required_kw"]
     window = (t >= t_event) & (t < t_end)
@@ -352,9 +377,10 @@ def evaluate_service(service: dict, services: list[dict], freq, power, soc, vehi
     timed = {"step_test", "trigger"} & {name for name, r in regimes.items() if r["applies"]}
     rules: dict[str, dict | None] = {}
     not_judged: list[str] = []
-    found_envelope = envelope_error(service, trace, freq, nominal_hz) if "monitoring" in regimes else None
-    activation = (activation_rule(service, trace, np.ones(t.size, dtype=bool)) if "linear_activation" in regimes
-                  else None)  # any event: the whole record
+    found_envelope, envelope_lower_kw = (envelope_error(service, trace, freq, nominal_hz) if "monitoring" in regimes
+                                         else None) or (None, None)
+    activation, activation_lower = (activation_rule(service, trace, np.ones(t.size, dtype=bool))
+                                    if "linear_activation" in regimes else None) or (None, None)  # the whole record
     if timed:
         regime = "trigger" if "trigger" in timed else "step_test"
         rules["initiation"] = dict(initiation(secs(t_init), service), regime=regime, convention=(
@@ -377,10 +403,10 @@ def evaluate_service(service: dict, services: list[dict], freq, power, soc, vehi
     # a rising requirement is judged as tracking by its own rule, not as running out), then projected
     if timed:
         reference = required_series * (1 - TOLERANCE_PU)
-    elif found_envelope is not None and found_envelope["_lower_kw"] is not None:
-        reference = found_envelope["_lower_kw"] - service["envelope"]["tolerance_pu"] * service["contracted_kw"]
+    elif found_envelope is not None and envelope_lower_kw is not None:
+        reference = envelope_lower_kw - service["envelope"]["tolerance_pu"] * service["contracted_kw"]
     elif activation is not None:
-        reference = activation["_lower_kw"] * (1 - TOLERANCE_PU)
+        reference = activation_lower * (1 - TOLERANCE_PU)
     else:
         reference = required_series * (1 - TOLERANCE_PU)
     t_last = int(min(t_end - 1, t[-1]))
@@ -404,18 +430,18 @@ def evaluate_service(service: dict, services: list[dict], freq, power, soc, vehi
     if found_envelope is not None:
         rules["envelope"] = dict(envelope_rule(found_envelope, service), regime="monitoring")
     if activation is not None:
-        rules["activation"] = {k: v for k, v in activation.items() if not k.startswith("_")} | {
-            "regime": "linear_activation"}
+        rules["activation"] = dict(activation, regime="linear_activation")
     rules = {name: rule for name, rule in rules.items() if rule is not None}
     if not {"initiation", "partial_delivery", "full_delivery", "envelope", "activation"} & set(rules):
-        entry.update(regimes=regimes, note="nothing about this event's delivery could be judged: " + "; ".join(
+        entry.update(regimes=regimes, judged_by=judged_by(regimes), note="nothing about this event's delivery could be judged: " + "; ".join(
             not_judged), initiation_s=secs(t_init), full_delivery_s=secs(t_full), delivered_mw=None,
             event_start_s=_r(t_event / 1000.0, 3), event_end_s=_r(t_end / 1000.0, 3))
-        return entry
+        return entry, None
     entry.update(
         eligible=all(r["passed"] for r in rules.values()),
         failed=[name for name in RULES if name in rules and not rules[name]["passed"]],
         regimes=regimes,
+        judged_by=judged_by(regimes),
         event_start_s=_r(t_event / 1000.0, 3),
         event_end_s=_r(t_end / 1000.0, 3),
         initiation_s=secs(t_init),
@@ -424,7 +450,7 @@ def evaluate_service(service: dict, services: list[dict], freq, power, soc, vehi
         delivered_mw=None if delivered_kw is None else _r(delivered_kw / 1000.0, 6),
         peak_response_mw=_r(float(response[window].max()) / 1000.0, 6) if window.any() else None,
         available_mw=_r(available_mw, 6),
-        envelope=None if found_envelope is None else {k: v for k, v in found_envelope.items() if not k.startswith("_")},
+        envelope=found_envelope,
         rules=rules,
     )
     entry["not_judged"] = not_judged
@@ -440,9 +466,7 @@ def evaluate_service(service: dict, services: list[dict], freq, power, soc, vehi
             return started is not None and started <= rules[rule]["limit"] + 1e-9
         return None
 
-    entry["_context"] = {"trace": trace, "dip_ms": dip_ms, "t_proj": t_proj, "soc_end": soc_at(t_proj),
-                         "head_end": head_end, "rejudge": rejudge}
-    return entry
+    return entry, Working(trace=trace, dip_ms=dip_ms, rejudge=rejudge)
 
 
 def vehicles_needed(service: dict, entry: dict, receipts: dict | None, vehicles: dict, t_event: int) -> dict:
@@ -614,9 +638,10 @@ def evaluate(h5_path, services: list[dict], nominal_hz: float, threshold_pu: flo
         freq, power, soc = rec.series("frequency"), rec.series("fleet_power"), rec.series("vehicle_soc", lazy=True)
         vehicles = rec.vehicles()
         limits = LimitEvents(rec.table("limit_events"), len(vehicles["plugged"]))  # the model's own events
-        results = [evaluate_service(s, services, freq, power, soc, vehicles, nominal_hz, threshold_pu, telemetry_hz,
-                                    step_rise_fraction, held_pu, limits) for s in services]
-        for entry, service in zip(results, services):
+        judged = [judge_service(s, services, freq, power, soc, vehicles, nominal_hz, threshold_pu, telemetry_hz,
+                                step_rise_fraction, held_pu, limits) for s in services]
+        results = [entry for entry, _ in judged]
+        for (entry, work), service in zip(judged, services):
             if entry["eligible"] is not None:
                 t_event = round(entry["event_start_s"] * 1000)
                 rule = grid_rule(rec, t_event, round(entry["event_end_s"] * 1000), grid_limits)
@@ -627,10 +652,8 @@ def evaluate(h5_path, services: list[dict], nominal_hz: float, threshold_pu: flo
                 receipts = first_receipts(rec, t_event)
                 entry["vehicles_needed"] = vehicles_needed(service, entry, receipts, vehicles, t_event)
                 explain_failures(entry, service, chain(service, receipts, vehicles, t_event), limits, vehicles,
-                                 entry.get("_context", {}).get("dip_ms"))
-                if "rejudge" in entry.get("_context", {}):
-                    entry["decided_by"] = parameters.decided_by(entry["rules"], service, entry["_context"]["rejudge"])
-            entry.pop("_context", None)
+                                 work.dip_ms)
+                entry["decided_by"] = parameters.decided_by(entry["rules"], service, work.rejudge)
         network = network_summary(rec)
         for index, entry in enumerate(results):
             entry["notes"] = explain(entry, network) + [parameters.sentence(entry["service"], found, index)

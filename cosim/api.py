@@ -106,11 +106,13 @@ class RunResult(_Owned):
         """One row per service: the verdict, the regimes that judged it, failed rules and their causes, key figures."""
         import pandas as pd
 
+        from v2g_testbed.analysis import regression
+
         rows = []
         for v in self.verdicts["services"]:
             rows.append({
                 "service": v["service"], "eligible": v["eligible"],
-                "judged_by": [n for n, r in (v.get("regimes") or {}).items() if r["applies"]],
+                "judged_by": regression.judged_by(v),
                 "failed": list(v["failed"]),
                 "causes": {name: r["cause"] for name, r in (v.get("rules") or {}).items() if "cause" in r},
                 "initiation_s": v.get("initiation_s"), "full_delivery_s": v.get("full_delivery_s"),

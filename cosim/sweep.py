@@ -106,6 +106,7 @@ def output_dir(spec: dict, out: Path | None) -> Path:
 
 def run_one(base: str, run: dict, out_dir: str) -> dict:
     """Run one sweep point (in a worker process or a Dask worker); return its table row."""
+    from v2g_testbed.analysis import regression
     from v2g_testbed.cosim import run as runner
     from v2g_testbed.cosim import scenario
 
@@ -122,7 +123,7 @@ def run_one(base: str, run: dict, out_dir: str) -> dict:
             sid = v["service"]
             row[f"{sid}:eligible"] = v["eligible"]
             row[f"{sid}:failed"] = ",".join(v["failed"])
-            row[f"{sid}:judged_by"] = ",".join(n for n, r in (v.get("regimes") or {}).items() if r["applies"])
+            row[f"{sid}:judged_by"] = ",".join(regression.judged_by(v))
             row[f"{sid}:initiation_s"] = v.get("initiation_s")
             row[f"{sid}:full_delivery_s"] = v.get("full_delivery_s")
             row[f"{sid}:delivered_mw"] = v.get("delivered_mw")

@@ -105,7 +105,7 @@ def build(world: mosaik.World, loaded, vehicles: dict, h5_path: str) -> dict:
                        profile_start_ms=sc.grid.profile_start_ms(), power_flow=loaded.power_flow, solver=loaded.solver).Grid(
         ev_buses=[_bus_ref(b) for b in bus_refs], reactive=bus_reactive(loaded.groups, vehicles))
     recorder = world.start("Recorder", path=str(h5_path), heartbeat_steps=stride_ms,
-                           dtypes=record.dtypes()).Recorder()
+                           dtypes=record.dtypes(), units=record.units()).Recorder()
 
     world.connect(frequency, controller, "f_hz")
     if profile["hops"]:

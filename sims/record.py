@@ -80,6 +80,11 @@ VEHICLE_LABELS = ("model", "bus", "phase")
 VEHICLE_FIELDS = (*VEHICLE_LABELS, *PARAMETERS, *OPTIONAL_PARAMETERS)
 
 
+def units() -> dict[str, str]:
+    """The recorder's ``units`` parameter: each recorded output's unit, by path (the one definition)."""
+    return {r.path: r.unit for r in SERIES.values()}
+
+
 def dtypes() -> dict[str, str]:
     """The recorder's ``dtypes`` parameter: matrices stored at less than double precision, by path."""
     return {r.path: r.dtype for r in SERIES.values() if r.dtype != "float64"}

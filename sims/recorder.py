@@ -35,10 +35,11 @@ META = {
     "models": {"Recorder": {"public": True, "params": [], "attrs": [], "any_inputs": True}},
 }
 
-UNITS = {"kw": "kW", "kwh": "kWh", "hz": "Hz", "pu": "p.u.", "pct": "%", "ms": "ms", "s": "s", "mw": "MW"}
+UNITS = {"kw": "kW", "kwh": "kWh", "hz": "Hz", "pu": "pu", "pct": "%", "ms": "ms", "s": "s", "mw": "MW"}
 
 
 def unit_of(name: str) -> str:
+    """A unit from an attribute's name (``p_kw`` -> kW), for outputs the world did not name (sim param ``units``)."""
     suffix = name.rsplit("_", 1)[-1]
     return UNITS.get(suffix, "1")
 
@@ -60,8 +61,10 @@ class RecorderSim(mosaik_api_v3.Simulator):
         self.h5 = None
         self.failed = False  # a write failed (disk full, ...): the file is closed and nothing more is written
 
-    def init(self, sid, time_resolution=0.001, path="timeseries.h5", heartbeat_steps=10, dtypes=None):
-        """``dtypes``: ``{"entity/attr": "float32"}`` for matrices stored at less than double precision."""
+    def init(self, sid, time_resolution=0.001, path="timeseries.h5", heartbeat_steps=10, dtypes=None, units=None):
+        """``dtypes``: ``{"entity/attr": "float32"}`` for matrices stored at less than double precision; ``units``:
+        ``{"entity/attr": "kW"}``, each output's unit as the run record defines it (else from its name)."""
+        self.units = dict(units or {})
         self.time_resolution = time_resolution
         self.path = path
         self.heartbeat = int(heartbeat_steps)
@@ -166,7 +169,7 @@ class RecorderSim(mosaik_api_v3.Simulator):
                                  chunks=(CHUNK_ROWS, max(1, min(cols, (32 << 20) // (CHUNK_ROWS * m["dtype"].itemsize)))),
                                  # uncompressed: lzf would shrink the power matrix ~9x but triple the time
                                  # the run spends writing it (measured, benchmarks/bench_scale.py)
-                                 ).attrs["unit"] = unit_of(attr)
+                                 ).attrs["unit"] = self._unit(entity, attr)
             group.create_dataset("time_ms", shape=(0,), maxshape=(None,), dtype=np.int64, chunks=(4096,))
         group = h5[f"{entity}/{attr}"]
         n = m["written"]
@@ -196,12 +199,15 @@ class RecorderSim(mosaik_api_v3.Simulator):
                 group.create_dataset("time_s", data=group["time_ms"][:] * self.time_resolution).attrs["unit"] = "s"
             for (entity, attr), samples in sorted(self.series.items()):
                 group = h5.create_group(f"{entity}/{attr}")
-                self._write_series(group, attr, samples)
+                self._write_series(group, entity, attr, samples)
         finally:
             h5.close()
             self.h5 = None
 
-    def _write_series(self, group, attr, samples):
+    def _unit(self, entity: str, attr: str) -> str:
+        return self.units.get(f"{entity}/{attr}") or unit_of(attr)
+
+    def _write_series(self, group, entity, attr, samples):
         times = np.array([t for t, _ in samples], dtype=np.int64)
         first = samples[0][1]
         if isinstance(first, list) and first and isinstance(first[0], str):
@@ -218,11 +224,12 @@ class RecorderSim(mosaik_api_v3.Simulator):
                 data = np.concatenate([np.asarray(v[column]) for _, v in samples if v])
                 if data.dtype.kind == "U":
                     data = data.astype(h5py.string_dtype())
-                group.create_dataset(column, data=data).attrs["unit"] = unit_of(attr if column == "value" else column)
+                group.create_dataset(column, data=data).attrs["unit"] = (self._unit(entity, attr) if column == "value"
+                                                                         else unit_of(column))
             return
         self._time(group, times)
         values = np.array([v for _, v in samples], dtype=float)
-        group.create_dataset("value", data=values).attrs["unit"] = unit_of(attr)
+        group.create_dataset("value", data=values).attrs["unit"] = self._unit(entity, attr)
 
     def _time(self, group, times_ms):
         group.create_dataset("time_ms", data=times_ms)

@@ -102,7 +102,10 @@ def test_timeseries_has_units_and_own_time_axes(scenario_file, tmp_path):
     with h5py.File(out / "timeseries.h5") as h5:  # the file's layout is the contract sims/record.py states
         assert h5[path("frequency")].attrs["unit"] == "Hz"
         assert h5[path("fleet_power")].attrs["unit"] == "kW"
-        assert h5[path("voltage")].attrs["unit"] == "p.u."
+        assert h5[path("voltage")].attrs["unit"] == "pu"
+        for name, rec in record.SERIES.items():  # every unit as sims/record.py defines it (units defined once)
+            if rec.path in h5 and "value" in h5[rec.path] and rec.kind != "labels":
+                assert h5[path(name)].attrs["unit"] == rec.unit, name
         assert h5[path("voltage")].shape[1] == len(h5[path("bus_names")])
         assert h5[path("frequency", "time_s")].shape != h5[path("fleet_power", "time_s")].shape
         recorded = {name for name, rec in record.SERIES.items() if rec.path in h5}
