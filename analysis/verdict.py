@@ -576,6 +576,7 @@ def grid_summary(rec: RunRecord) -> dict:
         **({"max_unbalance_pct": extreme("max_unbalance", np.max)} if rec.has("max_unbalance") else {}),
         "power_flows": None if conv is None else int(conv.value.size),
         "non_converged": None if conv is None else int((conv.value == 0).sum()),
+        **({"solver": rec.labels("grid_solver")[0]} if rec.labels("grid_solver") else {}),
     }
 
 

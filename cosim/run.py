@@ -85,7 +85,9 @@ def run(loaded, out_dir: Path, progress: bool = False) -> dict:
                                  catalog.initiation_threshold_pu(), loaded.scenario.fleet.telemetry_hz,
                                  loaded.scenario.grid.limits.model_dump(), catalog.step_test_max_rise_fraction(),
                                  catalog.step_test_held_pu()))
-        verdicts["grid"]["power_flow"], verdicts["grid"]["solver"] = loaded.power_flow, loaded.solver
+        # the solver the grid simulator used (it says so when the zbus step model could not represent the network)
+        verdicts["grid"]["power_flow"] = loaded.power_flow
+        verdicts["grid"]["solver"] = verdicts["grid"].get("solver", loaded.solver)
         if loaded.power_flow_note:
             verdicts["grid"]["note"] = loaded.power_flow_note
         add_desk_method(verdicts, loaded)

@@ -206,8 +206,10 @@ class Grid(_Strict):
     power_flow: Literal["auto", "balanced", "unbalanced"] = Field(
         default="auto", description="auto: unbalanced (three-phase) where the network has zero-sequence data and "
         "something is unbalanced (single-phase chargers or the network's own single-phase loads); balanced otherwise")
-    solver: Literal["auto", "pandapower", "lightsim2grid"] = Field(
-        default="auto", description="auto: lightsim2grid for balanced power flows when installed, else pandapower")
+    solver: Literal["auto", "zbus", "pandapower", "lightsim2grid"] = Field(
+        default="auto", description="auto: zbus for balanced power flows (a Z-bus model on pandapower's own "
+        "matrices, built once per run and checked against pandapower's base case; runpp where it cannot represent "
+        "the network), pandapower for unbalanced ones; pandapower or lightsim2grid: runpp every step")
     profile_time: str | None = Field(default=None, description="SimBench grids: base loads and generation from "
                                      "their profiles at this time of the 2016 reference year, e.g. 2016-07-01T18:00")
 

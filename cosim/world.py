@@ -139,7 +139,7 @@ def build(world: mosaik.World, loaded, vehicles: dict, h5_path: str) -> dict:
     voltages = ([f"voltage_{p}" for p in PHASES] + ["unbalance", "max_unbalance"]) if unbalanced else ["voltage"]
     world.connect(grid, recorder, *record.attrs(record.GRID, *voltages, "line_loading", "trafo_loading", "v_min", "v_max",
                                                 "max_line_loading", "max_trafo_loading", "converged", "bus_names",
-                                                "bus_kv", "line_names", "trafo_names"))
+                                                "bus_kv", "line_names", "trafo_names", "grid_solver"))
     if loaded.system is None:
         world.set_initial_event(frequency.sid)
     return {"frequency": frequency, "controller": controller, "network": network, "fleet": fleet,

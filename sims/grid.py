@@ -49,7 +49,7 @@ from v2g_testbed.sims import PHASES
 PHASE_VOLTAGES = [f"vm_{p}_pu" for p in PHASES]
 OUTPUTS = ["vm_pu", *PHASE_VOLTAGES, "unbalance_pct", "max_unbalance_pct", "line_loading_pct", "trafo_loading_pct",
            "v_min_pu", "v_max_pu", "max_line_loading_pct", "max_trafo_loading_pct", "converged", "bus_names",
-           "bus_vn_kv", "line_names", "trafo_names"]
+           "bus_vn_kv", "line_names", "trafo_names", "solver"]
 LOAD_INPUTS = ["p_kw", *(f"p_{p}_kw" for p in PHASES)]
 
 META = {
@@ -149,6 +149,8 @@ def run_power_flow(net, unbalanced: bool = False, reuse: bool = False, solver: s
 
     # numba compiles pandapower's Ybus code on a process's first power flow (~1.3 s): worth it only when
     # pandapower solves; lightsim2grid builds its own matrices
+    if solver == "zbus":  # the step model's fallback: what auto would pick without it
+        solver = choose_solver("auto-runpp", unbalanced)
     numba = solver != "lightsim2grid" and importlib.util.find_spec("numba") is not None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -162,16 +164,23 @@ def run_power_flow(net, unbalanced: bool = False, reuse: bool = False, solver: s
 
 
 def choose_solver(wanted: str, unbalanced: bool) -> str:
-    """``auto``: lightsim2grid for a balanced power flow when it is installed, else pandapower.
+    """``auto``: for a balanced power flow the Z-bus step model (``zbus``: pandapower's own matrices, built once
+    per run, checked against pandapower's base case; sims/batchflow.py), else pandapower. ``auto-runpp``: what
+    ``runpp`` should use, lightsim2grid for a balanced power flow when installed, else pandapower.
     Raise GridError for a choice that cannot be honoured."""
     installed = importlib.util.find_spec("lightsim2grid") is not None
+    if wanted in ("lightsim2grid", "zbus") and unbalanced:
+        raise GridError(f"{wanted} solves balanced power flows only; the unbalanced one needs pandapower")
     if wanted == "lightsim2grid" and not installed:
         raise GridError("lightsim2grid is not installed: pip install 'v2g-testbed[fast]'")
-    if wanted == "lightsim2grid" and unbalanced:
-        raise GridError("lightsim2grid solves balanced power flows only; the unbalanced one needs pandapower")
     if wanted == "auto":
+        return "pandapower" if unbalanced else "zbus"
+    if wanted == "auto-runpp":
         return "lightsim2grid" if installed and not unbalanced else "pandapower"
     return wanted
+
+
+ZBUS_MAX_BUSES = 3000  # the step model keeps a dense impedance matrix: 3,000 buses are 144 MB
 
 
 PROFILE_MS = 900_000  # SimBench profiles: one value per 15 minutes
@@ -276,6 +285,8 @@ class GridSim(mosaik_api_v3.Simulator):
         self.net = None
         self.labels_sent = False
         self.ok_last = False
+        self.batch = None  # the Z-bus step model (solver zbus), built once per run
+        self.solver_note = None
 
     def init(self, sid, time_resolution=0.001, network="cigre_mv", base_dir=".", step_ms=1000,
              base_load_scale=1.0, profile_start_ms=None, power_flow="balanced", solver="pandapower"):
@@ -320,8 +331,43 @@ class GridSim(mosaik_api_v3.Simulator):
         reactive = reactive or {}
         self.reactive = [reactive.get(str(ref)) for ref in ev_buses]
         self.ev_bus_idx = np.asarray([find_bus(net, ref) for ref in ev_buses], dtype=int)
+        if self.solver == "zbus":
+            self._build_step_model()
         children = [{"eid": eid, "type": "ChargingLoad"} for eid in self.child_eids]
         return [{"eid": "grid", "type": "Grid", "children": children}]
+
+    def _build_step_model(self):
+        """The Z-bus model of this network (sims/batchflow.py), with the chargers at zero: pandapower solves the
+        base case once and the model must reproduce it (voltages to 1e-6 pu, loadings to 1e-4 %); a network it
+        cannot represent falls back to runpp, and the run says so (``solver``)."""
+        from v2g_testbed.sims.batchflow import BatchPowerFlow, Unsupported
+
+        self.net.load.loc[self.ev_load_idx, ["p_mw", "q_mvar"]] = 0.0
+        try:
+            if len(self.net.bus) > ZBUS_MAX_BUSES:
+                raise Unsupported(f"{len(self.net.bus)} buses (the step model keeps a dense impedance matrix; at most "
+                                  f"{ZBUS_MAX_BUSES})")
+            self.batch = BatchPowerFlow(self.net)
+            self.ev_pos = self.batch.pq_positions(self.ev_bus_idx)
+            self.bus_pos = self.net.bus.index.get_indexer(self.ev_bus_idx)
+            self.v_last = None
+        except Unsupported as exc:
+            self.batch = None
+            self.solver = choose_solver("auto-runpp", False)
+            self.solver_note = f"zbus not used: {exc}"
+
+    def _solve_step_model(self, p_kw: np.ndarray, q_kvar: np.ndarray) -> bool:
+        """One power flow on the step model: only the chargers' injections change; results stay arrays."""
+        s = self.batch.S_base.copy()
+        np.subtract.at(s, self.ev_pos, (p_kw + 1j * q_kvar) / 1000.0)  # a load is a negative injection (MVA)
+        res = self.batch.solve(s[None, :], v0=self.v_last)
+        ok = bool(res["converged"][0])
+        if ok:
+            self.v_last = res["V"][0]
+            self.vm = self.batch.vm(res)[0]
+            lines, trafos = self.batch.loadings(res)
+            self.line_pct, self.trafo_pct = lines[0], trafos[0]
+        return ok
 
     def _reactive(self, p_kw: np.ndarray) -> np.ndarray:
         """kvar per charging bus from its chargers' setting; Q(U) reads the bus voltage of the previous power flow
@@ -331,7 +377,9 @@ class GridSim(mosaik_api_v3.Simulator):
         q = np.zeros(len(p_kw))
         if not any(self.reactive):
             return q
-        if self.ok_last:
+        if self.ok_last and self.batch is not None:
+            v = self.vm[self.bus_pos]
+        elif self.ok_last:
             table = self.net.res_bus_3ph[PHASE_VOLTAGES].mean(axis=1) if self.unbalanced else self.net.res_bus.vm_pu
             v = table.reindex(self.ev_bus_idx).to_numpy()
         else:
@@ -357,6 +405,8 @@ class GridSim(mosaik_api_v3.Simulator):
         self.profile_index = index
         apply_profiles(self.net, self.profiles, index)
         self.ok_last = False  # the network's injections changed everywhere: solve afresh
+        if self.batch is not None:  # a new base case for the step model
+            self._build_step_model()
 
     def step(self, time, inputs, max_advance):
         if self.profiles is not None:
@@ -368,6 +418,9 @@ class GridSim(mosaik_api_v3.Simulator):
             for j, attr in enumerate(LOAD_INPUTS[1:]):
                 phase_kw[i, j] += sum(v for v in received.get(attr, {}).values() if v is not None)
         q_kvar = self._reactive(phase_kw.sum(axis=1))
+        if self.batch is not None:
+            self.converged = self.ok_last = self._solve_step_model(phase_kw.sum(axis=1), q_kvar)
+            return time + self.step_ms
         if self.unbalanced:
             share = np.divide(phase_kw, phase_kw.sum(axis=1, keepdims=True), out=np.full_like(phase_kw, 1 / 3),
                               where=phase_kw.sum(axis=1, keepdims=True) != 0)
@@ -385,7 +438,9 @@ class GridSim(mosaik_api_v3.Simulator):
         n_bus, n_line, n_trafo = len(net.bus), len(net.line), len(net.trafo)
         suffix = "_3ph" if self.unbalanced else ""
         columns = PHASE_VOLTAGES + ["unbalance_percent"] if self.unbalanced else ["vm_pu"]
-        if self.converged:
+        if self.converged and self.batch is not None:
+            bus, line, trafo = self.vm[None, :], self.line_pct, self.trafo_pct
+        elif self.converged:
             bus = net[f"res_bus{suffix}"][columns].to_numpy().T
             line = net[f"res_line{suffix}"].loading_percent.to_numpy() if n_line else np.zeros(0)
             trafo = net[f"res_trafo{suffix}"].loading_percent.to_numpy() if n_trafo else np.zeros(0)
@@ -417,6 +472,7 @@ class GridSim(mosaik_api_v3.Simulator):
             data["bus_vn_kv"] = net.bus.vn_kv.astype(float).tolist()
             data["line_names"] = [str(n) for n in net.line["name"].tolist()]
             data["trafo_names"] = [str(n) for n in net.trafo["name"].tolist()]
+            data["solver"] = [self.solver if self.solver_note is None else f"{self.solver} ({self.solver_note})"]
             self.labels_sent = True
         requested = outputs.get("grid", [])
         return {"grid": {k: v for k, v in data.items() if k in requested}}

@@ -73,6 +73,7 @@ SERIES: dict[str, Recorded] = {
     "bus_kv": _r(GRID, "bus_vn_kv", "kV", "matrix", "bus_names"),  # nominal voltage per bus, one row at the start
     "line_names": _r(GRID, "line_names", "1", "labels"),
     "trafo_names": _r(GRID, "trafo_names", "1", "labels"),
+    "grid_solver": _r(GRID, "solver", "1", "labels"),  # the power-flow solver the grid simulator actually used
 }
 
 # per-vehicle fields of the table: the charger model's parameters and where each vehicle is

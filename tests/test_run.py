@@ -148,18 +148,30 @@ def test_grid_limits_are_scenario_settings(scenario_file, tmp_path):
     assert rule["passed"] is False and rule["limit"] == 1.02 and rule["worst"] == "bus Bus 0 voltage"
 
 
-def test_lightsim2grid_and_pandapower_agree(tmp_path, shipped):
-    """grid.solver: the C++ backend solves the same balanced power flows as pandapower's own
-    Newton-Raphson; the verdicts say which one ran, and agree. (The shipped run: solver auto, which picks
-    lightsim2grid, installed with the test extras.)"""
+def test_the_zbus_step_model_lightsim2grid_and_pandapower_agree(tmp_path, shipped):
+    """grid.solver: the Z-bus step model (auto: built once per run on pandapower's own matrices, checked against
+    its base case), the C++ backend and pandapower's own Newton-Raphson solve the same balanced power flows; the
+    verdicts say which one ran, and agree."""
     path = ROOT / "scenarios" / "mv-feeder-end-dr.yaml"
-    ls_dir, fast = shipped("mv-feeder-end-dr")
+    zbus_dir, zbus = shipped("mv-feeder-end-dr")
     own = run_file(path, tmp_path / "pp", ["grid.solver=pandapower", "outputs.plots=true"])
-    assert (fast["grid"]["solver"], own["grid"]["solver"]) == ("lightsim2grid", "pandapower")
-    assert fast["services"] == own["services"]
-    with h5py.File(ls_dir / "timeseries.h5") as a, h5py.File(tmp_path / "pp" / "timeseries.h5") as b:
-        assert np.abs(a["grid/vm_pu/value"][:] - b["grid/vm_pu/value"][:]).max() < 1e-9
-        assert np.abs(a["grid/line_loading_pct/value"][:] - b["grid/line_loading_pct/value"][:]).max() < 1e-6
+    fast = run_file(path, tmp_path / "ls", ["grid.solver=lightsim2grid", "outputs.plots=false"])
+    assert (zbus["grid"]["solver"], own["grid"]["solver"], fast["grid"]["solver"]) == ("zbus", "pandapower",
+                                                                                       "lightsim2grid")
+    assert zbus["services"] == own["services"] == fast["services"]
+    with h5py.File(zbus_dir / "timeseries.h5") as a, h5py.File(tmp_path / "pp" / "timeseries.h5") as b:
+        assert np.abs(a["grid/vm_pu/value"][:] - b["grid/vm_pu/value"][:]).max() < 1e-8
+        assert np.abs(a["grid/line_loading_pct/value"][:] - b["grid/line_loading_pct/value"][:]).max() < 1e-5
+        assert np.abs(a["grid/trafo_loading_pct/value"][:] - b["grid/trafo_loading_pct/value"][:]).max() < 1e-5
+
+
+def test_a_network_the_step_model_cannot_represent_falls_back_and_says_so(scenario_file, tmp_path, monkeypatch):
+    from v2g_testbed.sims import grid
+
+    monkeypatch.setattr(grid, "ZBUS_MAX_BUSES", 5)  # CIGRE MV has 15 buses
+    verdicts = run_file(scenario_file(), tmp_path / "out")
+    assert verdicts["grid"]["solver"].startswith(("lightsim2grid (zbus not used: 15 buses",
+                                                  "pandapower (zbus not used: 15 buses"))
 
 
 def test_lightsim2grid_cannot_solve_unbalanced(scenario_file):
