@@ -9,6 +9,7 @@
     v2g hosting-capacity SCENARIO [--placements N] [--out DIR]
     v2g sweep SWEEP.yaml [--workers N] [--scheduler tcp://host:8786] [--out DIR]
     v2g schema [--out FILE]
+    v2g calibrate LOG... --out CATALOG.csv [--model NAME] [--battery-kwh KWH]
 
 Exit codes: 0 success, 2 bad input (one line on stderr naming file, field and problem),
 1 a run that failed for another reason (also one line), 130 interrupted.
@@ -120,6 +121,13 @@ def _parser() -> argparse.ArgumentParser:
     swp.add_argument("--out", type=Path, help="output directory (default results/sweeps/<name>)")
     rep = sub.add_parser("report", help="one self-contained HTML report of a finished run")
     rep.add_argument("results", type=Path, help="a run's output directory (as `v2g run` left it)")
+    cal = sub.add_parser("calibrate", help="fit the charger response model to your own step-test logs: a vehicle catalog")
+    cal.add_argument("logs", type=Path, nargs="+", metavar="LOG",
+                     help="long CSV: time_s, vehicle, setpoint_kw, power_kw[, model]")
+    cal.add_argument("--out", type=Path, required=True, help="the vehicle catalog CSV to write (fleet.catalogs takes it)")
+    cal.add_argument("--model", help="the vehicle model, where the logs have no model column")
+    cal.add_argument("--battery-kwh", type=bounded(float, 0.5, 2000), help="battery size (default: the built-in "
+                     "catalog's for a model of the same name)")
     sch = sub.add_parser("schema", help="print the scenario file's JSON Schema (for editors and validators)")
     sch.add_argument("--out", type=Path, help="write it to this file instead of printing it")
     rep.add_argument("--out", type=Path, help="default RESULTS/report.html")
@@ -436,6 +444,37 @@ def cmd_sweep(args) -> int:
     return 1 if len(bad) else 0
 
 
+def cmd_calibrate(args) -> int:
+    from v2g_testbed.analysis.calibration import CalibrationError, calibrate, write_catalog
+    from v2g_testbed.analysis.calibration.catalog import PARAMETERS, source_key
+    from v2g_testbed.analysis.table import render
+    from v2g_testbed.cosim.outputs import check_output_file
+
+    check_output_file(args.out, "--out")
+    try:
+        fits, models = calibrate(args.logs, args.model)
+        kwh = {m.model: args.battery_kwh for m in models} if args.battery_kwh else {}
+        write_catalog(models, args.out, source_key(args.logs), kwh)
+    except CalibrationError as exc:
+        raise ScenarioError(str(exc)) from None
+    fitted = [f for f in fits if f.rejected is None]
+    print(f"{len(fitted)} of {len(fits)} steps fitted from {len(args.logs)} log(s)")
+    rows = []
+    for m in models:
+        for column in PARAMETERS:
+            v = m.values.get(column)
+            if v:
+                ci = "" if v["ci95"] is None else f"+/- {v['ci95']:.3g}"
+                rows.append([m.model, column, f"{v['mean']:.4g}", ci, f"{v['sd']:.3g}", v["n"],
+                             "" if v["resolved"] else "lower bound (sampling)"])
+    print(render(["model", "parameter", "mean", "95 % interval", "spread (sd)", "steps", "note"], rows, "llrrrrl"))
+    for f in fits:
+        if f.rejected:
+            print(f"not fitted: {f.source} vehicle {f.vehicle} step at {f.at_s:g} s: {f.rejected}")
+    print(f"catalog written to {args.out} (list it in fleet.catalogs)")
+    return 0
+
+
 def cmd_schema(args) -> int:
     import json
 
@@ -510,7 +549,7 @@ def _main(args) -> int:
     try:
         commands = {"run": cmd_run, "validate": cmd_validate, "catalog": cmd_catalog, "screen": cmd_screen,
                     "report": cmd_report, "check": cmd_check, "hosting-capacity": cmd_hosting, "sweep": cmd_sweep,
-                    "schema": cmd_schema}
+                    "schema": cmd_schema, "calibrate": cmd_calibrate}
         code = commands[args.command](args)
         sys.stdout.flush()  # a reader that went away (`v2g catalog | head -1`) shows here, not at exit
         return code
