@@ -43,6 +43,12 @@ class VehicleModel:
     dc_inlet: str | None = None  # CCS2 or CHAdeMO: which DC chargers it takes
     v2g_source: str = "user"
     measured_on: str = "ac"    # what t_a..ramps were measured on: "ac" (the onboard charger), "dc:<charger>"
+    # the spread measured between vehicles of this model (standard deviations, as `v2g calibrate` writes them):
+    # where given, each vehicle's delays and ramps are drawn with it instead of the scenario's spread_pct
+    t_a_s_sd: float | None = None
+    t_c_s_sd: float | None = None
+    ramp_up_kw_per_s_sd: float | None = None
+    ramp_down_kw_per_s_sd: float | None = None
 
     def __post_init__(self):
         for name, bounds in plausibility()["vehicle"].items():

@@ -95,7 +95,8 @@ def sample_vehicles(groups: list[dict], spread_pct: float, rng: np.random.Genera
 
     Delays and ramp rates of each vehicle are drawn around the model's means with coefficient of
     variation ``spread_pct`` / 100 from ``distribution`` (see ``_spread``); zero spread gives the
-    catalog values exactly. Which vehicles are plugged in is drawn without replacement:
+    catalog values exactly. Where the model's catalog gives a measured spread (``t_a_s_sd`` ...: the standard
+    deviation between vehicles, as ``v2g calibrate`` writes it), that spread is drawn instead. Which vehicles are plugged in is drawn without replacement:
     ``round(fraction * count)`` of each group. Power limits: a DC charger's rating; on AC the smallest
     of the charger rating, the onboard charger (the rating its measurement implies, ramp-up x t_b) and
     phases x voltage x maximum current, with the 6 A minimum current as the smallest non-zero power.
@@ -109,7 +110,10 @@ def sample_vehicles(groups: list[dict], spread_pct: float, rng: np.random.Genera
                                             *OPTIONAL_PARAMETERS)}
     for g in groups:
         v, n = g["vehicle"], int(g["count"])
-        drawn = {f: _spread(rng, getattr(v, f), cv, n, distribution) for f in SPREAD_FIELDS}
+        # a measured spread of the model (catalog *_sd columns, e.g. from v2g calibrate) before the scenario's
+        drawn = {f: _spread(rng, getattr(v, f), cv if getattr(v, f"{f}_sd", None) is None
+                            else getattr(v, f"{f}_sd") / max(getattr(v, f), 1e-12), n, distribution)
+                 for f in SPREAD_FIELDS}
         plugged = np.zeros(n, dtype=bool)
         plugged[rng.permutation(n)[: round(g["plugged_in_fraction"] * n)]] = True
         p_max, min_power, step = charger_power(g)

@@ -17,18 +17,31 @@ from v2g_testbed.analysis.calibration import calibrate, fit_steps
 from v2g_testbed.analysis.calibration.logs import VehicleLog
 from v2g_testbed.sims.obc import ChargerFleet
 
-STEPS = [(5.0, 10.0), (25.0, 0.0), (40.0, 7.0), (60.0, 2.0)]  # (s, setpoint kW): up, down, up, down
+LEVELS = [10.0, 0.0, 7.0, 2.0]  # setpoints (kW): up, down, up, down
 
 
-def simulate(t_a, t_c, up, down, hz, noise_kw, seed=0, horizon_s=80.0):
+def schedule(t_a, t_c, up, down) -> list[tuple[float, float]]:
+    """Each level held until it has settled, plus 4 s (a step-test protocol)."""
+    out, at, previous = [], 5.0, 0.0
+    for kw in LEVELS:
+        out.append((at, kw))
+        rising = abs(kw) > abs(previous)
+        at += (t_a if rising else t_c) + abs(kw - previous) / (up if rising else down) + 4.0
+        previous = kw
+    return out
+
+
+def simulate(t_a, t_c, up, down, hz, noise_kw, seed=0, horizon_s=None):
     """One vehicle's log: the model's power after each setpoint, sampled at ``hz`` with Gaussian noise."""
+    steps = schedule(t_a, t_c, up, down)
+    horizon_s = horizon_s or steps[-1][0] + t_c + 10 / down + 6.0
     fleet = ChargerFleet(start_delay_ms=[t_a * 1000], stop_delay_ms=[t_c * 1000], ramp_up_kw_per_s=[up],
                          ramp_down_kw_per_s=[down], p_min_kw=[-11.0], p_max_kw=[11.0], baseline_kw=[0.0],
                          capacity_kwh=[60.0], soc=[0.5], soc_min=[0.1], soc_max=[0.95], eta_charge=[1.0],
                          eta_discharge=[1.0], plugged=[True])
     rng = np.random.default_rng(seed)
     times = np.arange(0.0, horizon_s, 1.0 / hz)
-    setpoint, power, current, queue = [], [], 0.0, list(STEPS)
+    setpoint, power, current, queue = [], [], 0.0, list(steps)
     for t in times:
         while queue and queue[0][0] <= t:
             at, kw = queue.pop(0)
@@ -49,7 +62,7 @@ def log_of(times, setpoint, power, vehicle="v1", model="Test"):
 @settings(max_examples=25, deadline=None, derandomize=True)
 def test_logs_of_the_model_are_fitted_back_within_the_reported_uncertainty(t_a, t_c, up, down, hz, seed):
     fits = fit_steps(log_of(*simulate(t_a, t_c, up, down, hz, noise_kw=0.05, seed=seed)))
-    assert len(fits) == len(STEPS) and all(f.rejected is None for f in fits), [f.rejected for f in fits]
+    assert len(fits) == len(LEVELS) and all(f.rejected is None for f in fits), [f.rejected for f in fits]
     for f in fits:
         true_delay, true_ramp = (t_a, up) if f.direction == "up" else (t_c, down)
         # the delay within its reported uncertainty (3 sigma, and never tighter than a millisecond)
@@ -67,6 +80,15 @@ def test_the_reported_uncertainty_shrinks_with_the_sample_rate():
         errors[hz] = np.mean([f.delay_err_s for f in fits])
     assert errors[1] > errors[10] > errors[100]
     assert errors[100] < 0.02 and errors[1] > 0.2  # 1 Hz meter values: the sampling limits what can be known
+
+
+def test_a_step_taken_before_the_last_one_settled_is_listed_not_averaged():
+    fits = fit_steps(log_of(*simulate(1.0, 2.0, 1.0, 0.8, 10, noise_kw=0.05, horizon_s=60.0)))
+    times = np.arange(0.0, 40.0, 0.1)  # a slow ramp down still under way when the next step comes
+    setpoint = np.where(times < 5, 10.0, np.where(times < 15, 0.0, 7.0))
+    power = np.where(times < 5, 10.0, np.where(times < 15, np.clip(10 - (times - 5), 0, 10), 7.0))
+    fits = fit_steps(log_of(times, setpoint, power))
+    assert fits[1].rejected and "still moving" in fits[1].rejected
 
 
 def test_a_step_without_response_and_a_reversal_are_listed_not_averaged():
@@ -104,7 +126,8 @@ def test_calibrate_writes_a_catalog_a_scenario_can_use(tmp_path, capsys):
     path = make_scenario(tmp_path, fleet={"assume_v2g": True, "catalogs": ["mine.csv"], "groups": [
         {"model": "My Car", "count": 10, "charger_kw": 10, "bus": "Bus 5"}]})
     verdicts = run_file(path, tmp_path / "run")
-    assert verdicts["services"][0]["initiation_s"] > 2.0  # its start delay, not a built-in model's
+    # its own start delay (about 2 s, the fastest of 10 drawn with the measured 0.2 s spread), not a built-in one
+    assert 1.4 < verdicts["services"][0]["initiation_s"] < 2.3
 
 
 def test_a_log_without_the_columns_is_exit_2(tmp_path):
@@ -112,3 +135,24 @@ def test_a_log_without_the_columns_is_exit_2(tmp_path):
     done = v2g_cli("calibrate", tmp_path / "bad.csv", "--out", tmp_path / "c.csv", cwd=tmp_path)
     assert done.returncode == 2 and "the header lacks time_s, vehicle, setpoint_kw, power_kw" in done.stderr
     assert not (tmp_path / "c.csv").exists()
+
+
+def test_a_measured_spread_is_drawn_per_vehicle_instead_of_spread_pct(tmp_path):
+    """A catalog's *_sd columns (as v2g calibrate writes them) set each vehicle's spread: replicates carry it."""
+    from v2g_testbed.sims.catalog import read_vehicle_csv
+    from v2g_testbed.sims.fleet import fleet_rng, sample_vehicles
+
+    (tmp_path / "cat.csv").write_text(
+        "model,battery_kwh,t_a_s,t_b_s,t_c_s,t_d_s,ramp_up_kw_per_s,ramp_down_kw_per_s,t_a_s_sd\n"
+        "Spread Car,60,2.0,1,0.5,0.2,10,50,0.4\n")
+    car = read_vehicle_csv(tmp_path / "cat.csv")["Spread Car"]
+    assert car.t_a_s_sd == 0.4 and car.t_c_s_sd is None
+    group = {"vehicle": car, "count": 4000, "charger_kw": 10, "bidirectional": True, "soc": 0.5, "soc_min": 0.2,
+             "soc_max": 0.9, "baseline_kw": 0.0, "bus": "Bus 5", "plugged_in_fraction": 1.0,
+             "efficiency_charge": 0.95, "efficiency_discharge": 0.95, "connection": "ac", "phases": 3,
+             "max_current_a": 16, "min_current_a": 6, "current_step_a": 0, "phase_voltage_v": 230,
+             "setpoint_step_kw": 0, "arrival_s": None, "departure_s": None}
+    drawn = sample_vehicles([group], 0.0, fleet_rng(1))  # spread_pct 0: only the measured spread
+    t_a = np.array(drawn["start_delay_ms"]) / 1000
+    assert t_a.mean() == pytest.approx(2.0, rel=0.03) and t_a.std() == pytest.approx(0.4, rel=0.08)
+    assert np.ptp(drawn["stop_delay_ms"]) == 0  # no measured spread for t_c, and spread_pct 0

@@ -60,18 +60,21 @@ def fit_steps(log) -> list[StepFit]:
     """Every setpoint step of one vehicle's log (``logs.VehicleLog``), fitted or rejected with the reason."""
     t, sp, p = log.time_s, log.setpoint_kw, log.power_kw
     changes = np.flatnonzero(np.abs(np.diff(sp)) > MIN_STEP_KW) + 1
+    # the meter's noise over the whole log, from successive differences (ramps are a small share of samples): a
+    # floor under each step's own estimate, which a short pre-step window (1 Hz meter values) cannot give
+    noise_floor = float(1.4826 * np.median(np.abs(np.diff(p))) / np.sqrt(2)) if p.size > 2 else 0.0
     bounds = [*changes.tolist(), t.size]
     out = []
     previous = 0
     for k, i in enumerate(changes.tolist()):
         # the level before the step: the last 2 s of it (at least one sample), not reaching back into the last step
         lo = max(previous, min(int(np.searchsorted(t, t[i] - 2.0)), i - 1))
-        out.append(_fit_one(log, t, sp, p, i, bounds[k + 1], slice(lo, i)))
+        out.append(_fit_one(log, t, sp, p, i, bounds[k + 1], slice(lo, i), noise_floor))
         previous = i
     return out
 
 
-def _fit_one(log, t, sp, p, i, end, before) -> StepFit:
+def _fit_one(log, t, sp, p, i, end, before, noise_floor: float = 0.0) -> StepFit:
     dt = float(np.median(np.diff(t[max(0, i - 5):min(t.size, i + 5)]))) if t.size > 1 else 0.0
     step = StepFit(log.vehicle, log.model, log.source, float(t[i]), float(sp[i - 1]), float(sp[i]), "up", dt)
     pre, post_t, post_p = p[before], t[i:end], p[i:end]
@@ -79,11 +82,20 @@ def _fit_one(log, t, sp, p, i, end, before) -> StepFit:
         step.rejected = "too few samples before or after the step"
         return step
     p0, noise = float(np.median(pre)), _robust_sd(pre)
+    if pre.size >= 3:  # the level before the step must have settled: a power still moving is no level to time from
+        trend = np.polyfit(t[before], pre, 1)
+        noise = _robust_sd(pre - np.polyval(trend, t[before]))  # the noise about the trend, not the trend itself
+        drift = abs(float(trend[0])) * float(t[before][-1] - t[before][0])
+        if drift > max(NOISE_SIGMAS * noise, 0.1, 0.05 * abs(float(sp[i] - sp[i - 1]))):
+            step.rejected = (f"the power was still moving before the step ({drift:.2f} kW over the last "
+                             f"{float(t[before][-1] - t[before][0]):.1f} s): hold each level until it settles")
+            return step
     tail = post_p[-max(1, post_p.size // 5):]
     p1 = float(np.median(tail))
     change = p1 - p0
     commanded = float(sp[i] - sp[i - 1])
-    if p0 * p1 < 0 and min(abs(p0), abs(p1)) > max(NOISE_SIGMAS * noise, 0.1):
+    noise = max(noise, noise_floor)
+    if sp[i - 1] * sp[i] < 0 and p0 * p1 < 0:
         step.rejected = "a reversal (charging <-> discharging): two motions in the model, not fitted as one"
         return step
     threshold = max(NOISE_SIGMAS * noise, 0.1)
@@ -94,8 +106,7 @@ def _fit_one(log, t, sp, p, i, end, before) -> StepFit:
     step.direction = "up" if abs(p1) > abs(p0) else "down"
     frac = (post_p - p0) / change
     inside = (frac >= 0.1) & (frac <= 0.9)
-    moved = np.flatnonzero(np.abs(post_p - p0) > threshold)
-    if inside.sum() >= 2:
+    if inside.sum() >= 3:
         centre = float(post_t[inside].mean())  # about its centre the line's slope and level are uncorrelated
         slope, level, err_slope, err_level = _line(post_t[inside] - centre, post_p[inside])
         t_start = centre + (p0 - level) / slope
@@ -108,13 +119,17 @@ def _fit_one(log, t, sp, p, i, end, before) -> StepFit:
         step.ramp_err_kw_per_s = float(err_slope)
         step.rise_s = float(t_end - t_start)
     else:  # faster than the sampling: bounded, not measured
-        first = int(moved[0]) if moved.size else 0
+        # the ramp crossed 10 % between the last sample below it and the first above; it started before that
+        first = int(np.flatnonzero(frac >= 0.1)[0])
         last_quiet = post_t[first - 1] if first > 0 else t[i - 1]
-        step.delay_s = float((last_quiet + post_t[first]) / 2 - t[i])
-        step.delay_err_s = float((post_t[first] - last_quiet) / 2)
         reached = np.flatnonzero(frac >= 0.9)
         span = float(post_t[reached[0]] - last_quiet) if reached.size else dt
-        step.ramp_kw_per_s = float(abs(change) / max(span, 1e-9))  # at least this
+        # between the last sample below 10 % and the first at 90 % it moved at least 80 % of the change: the rate
+        # is at least 0.8 x change / span, so the 10 % it moved before took at most span / 8
+        earliest, latest = last_quiet - span / 8, post_t[first]
+        step.delay_s = float((earliest + latest) / 2 - t[i])
+        step.delay_err_s = float(np.hypot((latest - earliest) / 2, dt / 2))
+        step.ramp_kw_per_s = float(0.8 * abs(change) / max(span, 1e-9))  # at least this
         step.ramp_err_kw_per_s = None
         step.ramp_resolved = False
         step.rise_s = None
