@@ -123,9 +123,13 @@ def _parser() -> argparse.ArgumentParser:
     rep.add_argument("results", type=Path, help="a run's output directory (as `v2g run` left it)")
     cal = sub.add_parser("calibrate", help="fit the charger response model to your own step-test logs: a vehicle catalog")
     cal.add_argument("logs", type=Path, nargs="+", metavar="LOG",
-                     help="long CSV: time_s, vehicle, setpoint_kw, power_kw[, model]")
+                     help="long CSV (time_s, vehicle, setpoint_kw, power_kw[, model]) or OCPP message log (.jsonl)")
     cal.add_argument("--out", type=Path, required=True, help="the vehicle catalog CSV to write (fleet.catalogs takes it)")
-    cal.add_argument("--model", help="the vehicle model, where the logs have no model column")
+    cal.add_argument("--model", help="the vehicle model, where the logs have no model column (OCPP logs never do)")
+    cal.add_argument("--ocpp-version", choices=["2.0.1", "1.6"], default="2.0.1",
+                     help="the OCPP version of .jsonl message logs (validated against its JSON schemas)")
+    cal.add_argument("--phase-voltage", type=bounded(float, 100, 1000), default=230.0,
+                     help="V per phase, for charging profiles in A (default 230)")
     cal.add_argument("--battery-kwh", type=bounded(float, 0.5, 2000), help="battery size (default: the built-in "
                      "catalog's for a model of the same name)")
     sch = sub.add_parser("schema", help="print the scenario file's JSON Schema (for editors and validators)")
@@ -452,7 +456,7 @@ def cmd_calibrate(args) -> int:
 
     check_output_file(args.out, "--out")
     try:
-        fits, models = calibrate(args.logs, args.model)
+        fits, models = calibrate(args.logs, args.model, args.ocpp_version, args.phase_voltage)
         kwh = {m.model: args.battery_kwh for m in models} if args.battery_kwh else {}
         write_catalog(models, args.out, source_key(args.logs), kwh)
     except CalibrationError as exc:

@@ -156,3 +156,60 @@ def test_a_measured_spread_is_drawn_per_vehicle_instead_of_spread_pct(tmp_path):
     t_a = np.array(drawn["start_delay_ms"]) / 1000
     assert t_a.mean() == pytest.approx(2.0, rel=0.03) and t_a.std() == pytest.approx(0.4, rel=0.08)
     assert np.ptp(drawn["stop_delay_ms"]) == 0  # no measured spread for t_c, and spread_pct 0
+
+
+def ocpp_log(path, t_a, t_c, up, down, meter_s=1.0):
+    """The same steps as an OCPP 2.0.1 message log: SetChargingProfile (W) at the command times, MeterValues with
+    Power.Active.Import every ``meter_s``; every frame checked against the OCPP JSON schemas by the ocpp library."""
+    import asyncio
+    import json
+
+    from ocpp.messages import Call, validate_payload
+
+    times, _, power = simulate(t_a, t_c, up, down, 1.0 / meter_s, noise_kw=0.05, seed=5)
+    base = 1_767_225_600.0  # 2026-01-01T00:00:00Z
+    iso = lambda s: __import__("datetime").datetime.fromtimestamp(base + s, __import__("datetime").timezone.utc) \
+        .isoformat().replace("+00:00", "Z")  # noqa: E731
+    lines, uid = [], 0
+    events = [(at, "cmd", kw) for at, kw in schedule(t_a, t_c, up, down)] + [(s, "meter", p) for s, p in zip(times, power)]
+    for at, kind, value in sorted(events, key=lambda e: (e[0], e[1] == "meter")):
+        uid += 1
+        if kind == "cmd":
+            payload = {"evseId": 1, "chargingProfile": {
+                "id": uid, "stackLevel": 0, "chargingProfilePurpose": "TxProfile", "chargingProfileKind": "Absolute",
+                "chargingSchedule": [{"id": uid, "chargingRateUnit": "W", "startSchedule": iso(at),
+                                      "chargingSchedulePeriod": [{"startPeriod": 0, "limit": value * 1000}]}]}}
+            call = Call(str(uid), "SetChargingProfile", payload)
+        else:
+            payload = {"evseId": 1, "meterValue": [{"timestamp": iso(at), "sampledValue": [
+                {"value": round(value * 1000, 1), "measurand": "Power.Active.Import", "unitOfMeasure": {"unit": "W"}}]}]}
+            call = Call(str(uid), "MeterValues", payload)
+        asyncio.run(validate_payload(call, "2.0.1"))  # the fixture is valid OCPP, or the test fails here
+        lines.append(json.dumps({"time": iso(at), "charge_point": "CP-7", "frame": json.loads(call.to_json())}))
+    path.write_text("\n".join(lines) + "\n")
+    return times, power
+
+
+def test_an_ocpp_log_calibrates_to_the_numbers_of_the_csv_of_the_same_steps(tmp_path):
+    times, power = ocpp_log(tmp_path / "cp7.jsonl", 2.0, 0.6, 2.5, 6.0)
+    rows = ["time_s,vehicle,setpoint_kw,power_kw"]
+    level = dict(schedule(2.0, 0.6, 2.5, 6.0))
+    for s, p in zip(times, power):  # the setpoint in force at each meter value
+        current = ([v for k, v in sorted(level.items()) if k <= s] or [0.0])[-1]
+        rows.append(f"{s},cp7,{current},{p}")
+    (tmp_path / "cp7.csv").write_text("\n".join(rows) + "\n")
+    _, from_ocpp = calibrate([tmp_path / "cp7.jsonl"], model="OCPP Car")
+    _, from_csv = calibrate([tmp_path / "cp7.csv"], model="OCPP Car")
+    a, b = from_ocpp[0].values, from_csv[0].values
+    for column in ("t_a_s", "t_c_s"):  # the CSV sees a command at the first meter value after it: <= 1 s later
+        assert abs(a[column]["mean"] - b[column]["mean"]) <= 1.0 + 1e-9, (column, a[column], b[column])
+    for column in ("ramp_up_kw_per_s", "ramp_down_kw_per_s"):  # the same meter values, the same ramps
+        assert a[column]["mean"] == pytest.approx(b[column]["mean"], rel=1e-4)  # meter values to 0.1 W
+    assert a["t_a_s"]["mean"] == pytest.approx(2.0, abs=0.6)  # the truth, within what 1 s meter values allow
+
+
+def test_an_invalid_ocpp_frame_is_exit_2_naming_the_line(tmp_path):
+    (tmp_path / "bad.jsonl").write_text('{"time": 0, "charge_point": "CP", "frame": [2, "1", "SetChargingProfile", '
+                                        '{"evseId": 1}]}\n')
+    done = v2g_cli("calibrate", tmp_path / "bad.jsonl", "--out", tmp_path / "c.csv", "--model", "X", cwd=tmp_path)
+    assert done.returncode == 2 and "line 1: SetChargingProfile is not valid OCPP 2.0.1" in done.stderr

@@ -76,9 +76,10 @@ def summarise(fits: list[StepFit]) -> list[ModelFit]:
     return out
 
 
-def calibrate(paths, model: str | None = None) -> tuple[list[StepFit], list[ModelFit]]:
-    """Fit every step of the logs ``paths``; summarise per model."""
-    fits = [f for log in read_logs(paths, model) for f in fit_steps(log)]
+def calibrate(paths, model: str | None = None, ocpp_version: str = "2.0.1", phase_voltage_v: float = 230.0
+              ) -> tuple[list[StepFit], list[ModelFit]]:
+    """Fit every step of the logs ``paths`` (long CSVs or OCPP message logs); summarise per model."""
+    fits = [f for log in read_logs(paths, model, ocpp_version, phase_voltage_v) for f in fit_steps(log)]
     if not any(f.rejected is None for f in fits):
         raise CalibrationError(f"{', '.join(map(str, paths))}: no step could be fitted "
                                f"({len(fits)} found; {fits[0].rejected if fits else 'no setpoint change'})")

@@ -63,20 +63,29 @@ def fit_steps(log) -> list[StepFit]:
     # the meter's noise over the whole log, from successive differences (ramps are a small share of samples): a
     # floor under each step's own estimate, which a short pre-step window (1 Hz meter values) cannot give
     noise_floor = float(1.4826 * np.median(np.abs(np.diff(p))) / np.sqrt(2)) if p.size > 2 else 0.0
-    bounds = [*changes.tolist(), t.size]
+    if log.commands:  # exact command times (OCPP): steps between the samples
+        steps, level = [], 0.0
+        for at, kw in log.commands:
+            if abs(kw - level) > MIN_STEP_KW:
+                steps.append((at, level, kw, int(np.searchsorted(t, at, side="left"))))
+            level = kw
+    else:  # the setpoint column: a step where it changes, at that row
+        steps = [(float(t[i]), float(sp[i - 1]), float(sp[i]), i) for i in changes.tolist()]
     out = []
     previous = 0
-    for k, i in enumerate(changes.tolist()):
+    for k, (at, old, new, i) in enumerate(steps):
+        end = steps[k + 1][3] if k + 1 < len(steps) else t.size
         # the level before the step: the last 2 s of it (at least one sample), not reaching back into the last step
-        lo = max(previous, min(int(np.searchsorted(t, t[i] - 2.0)), i - 1))
-        out.append(_fit_one(log, t, sp, p, i, bounds[k + 1], slice(lo, i), noise_floor))
+        lo = max(previous, min(int(np.searchsorted(t, at - 2.0)), i - 1))
+        out.append(_fit_one(log, t, p, at, old, new, i, end, slice(max(lo, 0), i), noise_floor))
         previous = i
     return out
 
 
-def _fit_one(log, t, sp, p, i, end, before, noise_floor: float = 0.0) -> StepFit:
+def _fit_one(log, t, p, t0: float, old: float, new: float, i, end, before, noise_floor: float = 0.0) -> StepFit:
+    """One step commanded at ``t0`` from ``old`` to ``new`` kW; samples ``i:end`` after it, ``before`` before."""
     dt = float(np.median(np.diff(t[max(0, i - 5):min(t.size, i + 5)]))) if t.size > 1 else 0.0
-    step = StepFit(log.vehicle, log.model, log.source, float(t[i]), float(sp[i - 1]), float(sp[i]), "up", dt)
+    step = StepFit(log.vehicle, log.model, log.source, float(t0), float(old), float(new), "up", dt)
     pre, post_t, post_p = p[before], t[i:end], p[i:end]
     if pre.size < 1 or post_p.size < 3:
         step.rejected = "too few samples before or after the step"
@@ -86,16 +95,16 @@ def _fit_one(log, t, sp, p, i, end, before, noise_floor: float = 0.0) -> StepFit
         trend = np.polyfit(t[before], pre, 1)
         noise = _robust_sd(pre - np.polyval(trend, t[before]))  # the noise about the trend, not the trend itself
         drift = abs(float(trend[0])) * float(t[before][-1] - t[before][0])
-        if drift > max(NOISE_SIGMAS * noise, 0.1, 0.05 * abs(float(sp[i] - sp[i - 1]))):
+        if drift > max(NOISE_SIGMAS * noise, 0.1, 0.05 * abs(new - old)):
             step.rejected = (f"the power was still moving before the step ({drift:.2f} kW over the last "
                              f"{float(t[before][-1] - t[before][0]):.1f} s): hold each level until it settles")
             return step
     tail = post_p[-max(1, post_p.size // 5):]
     p1 = float(np.median(tail))
     change = p1 - p0
-    commanded = float(sp[i] - sp[i - 1])
+    commanded = new - old
     noise = max(noise, noise_floor)
-    if sp[i - 1] * sp[i] < 0 and p0 * p1 < 0:
+    if old * new < 0 and p0 * p1 < 0:
         step.rejected = "a reversal (charging <-> discharging): two motions in the model, not fitted as one"
         return step
     threshold = max(NOISE_SIGMAS * noise, 0.1)
@@ -113,7 +122,7 @@ def _fit_one(log, t, sp, p, i, end, before, noise_floor: float = 0.0) -> StepFit
         t_end = centre + (p1 - level) / slope
         # uncertainty of where the line leaves p0: the line's standard errors, and half a sample for the command
         var = (err_level / slope) ** 2 + ((p0 - level) / slope ** 2 * err_slope) ** 2
-        step.delay_s = float(t_start - t[i])
+        step.delay_s = float(t_start - t0)
         step.delay_err_s = float(np.sqrt(var + (dt / 2) ** 2))
         step.ramp_kw_per_s = float(abs(slope))
         step.ramp_err_kw_per_s = float(err_slope)
@@ -121,13 +130,13 @@ def _fit_one(log, t, sp, p, i, end, before, noise_floor: float = 0.0) -> StepFit
     else:  # faster than the sampling: bounded, not measured
         # the ramp crossed 10 % between the last sample below it and the first above; it started before that
         first = int(np.flatnonzero(frac >= 0.1)[0])
-        last_quiet = post_t[first - 1] if first > 0 else t[i - 1]
+        last_quiet = post_t[first - 1] if first > 0 else (t[i - 1] if i > 0 else t0)
         reached = np.flatnonzero(frac >= 0.9)
         span = float(post_t[reached[0]] - last_quiet) if reached.size else dt
         # between the last sample below 10 % and the first at 90 % it moved at least 80 % of the change: the rate
         # is at least 0.8 x change / span, so the 10 % it moved before took at most span / 8
         earliest, latest = last_quiet - span / 8, post_t[first]
-        step.delay_s = float((earliest + latest) / 2 - t[i])
+        step.delay_s = float((earliest + latest) / 2 - t0)
         step.delay_err_s = float(np.hypot((latest - earliest) / 2, dt / 2))
         step.ramp_kw_per_s = float(0.8 * abs(change) / max(span, 1e-9))  # at least this
         step.ramp_err_kw_per_s = None
