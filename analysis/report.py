@@ -65,6 +65,19 @@ def _rules_table(entry: dict) -> str:
                f"<th>unit</th><th>cause</th></tr>{rows}</table>" if rows else ""))
 
 
+def _vehicle_sources(resolved: dict) -> str:
+    """Which catalog each vehicle model came from; a model calibrated from a fleet's own logs says which logs."""
+    rows = []
+    for g in resolved["fleet"]["groups"]:
+        model = g["model"] if isinstance(g["model"], dict) else {"model": g["model"]}
+        key = str(model.get("source_key", ""))
+        what = (f"calibrated from the fleet's own logs ({_e(key.split(':', 1)[1])})" if key.startswith("calibrated:")
+                else _e(key))
+        spread = " with their measured spread" if model.get("t_a_s_sd") is not None else ""
+        rows.append(f"<li>{_e(model.get('model'))} x {g['count']}: {what}{spread}</li>")
+    return "<p>Vehicle models:</p><ul>" + "".join(rows) + "</ul>"
+
+
 def render(run_dir: Path) -> str:
     run_dir = Path(run_dir)
     verdicts = json.loads((run_dir / "verdicts.json").read_text())
@@ -75,6 +88,7 @@ def render(run_dir: Path) -> str:
              f"<p>{_e(resolved.get('description') or '')}</p>",
              f"<p>{n_vehicles} vehicles, network <b>{_e(resolved['network']['profile'] if isinstance(resolved['network']['profile'], str) else 'inline profile')}</b>, "
              f"grid <b>{_e(resolved['grid']['network'])}</b>, {resolved['duration_s']} s simulated, seed {verdicts['seed']}.</p>",
+             _vehicle_sources(resolved),
              "<h2>Verdicts</h2>",
              "<table id=\"verdicts\"><tr><th>service</th><th>verdict</th><th>failed rules</th><th>initiation (s)</th>"
              "<th>full delivery (s)</th><th>MW at deadline</th><th>contracted MW</th><th>desk method</th></tr>"]

@@ -128,6 +128,8 @@ def _parser() -> argparse.ArgumentParser:
     cal.add_argument("--model", help="the vehicle model, where the logs have no model column (OCPP logs never do)")
     cal.add_argument("--ocpp-version", choices=["2.0.1", "1.6"], default="2.0.1",
                      help="the OCPP version of .jsonl message logs (validated against its JSON schemas)")
+    cal.add_argument("--report", type=Path, metavar="DIR",
+                     help="also write, per model, every step overlaid with its fit (PNG) and the parameter and step tables")
     cal.add_argument("--phase-voltage", type=bounded(float, 100, 1000), default=230.0,
                      help="V per phase, for charging profiles in A (default 230)")
     cal.add_argument("--battery-kwh", type=bounded(float, 0.5, 2000), help="battery size (default: the built-in "
@@ -452,9 +454,11 @@ def cmd_calibrate(args) -> int:
     from v2g_testbed.analysis.calibration import CalibrationError, calibrate, write_catalog
     from v2g_testbed.analysis.calibration.catalog import PARAMETERS, source_key
     from v2g_testbed.analysis.table import render
-    from v2g_testbed.cosim.outputs import check_output_file
+    from v2g_testbed.cosim.outputs import atomic_directory, check_output_dir, check_output_file
 
     check_output_file(args.out, "--out")
+    if args.report is not None:
+        check_output_dir(args.report, "--report", kind="calibration")
     try:
         fits, models = calibrate(args.logs, args.model, args.ocpp_version, args.phase_voltage)
         kwh = {m.model: args.battery_kwh for m in models} if args.battery_kwh else {}
@@ -476,6 +480,12 @@ def cmd_calibrate(args) -> int:
         if f.rejected:
             print(f"not fitted: {f.source} vehicle {f.vehicle} step at {f.at_s:g} s: {f.rejected}")
     print(f"catalog written to {args.out} (list it in fleet.catalogs)")
+    if args.report is not None:
+        from v2g_testbed.analysis.calibration import report
+
+        with atomic_directory(args.report, "calibration") as tmp:
+            report.write(tmp, fits, models)
+        print(f"report in {args.report}/ (a plot per model, parameters.csv, steps.csv)")
     return 0
 
 

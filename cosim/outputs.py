@@ -46,7 +46,8 @@ FILE_MARKER = "v2g-testbed"  # found in the text of a report or JUnit file this 
 MAX_NAME = 200  # characters of an output directory's own name
 _PARTIAL = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)\.[^.]+\.partial$")
 _OWN_TRANSIENT = re.compile(r"^\..+\.(partial|lock|lock\.owner)$")  # the tool's half-written files, its locks
-KINDS = {"run": "a run", "replicates": "replicates", "sweep": "a sweep", "hosting-capacity": "a hosting-capacity study"}
+KINDS = {"run": "a run", "replicates": "replicates", "sweep": "a sweep", "hosting-capacity": "a hosting-capacity study",
+         "calibration": "a calibration report"}
 
 
 class WriteFailure(Exception):

@@ -213,3 +213,54 @@ def test_an_invalid_ocpp_frame_is_exit_2_naming_the_line(tmp_path):
                                         '{"evseId": 1}]}\n')
     done = v2g_cli("calibrate", tmp_path / "bad.jsonl", "--out", tmp_path / "c.csv", "--model", "X", cwd=tmp_path)
     assert done.returncode == 2 and "line 1: SetChargingProfile is not valid OCPP 2.0.1" in done.stderr
+
+
+def test_the_report_shows_each_step_with_its_fit_and_a_run_names_the_calibrated_catalog(tmp_path):
+    from conftest import make_scenario, run_file
+
+    rows = ["time_s,vehicle,setpoint_kw,power_kw,model"]
+    for k, t_a in enumerate([1.9, 2.1]):
+        rows += [f"{t:.2f},car{k},{s},{p:.4f},Log Car" for t, s, p in zip(*simulate(t_a, 0.4, 2.0, 5.0, 10, 0.05, k))]
+    (tmp_path / "logs.csv").write_text("\n".join(rows) + "\n")
+    done = v2g_cli("calibrate", tmp_path / "logs.csv", "--out", tmp_path / "cat.csv", "--battery-kwh", 50,
+                   "--report", tmp_path / "report", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "report" / "Log_Car.png").stat().st_size > 10_000
+    steps = list(csv.DictReader((tmp_path / "report" / "steps.csv").open()))
+    assert len(steps) == 8 and all(s["rejected"] == "" for s in steps)
+    params = {r["parameter"]: r for r in csv.DictReader((tmp_path / "report" / "parameters.csv").open())}
+    assert float(params["t_a_s"]["mean"]) == pytest.approx(2.0, abs=0.1) and params["t_a_s"]["ci95"]
+    path = make_scenario(tmp_path, duration_s=4, fleet={"assume_v2g": True, "catalogs": ["cat.csv"], "groups": [
+        {"model": "Log Car", "count": 3, "charger_kw": 10, "bus": "Bus 5"}]})
+    run_file(path, tmp_path / "run")
+    from v2g_testbed.analysis import report
+
+    page = report.render(tmp_path / "run")
+    assert "Log Car x 3: calibrated from the fleet's own logs (logs.csv#" in page and "measured spread" in page
+
+
+def test_a_fitted_catalog_reproduces_the_verdicts_of_the_model_that_made_the_logs(tmp_path):
+    """Logs of three cars with known parameters -> calibrate -> the fitted catalog's verdicts equal those of the
+    true parameters (same rules failed, times within what 10 Hz logs allow)."""
+    from conftest import make_scenario, run_file
+
+    truth = {"t_a": 0.45, "t_c": 0.3, "up": 8.0, "down": 9.0}
+    rows = ["time_s,vehicle,setpoint_kw,power_kw,model"]
+    for k in range(3):
+        rows += [f"{t:.2f},car{k},{s},{p:.4f},Fit Car" for t, s, p in
+                 zip(*simulate(truth["t_a"], truth["t_c"], truth["up"], truth["down"], 10, 0.05, k))]
+    (tmp_path / "logs.csv").write_text("\n".join(rows) + "\n")
+    assert v2g_cli("calibrate", tmp_path / "logs.csv", "--out", tmp_path / "fit.csv", "--battery-kwh", 60,
+                   cwd=tmp_path).returncode == 0
+    true_model = {"model": "Fit Car", "battery_kwh": 60, "t_a_s": truth["t_a"], "t_b_s": 10 / truth["up"],
+                  "t_c_s": truth["t_c"], "t_d_s": 10 / truth["down"], "ramp_up_kw_per_s": truth["up"],
+                  "ramp_down_kw_per_s": truth["down"]}
+    common = {"services": [{"id": "DC-L", "contracted_mw": 0.1}], "fleet__spread_pct": 0}
+    true_path = make_scenario(tmp_path, name="true", fleet={"assume_v2g": True, "groups": [
+        {"model": true_model, "count": 12, "charger_kw": 10, "bus": "Bus 5"}]}, **common)
+    a = run_file(true_path, tmp_path / "true")["services"][0]
+    fit_path = make_scenario(tmp_path, name="fitted", fleet={"assume_v2g": True, "catalogs": ["fit.csv"], "groups": [
+        {"model": "Fit Car", "count": 12, "charger_kw": 10, "bus": "Bus 5"}]}, **common)
+    b = run_file(fit_path, tmp_path / "fitted")["services"][0]
+    assert (a["eligible"], a["failed"]) == (b["eligible"], b["failed"])
+    assert b["initiation_s"] == pytest.approx(a["initiation_s"], abs=0.06)

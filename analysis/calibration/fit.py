@@ -48,6 +48,9 @@ class StepFit:
     rise_s: float | None = None  # start of the ramp -> reached its level
     rejected: str | None = None
     notes: list[str] = field(default_factory=list)
+    level_before_kw: float | None = None
+    level_after_kw: float | None = None
+    samples: tuple | None = field(default=None, repr=False)  # (seconds from the command, kW) around the step
 
 
 def _robust_sd(x: np.ndarray) -> float:
@@ -87,6 +90,7 @@ def _fit_one(log, t, p, t0: float, old: float, new: float, i, end, before, noise
     dt = float(np.median(np.diff(t[max(0, i - 5):min(t.size, i + 5)]))) if t.size > 1 else 0.0
     step = StepFit(log.vehicle, log.model, log.source, float(t0), float(old), float(new), "up", dt)
     pre, post_t, post_p = p[before], t[i:end], p[i:end]
+    step.samples = (np.concatenate([t[before], post_t]) - t0, np.concatenate([pre, post_p]))
     if pre.size < 1 or post_p.size < 3:
         step.rejected = "too few samples before or after the step"
         return step
@@ -101,6 +105,7 @@ def _fit_one(log, t, p, t0: float, old: float, new: float, i, end, before, noise
             return step
     tail = post_p[-max(1, post_p.size // 5):]
     p1 = float(np.median(tail))
+    step.level_before_kw, step.level_after_kw = p0, p1
     change = p1 - p0
     commanded = new - old
     noise = max(noise, noise_floor)
