@@ -5,10 +5,11 @@ from __future__ import annotations
 import base64
 import html
 import json
-import os
 from pathlib import Path
 
 import yaml
+
+from v2g_testbed.sims.files import write_whole
 
 PLOTS = (
     ("response.png", "Frequency and the fleet's response against what each service requires, with the deadlines"),
@@ -139,15 +140,7 @@ def write(run_dir: Path, out: Path | None = None) -> Path:
             raise FileNotFoundError(f"{run_dir}: no {needed}: not the output directory of a finished `v2g run`")
     out = Path(out) if out else run_dir / "report.html"
     ensure_plots(run_dir)
-    text = render(run_dir)
-    # whole or not at all: a full disk leaves the earlier report (or none), never a truncated one
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.partial")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(out)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    write_whole(out, render(run_dir))  # a full disk leaves the earlier report (or none), never a truncated one
     return out
 
 

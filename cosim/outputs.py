@@ -39,6 +39,8 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
+from v2g_testbed.sims.files import write_whole
+
 from v2g_testbed.cosim.scenario import ScenarioError
 
 MARKER = ".v2g-testbed"
@@ -297,18 +299,7 @@ def writing_to(path: Path):
         raise WriteFailure(fault) from None
 
 
-def write_file(path: Path, text: str) -> Path:
-    """Write ``text`` to ``path`` whole or not at all (a temporary file beside it, then renamed): a full disk
-    leaves the old file, or none, never a truncated one."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(3)}.partial")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(path)
-    finally:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-    return path
+write_file = write_whole  # whole or not at all (sims/files.py)
 
 
 # -- writing a result ---------------------------------------------------------------------------------------

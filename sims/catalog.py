@@ -82,15 +82,9 @@ _VEHICLE_FIELDS = {f.name: f.type for f in dataclasses.fields(VehicleModel)}
 def read_vehicle_csv(path: Path) -> dict[str, VehicleModel]:
     """Read a vehicle catalog CSV (``#`` lines are comments). Raise CatalogError naming file, row and column."""
     path = Path(path)
-    from v2g_testbed.sims.files import InputFileError, read_text
+    from v2g_testbed.sims.files import read_data_lines
 
-    try:
-        lines = [ln for ln in read_text(path, "catalog").splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
-    except OSError as exc:
-        raise CatalogError(f"{path}: cannot read vehicle catalog: {exc.strerror}") from None
-    except InputFileError as exc:
-        raise CatalogError(f"{path}: {exc}") from None
-    reader = csv.DictReader(lines)
+    reader = csv.DictReader(read_data_lines(path, "catalog", CatalogError, "vehicle catalog"))
     rows = list(reader)
     required = {f.name for f in dataclasses.fields(VehicleModel) if f.default is dataclasses.MISSING}
     header_missing = required - set(reader.fieldnames or [])

@@ -48,6 +48,34 @@ def read_text(path: str | Path, kind: str) -> str:
                              "UTF-8") from None
 
 
+def read_data_lines(path: str | Path, kind: str, error: type[Exception], what: str = "") -> list[str]:
+    """The non-empty, non-comment (``#``) lines of a CSV input, every failure ``error`` naming the file."""
+    try:
+        text = read_text(path, kind)
+    except OSError as exc:
+        raise error(f"{path}: cannot read{' ' + what if what else ''}: {exc.strerror}") from None
+    except InputFileError as exc:
+        raise error(f"{path}: {exc}") from None
+    return [ln for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
+
+
+def write_whole(path: str | Path, text: str) -> Path:
+    """Write ``text`` to ``path`` whole or not at all (a temporary file beside it, then renamed): a full disk
+    leaves the old file, or none, never a truncated one."""
+    import contextlib
+    import secrets
+
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(3)}.partial")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(path)
+    finally:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+    return path
+
+
 class _StrictLoader(yaml.SafeLoader):
     """yaml.SafeLoader that refuses a key given twice in one mapping."""
 

@@ -102,3 +102,28 @@ def console_script() -> str:
     """The installed `v2g` script of this interpreter's environment."""
     found = Path(sys.executable).with_name("v2g" + (".exe" if os.name == "nt" else ""))
     return str(found) if found.exists() else shutil.which("v2g")
+
+
+def v2g(capsys, *args, cwd=None):
+    """The CLI in-process with pytest's capture: (exit code, stdout, stderr)."""
+    from v2g_testbed.cosim import cli
+
+    old = os.getcwd()
+    try:
+        if cwd:
+            os.chdir(cwd)
+        code = cli.main([str(a) for a in args])
+    finally:
+        os.chdir(old)
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def one_error_line(err: str, *words) -> str:
+    """The one error line of a refusal (warnings aside), with no traceback and every word in it."""
+    lines = [ln for ln in err.strip().splitlines() if not ln.startswith("warning:")]
+    assert len(lines) == 1, err
+    assert "Traceback" not in err, err
+    for w in words:
+        assert w in lines[0], lines[0]
+    return lines[0]

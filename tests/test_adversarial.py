@@ -17,30 +17,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import ROOT, console_script, make_scenario
-from v2g_testbed.cosim import cli
+from conftest import ROOT, console_script, make_scenario, one_error_line, v2g
 from v2g_testbed.cosim.outputs import MARKER, read_manifest, write_marker
 
 
-def v2g(capsys, *args, cwd=None):
-    old = os.getcwd()
-    try:
-        if cwd:
-            os.chdir(cwd)
-        code = cli.main([str(a) for a in args])
-    finally:
-        os.chdir(old)
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
-def one_line(err: str, *words) -> str:
-    lines = [ln for ln in err.strip().splitlines() if not ln.startswith("warning:")]
-    assert len(lines) == 1, err
-    assert "Traceback" not in err, err
-    for w in words:
-        assert w in lines[0], lines[0]
-    return lines[0]
 
 
 def files(path: Path) -> dict:
@@ -111,7 +93,7 @@ def test_a_note_written_into_a_results_folder_is_never_deleted(tmp_path, scenari
     before = files(out)
     code, _, err = v2g(capsys, "run", scenario, "--out", out, "--quiet")
     assert code == 2
-    one_line(err, "my-notes.md", "plots/mine.png", "did not write")
+    one_error_line(err, "my-notes.md", "plots/mine.png", "did not write")
     assert files(out) == before
 
 
@@ -137,7 +119,7 @@ def test_a_result_of_one_kind_is_never_replaced_by_another(tmp_path, scenario, c
     argv = {"run": ["run", scenario, "--out", out], "replicates": ["run", scenario, "--replicates", "2", "--out", out]}
     code, _, err = v2g(capsys, *argv[second], "--quiet")
     assert code == 2
-    one_line(err, "never replaces")
+    one_error_line(err, "never replaces")
     assert files(out) == before
 
 
@@ -149,7 +131,7 @@ def test_a_sweep_never_replaces_a_run(tmp_path, scenario, capsys):
     before = files(out)
     code, _, err = v2g(capsys, "sweep", sweep, "--out", out, "--quiet")
     assert code == 2
-    one_line(err, "a run", "never replaces")
+    one_error_line(err, "a run", "never replaces")
     assert files(out) == before
 
 
@@ -165,7 +147,7 @@ def test_out_at_a_symbolic_link_writes_where_it_points_and_leaves_nothing_behind
     dangling = tmp_path / "dangling"
     dangling.symlink_to(tmp_path / "nowhere")
     code, _, err = v2g(capsys, "run", scenario, "--out", dangling, "--quiet")
-    assert code == 2 and "does not exist" in one_line(err)
+    assert code == 2 and "does not exist" in one_error_line(err)
 
 
 def test_results_folders_follow_the_umask(tmp_path, scenario, capsys):
@@ -182,7 +164,7 @@ def test_a_full_disk_is_one_line_exit_1_and_leaves_nothing(full_disk, scenario, 
     out = full_disk / "r"
     code, _, err = v2g(capsys, "run", scenario, "--out", out, "--quiet")
     assert code == 1
-    one_line(err, "No space left on device", str(out))
+    one_error_line(err, "No space left on device", str(out))
     assert not out.exists() and not [p for p in full_disk.glob(".*")] if full_disk.exists() else True
 
 
@@ -195,7 +177,7 @@ def test_a_report_on_a_full_disk_leaves_no_empty_file(tmp_path, full_disk, scena
         assert (full_disk / "r.html").stat().st_size > 0
         return
     assert code == 1
-    one_line(err, "No space left on device", "r.html")
+    one_error_line(err, "No space left on device", "r.html")
     assert list(full_disk.iterdir()) == []
 
 
@@ -204,7 +186,7 @@ def test_read_only_and_forbidden_folders_fail_before_the_run(read_only, scenario
                  ["check", scenario, "--baseline", read_only / "b.yaml", "--update"]):
         code, _, err = v2g(capsys, *argv, "--quiet") if argv[0] == "run" else v2g(capsys, *argv)
         assert code == 1, err
-        line = one_line(err, str(read_only))
+        line = one_error_line(err, str(read_only))
         assert "read-only file system" in line or "permission denied" in line
         assert "checking" not in err and "running" not in err  # before any scenario ran
 
@@ -225,7 +207,7 @@ def test_a_malformed_baseline_is_exit_2_before_any_run(tmp_path, scenario, capsy
     baseline.write_text(text)
     code, _, err = v2g(capsys, "check", scenario, "--baseline", baseline)
     assert code == 2
-    one_line(err, "not a v2g check baseline", words)
+    one_error_line(err, "not a v2g check baseline", words)
     assert baseline.read_text() == text
 
 
@@ -238,7 +220,7 @@ def test_a_binary_latin1_or_directory_baseline_is_exit_2(tmp_path, scenario, cap
         baseline.write_bytes(content)
     code, _, err = v2g(capsys, "check", scenario, "--baseline", baseline)
     assert code == 2
-    one_line(err, str(baseline))
+    one_error_line(err, str(baseline))
 
 
 def test_a_baseline_without_tolerances_uses_the_defaults(tmp_path, scenario, capsys):
@@ -252,7 +234,7 @@ def test_junit_under_a_missing_folder_is_exit_2_before_any_run(tmp_path, scenari
     code, _, err = v2g(capsys, "check", scenario, "--baseline", tmp_path / "b.yaml", "--update",
                        "--junit", tmp_path / "no" / "such" / "j.xml")
     assert code == 2
-    one_line(err, "does not exist")
+    one_error_line(err, "does not exist")
     assert "checking" not in err and not (tmp_path / "b.yaml").exists()
 
 
@@ -276,7 +258,7 @@ def test_unreadable_scenarios_are_exit_2(tmp_path, capsys, make, words):
     for command in (["validate", path], ["run", path, "--out", tmp_path / "out"]):
         code, _, err = v2g(capsys, *command)
         assert code == 2, err
-        one_line(err, words)
+        one_error_line(err, words)
     assert not (tmp_path / "out").exists()
 
 
@@ -291,7 +273,7 @@ def test_unreadable_scenarios_are_exit_2(tmp_path, capsys, make, words):
 def test_bad_overrides_are_exit_2(scenario, tmp_path, capsys, override, words):
     code, _, err = v2g(capsys, "run", scenario, "--set", override, "--out", tmp_path / "out")
     assert code == 2
-    one_line(err, words)
+    one_error_line(err, words)
 
 
 @pytest.mark.parametrize("argv, words", [
@@ -306,13 +288,13 @@ def test_bad_overrides_are_exit_2(scenario, tmp_path, capsys, override, words):
 def test_numeric_flags_are_finite_and_bounded(scenario, capsys, argv, words):
     code, _, err = v2g(capsys, *[scenario if a == "S" else a for a in argv])
     assert code == 2
-    one_line(err, words)
+    one_error_line(err, words)
 
 
 def test_an_out_name_too_long_is_exit_2(scenario, tmp_path, capsys):
     code, _, err = v2g(capsys, "run", scenario, "--out", tmp_path / ("x" * 300))
     assert code == 2
-    one_line(err, "300 characters")
+    one_error_line(err, "300 characters")
 
 
 @pytest.mark.parametrize("content, words", [("model: [1, 2]\n", "the header lacks"),
@@ -323,7 +305,7 @@ def test_a_vehicles_file_that_adds_nothing_is_exit_2(tmp_path, capsys, content, 
     path.write_text(content)
     code, _, err = v2g(capsys, "catalog", "vehicles", "--vehicles-file", path)
     assert code == 2
-    one_line(err, words)
+    one_error_line(err, words)
 
 
 def test_a_fleet_larger_than_the_machine_is_refused_with_the_estimate(scenario, capsys, monkeypatch):
@@ -332,7 +314,7 @@ def test_a_fleet_larger_than_the_machine_is_refused_with_the_estimate(scenario, 
     monkeypatch.setattr(schema, "_machine_memory_gb", lambda: 8.0)
     code, _, err = v2g(capsys, "validate", scenario, "--set", "fleet.groups.0.count=10000000")
     assert code == 2
-    one_line(err, "10,000,000 vehicles need about", "GB", "more memory than this machine has (8.0 GB)")
+    one_error_line(err, "10,000,000 vehicles need about", "GB", "more memory than this machine has (8.0 GB)")
     monkeypatch.setattr(schema, "_machine_memory_gb", lambda: 40.0)
     code, _, err = v2g(capsys, "validate", scenario, "--set", "fleet.groups.0.count=10000000")
     assert code == 0 and "most of this machine's 40.0 GB" in err

@@ -13,31 +13,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import ROOT, SCENARIOS, make_scenario, console_script
-from v2g_testbed.cosim import cli
+from conftest import ROOT, SCENARIOS, make_scenario, console_script, one_error_line, v2g
 from v2g_testbed.cosim.outputs import MARKER, output_lock
 
 
-def v2g(capsys, *args, cwd=None):
-    """Run the CLI in-process; return (exit code, stdout, stderr)."""
-    old = os.getcwd()
-    try:
-        if cwd:
-            os.chdir(cwd)
-        code = cli.main([str(a) for a in args])
-    finally:
-        os.chdir(old)
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
-def one_error_line(err: str, *words):
-    lines = [ln for ln in err.strip().splitlines() if not ln.startswith("warning:")]
-    assert len(lines) == 1, err
-    assert "Traceback" not in err, err
-    for w in words:
-        assert w in lines[0], lines[0]
-    return lines[0]
 
 
 def tree(path: Path) -> dict:

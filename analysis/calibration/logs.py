@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from v2g_testbed.sims.files import InputFileError, read_text
+from v2g_testbed.sims.files import InputFileError, read_data_lines, read_text
 
 REQUIRED = ("time_s", "vehicle", "setpoint_kw", "power_kw")
 
@@ -56,13 +56,7 @@ def _read_csv(paths, model: str | None) -> list[VehicleLog]:
     rows: dict[tuple[str, str], list] = {}
     models: dict[tuple[str, str], str] = {}
     for path in map(Path, paths):
-        try:
-            lines = [ln for ln in read_text(path, "trace").splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
-        except OSError as exc:
-            raise CalibrationError(f"{path}: cannot read: {exc.strerror}") from None
-        except InputFileError as exc:
-            raise CalibrationError(f"{path}: {exc}") from None
-        reader = csv.DictReader(lines)
+        reader = csv.DictReader(read_data_lines(path, "trace", CalibrationError))
         missing = [c for c in REQUIRED if c not in (reader.fieldnames or [])]
         if missing:
             raise CalibrationError(f"{path}: the header lacks {', '.join(missing)} (columns: {', '.join(REQUIRED)}"
