@@ -309,13 +309,13 @@ def test_a_vehicles_file_that_adds_nothing_is_exit_2(tmp_path, capsys, content, 
 
 
 def test_a_fleet_larger_than_the_machine_is_refused_with_the_estimate(scenario, capsys, monkeypatch):
-    from v2g_testbed.cosim import scenario as schema
+    from v2g_testbed.cosim.scenario import loaded
 
-    monkeypatch.setattr(schema, "_machine_memory_gb", lambda: 8.0)
+    monkeypatch.setattr(loaded, "machine_memory_gb", lambda: 8.0)
     code, _, err = v2g(capsys, "validate", scenario, "--set", "fleet.groups.0.count=10000000")
     assert code == 2
     one_error_line(err, "10,000,000 vehicles need about", "GB", "more memory than this machine has (8.0 GB)")
-    monkeypatch.setattr(schema, "_machine_memory_gb", lambda: 40.0)
+    monkeypatch.setattr(loaded, "machine_memory_gb", lambda: 40.0)
     code, _, err = v2g(capsys, "validate", scenario, "--set", "fleet.groups.0.count=10000000")
     assert code == 0 and "most of this machine's 40.0 GB" in err
 

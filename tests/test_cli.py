@@ -173,3 +173,15 @@ def test_messages_go_through_logging(tmp_path, caplog):
     with caplog.at_level(logging.INFO, logger="v2g_testbed"):
         log.LOG.warning("a plausibility warning")
     assert [r.getMessage() for r in caplog.records] == ["a plausibility warning"]
+
+
+def test_every_source_folder_is_a_package_of_the_wheel():
+    """pyproject.toml lists the packages the wheel installs: a new folder under sims/, analysis/ or cosim/ that
+    is not listed would be missing from a plain (non-editable) install."""
+    import tomllib
+
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {"v2g_testbed." + ".".join(p.relative_to(ROOT).parts[:-1]) for top in ("sims", "analysis", "cosim")
+             for p in (ROOT / top).rglob("__init__.py")}
+    data = {"v2g_testbed.sims.data", "v2g_testbed.analysis.data"}
+    assert found | data == listed
