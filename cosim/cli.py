@@ -10,6 +10,7 @@
     v2g sweep SWEEP.yaml [--workers N] [--scheduler tcp://host:8786] [--out DIR]
     v2g schema [--out FILE]
     v2g calibrate LOG... --out CATALOG.csv [--model NAME] [--battery-kwh KWH]
+    v2g offer SCENARIO [--windows efa|hourly|HH-HH,...] [--confidence 0.95] [--samples N] [--replicates N] [--out DIR]
 
 Exit codes: 0 success, 2 bad input (one line on stderr naming file, field and problem),
 1 a run that failed for another reason (also one line), 130 interrupted.
@@ -121,6 +122,19 @@ def _parser() -> argparse.ArgumentParser:
     swp.add_argument("--out", type=Path, help="output directory (default results/sweeps/<name>)")
     rep = sub.add_parser("report", help="one self-contained HTML report of a finished run")
     rep.add_argument("results", type=Path, help="a run's output directory (as `v2g run` left it)")
+    off = sub.add_parser("offer", help="the MW of a service the fleet can offer per market window, at a confidence")
+    off.add_argument("scenario", type=Path, help="scenario YAML file whose fleet groups have sessions")
+    off.add_argument("--windows", default="efa", help="efa (GB EFA blocks), hourly, or HH-HH,HH-HH (default efa)")
+    off.add_argument("--confidence", type=bounded(float, 0.5, 0.999), default=0.95,
+                     help="P(eligible) the offer must reach (default 0.95)")
+    off.add_argument("--samples", type=bounded(int, 1, 96), default=2, help="moments per window (default 2)")
+    off.add_argument("--replicates", type=bounded(int, 1, 10_000), default=10, help="seeds per moment (default 10)")
+    off.add_argument("--steps", type=bounded(int, 1, 20), default=6, help="bisection steps on the MW (default 6)")
+    off.add_argument("--service-index", type=bounded(int, 0, 100), default=0, help="which of the scenario's services")
+    off.add_argument("--out", type=Path, help="output directory (default results/<scenario name>/offer)")
+    off.add_argument("--set", dest="overrides", action="append", default=[], metavar="PATH=VALUE",
+                     help="override a scenario field, as `run --set` (repeatable)")
+    off.add_argument("--quiet", action="store_true", help="no progress output")
     cal = sub.add_parser("calibrate", help="fit the charger response model to your own step-test logs: a vehicle catalog")
     cal.add_argument("logs", type=Path, nargs="+", metavar="LOG",
                      help="long CSV (time_s, vehicle, setpoint_kw, power_kw[, model]) or OCPP message log (.jsonl)")
@@ -450,6 +464,31 @@ def cmd_sweep(args) -> int:
     return 1 if len(bad) else 0
 
 
+def cmd_offer(args) -> int:
+    from v2g_testbed.analysis.table import render
+    from v2g_testbed.cosim import api, offer
+    from v2g_testbed.cosim.outputs import atomic_directory, check_output_dir, output_lock
+    from v2g_testbed.cosim.progress import Progress
+
+    loaded = api.load_scenario(args.scenario, args.overrides)
+    out = args.out or Path("results") / loaded.scenario.name / "offer"
+    check_output_dir(out, kind="offer")
+    service = loaded.services[min(args.service_index, len(loaded.services) - 1)]["id"]
+    with Progress("offer", "windows", quiet=args.quiet) as progress:
+        rows = offer.offer(args.scenario, args.windows, args.confidence, args.samples, args.replicates, args.steps,
+                           args.overrides, args.service_index, progress)
+    with output_lock(out), atomic_directory(out, "offer") as tmp:
+        offer.write(rows, tmp, service, args.confidence)
+    print(f"{service} offered per window at P(eligible) >= {args.confidence:g} ({args.samples} moment(s) x "
+          f"{args.replicates} seed(s) a window):")
+    print(render(["window", "MW offered", "P(eligible)", "95 % interval", "headroom MW p5/p50/p95", "binds"],
+                 [[r["window"], f"{r['offered_mw']:g}", f"{r['p_eligible']:.2f}",
+                   f"[{r['ci95'][0]:.2f}, {r['ci95'][1]:.2f}]",
+                   "/".join(f"{v:g}" for v in r["headroom_mw"].values()), r["binds"]] for r in rows], "lrrrrl"))
+    print(f"results in {out}/ (offer.csv, offer.json, offer.png)")
+    return 0
+
+
 def cmd_calibrate(args) -> int:
     from v2g_testbed.analysis.calibration import CalibrationError, calibrate, write_catalog
     from v2g_testbed.analysis.calibration.catalog import PARAMETERS, source_key
@@ -563,7 +602,7 @@ def _main(args) -> int:
     try:
         commands = {"run": cmd_run, "validate": cmd_validate, "catalog": cmd_catalog, "screen": cmd_screen,
                     "report": cmd_report, "check": cmd_check, "hosting-capacity": cmd_hosting, "sweep": cmd_sweep,
-                    "schema": cmd_schema, "calibrate": cmd_calibrate}
+                    "schema": cmd_schema, "calibrate": cmd_calibrate, "offer": cmd_offer}
         code = commands[args.command](args)
         sys.stdout.flush()  # a reader that went away (`v2g catalog | head -1`) shows here, not at exit
         return code

@@ -49,7 +49,7 @@ MAX_NAME = 200  # characters of an output directory's own name
 _PARTIAL = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)\.[^.]+\.partial$")
 _OWN_TRANSIENT = re.compile(r"^\..+\.(partial|lock|lock\.owner)$")  # the tool's half-written files, its locks
 KINDS = {"run": "a run", "replicates": "replicates", "sweep": "a sweep", "hosting-capacity": "a hosting-capacity study",
-         "calibration": "a calibration report"}
+         "calibration": "a calibration report", "offer": "an offer"}
 
 
 class WriteFailure(Exception):

@@ -47,8 +47,9 @@ def sim_config(execution) -> dict:
 def sample_fleet(loaded) -> dict[str, list]:
     """Per-vehicle parameters for this scenario and seed (reproducible)."""
     fleet = loaded.scenario.fleet
+    hours, minutes = fleet.time_of_day.split(":")
     return sample_vehicles(loaded.groups, fleet.spread_pct, fleet_rng(loaded.scenario.seed), fleet.spread_distribution,
-                           loaded.load_phases)
+                           loaded.load_phases, int(hours) + int(minutes) / 60.0)
 
 
 def cells_of(n_vehicles: int, profile: dict) -> list[int]:

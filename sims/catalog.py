@@ -215,6 +215,12 @@ def nominal_hz() -> float:
 
 
 @functools.lru_cache(maxsize=1)
+def session_profiles() -> dict:
+    """Named plug-in behaviour (sims/data/sessions.yaml): arrival, departure and state of charge on arrival."""
+    return yaml.safe_load((DATA_DIR / "sessions.yaml").read_text())["profiles"]
+
+
+@functools.lru_cache(maxsize=1)
 def judging_parameters() -> dict:
     """What each judging parameter rests on (sims/data/judging_parameters.yaml): conventions and per family."""
     return yaml.safe_load((DATA_DIR / "judging_parameters.yaml").read_text())

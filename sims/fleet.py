@@ -80,7 +80,8 @@ def _spread(rng: np.random.Generator, mean: float, cv: float, n: int, distributi
 
 
 def sample_vehicles(groups: list[dict], spread_pct: float, rng: np.random.Generator,
-                    distribution: str = "lognormal", load_phases: dict | None = None) -> dict[str, list]:
+                    distribution: str = "lognormal", load_phases: dict | None = None,
+                    time_of_day_h: float = 12.0) -> dict[str, list]:
     """Per-vehicle parameter lists for ``FleetSim`` from fleet groups.
 
     Each group: ``vehicle`` (a ``catalog.VehicleModel``), ``count``, ``charger_kw``, ``bidirectional``,
@@ -101,6 +102,12 @@ def sample_vehicles(groups: list[dict], spread_pct: float, rng: np.random.Genera
     of the charger rating, the onboard charger (the rating its measurement implies, ramp-up x t_b) and
     phases x voltage x maximum current, with the 6 A minimum current as the smallest non-zero power.
     A vehicle arriving after the start begins idle (0 kW).
+
+    A group with ``sessions`` (a profile of sims/data/sessions.yaml, or a fixed plug-in window) draws each vehicle's
+    arrival, departure and state of charge on arrival: at ``time_of_day_h`` (the run's start) it is plugged in or
+    not, leaves when its session ends, and has charged at its charger's rating since it arrived (until soc_max),
+    which is also its baseline (``_sessions``). ``plugged_in_fraction``, ``soc``, ``baseline_kw``, ``arrival_s``
+    and ``departure_s`` of such a group are not used.
     """
     cv = spread_pct / 100.0
     out: dict[str, list] = {k: [] for k in ("model", "bus", "phase", "start_delay_ms", "stop_delay_ms",
@@ -114,12 +121,18 @@ def sample_vehicles(groups: list[dict], spread_pct: float, rng: np.random.Genera
         drawn = {f: _spread(rng, getattr(v, f), cv if getattr(v, f"{f}_sd", None) is None
                             else getattr(v, f"{f}_sd") / max(getattr(v, f), 1e-12), n, distribution)
                  for f in SPREAD_FIELDS}
-        plugged = np.zeros(n, dtype=bool)
-        plugged[rng.permutation(n)[: round(g["plugged_in_fraction"] * n)]] = True
         p_max, min_power, step = charger_power(g)
         p_min = -p_max if g["bidirectional"] else 0.0
-        arrival = _window(rng, g["arrival_s"], n, 0.0)
-        departure = _window(rng, g["departure_s"], n, np.inf)
+        if g.get("sessions"):
+            plugged, departure, soc, baseline = _sessions(rng, g, n, time_of_day_h, p_max, float(v.battery_kwh))
+            arrival = np.zeros(n)
+        else:
+            plugged = np.zeros(n, dtype=bool)
+            plugged[rng.permutation(n)[: round(g["plugged_in_fraction"] * n)]] = True
+            arrival = _window(rng, g["arrival_s"], n, 0.0)
+            departure = _window(rng, g["departure_s"], n, np.inf)
+            soc = np.full(n, float(g["soc"]))
+            baseline = np.where(arrival > 0, 0.0, float(np.clip(g["baseline_kw"], p_min, p_max)))
         out["model"] += [v.model] * n
         buses = _place(rng, g["bus"], n, g.get("placement", "round_robin"))
         out["bus"] += buses
@@ -134,9 +147,10 @@ def sample_vehicles(groups: list[dict], spread_pct: float, rng: np.random.Genera
         out["ramp_down_kw_per_s"] += drawn["ramp_down_kw_per_s"].tolist()
         out["p_min_kw"] += [p_min] * n
         out["p_max_kw"] += [p_max] * n
-        out["baseline_kw"] += np.where(arrival > 0, 0.0, float(np.clip(g["baseline_kw"], p_min, p_max))).tolist()
+        out["baseline_kw"] += baseline.tolist()
         out["capacity_kwh"] += [float(v.battery_kwh)] * n
-        for key in ("soc", "soc_min", "soc_max"):
+        out["soc"] += soc.tolist()
+        for key in ("soc_min", "soc_max"):
             out[key] += [float(g[key])] * n
         out["eta_charge"] += [float(g["efficiency_charge"])] * n
         out["eta_discharge"] += [float(g["efficiency_discharge"])] * n
@@ -230,6 +244,37 @@ def _place(rng: np.random.Generator, where, n: int, placement: str) -> list:
     if placement == "random":
         return [where[i] for i in rng.integers(0, len(where), n)]
     return [where[i % len(where)] for i in range(n)]
+
+
+def _hours(hhmm: str) -> float:
+    hours, minutes = hhmm.split(":")
+    return int(hours) + int(minutes) / 60.0
+
+
+def _sessions(rng: np.random.Generator, g: dict, n: int, time_of_day_h: float, p_max: float, battery_kwh: float):
+    """(plugged, seconds until departure, state of charge, baseline kW) of a group's vehicles at ``time_of_day_h``,
+    from their sessions: each vehicle arrives at ``a`` and leaves at ``d`` (the next day if earlier), arriving with
+    ``s0`` and charging at the charger's rating until ``soc_max`` (the baseline an aggregator schedules)."""
+    from v2g_testbed.sims.catalog import session_profiles
+
+    spec = g["sessions"]
+    if spec.get("profile"):
+        prof = session_profiles()[spec["profile"]]
+        a = rng.normal(prof["arrival_h"]["mean"], prof["arrival_h"]["sd"], n) % 24
+        d = rng.normal(prof["departure_h"]["mean"], prof["departure_h"]["sd"], n) % 24
+        s0 = np.clip(rng.normal(prof["soc_arrival"]["mean"], prof["soc_arrival"]["sd"], n), g["soc_min"], g["soc_max"])
+    else:
+        a, d = np.full(n, _hours(spec["plug_in"])), np.full(n, _hours(spec["plug_out"]))
+        s0 = np.full(n, float(np.clip(g["soc"], g["soc_min"], g["soc_max"])))
+    stay = (d - a) % 24                      # hours plugged in
+    since = (time_of_day_h - a) % 24         # hours since it arrived (if it is there)
+    plugged = since < stay
+    energy = since * max(p_max, 0.0) * float(g["efficiency_charge"])  # kWh charged since arrival
+    soc = np.where(plugged, np.minimum(s0 + energy / battery_kwh, g["soc_max"]), s0)
+    charging = plugged & (soc < g["soc_max"] - 1e-9)
+    baseline = np.where(charging, p_max, 0.0)
+    departure = np.where(plugged, (stay - since) * 3600.0, np.inf)
+    return plugged, departure, soc, baseline
 
 
 def _window(rng: np.random.Generator, value, n: int, default: float) -> np.ndarray:

@@ -268,6 +268,24 @@ class Reactive(_Strict):
         return self
 
 
+_TIME_OF_DAY = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"
+
+
+class Sessions(_Strict):
+    """When the group's vehicles are plugged in: a named profile (sims/data/sessions.yaml) or a fixed window."""
+    profile: Literal["home", "workplace", "depot"] | None = None
+    """arrival, departure and state of charge on arrival drawn per vehicle from this profile"""
+    plug_in: str | None = Field(default=None, pattern=_TIME_OF_DAY, description="every vehicle arrives at HH:MM")
+    plug_out: str | None = Field(default=None, pattern=_TIME_OF_DAY,
+                                 description="and leaves at HH:MM (earlier than plug_in: the next day)")
+
+    @model_validator(mode="after")
+    def _one_kind(self):
+        if (self.profile is None) == (self.plug_in is None or self.plug_out is None):
+            raise ValueError("give a profile, or plug_in and plug_out (not both)")
+        return self
+
+
 class FleetGroup(_Strict):
     model: str | VehicleModel
     """a vehicle model of the catalog (`v2g catalog vehicles`) or one given inline"""
@@ -291,6 +309,9 @@ class FleetGroup(_Strict):
     """each vehicle's power before any response (+ charging, - discharging)"""
     plugged_in_fraction: float = Field(default=_DEFAULTS["plugged_in_fraction"], ge=0, le=1)
     """share of the group plugged in (drawn with the seed), 0-1"""
+    sessions: Sessions | None = None
+    """plug-in behaviour: who is plugged in at fleet.time_of_day, with what charge (replaces plugged_in_fraction,
+    soc, baseline_kw, arrival_s and departure_s)"""
     efficiency_charge: float = Field(default=_DEFAULTS["efficiency_charge"], gt=0, le=1)
     """charger efficiency charging, 0-1"""
     efficiency_discharge: float = Field(default=_DEFAULTS["efficiency_discharge"], gt=0, le=1)
@@ -350,6 +371,8 @@ class Fleet(_Strict):
     telemetry_hz: float = Field(default=_DEFAULTS["telemetry_hz"], gt=0, le=1000,
                                 description="rate at which the chargers meter and report their power")
     catalogs: list[str] = Field(default_factory=list, description="extra vehicle CSV files")
+    time_of_day: str = Field(default="12:00", pattern=_TIME_OF_DAY,
+                             description="local time the run starts at, for groups with sessions")
     assume_v2g: bool = False
     """a what-if: let bidirectional groups of models that are not V2G-capable export anyway (every verdict says
     which); false: such a group is refused, and must be made V1G (bidirectional: false)"""

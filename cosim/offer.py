@@ -1,0 +1,187 @@
+"""What a fleet can offer per market window (issue 29): the largest contracted MW of one service such that the
+co-simulation judges it eligible with probability at least ``confidence``, per window of the day.
+
+For each window (GB EFA blocks, hours, or windows of one's own), the scenario is run at ``samples`` moments inside
+it (``fleet.time_of_day``: the groups' sessions decide who is plugged in then, with what charge and baseline) and
+``replicates`` seeds each; P(eligible) at a contracted MW is the share of those runs the verdict calls eligible,
+with its Wilson interval. The MW offered is found by bisection between the market's minimum volume and the
+most plugged-in headroom any run had in the service's direction (P is not assumed smooth: each MW's runs are the same moments and seeds, so P is
+judged on the same draws everywhere). What binds is read from the runs at the first MW above the offer that
+fails: each failing run's first cause (availability, then energy, grid, timing, metering: too little plugged-in
+headroom fails every timing rule too), the most common of them. Availability is the ``volume`` rule (the
+plugged-in headroom below the contract), energy ``duration``, timing the initiation, delivery, envelope and
+activation rules.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+
+from v2g_testbed.cosim.scenario import ScenarioError
+
+EFA = [(23, 3), (3, 7), (7, 11), (11, 15), (15, 19), (19, 23)]  # GB EFA blocks, local time
+BINDS = {"volume": "availability", "duration": "energy", "initiation": "timing", "partial_delivery": "timing",
+         "full_delivery": "timing", "envelope": "timing", "activation": "timing", "grid": "grid",
+         "metering": "metering"}
+
+
+# what binds, first causes first: no plugged-in headroom makes every timing rule fail too; an empty battery
+# the response; the feeder's limit a response that was on time
+PRIORITY = ("availability", "energy", "grid", "timing", "metering")
+
+
+def _priority(category: str) -> int:
+    return PRIORITY.index(category) if category in PRIORITY else len(PRIORITY)
+
+
+def windows(spec: str) -> list[tuple[int, int]]:
+    """``efa``, ``hourly`` or ``HH-HH,HH-HH,...`` as (start hour, end hour) pairs (an end before its start: the
+    next day)."""
+    if spec == "efa":
+        return list(EFA)
+    if spec == "hourly":
+        return [(h, (h + 1) % 24) for h in range(24)]
+    out = []
+    for part in spec.split(","):
+        try:
+            a, b = (int(x) for x in part.split("-"))
+        except ValueError:
+            raise ScenarioError(f"--windows {spec}: expected efa, hourly or HH-HH,HH-HH (e.g. 11-15,19-23)") from None
+        if not (0 <= a <= 23 and 0 <= b <= 24 and a != b % 24):
+            raise ScenarioError(f"--windows {spec}: {part} is not a window of the day")
+        out.append((a, b % 24))
+    return out
+
+
+def moments(window: tuple[int, int], samples: int) -> list[str]:
+    """``samples`` moments spread evenly inside the window (HH:MM)."""
+    a, b = window
+    length = (b - a) % 24 or 24
+    out = []
+    for k in range(samples):
+        minutes = round((a + length * (k + 0.5) / samples) * 60) % (24 * 60)
+        out.append(f"{minutes // 60:02d}:{minutes % 60:02d}")
+    return out
+
+
+def judge(scenario: Path, overrides: list[str], service_index: int, mw: float, times: list[str], seeds: list[int],
+          work: Path) -> list[dict]:
+    """Run the scenario at ``mw`` for every moment x seed; the runs' verdicts on the service."""
+    from v2g_testbed.cosim import run as runner
+    from v2g_testbed.cosim import scenario as scenario_module
+
+    out = []
+    for t in times:
+        for seed in seeds:
+            loaded = scenario_module.load(scenario, [*overrides, f"fleet.time_of_day='{t}'", "outputs.plots=false",
+                                                     f"services.{service_index}.contracted_mw={mw!r}"], seed)
+            loaded.check_grid()
+            name = f"{t.replace(':', '')}-{seed}-{mw:.6f}"
+            v = runner.run(loaded, work / name)["services"][service_index]
+            out.append({"time": t, "seed": seed, "eligible": bool(v["eligible"]), "failed": list(v["failed"]),
+                        "available_mw": v.get("available_mw")})
+    return out
+
+
+def offer(scenario: str | Path, spec: str = "efa", confidence: float = 0.95, samples: int = 2, replicates: int = 10,
+          steps: int = 6, overrides=(), service_index: int = 0, progress=None) -> list[dict]:
+    """One row per window: the MW offered, its P(eligible) with the Wilson interval, the plugged-in headroom over
+    the runs (p5/p50/p95 MW) and what binds."""
+    import numpy as np
+
+    from v2g_testbed.cosim import run as runner
+    from v2g_testbed.cosim import scenario as scenario_module
+
+    if not 0 < confidence < 1:
+        raise ScenarioError(f"--confidence: between 0 and 1, got {confidence}")
+    loaded = scenario_module.load(scenario, list(overrides))
+    services = loaded.services
+    if not 0 <= service_index < len(services):
+        raise ScenarioError(f"--service: the scenario has {len(services)} service(s)")
+    if not any(g.get("sessions") for g in loaded.groups):
+        raise ScenarioError(f"{scenario}: fleet.groups: no group has sessions: an offer per window needs to know who "
+                            "is plugged in when (fleet.groups[].sessions)")
+    minimum = float(services[service_index]["min_volume_mw"])
+    seeds = [loaded.scenario.seed + k for k in range(replicates)]
+    rows = []
+    wins = windows(spec)
+    with tempfile.TemporaryDirectory() as tmp:
+        for n, window in enumerate(wins):
+            times = moments(window, samples)
+            work = Path(tmp) / f"w{n}"
+
+            def p_at(mw):
+                runs = judge(Path(scenario), list(overrides), service_index, mw, times, seeds, work)
+                return sum(r["eligible"] for r in runs) / len(runs), runs
+
+            p_min, runs_min = p_at(minimum)
+            headroom = np.array([r["available_mw"] or 0.0 for r in runs_min])
+            best, best_runs, failing = 0.0, None, runs_min
+            if p_min >= confidence:
+                best, best_runs = minimum, runs_min
+                # the most any run had plugged in, in the service's direction (V2G: stop charging, then export)
+                low, high = minimum, max(float(headroom.max()), minimum)
+                p_high, runs_high = p_at(high)
+                if p_high >= confidence:
+                    best, best_runs, failing = high, runs_high, None
+                else:
+                    failing = runs_high
+                    for _ in range(steps):
+                        mid = (low + high) / 2
+                        p_mid, runs_mid = p_at(mid)
+                        if p_mid >= confidence:
+                            low, best, best_runs = mid, mid, runs_mid
+                        else:
+                            high, failing = mid, runs_mid
+            judged = best_runs if best_runs is not None else runs_min
+            k = sum(r["eligible"] for r in judged)
+            low_ci, high_ci = runner.wilson_interval(k, len(judged))
+            counts: dict[str, int] = {}
+            for r in failing or []:  # each failing run's first cause: a later one is often its consequence
+                found = sorted({BINDS.get(rule, rule) for rule in r["failed"]}, key=_priority)
+                if found:
+                    counts[found[0]] = counts.get(found[0], 0) + 1
+            rows.append({"window": f"{window[0]:02d}-{window[1]:02d}", "offered_mw": round(best, 3),
+                         "p_eligible": round(k / len(judged), 3), "ci95": [round(low_ci, 3), round(high_ci, 3)],
+                         "runs": len(judged), "moments": times,
+                         "headroom_mw": {q: round(float(np.percentile(headroom, p)), 3)
+                                         for q, p in (("p5", 5), ("p50", 50), ("p95", 95))},
+                         "binds": max(counts, key=counts.get) if counts else "headroom (all of it offered)"})
+            if progress:
+                progress(n + 1, len(wins))
+    return rows
+
+
+def write(rows: list[dict], out: Path, service: str, confidence: float) -> list[Path]:
+    import csv
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out = Path(out)
+    (out / "offer.json").write_text(json.dumps({"service": service, "confidence": confidence, "windows": rows},
+                                               indent=2) + "\n")
+    with open(out / "offer.csv", "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["window", "offered_mw", "p_eligible", "ci95_low", "ci95_high", "runs", "headroom_p5_mw",
+                    "headroom_p50_mw", "headroom_p95_mw", "binds"])
+        for r in rows:
+            w.writerow([r["window"], r["offered_mw"], r["p_eligible"], *r["ci95"], r["runs"],
+                        *r["headroom_mw"].values(), r["binds"]])
+    fig, ax = plt.subplots(figsize=(9, 4))
+    colours = {"availability": "tab:gray", "energy": "tab:orange", "timing": "tab:red", "grid": "tab:purple"}
+    bars = ax.bar([r["window"] for r in rows], [r["offered_mw"] for r in rows],
+                  color=[colours.get(r["binds"], "tab:green") for r in rows])
+    for bar, r in zip(bars, rows):
+        ax.annotate(r["binds"], (bar.get_x() + bar.get_width() / 2, bar.get_height()), ha="center", va="bottom",
+                    fontsize=8)
+    ax.set(xlabel="window (local time)", ylabel=f"{service} MW offered",
+           title=f"{service}: MW offered per window at P(eligible) >= {confidence:g}; label: what binds")
+    fig.tight_layout()
+    fig.savefig(out / "offer.png", dpi=100)
+    plt.close(fig)
+    return [out / "offer.json", out / "offer.csv", out / "offer.png"]
