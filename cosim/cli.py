@@ -134,6 +134,8 @@ def _parser() -> argparse.ArgumentParser:
     off.add_argument("--out", type=Path, help="output directory (default results/<scenario name>/offer)")
     off.add_argument("--set", dest="overrides", action="append", default=[], metavar="PATH=VALUE",
                      help="override a scenario field, as `run --set` (repeatable)")
+    off.add_argument("--workers", type=bounded(int, 1, 1024), default=1, help="runs at a time in worker processes")
+    off.add_argument("--scheduler", metavar="ADDRESS", help="run on this Dask cluster (e.g. tcp://host:8786)")
     off.add_argument("--quiet", action="store_true", help="no progress output")
     cal = sub.add_parser("calibrate", help="fit the charger response model to your own step-test logs: a vehicle catalog")
     cal.add_argument("logs", type=Path, nargs="+", metavar="LOG",
@@ -476,7 +478,7 @@ def cmd_offer(args) -> int:
     service = loaded.services[min(args.service_index, len(loaded.services) - 1)]["id"]
     with Progress("offer", "windows", quiet=args.quiet) as progress:
         rows = offer.offer(args.scenario, args.windows, args.confidence, args.samples, args.replicates, args.steps,
-                           args.overrides, args.service_index, progress)
+                           args.overrides, args.service_index, progress, args.workers, args.scheduler)
     with output_lock(out), atomic_directory(out, "offer") as tmp:
         offer.write(rows, tmp, service, args.confidence)
     print(f"{service} offered per window at P(eligible) >= {args.confidence:g} ({args.samples} moment(s) x "

@@ -66,29 +66,54 @@ def moments(window: tuple[int, int], samples: int) -> list[str]:
     return out
 
 
-def judge(scenario: Path, overrides: list[str], service_index: int, mw: float, times: list[str], seeds: list[int],
-          work: Path) -> list[dict]:
-    """Run the scenario at ``mw`` for every moment x seed; the runs' verdicts on the service."""
+def _judge_one(scenario: str, overrides: list[str], service_index: int, mw: float, t: str, seed: int,
+               work: str) -> dict:
+    """One run (in this process, a worker process or a Dask worker): the verdict on the service."""
     from v2g_testbed.cosim import run as runner
     from v2g_testbed.cosim import scenario as scenario_module
 
-    out = []
-    for t in times:
-        for seed in seeds:
-            loaded = scenario_module.load(scenario, [*overrides, f"fleet.time_of_day='{t}'", "outputs.plots=false",
-                                                     f"services.{service_index}.contracted_mw={mw!r}"], seed)
-            loaded.check_grid()
-            name = f"{t.replace(':', '')}-{seed}-{mw:.6f}"
-            v = runner.run(loaded, work / name)["services"][service_index]
-            out.append({"time": t, "seed": seed, "eligible": bool(v["eligible"]), "failed": list(v["failed"]),
-                        "available_mw": v.get("available_mw")})
-    return out
+    loaded = scenario_module.load(scenario, [*overrides, f"fleet.time_of_day='{t}'", "outputs.plots=false",
+                                             f"services.{service_index}.contracted_mw={mw!r}"], seed)
+    loaded.check_grid()
+    v = runner.run(loaded, Path(work) / f"{t.replace(':', '')}-{seed}-{mw:.6f}")["services"][service_index]
+    return {"time": t, "seed": seed, "eligible": bool(v["eligible"]), "failed": list(v["failed"]),
+            "available_mw": v.get("available_mw")}
+
+
+def judge(scenario: Path, overrides: list[str], service_index: int, mw: float, times: list[str], seeds: list[int],
+          work: Path, pool=None) -> list[dict]:
+    """Run the scenario at ``mw`` for every moment x seed (on ``pool``, an executor or a Dask client, if given);
+    the runs' verdicts on the service, in moment and seed order."""
+    tasks = [(str(scenario), list(overrides), service_index, mw, t, seed, str(work)) for t in times for seed in seeds]
+    if pool is None:
+        return [_judge_one(*task) for task in tasks]
+    if hasattr(pool, "gather"):  # a Dask client
+        return pool.gather([pool.submit(_judge_one, *task, pure=False) for task in tasks])
+    return list(pool.map(_judge_one, *zip(*tasks)))
 
 
 def offer(scenario: str | Path, spec: str = "efa", confidence: float = 0.95, samples: int = 2, replicates: int = 10,
-          steps: int = 6, overrides=(), service_index: int = 0, progress=None) -> list[dict]:
+          steps: int = 6, overrides=(), service_index: int = 0, progress=None, workers: int = 1,
+          scheduler: str | None = None) -> list[dict]:
     """One row per window: the MW offered, its P(eligible) with the Wilson interval, the plugged-in headroom over
-    the runs (p5/p50/p95 MW) and what binds."""
+    the runs (p5/p50/p95 MW) and what binds. The runs of one MW go ``workers`` at a time in worker processes, or
+    on a Dask cluster (``scheduler``); the answer is the same."""
+    if scheduler:
+        from dask.distributed import Client
+
+        with Client(scheduler) as client:
+            return _offer(scenario, spec, confidence, samples, replicates, steps, overrides, service_index, progress,
+                          client)
+    if workers > 1:
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            return _offer(scenario, spec, confidence, samples, replicates, steps, overrides, service_index, progress,
+                          pool)
+    return _offer(scenario, spec, confidence, samples, replicates, steps, overrides, service_index, progress, None)
+
+
+def _offer(scenario, spec, confidence, samples, replicates, steps, overrides, service_index, progress, pool):
     import numpy as np
 
     from v2g_testbed.cosim import run as runner
@@ -113,7 +138,7 @@ def offer(scenario: str | Path, spec: str = "efa", confidence: float = 0.95, sam
             work = Path(tmp) / f"w{n}"
 
             def p_at(mw):
-                runs = judge(Path(scenario), list(overrides), service_index, mw, times, seeds, work)
+                runs = judge(Path(scenario), list(overrides), service_index, mw, times, seeds, work, pool)
                 return sum(r["eligible"] for r in runs) / len(runs), runs
 
             p_min, runs_min = p_at(minimum)

@@ -258,7 +258,12 @@ def _sessions(rng: np.random.Generator, g: dict, n: int, time_of_day_h: float, p
     from v2g_testbed.sims.catalog import session_profiles
 
     spec = g["sessions"]
-    if spec.get("profile"):
+    if spec.get("file"):  # recorded sessions: each vehicle draws one
+        table = g["sessions_table"]
+        pick = rng.integers(0, len(table["arrival_h"]), n)
+        a, d = np.asarray(table["arrival_h"])[pick], np.asarray(table["departure_h"])[pick]
+        s0 = np.clip(np.asarray(table["soc_arrival"])[pick], g["soc_min"], g["soc_max"])
+    elif spec.get("profile"):
         prof = session_profiles()[spec["profile"]]
         a = rng.normal(prof["arrival_h"]["mean"], prof["arrival_h"]["sd"], n) % 24
         d = rng.normal(prof["departure_h"]["mean"], prof["departure_h"]["sd"], n) % 24

@@ -90,3 +90,35 @@ def test_windows_and_moments():
     assert offer.moments((23, 3), 2) == ["00:00", "02:00"] and offer.moments((11, 15), 1) == ["13:00"]
     with pytest.raises(Exception, match="not a window"):
         offer.windows("5-5")
+
+
+def test_a_sessions_file_of_ones_own_fleet(tmp_path):
+    """Recorded sessions (arrival, departure, state of charge on arrival): each vehicle draws one; a bad row is
+    exit 2 naming the field and the row; the resolved scenario carries a copy."""
+    from v2g_testbed.cosim import scenario
+    from v2g_testbed.cosim.scenario import ScenarioError
+
+    (tmp_path / "sessions.csv").write_text("arrival,departure,soc_arrival\n18:00,07:30,0.4\n20:30,06:00,0.6\n"
+                                           "08:00,17:00,0.5\n")
+    path = night_fleet(tmp_path, count=300, sessions={"file": "sessions.csv"})
+    loaded = scenario.load(path, ["fleet.time_of_day='22:00'"])
+    loaded.check_grid()
+    drawn = sample_fleet(loaded)
+    present = sum(drawn["plugged"])
+    assert 150 < present < 250  # two of the three recorded sessions cover 22:00
+    assert set(round(d / 3.6e6, 2) for d in drawn["departure_ms"] if d is not None) == {9.5, 8.0}
+    assert "fleet.groups[0].sessions.file" in loaded.input_files()
+    (tmp_path / "sessions.csv").write_text("arrival,departure,soc_arrival\n25:00,07:30,0.4\n")
+    with pytest.raises(ScenarioError, match=r"fleet.groups\[0\].sessions.file: sessions.csv: row 2"):
+        scenario.load(path)
+
+
+def test_worker_processes_and_a_dask_cluster_give_the_same_offer(tmp_path):
+    from dask.distributed import LocalCluster
+
+    path = night_fleet(tmp_path, count=120, bidirectional=True)
+    args = dict(spec="19-23", confidence=0.8, samples=2, replicates=2, steps=2)
+    one = offer.offer(path, **args)
+    assert offer.offer(path, **args, workers=2) == one
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        assert offer.offer(path, **args, scheduler=cluster.scheduler_address) == one

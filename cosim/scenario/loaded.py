@@ -125,7 +125,10 @@ class LoadedScenario:
             vehicle = self._dc_timing(i, g, vehicle)
             if g.connection == "dc" and vehicle.measured_on == "ac":
                 borrowed[vehicle.model] = vehicle.source_key
-            groups.append(dict(g.model_dump(exclude={"model"}), vehicle=vehicle))
+            group = dict(g.model_dump(exclude={"model"}), vehicle=vehicle)
+            if g.sessions is not None and g.sessions.file is not None:
+                group["sessions_table"] = self._read_sessions(i, g.sessions.file)
+            groups.append(group)
         if assumed:
             self.model_notes.append(f"assumed V2G-capable (fleet.assume_v2g): {', '.join(assumed)}, which these model "
                                     f"years are not ({', '.join(sorted(set(assumed.values())))}); their export is "
@@ -135,6 +138,34 @@ class LoadedScenario:
                                     f"onboard-charger (AC) charging tests ({', '.join(sorted(set(borrowed.values())))}): "
                                     "no DC measurement for them; a group's dc_charger names a measured one")
         return groups
+
+    def _read_sessions(self, i: int, name: str) -> dict:
+        """A sessions CSV: ``arrival`` and ``departure`` (HH:MM, local; a departure before the arrival is the next
+        day) and ``soc_arrival`` (0-1), one row per recorded session."""
+        import csv
+
+        from v2g_testbed.sims.files import read_data_lines
+
+        where = f"fleet.groups[{i}].sessions.file"
+        path = self.base_dir / name
+        rows = list(csv.DictReader(read_data_lines(path, "trace", lambda m: self.error(where, m))))
+        if not rows or not {"arrival", "departure", "soc_arrival"} <= set(rows[0]):
+            raise self.error(where, f"{name}: need a header arrival,departure,soc_arrival and at least one session")
+        out = {"arrival_h": [], "departure_h": [], "soc_arrival": []}
+        for k, row in enumerate(rows, start=2):
+            try:
+                for key in ("arrival", "departure"):
+                    hours, minutes = (int(x) for x in row[key].strip().split(":"))
+                    if not (0 <= hours <= 23 and 0 <= minutes <= 59):
+                        raise ValueError
+                    out[f"{key}_h"].append(hours + minutes / 60.0)
+                soc = float(row["soc_arrival"])
+                if not 0 <= soc <= 1:
+                    raise ValueError
+                out["soc_arrival"].append(soc)
+            except (ValueError, AttributeError):
+                raise self.error(where, f"{name}: row {k}: arrival and departure as HH:MM, soc_arrival 0-1") from None
+        return out
 
     def _dc_timing(self, i: int, g: "FleetGroup", vehicle: VehicleModel) -> VehicleModel:
         """The vehicle with its group's DC charger's measured response, if the group names one."""
@@ -404,6 +435,10 @@ class LoadedScenario:
             yield f"fleet.catalogs[{i}]", ("fleet", "catalogs", i), self.base_dir / c
         if sc.grid.network.endswith(".json"):
             yield "grid.network", ("grid", "network"), self.base_dir / sc.grid.network
+        for i, g in enumerate(sc.fleet.groups):
+            if g.sessions is not None and g.sessions.file is not None:
+                yield (f"fleet.groups[{i}].sessions.file", ("fleet", "groups", i, "sessions", "file"),
+                       self.base_dir / g.sessions.file)
 
     def input_files(self) -> dict[str, Path]:
         """Every file the scenario reads besides itself, by the field that names it."""

@@ -272,17 +272,22 @@ _TIME_OF_DAY = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"
 
 
 class Sessions(_Strict):
-    """When the group's vehicles are plugged in: a named profile (sims/data/sessions.yaml) or a fixed window."""
+    """When the group's vehicles are plugged in: a named profile (sims/data/sessions.yaml), a sessions file of one's
+    own fleet, or a fixed window."""
     profile: Literal["home", "workplace", "depot"] | None = None
     """arrival, departure and state of charge on arrival drawn per vehicle from this profile"""
     plug_in: str | None = Field(default=None, pattern=_TIME_OF_DAY, description="every vehicle arrives at HH:MM")
     plug_out: str | None = Field(default=None, pattern=_TIME_OF_DAY,
                                  description="and leaves at HH:MM (earlier than plug_in: the next day)")
+    file: str | None = None
+    """a CSV of recorded sessions (arrival, departure as HH:MM; soc_arrival 0-1), relative to the scenario: each
+    vehicle draws one of them"""
 
     @model_validator(mode="after")
     def _one_kind(self):
-        if (self.profile is None) == (self.plug_in is None or self.plug_out is None):
-            raise ValueError("give a profile, or plug_in and plug_out (not both)")
+        kinds = [self.profile is not None, self.file is not None, self.plug_in is not None or self.plug_out is not None]
+        if sum(kinds) != 1 or (kinds[2] and (self.plug_in is None or self.plug_out is None)):
+            raise ValueError("give one of: a profile, a file, or plug_in and plug_out")
         return self
 
 
