@@ -72,7 +72,11 @@ def _judge_one(scenario: str, overrides: list[str], service_index: int, mw: floa
     from v2g_testbed.cosim import run as runner
     from v2g_testbed.cosim import scenario as scenario_module
 
-    loaded = scenario_module.load(scenario, [*overrides, f"fleet.time_of_day='{t}'", "outputs.plots=false",
+    moment = [f"fleet.time_of_day='{t}'"]
+    base = scenario_module.load(scenario, list(overrides))
+    if base.scenario.grid.profile_time is not None:  # a SimBench grid: its loads and generation at that time too
+        moment.append(f"grid.profile_time='{base.scenario.grid.profile_time[:10]}T{t}'")
+    loaded = scenario_module.load(scenario, [*overrides, *moment, "outputs.plots=false",
                                              f"services.{service_index}.contracted_mw={mw!r}"], seed)
     loaded.check_grid()
     v = runner.run(loaded, Path(work) / f"{t.replace(':', '')}-{seed}-{mw:.6f}")["services"][service_index]
@@ -169,6 +173,7 @@ def _offer(scenario, spec, confidence, samples, replicates, steps, overrides, se
                 if found:
                     counts[found[0]] = counts.get(found[0], 0) + 1
             rows.append({"window": f"{window[0]:02d}-{window[1]:02d}", "offered_mw": round(best, 3),
+                         "minimum_mw": minimum,
                          "p_eligible": round(k / len(judged), 3), "ci95": [round(low_ci, 3), round(high_ci, 3)],
                          "runs": len(judged), "moments": times,
                          "headroom_mw": {q: round(float(np.percentile(headroom, p)), 3)
@@ -183,6 +188,7 @@ def write(rows: list[dict], out: Path, service: str, confidence: float) -> list[
     import csv
 
     import matplotlib
+    import numpy as np
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -199,13 +205,21 @@ def write(rows: list[dict], out: Path, service: str, confidence: float) -> list[
                         *r["headroom_mw"].values(), r["binds"]])
     fig, ax = plt.subplots(figsize=(9, 4))
     colours = {"availability": "tab:gray", "energy": "tab:orange", "timing": "tab:red", "grid": "tab:purple"}
-    bars = ax.bar([r["window"] for r in rows], [r["offered_mw"] for r in rows],
-                  color=[colours.get(r["binds"], "tab:green") for r in rows])
+    names = [r["window"] for r in rows]
+    head = np.array([r["headroom_mw"]["p50"] for r in rows])
+    spread = np.array([[r["headroom_mw"]["p50"] - r["headroom_mw"]["p5"], r["headroom_mw"]["p95"] - r["headroom_mw"]["p50"]]
+                       for r in rows]).T
+    ax.bar(names, head, yerr=spread, color="0.88", edgecolor="0.6", capsize=3, label="plugged-in headroom (p50, p5-p95)")
+    bars = ax.bar(names, [r["offered_mw"] for r in rows], width=0.5,
+                  color=[colours.get(r["binds"], "tab:green") for r in rows], label="offered")
     for bar, r in zip(bars, rows):
-        ax.annotate(r["binds"], (bar.get_x() + bar.get_width() / 2, bar.get_height()), ha="center", va="bottom",
-                    fontsize=8)
-    ax.set(xlabel="window (local time)", ylabel=f"{service} MW offered",
+        ax.annotate(r["binds"], (bar.get_x() + bar.get_width() / 2, max(bar.get_height(), 0)), ha="center",
+                    va="bottom", fontsize=8, xytext=(0, 2), textcoords="offset points")
+    if rows:
+        ax.axhline(rows[0]["minimum_mw"], color="k", ls="--", lw=0.8, label="market minimum")
+    ax.set(xlabel="window (local time)", ylabel=f"{service} MW",
            title=f"{service}: MW offered per window at P(eligible) >= {confidence:g}; label: what binds")
+    ax.legend(fontsize=8, loc="upper left")
     fig.tight_layout()
     fig.savefig(out / "offer.png", dpi=100)
     plt.close(fig)

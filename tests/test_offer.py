@@ -122,3 +122,15 @@ def test_worker_processes_and_a_dask_cluster_give_the_same_offer(tmp_path):
     assert offer.offer(path, **args, workers=2) == one
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
         assert offer.offer(path, **args, scheduler=cluster.scheduler_address) == one
+
+
+def test_a_feeder_that_cannot_carry_the_fleet_binds_on_grid():
+    """The 55 homes of the IEEE European LV feeder, plugged in 19:00-07:00 and charging on arrival: at 21:00 the
+    evening charging alone takes the feeder past its limits, so no FCR-D is offered and the grid binds, though the
+    fleet has 0.8 MW of headroom."""
+    from conftest import ROOT
+
+    rows = offer.offer(ROOT / "scenarios" / "lv-homes-fcrd.yaml", "19-23", 0.9, samples=1, replicates=1, steps=2,
+                       overrides=['fleet.groups.0.sessions={plug_in: "19:00", plug_out: "07:00"}'])
+    assert rows[0]["offered_mw"] == 0.0 and rows[0]["binds"] == "grid"
+    assert rows[0]["headroom_mw"]["p50"] > 0.5  # the fleet could: the feeder cannot
