@@ -133,8 +133,37 @@ def render(run_dir: Path) -> str:
             + "\n".join(parts) + "</body></html>\n")
 
 
+def render_offer(offer_dir: Path) -> str:
+    """The page of a ``v2g offer`` result: per window the MW offered, its P(eligible) and interval, the headroom
+    present and what binds, and the plot."""
+    offer_dir = Path(offer_dir)
+    data = json.loads((offer_dir / "offer.json").read_text())
+    rows = "".join(
+        f"<tr><td>{_e(w['window'])}</td><td>{_e(w['offered_mw'])}</td><td>{_e(w['p_eligible'])}</td>"
+        f"<td>[{_e(w['ci95'][0])}, {_e(w['ci95'][1])}]</td><td>{_e(w['runs'])}</td>"
+        f"<td>{_e(' / '.join(str(v) for v in w['headroom_mw'].values()))}</td><td>{_e(w['binds'])}</td></tr>"
+        for w in data["windows"])
+    parts = [f"<h1>v2g-testbed offer: {_e(data['service'])}</h1>",
+             f"<p>The largest contracted MW per window whose P(eligible) reaches {_e(data['confidence'])}, judged by "
+             "the co-simulation at sampled moments of each window (v2g offer).</p>",
+             "<table id=\"offer\"><tr><th>window</th><th>MW offered</th><th>P(eligible)</th><th>95 % interval</th>"
+             "<th>runs</th><th>headroom MW p5 / p50 / p95</th><th>binds</th></tr>" + rows + "</table>"]
+    png = offer_dir / "offer.png"
+    if png.is_file():
+        data64 = base64.b64encode(png.read_bytes()).decode()
+        parts.append(f'<figure class="plot"><img alt="MW offered per window" src="data:image/png;base64,{data64}">'
+                     "</figure>")
+    return ("<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">"
+            f"<title>v2g-testbed offer: {_e(data['service'])}</title><style>{CSS}</style></head><body>"
+            + "\n".join(parts) + "</body></html>\n")
+
+
 def write(run_dir: Path, out: Path | None = None) -> Path:
     run_dir = Path(run_dir)
+    if (run_dir / "offer.json").is_file():  # the result of `v2g offer`
+        out = Path(out) if out else run_dir / "report.html"
+        write_whole(out, render_offer(run_dir))
+        return out
     for needed in ("verdicts.json", "scenario.resolved.yaml"):
         if not (run_dir / needed).is_file():
             raise FileNotFoundError(f"{run_dir}: no {needed}: not the output directory of a finished `v2g run`")

@@ -136,6 +136,9 @@ def _parser() -> argparse.ArgumentParser:
                      help="override a scenario field, as `run --set` (repeatable)")
     off.add_argument("--workers", type=bounded(int, 1, 1024), default=1, help="runs at a time in worker processes")
     off.add_argument("--scheduler", metavar="ADDRESS", help="run on this Dask cluster (e.g. tcp://host:8786)")
+    off.add_argument("--baseline", type=Path, help="hold the offer against this baseline (exit 1 on a change), as "
+                     "`v2g check` holds verdicts")
+    off.add_argument("--update", action="store_true", help="with --baseline: write this offer into it")
     off.add_argument("--quiet", action="store_true", help="no progress output")
     cal = sub.add_parser("calibrate", help="fit the charger response model to your own step-test logs: a vehicle catalog")
     cal.add_argument("logs", type=Path, nargs="+", metavar="LOG",
@@ -475,6 +478,7 @@ def cmd_offer(args) -> int:
     loaded = api.load_scenario(args.scenario, args.overrides)
     out = args.out or Path("results") / loaded.scenario.name / "offer"
     check_output_dir(out, kind="offer")
+    baseline = _offer_baseline(args) if args.baseline else None
     service = loaded.services[min(args.service_index, len(loaded.services) - 1)]["id"]
     with Progress("offer", "windows", quiet=args.quiet) as progress:
         rows = offer.offer(args.scenario, args.windows, args.confidence, args.samples, args.replicates, args.steps,
@@ -488,7 +492,44 @@ def cmd_offer(args) -> int:
                    f"[{r['ci95'][0]:.2f}, {r['ci95'][1]:.2f}]",
                    "/".join(f"{v:g}" for v in r["headroom_mw"].values()), r["binds"]] for r in rows], "lrrrrl"))
     print(f"results in {out}/ (offer.csv, offer.json, offer.png)")
-    return 0
+    if baseline is None:
+        return 0
+    import yaml
+
+    from v2g_testbed.cosim.outputs import write_file
+
+    name, snap = loaded.scenario.name, offer.snapshot(rows, service, args.confidence)
+    if args.update:
+        baseline.setdefault("offers", {})[name] = snap
+        write_file(args.baseline, "# v2g offer baseline (v2g-testbed): offered MW within the tolerance, binds exactly. "
+                   "Rewrite deliberately: v2g offer ... --baseline FILE --update\n" + yaml.safe_dump(baseline, sort_keys=True))
+        print(f"baseline {args.baseline} updated")
+        return 0
+    changes = offer.compare(name, baseline.get("offers", {}).get(name), snap, baseline.get("tolerance_mw",
+                                                                                           offer.OFFER_TOLERANCE_MW))
+    for line in changes:
+        print(line)
+    print(f"v2g offer --baseline: {len(changes)} change(s)" if changes else "v2g offer --baseline: no change")
+    return 1 if changes else 0
+
+
+def _offer_baseline(args) -> dict:
+    """The offer baseline, checked before any run: a v2g offer baseline, or nothing yet (with --update)."""
+    from v2g_testbed.cosim.outputs import check_output_file
+    from v2g_testbed.sims.files import InputFileError, load_yaml, read_text
+
+    if not args.baseline.exists():
+        if not args.update:
+            raise ScenarioError(f"{args.baseline}: no such baseline (create it with --update)")
+        check_output_file(args.baseline, "--baseline")
+        return {"tolerance_mw": 0.05, "offers": {}}
+    try:
+        data = load_yaml(read_text(args.baseline, "baseline"))
+    except (OSError, InputFileError) as exc:
+        raise ScenarioError(f"{args.baseline}: not a v2g offer baseline: {exc}") from None
+    if not isinstance(data, dict) or not isinstance(data.get("offers"), dict):
+        raise ScenarioError(f"{args.baseline}: not a v2g offer baseline: it has no `offers` mapping")
+    return data
 
 
 def cmd_calibrate(args) -> int:

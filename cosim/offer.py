@@ -224,3 +224,30 @@ def write(rows: list[dict], out: Path, service: str, confidence: float) -> list[
     fig.savefig(out / "offer.png", dpi=100)
     plt.close(fig)
     return [out / "offer.json", out / "offer.csv", out / "offer.png"]
+
+
+# -- regression: an offer table held against a baseline, as `v2g check` holds verdicts -----------------------
+OFFER_TOLERANCE_MW = 0.05  # an offer found by bisection moves by its last step when a model changes slightly
+
+
+def snapshot(rows: list[dict], service: str, confidence: float) -> dict:
+    return {"service": service, "confidence": confidence,
+            "windows": {r["window"]: {"offered_mw": r["offered_mw"], "binds": r["binds"]} for r in rows}}
+
+
+def compare(name: str, old: dict | None, new: dict, tolerance_mw: float = OFFER_TOLERANCE_MW) -> list[str]:
+    """Differences between a baseline's offer and a new one, one line each (``name / window / field: old -> new``)."""
+    if old is None:
+        return [f"{name}: not in baseline"]
+    out = [f"{name} / {key}: {old.get(key)} -> {new[key]}" for key in ("service", "confidence") if old.get(key) != new[key]]
+    for window in dict.fromkeys([*old.get("windows", {}), *new["windows"]]):
+        a, b = old.get("windows", {}).get(window), new["windows"].get(window)
+        if a is None or b is None:
+            out.append(f"{name} / {window}: {'absent' if a is None else 'present'} -> {'absent' if b is None else 'present'}")
+            continue
+        if abs(float(a["offered_mw"]) - float(b["offered_mw"])) > tolerance_mw + 1e-12:
+            out.append(f"{name} / {window} / offered_mw: {a['offered_mw']} -> {b['offered_mw']} (tolerance "
+                       f"{tolerance_mw} MW)")
+        if a.get("binds") != b["binds"]:
+            out.append(f"{name} / {window} / binds: {a.get('binds')} -> {b['binds']}")
+    return out

@@ -83,6 +83,10 @@ def test_offer_command_writes_table_json_and_plot(tmp_path):
     assert data["service"] == "DR-L" and [w["window"] for w in data["windows"]] == ["11-15", "19-23"]
     assert (tmp_path / "offer" / "offer.png").stat().st_size > 5_000
     assert (tmp_path / "offer" / "offer.csv").read_text().count("\n") == 3
+    report = v2g_cli("report", tmp_path / "offer", cwd=tmp_path)  # the HTML report's offer page
+    assert report.returncode == 0, report.stderr
+    page = (tmp_path / "offer" / "report.html").read_text()
+    assert '<table id="offer">' in page and "availability" in page and "data:image/png;base64" in page
 
 
 def test_windows_and_moments():
@@ -134,3 +138,19 @@ def test_a_feeder_that_cannot_carry_the_fleet_binds_on_grid():
                        overrides=['fleet.groups.0.sessions={plug_in: "19:00", plug_out: "07:00"}'])
     assert rows[0]["offered_mw"] == 0.0 and rows[0]["binds"] == "grid"
     assert rows[0]["headroom_mw"]["p50"] > 0.5  # the fleet could: the feeder cannot
+
+
+def test_an_offer_table_held_against_a_baseline(tmp_path):
+    """`v2g offer --baseline FILE [--update]`: a changed offer (a model number moved) is exit 1, listed."""
+    import yaml
+
+    path = night_fleet(tmp_path)
+    common = ["offer", path, "--windows", "11-15,19-23", "--samples", "1", "--replicates", "1", "--steps", "2",
+              "--confidence", "0.9", "--quiet", "--baseline", tmp_path / "offers.yaml"]
+    assert v2g_cli(*common, "--out", tmp_path / "o1", "--update", cwd=tmp_path).returncode == 0
+    saved = yaml.safe_load((tmp_path / "offers.yaml").read_text())
+    assert saved["offers"]["night"]["windows"]["11-15"] == {"offered_mw": 0.0, "binds": "availability"}
+    same = v2g_cli(*common, "--out", tmp_path / "o2", cwd=tmp_path)
+    assert same.returncode == 0 and "no change" in same.stdout
+    fewer = v2g_cli(*common, "--out", tmp_path / "o3", "--set", "fleet.groups.0.count=30", cwd=tmp_path)
+    assert fewer.returncode == 1 and "night / 19-23 / offered_mw: 1.0 -> 0.0" in fewer.stdout
