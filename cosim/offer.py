@@ -80,8 +80,11 @@ def _judge_one(scenario: str, overrides: list[str], service_index: int, mw: floa
                                              f"services.{service_index}.contracted_mw={mw!r}"], seed)
     loaded.check_grid()
     v = runner.run(loaded, Path(work) / f"{t.replace(':', '')}-{seed}-{mw:.6f}")["services"][service_index]
+    from v2g_testbed.cosim.world import sample_fleet
+
+    present = int(sum(sample_fleet(loaded)["plugged"]))  # the run's own draw (same seed, same sessions)
     return {"time": t, "seed": seed, "eligible": bool(v["eligible"]), "failed": list(v["failed"]),
-            "available_mw": v.get("available_mw")}
+            "available_mw": v.get("available_mw"), "present": present}
 
 
 def judge(scenario: Path, overrides: list[str], service_index: int, mw: float, times: list[str], seeds: list[int],
@@ -178,6 +181,8 @@ def _offer(scenario, spec, confidence, samples, replicates, steps, overrides, se
                          "runs": len(judged), "moments": times,
                          "headroom_mw": {q: round(float(np.percentile(headroom, p)), 3)
                                          for q, p in (("p5", 5), ("p50", 50), ("p95", 95))},
+                         "vehicles_present": {q: int(np.percentile([r["present"] for r in runs_min], p))
+                                              for q, p in (("p5", 5), ("p50", 50), ("p95", 95))},
                          "binds": max(counts, key=counts.get) if counts else "headroom (all of it offered)"})
             if progress:
                 progress(n + 1, len(wins))
@@ -199,10 +204,10 @@ def write(rows: list[dict], out: Path, service: str, confidence: float) -> list[
     with open(out / "offer.csv", "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
         w.writerow(["window", "offered_mw", "p_eligible", "ci95_low", "ci95_high", "runs", "headroom_p5_mw",
-                    "headroom_p50_mw", "headroom_p95_mw", "binds"])
+                    "headroom_p50_mw", "headroom_p95_mw", "vehicles_p5", "vehicles_p50", "vehicles_p95", "binds"])
         for r in rows:
             w.writerow([r["window"], r["offered_mw"], r["p_eligible"], *r["ci95"], r["runs"],
-                        *r["headroom_mw"].values(), r["binds"]])
+                        *r["headroom_mw"].values(), *r["vehicles_present"].values(), r["binds"]])
     fig, ax = plt.subplots(figsize=(9, 4))
     colours = {"availability": "tab:gray", "energy": "tab:orange", "timing": "tab:red", "grid": "tab:purple"}
     names = [r["window"] for r in rows]

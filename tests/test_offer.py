@@ -44,7 +44,8 @@ def test_a_night_fleet_offers_nothing_at_midday_and_its_headroom_at_night(tmp_pa
     rows = offer.offer(night_fleet(tmp_path), "11-15,19-23", 0.9, samples=1, replicates=2, steps=3)
     day, night = rows
     assert (day["window"], day["offered_mw"], day["binds"]) == ("11-15", 0.0, "availability")
-    assert day["headroom_mw"]["p50"] == 0.0
+    assert day["headroom_mw"]["p50"] == 0.0 and day["vehicles_present"] == {"p5": 0, "p50": 0, "p95": 0}
+    assert night["vehicles_present"]["p50"] == 100
     assert night["window"] == "19-23" and 0 < night["offered_mw"] <= night["headroom_mw"]["p95"] + 1e-9 <= 1.0 + 1e-9
     assert night["p_eligible"] >= 0.9
 
