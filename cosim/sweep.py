@@ -43,14 +43,9 @@ def _values(path: Path, key: str, spec) -> list:
 def expand(path: Path) -> dict:
     """Read a sweep file: base scenario path, and the list of runs (id, overrides, seed)."""
     path = Path(path)
-    from v2g_testbed.sims.files import InputFileError, load_yaml, read_text
+    from v2g_testbed.sims.files import read_yaml
 
-    try:
-        spec = load_yaml(read_text(path, "sweep"))
-    except OSError as exc:
-        raise ScenarioError(f"{path}: cannot read: {exc.strerror}") from None
-    except InputFileError as exc:
-        raise ScenarioError(f"{path}: {exc}") from None
+    spec = read_yaml(path, "sweep", ScenarioError)
     if not isinstance(spec, dict) or "base" not in spec or "parameters" not in spec:
         raise ScenarioError(f"{path}: (top level): a sweep needs base and parameters")
     unknown = set(spec) - {"base", "name", "seeds", "mode", "parameters"}

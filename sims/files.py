@@ -59,6 +59,16 @@ def read_data_lines(path: str | Path, kind: str, error: type[Exception], what: s
     return [ln for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
 
 
+def read_yaml(path: str | Path, kind: str, error) -> Any:
+    """A YAML input file (bounded, UTF-8, strict), every failure ``error`` naming the file."""
+    try:
+        return load_yaml(read_text(path, kind))
+    except OSError as exc:
+        raise error(f"{path}: cannot read: {exc.strerror}") from None
+    except InputFileError as exc:
+        raise error(f"{path}: {exc}") from None
+
+
 def write_whole(path: str | Path, text: str) -> Path:
     """Write ``text`` to ``path`` whole or not at all (a temporary file beside it, then renamed): a full disk
     leaves the old file, or none, never a truncated one."""

@@ -13,7 +13,7 @@ from v2g_testbed.cosim.scenario.loaded import LoadedScenario
 from v2g_testbed.cosim.scenario.messages import _validation_error
 from v2g_testbed.cosim.scenario.schema import Scenario, ScenarioError
 from v2g_testbed.sims.catalog import CatalogError
-from v2g_testbed.sims.files import InputFileError, load_yaml, read_text
+from v2g_testbed.sims.files import InputFileError, load_yaml, read_yaml
 
 
 
@@ -51,12 +51,7 @@ def apply_override(data: dict, assignment: str) -> None:
 def load(path: str | Path, overrides: list[str] = (), seed: int | None = None) -> "LoadedScenario":
     """Read, override and validate a scenario file. Raise ScenarioError with a one-line message."""
     path = Path(path)
-    try:
-        data = load_yaml(read_text(path, "scenario"))
-    except OSError as exc:
-        raise ScenarioError(f"{path}: cannot read: {exc.strerror}") from None
-    except InputFileError as exc:
-        raise ScenarioError(f"{path}: {exc}") from None
+    data = read_yaml(path, "scenario", ScenarioError)
     if not isinstance(data, dict):
         raise ScenarioError(f"{path}: (top level): expected a mapping of sections, got {type(data).__name__}")
     for assignment in overrides:
