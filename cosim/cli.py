@@ -155,6 +155,7 @@ def _parser() -> argparse.ArgumentParser:
                      "catalog's for a model of the same name)")
     sch = sub.add_parser("schema", help="print the scenario file's JSON Schema (for editors and validators)")
     sch.add_argument("--out", type=Path, help="write it to this file instead of printing it")
+    sch.add_argument("--verdicts", action="store_true", help="the JSON Schema of verdicts.json instead")
     rep.add_argument("--out", type=Path, help="default RESULTS/report.html")
     return p
 
@@ -575,9 +576,10 @@ def cmd_calibrate(args) -> int:
 def cmd_schema(args) -> int:
     import json
 
+    from v2g_testbed.analysis.verdict import verdicts_schema
     from v2g_testbed.cosim.scenario import json_schema
 
-    text = json.dumps(json_schema(), indent=2) + "\n"
+    text = json.dumps(verdicts_schema() if args.verdicts else json_schema(), indent=2) + "\n"
     if args.out is None:
         sys.stdout.write(text)
         return 0

@@ -21,7 +21,7 @@ import numpy as np
 import yaml
 
 from v2g_testbed.analysis import screen
-from v2g_testbed.analysis.verdict import evaluate
+from v2g_testbed.analysis.verdict import check_verdicts, evaluate
 from v2g_testbed.cosim import world as world_builder
 from v2g_testbed.cosim.outputs import atomic_directory, write_marker
 from v2g_testbed.sims import catalog, record
@@ -95,6 +95,7 @@ def run(loaded, out_dir: Path, progress: bool = False) -> dict:
             entry["notes"] += [f"plausibility: {w}" for w in loaded.warnings]
             entry["notes"] += [f"vehicles: {n}" for n in loaded.model_notes]
             entry["notes"] += defaults_behind_failures(loaded, entry)
+        check_verdicts(verdicts)  # as verdicts.json is defined (analysis.verdict.RunVerdicts): nothing undeclared
         (tmp / "verdicts.json").write_text(json.dumps(verdicts, indent=2, allow_nan=False) + "\n")
         if loaded.scenario.outputs.plots:
             from v2g_testbed.analysis import plots

@@ -229,3 +229,22 @@ def test_children_share_their_bus_reference_as_entity_id():
     with pytest.raises(ValueError, match="milliseconds: start the world with time_resolution=0.001"):
         FleetSim().init("F", time_resolution=1.0)
     assert np.isclose(sum(vehicles["p_max_kw"]), 30)
+
+
+def test_verdicts_json_has_a_schema_every_shipped_run_meets(shipped, capsys):
+    """verdicts.json is defined once (analysis.verdict.RunVerdicts, typed dicts pydantic validates before a run
+    writes them); `v2g schema --verdicts` publishes it (docs/verdicts.schema.json) and shipped runs meet it."""
+    from v2g_testbed.analysis.verdict import check_verdicts
+
+    assert cli.main(["schema", "--verdicts"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    committed = json.loads((ROOT / "docs" / "verdicts.schema.json").read_text())
+    assert printed == committed, "docs/verdicts.schema.json is stale: v2g schema --verdicts --out it"
+    validator = jsonschema.Draft202012Validator(committed)
+    for stem in ("hub-dc-4g", "gb-2019-08-09-dc", "lv-homes-fcrd"):
+        _, verdicts = shipped(stem)
+        validator.validate(json.loads(json.dumps(verdicts)))
+    leaked = json.loads(json.dumps(shipped("hub-dc-4g")[1]))
+    leaked["services"][0]["_context"] = {"trace": []}  # private working state must never reach the file
+    with pytest.raises(ValueError, match=r"services.0._context: Extra inputs are not permitted"):
+        check_verdicts(leaked)
