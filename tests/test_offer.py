@@ -52,10 +52,10 @@ def test_a_night_fleet_offers_nothing_at_midday_and_its_headroom_at_night(tmp_pa
 
 def test_a_tighter_confidence_never_offers_more(tmp_path):
     """300 home chargers at 15-19 h: how many are back home varies with the draw (the home profile's arrivals),
-    so P(eligible) falls with the MW asked: 0.95 offers less than 0.5, each at its P."""
+    so P(eligible) falls with the MW asked: 0.95 offers less than 0.5 (1.05 against 1.31 MW), each at its P."""
     path = night_fleet(tmp_path, count=300, bidirectional=True, sessions={"profile": "home"})
-    loose = offer.offer(path, "15-19", 0.5, samples=1, replicates=6, steps=4)[0]
-    tight = offer.offer(path, "15-19", 0.95, samples=1, replicates=6, steps=4)[0]
+    loose = offer.offer(path, "15-19", 0.5, samples=1, replicates=5, steps=3)[0]
+    tight = offer.offer(path, "15-19", 0.95, samples=1, replicates=5, steps=3)[0]
     assert 0 < tight["offered_mw"] < loose["offered_mw"] <= loose["headroom_mw"]["p95"]
     assert tight["p_eligible"] >= 0.95 and loose["p_eligible"] >= 0.5
 
@@ -122,7 +122,7 @@ def test_worker_processes_and_a_dask_cluster_give_the_same_offer(tmp_path):
     from dask.distributed import LocalCluster
 
     path = night_fleet(tmp_path, count=120, bidirectional=True)
-    args = dict(spec="19-23", confidence=0.8, samples=2, replicates=2, steps=2)
+    args = dict(spec="19-23", confidence=0.8, samples=1, replicates=2, steps=2)
     one = offer.offer(path, **args)
     assert offer.offer(path, **args, workers=2) == one
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
