@@ -296,8 +296,8 @@ def run_replicates(scenario: str | Path, n: int, overrides: Iterable[str] = (), 
     from v2g_testbed.cosim import run as runner
     from v2g_testbed.cosim.outputs import check_output_dir, output_lock
 
-    _whole_number("replicates", n, 1, 1_000_000)
-    _whole_number("workers", workers, 1, 1024)
+    _whole_number("replicates", n)
+    _whole_number("workers", workers)
     overrides = [*overrides, "outputs.plots=false"]
     first = load_scenario(scenario, overrides, seed)
     output = _Output(out)
@@ -399,10 +399,16 @@ def _timeseries_steps(loaded: LoadedScenario, times: str | None, every: int):
     return profile_steps(times, every, SIMBENCH_YEAR_STEPS)
 
 
-def _whole_number(name: str, value, low: int, high: int, optional: bool = False) -> None:
-    """The API's counts as the command line checks them: an int (not a bool, not text) within bounds."""
+# the bounds of every count the API and the command line take (the CLI's options use the same)
+COUNTS = {"placements": (1, 10_000), "max_chargers": (1, 10_000_000), "every": (1, 35_136),
+          "replicates": (1, 1_000_000), "workers": (1, 1024)}
+
+
+def _whole_number(name: str, value, optional: bool = False) -> None:
+    """The API's counts as the command line checks them: an int (not a bool, not text) within ``COUNTS``."""
     if value is None and optional:
         return
+    low, high = COUNTS[name]
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
         raise ScenarioError(f"{name}: expected a whole number from {low:,} to {high:,}, got {value!r}")
 
@@ -423,9 +429,9 @@ def hosting_capacity(scenario: str | Path | LoadedScenario, placements: int | No
     from v2g_testbed.sims.fleet import charger_power, single_phase
     from v2g_testbed.sims.reactive import resolve as resolve_reactive
 
-    _whole_number("placements", placements, 1, 10_000, optional=True)
-    _whole_number("max_chargers", max_chargers, 1, 10_000_000)
-    _whole_number("every", every, 1, 35_136)
+    _whole_number("placements", placements, optional=True)
+    _whole_number("max_chargers", max_chargers)
+    _whole_number("every", every)
     loaded = load_scenario(scenario, overrides)
     if service is not None:
         return _service_hosting(loaded, service, times, every, out, progress)

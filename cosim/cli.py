@@ -24,6 +24,7 @@ import sys
 import warnings
 from pathlib import Path
 
+from v2g_testbed.cosim.api import COUNTS
 from v2g_testbed.cosim.log import LOG
 from v2g_testbed.cosim.scenario import ScenarioError
 
@@ -67,11 +68,11 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--wide", action="store_true", help="every column of the verdict table (default: fits 100 columns)")
     run.add_argument("--plots", action="store_true",
                      help="also write the PNG plots now (default: `v2g report` draws them when wanted)")
-    run.add_argument("--workers", type=bounded(int, 1, 1024), default=1, metavar="N",
+    run.add_argument("--workers", type=bounded(int, *COUNTS["workers"]), default=1, metavar="N",
                      help="with --replicates: run N seeds at a time in worker processes (default 1)")
     run.add_argument("--scheduler", metavar="ADDRESS",
                      help="with --replicates: run the seeds on this Dask cluster (e.g. tcp://host:8786), as sweeps do")
-    run.add_argument("--replicates", type=bounded(int, 1, 1_000_000), default=1, metavar="N",
+    run.add_argument("--replicates", type=bounded(int, *COUNTS["replicates"]), default=1, metavar="N",
                      help="run N consecutive seeds and report P(eligible) with a 95 %% interval")
     val = sub.add_parser("validate", help="check scenario files without running them")
     val.add_argument("scenarios", type=Path, nargs="+", metavar="SCENARIO", help="scenario YAML files")
@@ -95,19 +96,19 @@ def _parser() -> argparse.ArgumentParser:
     chk.add_argument("--junit", type=Path, help="also write JUnit XML: one test case per scenario x service")
     hc = sub.add_parser("hosting-capacity", help="chargers each feeder of the scenario's grid takes before a limit breaks")
     hc.add_argument("scenario", type=Path, help="scenario YAML file: its grid, limits and first fleet group")
-    hc.add_argument("--placements", type=bounded(int, 1, 10_000), help="random placements per feeder and direction (20; 1 with --times)")
+    hc.add_argument("--placements", type=bounded(int, *COUNTS["placements"]), help="random placements per feeder and direction (20; 1 with --times)")
     hc.add_argument("--out", type=Path, help="output directory (default results/<scenario name>/hosting-capacity)")
     hc.add_argument("--set", dest="overrides", action="append", default=[], metavar="PATH=VALUE",
                     help="override a scenario field, as `run --set` (repeatable)")
     hc.add_argument("--quiet", action="store_true", help="no progress output")
-    hc.add_argument("--max-chargers", type=bounded(int, 1, 10_000_000), default=5000, help="search no further than this per feeder")
+    hc.add_argument("--max-chargers", type=bounded(int, *COUNTS["max_chargers"]), default=5000, help="search no further than this per feeder")
     hc.add_argument("--method", choices=["auto", "subnetwork", "whole-network"], default="auto",
                     help="subnetwork: each feeder's substation group solved alone, placements together (auto: where "
                          "the network allows, balanced power flow); whole-network: a pandapower power flow per check")
     hc.add_argument("--times", metavar="year|START..END",
                     help="time series on a SimBench grid: every quarter-hour of the year, or of START..END "
                          "(ISO dates, END excluded)")
-    hc.add_argument("--every", type=bounded(int, 1, 35_136), default=1, help="with --times: every N-th quarter-hour (1)")
+    hc.add_argument("--every", type=bounded(int, *COUNTS["every"]), default=1, help="with --times: every N-th quarter-hour (1)")
     hc.add_argument("--feeders", nargs="+", metavar="NAME", help="study only these feeders (names as listed)")
     hc.add_argument("--service", metavar="ID",
                     help="service hosting capacity: the largest contracted MW of this service the scenario's fleet, at "
@@ -117,7 +118,7 @@ def _parser() -> argparse.ArgumentParser:
     swp = sub.add_parser("sweep", help="a base scenario over parameters and seeds; one table of verdicts")
     swp.add_argument("sweep", type=Path, help="sweep YAML file: base scenario, parameters, seeds")
     swp.add_argument("--quiet", action="store_true", help="no progress output")
-    swp.add_argument("--workers", type=bounded(int, 1, 1024), default=1, help="local worker processes (default 1)")
+    swp.add_argument("--workers", type=bounded(int, *COUNTS["workers"]), default=1, help="local worker processes (default 1)")
     swp.add_argument("--scheduler", help="a Dask distributed scheduler address, e.g. tcp://host:8786")
     swp.add_argument("--out", type=Path, help="output directory (default results/sweeps/<name>)")
     rep = sub.add_parser("report", help="one self-contained HTML report of a finished run")
@@ -134,7 +135,7 @@ def _parser() -> argparse.ArgumentParser:
     off.add_argument("--out", type=Path, help="output directory (default results/<scenario name>/offer)")
     off.add_argument("--set", dest="overrides", action="append", default=[], metavar="PATH=VALUE",
                      help="override a scenario field, as `run --set` (repeatable)")
-    off.add_argument("--workers", type=bounded(int, 1, 1024), default=1, help="runs at a time in worker processes")
+    off.add_argument("--workers", type=bounded(int, *COUNTS["workers"]), default=1, help="runs at a time in worker processes")
     off.add_argument("--scheduler", metavar="ADDRESS", help="run on this Dask cluster (e.g. tcp://host:8786)")
     off.add_argument("--baseline", type=Path, help="hold the offer against this baseline (exit 1 on a change), as "
                      "`v2g check` holds verdicts")
@@ -329,7 +330,8 @@ def cmd_check(args) -> int:
     from v2g_testbed.analysis import regression
     from v2g_testbed.cosim import run as runner
     from v2g_testbed.cosim import scenario
-    from v2g_testbed.cosim.outputs import check_output_file, check_output_file_writable, write_file
+    from v2g_testbed.cosim.outputs import check_output_file, check_output_file_writable
+    from v2g_testbed.sims.files import write_whole
 
     baseline = {"tolerances": dict(regression.DEFAULT_TOLERANCES), "scenarios": {}}
     if args.baseline.exists() or args.baseline.is_symlink():
@@ -367,14 +369,14 @@ def cmd_check(args) -> int:
         d for name, snap in results.items()
         for d in regression.compare(name, baseline["scenarios"].get(name), snap, baseline["tolerances"])]
     if args.junit:
-        write_file(args.junit, regression.junit_xml(results, differences, errors))
+        write_whole(args.junit, regression.junit_xml(results, differences, errors))
     for name, message in errors.items():
         LOG.error(f"{name}: the run failed: {message}")
     if args.update:
         baseline["scenarios"].update(results)
         header = ("# v2g check baseline (v2g-testbed): verdicts of these scenarios. Booleans and rule lists must match exactly,\n"
                   "# numbers within the tolerances below. Rewrite deliberately: v2g check ... --update\n")
-        write_file(args.baseline, header + yaml.safe_dump(baseline, sort_keys=True))
+        write_whole(args.baseline, header + yaml.safe_dump(baseline, sort_keys=True))
         print(f"baseline {args.baseline} updated: {len(results)} scenario(s)")
         return 1 if errors else 0
     for d in differences:
@@ -498,12 +500,12 @@ def cmd_offer(args) -> int:
         return 0
     import yaml
 
-    from v2g_testbed.cosim.outputs import write_file
+    from v2g_testbed.sims.files import write_whole
 
     name, snap = loaded.scenario.name, offer.snapshot(rows, service, args.confidence)
     if args.update:
         baseline.setdefault("offers", {})[name] = snap
-        write_file(args.baseline, "# v2g offer baseline (v2g-testbed): offered MW within the tolerance, binds exactly. "
+        write_whole(args.baseline, "# v2g offer baseline (v2g-testbed): offered MW within the tolerance, binds exactly. "
                    "Rewrite deliberately: v2g offer ... --baseline FILE --update\n" + yaml.safe_dump(baseline, sort_keys=True))
         print(f"baseline {args.baseline} updated")
         return 0
@@ -583,10 +585,11 @@ def cmd_schema(args) -> int:
     if args.out is None:
         sys.stdout.write(text)
         return 0
-    from v2g_testbed.cosim.outputs import check_output_file, write_file
+    from v2g_testbed.cosim.outputs import check_output_file
+    from v2g_testbed.sims.files import write_whole
 
     check_output_file(args.out, "--out")
-    write_file(args.out, text)
+    write_whole(args.out, text)
     LOG.info(f"scenario JSON Schema written to {args.out}")
     return 0
 

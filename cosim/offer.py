@@ -68,15 +68,12 @@ def moments(window: tuple[int, int], samples: int) -> list[str]:
 
 def _judge_one(scenario: str, overrides: list[str], service_index: int, mw: float, t: str, seed: int,
                work: str) -> dict:
-    """One run (in this process, a worker process or a Dask worker): the verdict on the service."""
+    """One run (in this process, a worker process or a Dask worker): the verdict on the service. ``overrides``
+    already set the moment ``t`` (``_moment``)."""
     from v2g_testbed.cosim import run as runner
     from v2g_testbed.cosim import scenario as scenario_module
 
-    moment = [f"fleet.time_of_day='{t}'"]
-    base = scenario_module.load(scenario, list(overrides))
-    if base.scenario.grid.profile_time is not None:  # a SimBench grid: its loads and generation at that time too
-        moment.append(f"grid.profile_time='{base.scenario.grid.profile_time[:10]}T{t}'")
-    loaded = scenario_module.load(scenario, [*overrides, *moment, "outputs.plots=false",
+    loaded = scenario_module.load(scenario, [*overrides, "outputs.plots=false",
                                              f"services.{service_index}.contracted_mw={mw!r}"], seed)
     loaded.check_grid()
     v = runner.run(loaded, Path(work) / f"{t.replace(':', '')}-{seed}-{mw:.6f}")["services"][service_index]
@@ -87,11 +84,21 @@ def _judge_one(scenario: str, overrides: list[str], service_index: int, mw: floa
             "available_mw": v.get("available_mw"), "present": present}
 
 
+def _moment(t: str, profile_time: str | None) -> list[str]:
+    """The overrides that put a run at time of day ``t``: the fleet's sessions, and a SimBench grid's loads and
+    generation at that time of the scenario's day."""
+    out = [f"fleet.time_of_day='{t}'"]
+    if profile_time is not None:
+        out.append(f"grid.profile_time='{profile_time[:10]}T{t}'")
+    return out
+
+
 def judge(scenario: Path, overrides: list[str], service_index: int, mw: float, times: list[str], seeds: list[int],
-          work: Path, pool=None) -> list[dict]:
+          work: Path, pool=None, profile_time: str | None = None) -> list[dict]:
     """Run the scenario at ``mw`` for every moment x seed (on ``pool``, an executor or a Dask client, if given);
     the runs' verdicts on the service, in moment and seed order."""
-    tasks = [(str(scenario), list(overrides), service_index, mw, t, seed, str(work)) for t in times for seed in seeds]
+    tasks = [(str(scenario), [*overrides, *_moment(t, profile_time)], service_index, mw, t, seed, str(work))
+             for t in times for seed in seeds]
     if pool is None:
         return [_judge_one(*task) for task in tasks]
     if hasattr(pool, "gather"):  # a Dask client
@@ -145,7 +152,8 @@ def _offer(scenario, spec, confidence, samples, replicates, steps, overrides, se
             work = Path(tmp) / f"w{n}"
 
             def p_at(mw):
-                runs = judge(Path(scenario), list(overrides), service_index, mw, times, seeds, work, pool)
+                runs = judge(Path(scenario), list(overrides), service_index, mw, times, seeds, work, pool,
+                             loaded.scenario.grid.profile_time)
                 return sum(r["eligible"] for r in runs) / len(runs), runs
 
             p_min, runs_min = p_at(minimum)

@@ -39,7 +39,7 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
-from v2g_testbed.sims.files import write_whole
+from v2g_testbed.sims.files import errno_of
 
 from v2g_testbed.cosim.scenario import ScenarioError
 
@@ -58,20 +58,12 @@ class WriteFailure(Exception):
 
 _MACHINE_ERRNOS = {errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EPERM, errno.ENAMETOOLONG, errno.EDQUOT,
                    errno.EFBIG, errno.EIO, errno.EMFILE, errno.ENFILE}
-# HDF5 reports the operating system's error inside its own message ("... errno = 28, error message = 'No space
-# left on device'"); h5py raises it as a plain OSError without errno
-_HDF5_ERRNO = re.compile(r"errno = (\d+)")
-
-
 def machine_fault(exc: BaseException) -> str | None:
     """The one-line cause if ``exc`` is a failure of the machine to write (disk full, read-only, permission,
     name too long), else None."""
     if not isinstance(exc, OSError):
         return None
-    code = exc.errno
-    if code is None:
-        found = _HDF5_ERRNO.search(str(exc))
-        code = int(found.group(1)) if found else None
+    code = errno_of(exc)
     if code not in _MACHINE_ERRNOS:
         return None
     where = ""
@@ -180,11 +172,6 @@ def foreign(directory: Path, manifest: dict | None = None, limit: int | None = N
     return out
 
 
-def is_ours(directory: Path) -> bool:
-    """Everything in ``directory`` is what this tool wrote (its manifest says so)."""
-    return read_manifest(directory) is not None and not foreign(directory)
-
-
 # -- checking an output directory before any work -------------------------------------------------------------
 def _resolve_link(path: Path, option: str) -> Path:
     """``--out`` at a symbolic link: the directory it points to (a dangling link is refused)."""
@@ -200,15 +187,15 @@ def _writable_ancestor(target: Path) -> None:
     """Fail (WriteFailure, exit 1) now, not after the run, if nothing can be created where ``target`` goes."""
     probe = target if target.exists() else next((p for p in target.parents if p.exists()), None)
     if probe is not None and not os.access(probe, os.W_OK | os.X_OK):
-        cause = "read-only file system" if _read_only(probe) else "permission denied"
-        raise WriteFailure(f"cannot write in {probe}: {cause}")
+        raise WriteFailure(f"cannot write in {probe}: {_why_not_writable(probe)}")
 
 
-def _read_only(path: Path) -> bool:
+def _why_not_writable(path: Path) -> str:
     try:
-        return bool(os.statvfs(path).f_flag & os.ST_RDONLY)
+        read_only = bool(os.statvfs(path).f_flag & os.ST_RDONLY)
     except (AttributeError, OSError):  # no statvfs on Windows
-        return False
+        read_only = False
+    return "read-only file system" if read_only else "permission denied"
 
 
 def check_output_dir(path: Path, option: str = "--out", kind: str = "run") -> Path:
@@ -279,8 +266,7 @@ def check_output_file_writable(path: Path, option: str) -> Path:
     beside it, so its folder must take new files)."""
     target = Path(os.path.abspath(path))
     if not os.access(target.parent, os.W_OK | os.X_OK) or (target.exists() and not os.access(target, os.W_OK)):
-        cause = "read-only file system" if _read_only(target.parent) else "permission denied"
-        raise WriteFailure(f"{option} {path}: cannot write: {cause}")
+        raise WriteFailure(f"{option} {path}: cannot write: {_why_not_writable(target.parent)}")
     return target
 
 
@@ -299,7 +285,6 @@ def writing_to(path: Path):
         raise WriteFailure(fault) from None
 
 
-write_file = write_whole  # whole or not at all (sims/files.py)
 
 
 # -- writing a result ---------------------------------------------------------------------------------------

@@ -55,9 +55,11 @@ def aggregator_vehicles(fleet_parameters: dict) -> dict:
     return {k: fleet_parameters[k] for k in VEHICLE_KEYS if k in fleet_parameters}
 
 
-def required_change_kw(services: list[dict], f_hz: float, nominal_hz: float) -> float:
-    """Total change of fleet power the contracted services ask for at ``f_hz`` (kW, + import)."""
-    return sum(direction_sign(s) * response_pu(s, f_hz, nominal_hz) * s["contracted_kw"] for s in services)
+def required_change_kw(services: list[dict], f_hz: float, nominal_hz: float, held=frozenset()) -> float:
+    """Total change of fleet power the contracted services ask for at ``f_hz`` (kW, + import); the services whose
+    ids are in ``held`` ask for their full response (a support being held)."""
+    return sum(direction_sign(s) * (1.0 if s["id"] in held else response_pu(s, f_hz, nominal_hz)) * s["contracted_kw"]
+               for s in services)
 
 
 def dispatch(change_kw: float, baseline_kw, p_min_kw, p_max_kw) -> np.ndarray:
@@ -104,17 +106,14 @@ class ControllerSim(mosaik_api_v3.Simulator):
         return [{"eid": "aggregator", "type": model}]
 
     def _required(self, f_hz: float, time: int) -> float:
-        """The fleet's required change at ``f_hz``: each service's curve, full while a support must be held."""
-        total = 0.0
+        """The fleet's required change at ``f_hz``: each service's curve, full while a support must be held (a
+        hold starts when the curve asks for all of it, and a new activation inside a hold does not extend it)."""
         for s in self.services:
-            pu = response_pu(s, f_hz, self.nominal_hz)
-            if s["id"] in self.support_until:
-                if pu >= 1.0 - 1e-12 and time >= self.support_until[s["id"]]:
-                    self.support_until[s["id"]] = time + s["support"]["min_s"] * 1000.0
-                if time < self.support_until[s["id"]]:
-                    pu = 1.0
-            total += direction_sign(s) * pu * s["contracted_kw"]
-        return total
+            if s["id"] in self.support_until and time >= self.support_until[s["id"]] \
+                    and response_pu(s, f_hz, self.nominal_hz) >= 1.0 - 1e-12:
+                self.support_until[s["id"]] = time + s["support"]["min_s"] * 1000.0
+        held = {sid for sid, until in self.support_until.items() if time < until}
+        return required_change_kw(self.services, f_hz, self.nominal_hz, held)
 
     def step(self, time, inputs, max_advance):
         for f in inputs.get("aggregator", {}).get("f_hz", {}).values():

@@ -69,6 +69,18 @@ def read_yaml(path: str | Path, kind: str, error) -> Any:
         raise error(f"{path}: {exc}") from None
 
 
+def errno_of(exc: BaseException) -> int | None:
+    """The operating system's error number behind ``exc``: its own, or the one HDF5 puts in its message
+    (h5py raises "... errno = 28, error message = 'No space left on device'" without setting ``errno``)."""
+    import re
+
+    code = getattr(exc, "errno", None)
+    if code is None:
+        found = re.search(r"errno = (\d+)", str(exc))
+        code = int(found.group(1)) if found else None
+    return code
+
+
 def write_whole(path: str | Path, text: str) -> Path:
     """Write ``text`` to ``path`` whole or not at all (a temporary file beside it, then renamed): a full disk
     leaves the old file, or none, never a truncated one."""

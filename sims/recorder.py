@@ -22,12 +22,13 @@ from __future__ import annotations
 import contextlib
 import errno as errnos
 import os
-import re
 from collections import defaultdict
 
 import h5py
 import mosaik_api_v3
 import numpy as np
+
+from v2g_testbed.sims.files import errno_of
 
 META = {
     "api_version": "3.0",
@@ -238,12 +239,9 @@ class RecorderSim(mosaik_api_v3.Simulator):
 
 def _os_error(exc: Exception, path: str) -> Exception:
     """h5py's error as the OSError it stands for (HDF5 puts the operating system's errno in its message)."""
-    code = getattr(exc, "errno", None)
-    if isinstance(exc, OSError) and code is not None:
+    if isinstance(exc, OSError) and exc.errno is not None:
         return exc
-    if code is None:
-        found = re.search(r"errno = (\d+)", str(exc))
-        code = int(found.group(1)) if found else None
+    code = errno_of(exc)
     if code in errnos.errorcode:
         return OSError(code, os.strerror(code), path)
     return exc

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,6 +23,7 @@ import numpy as np
 
 from v2g_testbed.analysis.calibration.fit import StepFit, fit_steps
 from v2g_testbed.analysis.calibration.logs import CalibrationError, read_logs
+from v2g_testbed.sims.files import write_whole
 
 PARAMETERS = {  # catalog column -> (step direction, StepFit attribute)
     "t_a_s": ("up", "delay_s"), "t_b_s": ("up", "rise_s"), "ramp_up_kw_per_s": ("up", "ramp_kw_per_s"),
@@ -119,12 +121,9 @@ def write_catalog(models: list[ModelFit], out: Path, key: str, battery_kwh: dict
         rows.append(row)
     columns = ["model", "battery_kwh", *PARAMETERS, "source_key",
                *[f"{c}_{s}" for c in PARAMETERS for s in ("sd", "ci95", "n")], "vehicles", "notes"]
-    out = Path(out)
-    tmp = out.with_name(f".{out.name}.partial")
-    with open(tmp, "w", newline="", encoding="utf-8") as f:
-        f.write(f"# vehicle catalog calibrated by v2g-testbed (v2g calibrate) from {key}\n")
-        writer = csv.DictWriter(f, fieldnames=columns)
-        writer.writeheader()
-        writer.writerows(rows)
-    tmp.replace(out)
-    return out
+    text = io.StringIO()
+    text.write(f"# vehicle catalog calibrated by v2g-testbed (v2g calibrate) from {key}\n")
+    writer = csv.DictWriter(text, fieldnames=columns)
+    writer.writeheader()
+    writer.writerows(rows)
+    return write_whole(out, text.getvalue())  # whole or not at all
