@@ -1,33 +1,14 @@
 """Hosting capacity at network scale: each feeder solved behind its supply point, and over time."""
 
 import json
-import os
-from types import SimpleNamespace
 
 import pandas as pd
 import pytest
 import yaml
 
-from conftest import BASE, ROOT
-from v2g_testbed.cosim import cli as v2g
+from conftest import BASE, ROOT, v2g_cli as cli
 
 RURAL = "simbench:1-LV-rural1--0-sw"
-
-
-def cli(*args, cwd=ROOT):
-    """The command line, in-process (its own code path, without an interpreter start-up per call)."""
-    import contextlib
-    import io
-
-    out, err = io.StringIO(), io.StringIO()
-    old = os.getcwd()
-    try:
-        os.chdir(cwd)
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            code = v2g.main([str(a) for a in args])
-    finally:
-        os.chdir(old)
-    return SimpleNamespace(returncode=code, stdout=out.getvalue(), stderr=err.getvalue())
 
 
 def scenario(tmp_path, network, bus, name="hc", **grid):
