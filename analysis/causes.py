@@ -132,9 +132,10 @@ def timing_cause(rule_name: str, allowance: float, links: dict | None, entry: di
 
 
 def explain_failures(entry: dict, service: dict, links: dict | None, limits: LimitEvents, vehicles: dict,
-                     dip_ms: int | None = None) -> None:
+                     dip_ms: int | None = None, dip_withdrew: bool = False) -> None:
     """Add ``cause`` and ``because`` to each failed rule of ``entry`` (in place). ``dip_ms``: when the response
-    first fell below what the judging regime allowed (the duration rule's finding)."""
+    first fell below what the judging regime allowed (the duration rule's finding); ``dip_withdrew``: it fell
+    because the fleet withdrew it (its response fell from what it had reached while the requirement did not rise)."""
     for name, rule in entry["rules"].items():
         if rule["passed"]:
             continue
@@ -158,7 +159,9 @@ def explain_failures(entry: dict, service: dict, links: dict | None, limits: Lim
         elif name == "volume":
             cause, why = _volume_cause(entry, service)
         elif name == "duration":
-            cause, why = _duration_cause(entry, service, dip_ms, limits, vehicles)
+            cause, why = _duration_cause(entry, service, dip_ms, limits, vehicles, dip_withdrew)
+        elif name == "reactivation":
+            cause, why = _reactivation_cause(entry, service, rule)
         elif name == "metering":
             cause, why = "measurement", (f"metering: the chargers meter at {rule['value']:g} Hz, the market needs "
                                          f"{rule['limit']:g} Hz (fleet.telemetry_hz)")
@@ -224,7 +227,17 @@ def _short_because_gone(entry, service, at_s, limits, vehicles) -> tuple[str, st
     return None
 
 
-def _duration_cause(entry, service, dip, limits, vehicles) -> tuple[str, str]:
+def _reactivation_cause(entry, service, rule) -> tuple[str, str]:
+    spec = service["support"]
+    when = f"{spec['reactivation_min']:g} min after the support ended ({rule['at_s']:g} s after the event began)"
+    if rule["value"] is not None and rule["value"] < rule["limit"] - 1e-9:
+        return "vehicles leaving", (f"reactivation: {when} the vehicles still plugged in offer {rule['value']:g} MW "
+                                    f"of the {rule['limit']:g} MW contracted")
+    return "energy/SoC", (f"reactivation: {when} the vehicles still plugged in have the power but not the energy "
+                          f"to hold it for the {spec['min_s']:g} s support again")
+
+
+def _duration_cause(entry, service, dip, limits, vehicles, withdrew: bool = False) -> tuple[str, str]:
     if dip is not None:  # the response fell below what the market allows while simulated
         empty, left = ran_out(service, dip, limits, vehicles)
         at = (dip - round(entry["event_start_s"] * 1000)) / 1000.0
@@ -235,6 +248,14 @@ def _duration_cause(entry, service, dip, limits, vehicles) -> tuple[str, str]:
                                   f"response fell short {at:g} s into the event")
         if left:
             return "vehicles leaving", f"duration: {left} vehicle(s) left; the response fell short {at:g} s into the event"
+        if withdrew:
+            support = service.get("support") or {}
+            rate = support.get("withdrawal_pu_per_s")
+            asked = "" if not support else (
+                f"; the {support['option']} support option asks it held {support['min_s']:g} s" + (
+                    f", then withdrawn at most {rate:g} of the capacity a second" if rate else ""))
+            return "early withdrawal", (f"duration: the fleet withdrew its response {at:g} s into the event, before "
+                                        f"the requirement let it (no vehicle ran out or left){asked}")
         return "tracking", (f"duration: the response fell below the requirement {at:g} s into the event while no "
                             "vehicle ran out or left: it lagged a rising requirement (not an energy shortage)")
     return "energy/SoC", (f"duration: from the state at the end of the simulated event, the fleet's energy lasts "

@@ -22,6 +22,7 @@ RULE_PARAMETERS: dict[str, tuple[str, ...]] = {
     "activation": ("activation.steps", "activation.tolerance_pu", "curve"),
     "volume": ("min_volume_mw",),
     "duration": ("delivery_duration_min", "support"),
+    "reactivation": ("support",),
     "metering": ("metering_hz",),
 }
 

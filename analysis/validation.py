@@ -293,8 +293,10 @@ def judging_parameters() -> str:
     return ("Per service family (both directions alike): `source`, read in the keyed document; `unverified`, "
             "attributed to a document nobody here could open, or flagged verify; `assumption`, the testbed's own, "
             "with the range within which it is plausible. A verdict that would flip inside that range says so "
-            "(`decided_by`, a `*` in the table, a note). No shipped verdict is decided by an assumption "
-            "(`tests/test_run.py` checks every shipped run).\n\n" + _md(
+            "(`decided_by`, a `*` in the table, a note). One shipped verdict is decided by an assumption: "
+            "`lv-homes-fcrd` (0.15 MW of FCR-D up) is eligible at the testbed's 0.1 MW FCR-D minimum size and would "
+            "not be at the 1 MW of Fingrid's pre-2023 table (`--set services[0].assume.min_volume_mw=1`); "
+            "`tests/test_run.py` checks that no other shipped run is.\n\n" + _md(
                 ["service", "parameter", "value", "status", "source", "range", "why / where"], rows))
 
 

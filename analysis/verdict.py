@@ -122,6 +122,7 @@ class Working:
     follow: kept beside the verdict, never in it (nothing private travels in verdicts.json's structure)."""
     trace: dict
     dip_ms: int | None
+    dip_withdrew: bool  # the response fell short because the fleet withdrew it, not because the requirement rose
     rejudge: Callable[[str, str, float], bool | None]
 
 
@@ -162,8 +163,8 @@ def judged_by(regimes: dict) -> list[str]:
     return [name for name, r in (regimes or {}).items() if r["applies"]]
 
 
-RULES = ("initiation", "partial_delivery", "full_delivery", "envelope", "activation", "volume", "duration", "metering",
-         "grid")
+RULES = ("initiation", "partial_delivery", "full_delivery", "envelope", "activation", "volume", "duration",
+         "reactivation", "metering", "grid")
 TOLERANCE_PU = 1e-6  # numerical tolerance on "reached", in per unit of the required response
 
 
@@ -257,6 +258,20 @@ def metering(telemetry_hz: float, service: dict) -> dict:
     logging at 0.1 Hz failed this rule. Margin: Hz to spare."""
     limit = service["metering_hz"]
     return _rule(telemetry_hz >= limit - 1e-9, telemetry_hz, limit, _r(telemetry_hz - limit, 6), "Hz")
+
+
+def reactivation(available_mw: float, sustain_min: float, service: dict) -> dict | None:
+    """A support service must be able to activate again ``support.reactivation_min`` after an activation ended
+    (Nordic FFR: 15 min): the vehicles still plugged in then, from their state of charge at the end of the
+    record, must cover the contracted power (value: their MW, limit: the contract) for the support's hold
+    (checked beside it: a fleet that has the power but not the energy fails too). Margin: MW to spare."""
+    spec = service.get("support") or {}
+    if spec.get("reactivation_min") is None:
+        return None
+    contracted = service["contracted_mw"]
+    enough_energy = sustain_min >= spec["min_s"] / 60.0 - 1e-9
+    margin = available_mw - contracted
+    return _rule(margin >= -1e-9 and enough_energy, _r(available_mw, 6), contracted, _r(margin, 6), "MW")
 
 
 def headroom_kw(service: dict, vehicles: dict, soc, t_ms: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -479,6 +494,13 @@ def judge_service(service: dict, services: list[dict], freq, power, soc, vehicle
     head_end, free_end, energy_end = headroom_kw(service, vehicles, soc_at(t_proj), t_proj)
     sustain = sustainable_minutes(service["contracted_kw"], head_end, free_end, energy_end)
     rules["duration"] = dict(duration(held_s, (t_proj - t_event) / 1000.0, sustain, service), regime=ANY)
+    spec = service.get("support") or {}
+    if spec.get("reactivation_min") is not None:  # ready again reactivation_min after the support ended
+        t_again = t_end + round(spec["reactivation_min"] * 60_000)
+        head_again, free_again, energy_again = headroom_kw(service, vehicles, soc_at(t_proj), t_again)
+        again = reactivation(float(head_again.sum()) / 1000.0, sustainable_minutes(
+            service["contracted_kw"], head_again, free_again, energy_again), service)
+        rules["reactivation"] = dict(again, regime="trigger", at_s=_r((t_again - t_event) / 1000.0, 3))
     rules["metering"] = dict(metering(telemetry_hz, service), regime=ANY)
     if found_envelope is not None:
         rules["envelope"] = dict(envelope_rule(found_envelope, service), regime="monitoring")
@@ -514,12 +536,36 @@ def judge_service(service: dict, services: list[dict], freq, power, soc, vehicle
         """Would ``rule`` pass with ``parameter`` at ``value``? (the assumptions a verdict may rest on)"""
         if parameter in ("envelope.tolerance_pu", "activation.tolerance_pu") and rules[rule]["value"] is not None:
             return bool(rules[rule]["value"] <= value + 1e-9)
+        if parameter == "min_volume_mw" and rule == "volume":
+            return bool(volume(available_mw, dict(service, min_volume_mw=value))["passed"])
         if parameter == "initiation_threshold_pu" and rule == "initiation":
             started = secs(_first(t, window & (response >= value * required_kw - 1e-12) & (response > 0)))
             return started is not None and started <= rules[rule]["limit"] + 1e-9
         return None
 
-    return entry, Working(trace=trace, dip_ms=dip_ms, rejudge=rejudge)
+    withdrew = False  # the fleet itself withdrew (its response fell from what it had reached), not lagged a rise
+    if dip_ms is not None:
+        since = (t >= reached) & (t <= dip_ms)
+        withdrew = bool(response[t == dip_ms][0] < response[since].max() - 1e-6
+                        and required_series[t == dip_ms][0] <= required_series[t == reached][0] * (1 + 1e-9))
+    return entry, Working(trace=trace, dip_ms=dip_ms, dip_withdrew=withdrew, rejudge=rejudge)
+
+
+def assessment_note(service: dict, entry: dict, freq) -> str | None:
+    """Where the market assesses a service on an event of its own shape (``assessed_on``: AU very fast FCAS on a
+    frequency ramp), say when the judged event crossed the trigger at a very different rate of change, and which
+    test profile runs the market's shape."""
+    spec = service.get("assessed_on")
+    if not spec or entry.get("event_start_s") is None:
+        return None
+    t0 = round(entry["event_start_s"] * 1000)
+    before = freq.at(np.array([t0 - 50, t0]))
+    rocof = abs(float(before[1] - before[0])) / 0.05
+    if 0.5 * spec["rocof_hz_per_s"] <= rocof <= 2.0 * spec["rocof_hz_per_s"]:
+        return None
+    return (f"{service['id']}: judged on an event that crossed the trigger at about {rocof:.2g} Hz/s; the market "
+            f"assesses it on a {spec['rocof_hz_per_s']:g} Hz/s frequency ramp ({', '.join(service['sources'])}, "
+            f"unverified): frequency.events: [{{type: standard, name: {spec['profile']}}}] runs that shape")
 
 
 def vehicles_needed(service: dict, entry: dict, receipts: dict | None, vehicles: dict, t_event: int) -> dict:
@@ -706,12 +752,15 @@ def evaluate(h5_path, services: list[dict], nominal_hz: float, threshold_pu: flo
                 receipts = first_receipts(rec, t_event)
                 entry["vehicles_needed"] = vehicles_needed(service, entry, receipts, vehicles, t_event)
                 explain_failures(entry, service, chain(service, receipts, vehicles, t_event), limits, vehicles,
-                                 work.dip_ms)
+                                 work.dip_ms, work.dip_withdrew)
                 entry["decided_by"] = parameters.decided_by(entry["rules"], service, work.rejudge)
         network = network_summary(rec)
-        for index, entry in enumerate(results):
+        for index, (entry, service) in enumerate(zip(results, services)):
             entry["notes"] = explain(entry, network) + [parameters.sentence(entry["service"], found, index)
                                                         for found in entry.get("decided_by", [])]
+            shape = assessment_note(service, entry, freq)
+            if shape:
+                entry["notes"].append(shape)
         return {"services": results, "grid": grid_summary(rec), "network": network}
 
 

@@ -192,8 +192,24 @@ def services() -> dict[str, dict]:
             service.update(id=sid, family=entry["id"], direction=direction,
                            name=f"{entry['name']} {'Low' if direction == 'low' else 'High'}")
             _check_regimes(sid, service)
+            if "support" in service:
+                service["support"] = support_option(service, service["support"].get("option"), sid)
             out[sid] = service
     return out
+
+
+def support_option(service: dict, option: str | None, where: str) -> dict:
+    """The service's support resolved to one of its options (``support.options``; None: the catalog's default):
+    ``{option, min_s[, withdrawal_pu_per_s], reactivation_min, options}``. Its delivery duration is the
+    option's hold."""
+    spec = service["support"]
+    options = spec.get("options") or {}
+    option = option or spec.get("option")
+    if option not in options:
+        raise CatalogError(f"services.yaml: {where}: support option {option!r} is not one of "
+                           f"{', '.join(options) or 'none'}")
+    service["delivery_duration_min"] = options[option]["min_s"] / 60.0
+    return {"option": option, **options[option], "reactivation_min": spec.get("reactivation_min"), "options": options}
 
 
 REGIME_NEEDS = {"step_test": None, "monitoring": "envelope", "trigger": None, "linear_activation": "activation"}

@@ -46,6 +46,10 @@ META = {
 }
 
 
+# while a support is withdrawn slowly, the aggregator lowers it this often (each command the fraction the rate
+# allows at that moment, so the fleet never falls faster than the rate): a testbed choice, not a market figure
+WITHDRAWAL_TICK_MS = 100
+
 VEHICLE_KEYS = ("baseline_kw", "p_min_kw", "p_max_kw", "plugged", "arrival_ms", "departure_ms", "soc", "soc_min",
                 "soc_max")
 
@@ -55,10 +59,14 @@ def aggregator_vehicles(fleet_parameters: dict) -> dict:
     return {k: fleet_parameters[k] for k in VEHICLE_KEYS if k in fleet_parameters}
 
 
-def required_change_kw(services: list[dict], f_hz: float, nominal_hz: float, held=frozenset()) -> float:
+def required_change_kw(services: list[dict], f_hz: float, nominal_hz: float, held=frozenset(),
+                       floor: dict | None = None) -> float:
     """Total change of fleet power the contracted services ask for at ``f_hz`` (kW, + import); the services whose
-    ids are in ``held`` ask for their full response (a support being held)."""
-    return sum(direction_sign(s) * (1.0 if s["id"] in held else response_pu(s, f_hz, nominal_hz)) * s["contracted_kw"]
+    ids are in ``held`` ask for their full response (a support being held), those in ``floor`` at least that
+    fraction of it (a support being withdrawn slowly)."""
+    floor = floor or {}
+    return sum(direction_sign(s) * (1.0 if s["id"] in held else max(response_pu(s, f_hz, nominal_hz),
+                                                                    floor.get(s["id"], 0.0))) * s["contracted_kw"]
                for s in services)
 
 
@@ -103,6 +111,9 @@ class ControllerSim(mosaik_api_v3.Simulator):
         self.sent = self.baseline.copy()
         # a service that must hold its support (Nordic FFR) keeps its full response until then, per service
         self.support_until = {s["id"]: -np.inf for s in self.services if s.get("support")}
+        # ... and where its option ends the support early if withdrawn slowly (Nordic FFR's 5 s option), what it
+        # last asked for and when: it falls from there no faster than the option's rate
+        self.withdrawing = {s["id"]: (0.0, 0) for s in self.services if (s.get("support") or {}).get("withdrawal_pu_per_s")}
         return [{"eid": "aggregator", "type": model}]
 
     def _required(self, f_hz: float, time: int) -> float:
@@ -113,7 +124,23 @@ class ControllerSim(mosaik_api_v3.Simulator):
                     and response_pu(s, f_hz, self.nominal_hz) >= 1.0 - 1e-12:
                 self.support_until[s["id"]] = time + s["support"]["min_s"] * 1000.0
         held = {sid for sid, until in self.support_until.items() if time < until}
-        return required_change_kw(self.services, f_hz, self.nominal_hz, held)
+        floor = {}
+        for s in self.services:
+            if s["id"] in self.withdrawing:
+                if s["id"] in held:  # all of it until the hold ends; from then on it may fall at the rate
+                    self.withdrawing[s["id"]] = (1.0, self.support_until[s["id"]])
+                    continue
+                last, since = self.withdrawing[s["id"]]
+                now = max(response_pu(s, f_hz, self.nominal_hz),
+                          last - s["support"]["withdrawal_pu_per_s"] * max(time - since, 0) / 1000.0, 0.0)
+                self.withdrawing[s["id"]] = (now, time)
+                floor[s["id"]] = now
+        return required_change_kw(self.services, f_hz, self.nominal_hz, held, floor)
+
+    def _still_withdrawing(self) -> bool:
+        return self.last_f is not None and any(
+            last > response_pu(s, self.last_f, self.nominal_hz) + 1e-12
+            for s in self.services if s["id"] in self.withdrawing for last in [self.withdrawing[s["id"]][0]])
 
     def step(self, time, inputs, max_advance):
         for f in inputs.get("aggregator", {}).get("f_hz", {}).values():
@@ -124,8 +151,9 @@ class ControllerSim(mosaik_api_v3.Simulator):
         measured = None
         while self.measurements and self.measurements[0][0] <= time:
             measured = self.measurements.popleft()[1]
-        if measured is None and self.last_f is not None and time in self.support_until.values():
-            measured = self.last_f  # a support hold ends now: the latest measurement decides again
+        if measured is None and self.last_f is not None and (time in self.support_until.values()
+                                                             or self._still_withdrawing()):
+            measured = self.last_f  # a support hold ends, or is being withdrawn: the latest measurement decides again
         if measured is not None:
             self.last_f = measured
             self.last_dispatch_ms = time
@@ -142,6 +170,8 @@ class ControllerSim(mosaik_api_v3.Simulator):
                                             "seq": [self.seq] * int(changed.size)}
         wake = [int(self.measurements[0][0])] if self.measurements else []
         wake += [int(u) for u in self.support_until.values() if np.isfinite(u) and u > time]
+        if self._still_withdrawing():  # step the withdrawal down every WITHDRAWAL_TICK_MS (each command is what
+            wake.append(time + WITHDRAWAL_TICK_MS)  # may be withdrawn by then: never faster than the rate)
         return min(wake) if wake else None
 
     def get_data(self, outputs):

@@ -36,10 +36,20 @@ def response_pu(service: dict, frequency_hz, nominal_hz: float = 50.0):
     return float(result) if np.ndim(result) == 0 else result
 
 
+def withdrawn_at_most(x, t_ms, rate_pu_per_s: float):
+    """``x`` (pu at the times ``t_ms``) where it may fall by at most ``rate_pu_per_s``: each value is at least
+    every earlier one less the rate times the time since (the running maximum of ``x + rate t``, less ``rate t``)."""
+    x = np.asarray(x, dtype=float)
+    ramp = rate_pu_per_s * (np.asarray(t_ms, dtype=float) - (t_ms[0] if np.size(t_ms) else 0.0)) / 1000.0
+    return np.maximum(x, np.maximum.accumulate(x + ramp) - ramp) if x.size else x
+
+
 def support_hold(service: dict, t_ms, pu):
-    """A trigger service that must hold its support (Nordic FFR, ``support: {min_s}``): once the full response
-    is asked for, it stays asked for ``min_s`` from that moment, whatever the frequency does meanwhile (a new
-    activation inside a hold does not extend it). ``pu``: the curve's answer at the times ``t_ms``."""
+    """A trigger service that must hold its support (Nordic FFR, ``support: {min_s[, withdrawal_pu_per_s]}``):
+    once the full response is asked for, it stays asked for ``min_s`` from that moment, whatever the frequency
+    does meanwhile (a new activation inside a hold does not extend it). Where the option lets the support end
+    early if it is withdrawn slowly (Nordic FFR's 5 s option: at most 20 % of the capacity a second), what is
+    asked falls no faster than ``withdrawal_pu_per_s``. ``pu``: the curve's answer at the times ``t_ms``."""
     spec = service.get("support")
     pu = np.asarray(pu, dtype=float)
     if not spec:
@@ -52,6 +62,8 @@ def support_hold(service: dict, t_ms, pu):
             continue
         until = t[k] + spec["min_s"] * 1000.0
         out[(t >= t[k]) & (t < until)] = 1.0
+    if spec.get("withdrawal_pu_per_s"):
+        out = withdrawn_at_most(out, t, spec["withdrawal_pu_per_s"])
     return out
 
 

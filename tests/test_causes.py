@@ -208,3 +208,54 @@ def test_nordic_ffr_support_is_held_30_s_whatever_the_frequency_does(tmp_path):
     assert np.all(total[held] <= -990), "the fleet withdrew before the support duration"
     assert np.all(total[t >= 1_000 + 100 + 30_000 + 300] > -10)  # then it withdrew
     assert entry["rules"]["duration"]["parameters"]["support"]["status"] == "source"
+
+
+def test_nordic_ffr_short_option_withdraws_slowly_and_reactivation_needs_vehicles_still_there(tmp_path):
+    """Fingrid: 5 s of support suffice when the power is then withdrawn at no more than 20 % of the capacity a
+    second, and a unit must be able to activate again within 15 min. The aggregator following the short option
+    holds 5 s and withdraws at 0.2 pu/s (eligible on timing and duration); the same record judged against the
+    long option (30 s) fails its duration as an early withdrawal; vehicles that leave 10 min after the event
+    cannot reactivate at 15 min."""
+    from conftest import vehicle_power
+    from v2g_testbed.analysis import verdict
+    from v2g_testbed.cosim import scenario
+    from v2g_testbed.sims import catalog
+
+    path = make_scenario(tmp_path, duration_s=16, fleet={"assume_v2g": True, "telemetry_hz": 10, "groups": [
+        ideal(t_a=0.2, ramp=100.0, departure_s=600)]},
+        frequency={"events": [{"type": "step", "at_s": 1, "to_hz": 49.6, "hold_s": 3}]},
+        services=[{"id": "FFR497-L", "contracted_mw": 1.0, "support": "short"}])
+    entry = run_file(path, tmp_path / "a")["services"][0]
+    rules = entry["rules"]
+    assert rules["full_delivery"]["passed"] and rules["duration"]["passed"], rules
+    assert rules["duration"]["limit"] == pytest.approx(5 / 60)
+    t, p = vehicle_power(tmp_path / "a")
+    total = -p.sum(axis=1) / 1000.0  # MW of response (the fleet was idle before)
+    held = (t >= 2_000) & (t <= 6_000)
+    assert np.all(total[held] >= 0.99), "the short option still holds 5 s"
+    # the aggregator lowers it in 0.02 pu steps every 0.1 s: over any second it falls by at most 0.2 pu (+ a step)
+    later = np.interp(t + 1_000, t, total)
+    assert np.max((total - later)[t <= t[-1] - 1_000]) <= 0.2 + 0.02 + 1e-6, "withdrawn faster than 20 %/s"
+    assert total[t >= 12_500].max() < 0.01, "and withdrawn in the end"
+    # reactivation: 15 min after the support ended every vehicle has left (at 600 s)
+    assert "reactivation" in entry["failed"] and rules["reactivation"]["cause"] == "vehicles leaving"
+    assert rules["reactivation"]["value"] == 0.0 and rules["reactivation"]["parameters"]["support"]["status"] == "source"
+    # the same record, judged against the long option: the support was withdrawn before its 30 s
+    loaded = scenario.load(path, ["services[0].support=long"])
+    long = loaded.services
+    assert long[0]["support"]["option"] == "long"
+    judged = verdict.evaluate(tmp_path / "a" / "timeseries.h5", long, catalog.nominal_hz(),
+                              catalog.initiation_threshold_pu(), 10.0)["services"][0]
+    assert not judged["rules"]["duration"]["passed"]
+    assert judged["rules"]["duration"]["cause"] == "early withdrawal", judged["rules"]["duration"]
+
+
+def test_a_support_option_the_service_lacks_is_refused_naming_the_field(tmp_path):
+    from v2g_testbed.cosim import scenario
+
+    for service, words in ((("FFR497-L", "sometimes"), "not an option of FFR497-L"),
+                           (("DC-L", "short"), "has no support to hold")):
+        path = make_scenario(tmp_path, services=[{"id": service[0], "contracted_mw": 1.0, "support": service[1]}])
+        with pytest.raises(scenario.ScenarioError, match=r"services\[0\]\.support") as err:
+            scenario.load(path)
+        assert words in str(err.value)

@@ -222,3 +222,22 @@ def test_2019_event_a_fleet_with_0_3_s_total_delay_is_eligible_for_dc_and_1_5_s_
     assert not dc["regimes"]["step_test"]["applies"]  # the frequency falls over seconds: not a step test
     if not eligible:
         assert dc["failed"] == ["envelope"] and dc["rules"]["envelope"]["cause"] == "start delay"
+
+
+def test_very_fast_fcas_says_when_it_was_not_judged_on_the_markets_ramp(tmp_path):
+    """AU very fast FCAS is assessed on a 1 Hz/s frequency ramp (MASS, as reported): judged on a step, the verdict
+    says so and names the shipped profile that runs the ramp; judged on that profile, it does not."""
+    from conftest import make_scenario
+
+    fleet = {"assume_v2g": True, "telemetry_hz": 20, "groups": [{"model": "Tesla Model 3 LR dual motor", "count": 120,
+                                                                 "charger_kw": 10, "bus": "Bus 5"}]}
+    notes = {}
+    for name, events in (("step", [{"type": "step", "at_s": 1, "to_hz": 49.5, "hold_s": 3}]),
+                         ("ramp", [{"type": "standard", "name": "au_very_fast_fcas", "at_s": 1}])):
+        path = make_scenario(tmp_path, duration_s=4, fleet=fleet, frequency={"events": events},
+                             services=[{"id": "FCASVF-L", "contracted_mw": 1.0}])
+        entry = run_file(path, tmp_path / name)["services"][0]
+        assert entry["rules"]["full_delivery"]["regime"] == "trigger"
+        notes[name] = [n for n in entry["notes"] if "Hz/s frequency ramp" in n]
+    assert notes["step"] and "au_very_fast_fcas" in notes["step"][0]
+    assert notes["ramp"] == []

@@ -193,6 +193,15 @@ class LoadedScenario:
         for i, ref in enumerate(self.scenario.services):
             service = dict(copy.deepcopy(known[ref.id]), contracted_kw=ref.contracted_mw * 1000.0,
                            contracted_mw=ref.contracted_mw)
+            if ref.support is not None:
+                if "support" not in service:
+                    raise self.error(f"services[{i}].support", f"{ref.id} has no support to hold (only a service "
+                                     "that must hold its support once activated, e.g. Nordic FFR, has options)")
+                try:
+                    service["support"] = catalog.support_option(service, ref.support, ref.id)
+                except catalog.CatalogError:
+                    raise self.error(f"services[{i}].support", f"{ref.support!r} is not an option of {ref.id} "
+                                     f"(its options: {', '.join(service['support']['options'])})") from None
             allowed = parameters.assumptions(service)
             flat = {}
             for key, value in ref.assume.items():  # {envelope: {tolerance_pu: x}} and {envelope.tolerance_pu: x}
@@ -205,7 +214,7 @@ class LoadedScenario:
                 if not 0 <= value <= 10 * high:
                     raise self.error(f"services[{i}].assume.{name}", f"{value:g} is far outside its plausible range "
                                      f"{low:g}-{high:g}")
-                if name == "initiation_threshold_pu":
+                if "." not in name:  # initiation_threshold_pu, min_volume_mw
                     service[name] = value
                 else:
                     section, key = name.split(".", 1)

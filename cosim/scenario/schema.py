@@ -509,6 +509,10 @@ class ServiceRef(_Strict):
     assume: dict[str, Union[float, dict[str, float]]] = Field(default_factory=dict)
     """the testbed's own judging assumptions for this service, set to another value within reason:
     {envelope.tolerance_pu: 0.05} or {envelope: {tolerance_pu: 0.05}} (`v2g catalog services` lists them)"""
+    support: str | None = Field(default=None, max_length=40)
+    """for a service whose support must be held (Nordic FFR): which of the market's options the aggregator
+    follows, e.g. long (hold 30 s) or short (hold 5 s, then withdraw at most 20 % of the capacity a second);
+    default: the catalog's"""
 
 
 class Outputs(_Strict):
