@@ -300,8 +300,24 @@ def judging_parameters() -> str:
                 ["service", "parameter", "value", "status", "source", "range", "why / where"], rows))
 
 
+def sessions() -> str:
+    """The named plug-in profiles (sims/data/sessions.yaml), each figure with what it rests on."""
+    rows = []
+    for name, prof in catalog.session_profiles().items():
+        sourced = prof.get("sourced") or {}  # figure -> source key; every other figure is an assumption
+        for field in ("arrival_h", "departure_h", "soc_arrival", "energy_kwh"):
+            for key, value in (prof.get(field) or {}).items():
+                figure = f"{field}.{key}"
+                status = f"source ({sourced[figure]})" if figure in sourced else "assumption (verify)"
+                rows.append([name, figure, f"{value:g}", status])
+    return ("Each vehicle of a group with `sessions: {profile: ...}` draws its arrival and departure (hours, normal), "
+            "state of charge on arrival (normal) and energy wanted by departure (lognormal: median, sigma of its "
+            "logarithm). What each figure rests on:\n\n" + _md(["profile", "figure", "value", "rests on"], rows))
+
+
 SECTIONS = {"vehicles": vehicles, "chargers": chargers, "network": network, "services": services, "gb2019": gb2019,
-            "power_flow": power_flow, "limits": limits, "reactive": reactive, "parameters": judging_parameters}
+            "power_flow": power_flow, "limits": limits, "reactive": reactive, "parameters": judging_parameters,
+            "sessions": sessions}
 
 
 def main(argv: list[str]) -> int:

@@ -10,7 +10,7 @@
     v2g sweep SWEEP.yaml [--workers N] [--scheduler tcp://host:8786] [--out DIR]
     v2g schema [--out FILE]
     v2g calibrate LOG... --out CATALOG.csv [--model NAME] [--battery-kwh KWH]
-    v2g offer SCENARIO [--windows efa|hourly|HH-HH,...] [--confidence 0.95] [--samples N] [--replicates N] [--out DIR]
+    v2g offer SCENARIO [--windows efa|hourly|HH-HH,...] [--days N] [--confidence 0.95] [--samples N] [--replicates N] [--out DIR]
 
 Exit codes: 0 success, 2 bad input (one line on stderr naming file, field and problem),
 1 a run that failed for another reason (also one line), 130 interrupted.
@@ -131,6 +131,8 @@ def _parser() -> argparse.ArgumentParser:
     off.add_argument("--samples", type=bounded(int, 1, 96), default=2, help="moments per window (default 2)")
     off.add_argument("--replicates", type=bounded(int, 1, 10_000), default=10, help="seeds per moment (default 10)")
     off.add_argument("--steps", type=bounded(int, 1, 20), default=6, help="bisection steps on the MW (default 6)")
+    off.add_argument("--days", type=bounded(int, 1, 28), default=1,
+                     help="days to offer for, from the scenario's own (fleet.weekday or grid.profile_time; default 1)")
     off.add_argument("--service-index", type=bounded(int, 0, 100), default=0, help="which of the scenario's services")
     off.add_argument("--out", type=Path, help="output directory (default results/<scenario name>/offer)")
     off.add_argument("--set", dest="overrides", action="append", default=[], metavar="PATH=VALUE",
@@ -485,13 +487,13 @@ def cmd_offer(args) -> int:
     service = loaded.services[min(args.service_index, len(loaded.services) - 1)]["id"]
     with Progress("offer", "windows", quiet=args.quiet) as progress:
         rows = offer.offer(args.scenario, args.windows, args.confidence, args.samples, args.replicates, args.steps,
-                           args.overrides, args.service_index, progress, args.workers, args.scheduler)
+                           args.overrides, args.service_index, progress, args.workers, args.scheduler, args.days)
     with output_lock(out), atomic_directory(out, "offer") as tmp:
         offer.write(rows, tmp, service, args.confidence)
     print(f"{service} offered per window at P(eligible) >= {args.confidence:g} ({args.samples} moment(s) x "
           f"{args.replicates} seed(s) a window):")
     print(render(["window", "MW offered", "P(eligible)", "95 % interval", "vehicles p5/p50/p95", "headroom MW", "binds"],
-                 [[r["window"], f"{r['offered_mw']:g}", f"{r['p_eligible']:.2f}",
+                 [[offer.label(r), f"{r['offered_mw']:g}", f"{r['p_eligible']:.2f}",
                    f"[{r['ci95'][0]:.2f}, {r['ci95'][1]:.2f}]",
                    "/".join(str(v) for v in r["vehicles_present"].values()),
                    "/".join(f"{v:g}" for v in r["headroom_mw"].values()), r["binds"]] for r in rows], "lrrrrrl"))

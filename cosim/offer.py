@@ -20,6 +20,7 @@ import tempfile
 from pathlib import Path
 
 from v2g_testbed.cosim.scenario import ScenarioError
+from v2g_testbed.sims.fleet import WEEKDAYS
 
 EFA = [(23, 3), (3, 7), (7, 11), (11, 15), (15, 19), (19, 23)]  # GB EFA blocks, local time
 BINDS = {"volume": "availability", "duration": "energy", "initiation": "timing", "partial_delivery": "timing",
@@ -86,10 +87,40 @@ def _judge_one(scenario: str, overrides: list[str], service_index: int, mw: floa
 
 def _moment(t: str, profile_time: str | None) -> list[str]:
     """The overrides that put a run at time of day ``t``: the fleet's sessions, and a SimBench grid's loads and
-    generation at that time of the scenario's day."""
+    generation at that time of the scenario's day (``profile_time``'s date)."""
     out = [f"fleet.time_of_day='{t}'"]
     if profile_time is not None:
         out.append(f"grid.profile_time='{profile_time[:10]}T{t}'")
+    return out
+
+
+def days_of(loaded, days: int) -> list[dict]:
+    """The ``days`` days an offer covers, from the scenario's own (``fleet.weekday``, else ``grid.profile_time``'s
+    date): ``{"label", "weekday", "date"}`` each (``date``: the SimBench profile day, or None). More than one day
+    needs something that changes with the day: sessions by weekday, or a grid's profiles by date."""
+    from datetime import date, timedelta
+
+    from v2g_testbed.cosim.world import weekday_of
+
+    scenario = loaded.scenario
+    first = weekday_of(scenario)
+    start = None if scenario.grid.profile_time is None else date.fromisoformat(scenario.grid.profile_time[:10])
+    by_weekday = any((g.get("sessions_table") or {}).get("weekday") is not None for g in loaded.groups)
+    if days > 1 and not by_weekday and start is None:
+        raise ScenarioError(f"--days {days}: nothing in this scenario changes with the day (no sessions file with a "
+                            "weekday column, no grid.profile_time): every day's offer would be the first's")
+    if days > 1 and by_weekday and first is None:
+        raise ScenarioError(f"--days {days}: say which day the offer starts on (fleet.weekday, e.g. --set "
+                            "fleet.weekday=Mon)")
+    out = []
+    for k in range(days):
+        day = None if start is None else start + timedelta(days=k)
+        weekday = None if first is None else (first + k) % 7
+        if day is not None and scenario.fleet.weekday is None:
+            weekday = day.weekday()
+        label = " ".join(x for x in (None if weekday is None else WEEKDAYS[weekday],
+                                     None if day is None else day.isoformat()) if x)
+        out.append({"label": label, "weekday": weekday, "date": None if day is None else day.isoformat()})
     return out
 
 
@@ -108,26 +139,25 @@ def judge(scenario: Path, overrides: list[str], service_index: int, mw: float, t
 
 def offer(scenario: str | Path, spec: str = "efa", confidence: float = 0.95, samples: int = 2, replicates: int = 10,
           steps: int = 6, overrides=(), service_index: int = 0, progress=None, workers: int = 1,
-          scheduler: str | None = None) -> list[dict]:
-    """One row per window: the MW offered, its P(eligible) with the Wilson interval, the plugged-in headroom over
-    the runs (p5/p50/p95 MW) and what binds. The runs of one MW go ``workers`` at a time in worker processes, or
-    on a Dask cluster (``scheduler``); the answer is the same."""
+          scheduler: str | None = None, days: int = 1) -> list[dict]:
+    """One row per window (of each of ``days`` days: ``day`` names it): the MW offered, its P(eligible) with the
+    Wilson interval, the plugged-in headroom over the runs (p5/p50/p95 MW) and what binds. The runs of one MW go
+    ``workers`` at a time in worker processes, or on a Dask cluster (``scheduler``); the answer is the same."""
+    args = (scenario, spec, confidence, samples, replicates, steps, overrides, service_index, progress)
     if scheduler:
         from dask.distributed import Client
 
         with Client(scheduler) as client:
-            return _offer(scenario, spec, confidence, samples, replicates, steps, overrides, service_index, progress,
-                          client)
+            return _offer(*args, client, days)
     if workers > 1:
         from concurrent.futures import ProcessPoolExecutor
 
         with ProcessPoolExecutor(max_workers=workers) as pool:
-            return _offer(scenario, spec, confidence, samples, replicates, steps, overrides, service_index, progress,
-                          pool)
-    return _offer(scenario, spec, confidence, samples, replicates, steps, overrides, service_index, progress, None)
+            return _offer(*args, pool, days)
+    return _offer(*args, None, days)
 
 
-def _offer(scenario, spec, confidence, samples, replicates, steps, overrides, service_index, progress, pool):
+def _offer(scenario, spec, confidence, samples, replicates, steps, overrides, service_index, progress, pool, days=1):
     import numpy as np
 
     from v2g_testbed.cosim import run as runner
@@ -146,14 +176,17 @@ def _offer(scenario, spec, confidence, samples, replicates, steps, overrides, se
     seeds = [loaded.scenario.seed + k for k in range(replicates)]
     rows = []
     wins = windows(spec)
+    calendar = days_of(loaded, days)
+    profile_time = loaded.scenario.grid.profile_time
     with tempfile.TemporaryDirectory() as tmp:
-        for n, window in enumerate(wins):
+        for n, (day, window) in enumerate((d, w) for d in calendar for w in wins):
             times = moments(window, samples)
             work = Path(tmp) / f"w{n}"
+            on_day = list(overrides) + ([] if day["weekday"] is None else [f"fleet.weekday={WEEKDAYS[day['weekday']]}"])
+            day_profile = None if profile_time is None else f"{day['date']}{profile_time[10:]}"
 
             def p_at(mw):
-                runs = judge(Path(scenario), list(overrides), service_index, mw, times, seeds, work, pool,
-                             loaded.scenario.grid.profile_time)
+                runs = judge(Path(scenario), on_day, service_index, mw, times, seeds, work, pool, day_profile)
                 return sum(r["eligible"] for r in runs) / len(runs), runs
 
             p_min, runs_min = p_at(minimum)
@@ -183,7 +216,8 @@ def _offer(scenario, spec, confidence, samples, replicates, steps, overrides, se
                 found = sorted({BINDS.get(rule, rule) for rule in r["failed"]}, key=_priority)
                 if found:
                     counts[found[0]] = counts.get(found[0], 0) + 1
-            rows.append({"window": f"{window[0]:02d}-{window[1]:02d}", "offered_mw": round(best, 3),
+            rows.append({**({"day": day["label"]} if len(calendar) > 1 else {}),
+                         "window": f"{window[0]:02d}-{window[1]:02d}", "offered_mw": round(best, 3),
                          "minimum_mw": minimum,
                          "p_eligible": round(k / len(judged), 3), "ci95": [round(low_ci, 3), round(high_ci, 3)],
                          "runs": len(judged), "moments": times,
@@ -193,7 +227,7 @@ def _offer(scenario, spec, confidence, samples, replicates, steps, overrides, se
                                               for q, p in (("p5", 5), ("p50", 50), ("p95", 95))},
                          "binds": max(counts, key=counts.get) if counts else "headroom (all of it offered)"})
             if progress:
-                progress(n + 1, len(wins))
+                progress(n + 1, len(wins) * len(calendar))
     return rows
 
 
@@ -211,14 +245,14 @@ def write(rows: list[dict], out: Path, service: str, confidence: float) -> list[
                                                indent=2) + "\n")
     with open(out / "offer.csv", "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
-        w.writerow(["window", "offered_mw", "p_eligible", "ci95_low", "ci95_high", "runs", "headroom_p5_mw",
+        w.writerow(["day", "window", "offered_mw", "p_eligible", "ci95_low", "ci95_high", "runs", "headroom_p5_mw",
                     "headroom_p50_mw", "headroom_p95_mw", "vehicles_p5", "vehicles_p50", "vehicles_p95", "binds"])
         for r in rows:
-            w.writerow([r["window"], r["offered_mw"], r["p_eligible"], *r["ci95"], r["runs"],
+            w.writerow([r.get("day", ""), r["window"], r["offered_mw"], r["p_eligible"], *r["ci95"], r["runs"],
                         *r["headroom_mw"].values(), *r["vehicles_present"].values(), r["binds"]])
-    fig, ax = plt.subplots(figsize=(9, 4))
+    fig, ax = plt.subplots(figsize=(9, 4.4))
     colours = {"availability": "tab:gray", "energy": "tab:orange", "timing": "tab:red", "grid": "tab:purple"}
-    names = [r["window"] for r in rows]
+    names = [label(r) for r in rows]
     head = np.array([r["headroom_mw"]["p50"] for r in rows])
     spread = np.array([[r["headroom_mw"]["p50"] - r["headroom_mw"]["p5"], r["headroom_mw"]["p95"] - r["headroom_mw"]["p50"]]
                        for r in rows]).T
@@ -230,9 +264,12 @@ def write(rows: list[dict], out: Path, service: str, confidence: float) -> list[
                     va="bottom", fontsize=8, xytext=(0, 2), textcoords="offset points")
     if rows:
         ax.axhline(rows[0]["minimum_mw"], color="k", ls="--", lw=0.8, label="market minimum")
+    if any("day" in r for r in rows):
+        ax.tick_params(axis="x", labelrotation=90, labelsize=7)
     ax.set(xlabel="window (local time)", ylabel=f"{service} MW",
            title=f"{service}: MW offered per window at P(eligible) >= {confidence:g}; label: what binds")
-    ax.legend(fontsize=8, loc="upper left")
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.16 if any("day" in r for r in rows) else -0.13),
+              ncol=3, frameon=False)
     fig.tight_layout()
     fig.savefig(out / "offer.png", dpi=100)
     plt.close(fig)
@@ -243,9 +280,14 @@ def write(rows: list[dict], out: Path, service: str, confidence: float) -> list[
 OFFER_TOLERANCE_MW = 0.05  # an offer found by bisection moves by its last step when a model changes slightly
 
 
+def label(row: dict) -> str:
+    """A window's name: ``19-23``, or ``Wed 2016-01-13 19-23`` in an offer over several days."""
+    return f"{row['day']} {row['window']}" if row.get("day") else row["window"]
+
+
 def snapshot(rows: list[dict], service: str, confidence: float) -> dict:
     return {"service": service, "confidence": confidence,
-            "windows": {r["window"]: {"offered_mw": r["offered_mw"], "binds": r["binds"]} for r in rows}}
+            "windows": {label(r): {"offered_mw": r["offered_mw"], "binds": r["binds"]} for r in rows}}
 
 
 def compare(name: str, old: dict | None, new: dict, tolerance_mw: float = OFFER_TOLERANCE_MW) -> list[str]:

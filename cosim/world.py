@@ -48,8 +48,23 @@ def sample_fleet(loaded) -> dict[str, list]:
     """Per-vehicle parameters for this scenario and seed (reproducible)."""
     fleet = loaded.scenario.fleet
     hours, minutes = fleet.time_of_day.split(":")
+    # a plugged-in vehicle gives a service only what its departure energy spares, over the longest delivery
+    honour_h = max((s["delivery_duration_min"] for s in loaded.services), default=0.0) / 60.0
     return sample_vehicles(loaded.groups, fleet.spread_pct, fleet_rng(loaded.scenario.seed), fleet.spread_distribution,
-                           loaded.load_phases, int(hours) + int(minutes) / 60.0)
+                           loaded.load_phases, int(hours) + int(minutes) / 60.0, honour_h, weekday_of(loaded.scenario))
+
+
+def weekday_of(scenario) -> int | None:
+    """The run's day (0 Monday .. 6 Sunday): ``fleet.weekday``, else the day of ``grid.profile_time``, else None."""
+    from datetime import date
+
+    from v2g_testbed.sims.fleet import WEEKDAYS
+
+    if scenario.fleet.weekday is not None:
+        return WEEKDAYS.index(scenario.fleet.weekday)
+    if scenario.grid.profile_time is not None:
+        return date.fromisoformat(scenario.grid.profile_time[:10]).weekday()
+    return None
 
 
 def cells_of(n_vehicles: int, profile: dict) -> list[int]:

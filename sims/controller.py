@@ -113,7 +113,8 @@ class ControllerSim(mosaik_api_v3.Simulator):
         self.support_until = {s["id"]: -np.inf for s in self.services if s.get("support")}
         # ... and where its option ends the support early if withdrawn slowly (Nordic FFR's 5 s option), what it
         # last asked for and when: it falls from there no faster than the option's rate
-        self.withdrawing = {s["id"]: (0.0, 0) for s in self.services if (s.get("support") or {}).get("withdrawal_pu_per_s")}
+        self.withdrawing = {s["id"]: (0.0, 0) for s in self.services
+                            if (s.get("support") or {}).get("withdrawal_pu_per_s")}
         return [{"eid": "aggregator", "type": model}]
 
     def _required(self, f_hz: float, time: int) -> float:

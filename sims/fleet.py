@@ -81,7 +81,7 @@ def _spread(rng: np.random.Generator, mean: float, cv: float, n: int, distributi
 
 def sample_vehicles(groups: list[dict], spread_pct: float, rng: np.random.Generator,
                     distribution: str = "lognormal", load_phases: dict | None = None,
-                    time_of_day_h: float = 12.0) -> dict[str, list]:
+                    time_of_day_h: float = 12.0, honour_h: float = 0.0, weekday: int | None = None) -> dict[str, list]:
     """Per-vehicle parameter lists for ``FleetSim`` from fleet groups.
 
     Each group: ``vehicle`` (a ``catalog.VehicleModel``), ``count``, ``charger_kw``, ``bidirectional``,
@@ -107,7 +107,11 @@ def sample_vehicles(groups: list[dict], spread_pct: float, rng: np.random.Genera
     arrival, departure and state of charge on arrival: at ``time_of_day_h`` (the run's start) it is plugged in or
     not, leaves when its session ends, and has charged at its charger's rating since it arrived (until soc_max),
     which is also its baseline (``_sessions``). ``plugged_in_fraction``, ``soc``, ``baseline_kw``, ``arrival_s``
-    and ``departure_s`` of such a group are not used.
+    and ``departure_s`` of such a group are not used. Such a vehicle must still leave with the charge it came for
+    (soc_max, or what its session wanted): its lowest power ``p_min_kw`` is raised so that, held there for
+    ``honour_h`` hours (the longest delivery duration of the contracted services) and charging at its rating after
+    that, it still has that charge by its departure (``departure_floor_kw``): what it can give the service is what
+    its departure energy spares. ``weekday`` (0 Monday): the run's day, for sessions files with weekdays.
     """
     cv = spread_pct / 100.0
     out: dict[str, list] = {k: [] for k in ("model", "bus", "phase", "start_delay_ms", "stop_delay_ms",
@@ -123,9 +127,14 @@ def sample_vehicles(groups: list[dict], spread_pct: float, rng: np.random.Genera
                  for f in SPREAD_FIELDS}
         p_max, min_power, step = charger_power(g)
         p_min = -p_max if g["bidirectional"] else 0.0
+        p_min_each = np.full(n, p_min)
         if g.get("sessions"):
-            plugged, departure, soc, baseline = _sessions(rng, g, n, time_of_day_h, p_max, float(v.battery_kwh))
+            plugged, departure, soc, baseline, target = _sessions(rng, g, n, time_of_day_h, p_max,
+                                                                  float(v.battery_kwh), weekday)
             arrival = np.zeros(n)
+            p_min_each = np.maximum(p_min_each, departure_floor_kw(
+                soc, target, float(v.battery_kwh), departure / 3600.0, honour_h, p_max,
+                float(g["efficiency_charge"]), float(g["efficiency_discharge"])))
         else:
             plugged = np.zeros(n, dtype=bool)
             plugged[rng.permutation(n)[: round(g["plugged_in_fraction"] * n)]] = True
@@ -145,7 +154,7 @@ def sample_vehicles(groups: list[dict], spread_pct: float, rng: np.random.Genera
         out["stop_delay_ms"] += np.round(drawn["t_c_s"] * 1000).tolist()
         out["ramp_up_kw_per_s"] += drawn["ramp_up_kw_per_s"].tolist()
         out["ramp_down_kw_per_s"] += drawn["ramp_down_kw_per_s"].tolist()
-        out["p_min_kw"] += [p_min] * n
+        out["p_min_kw"] += p_min_each.tolist()
         out["p_max_kw"] += [p_max] * n
         out["baseline_kw"] += baseline.tolist()
         out["capacity_kwh"] += [float(v.battery_kwh)] * n
@@ -251,35 +260,96 @@ def _hours(hhmm: str) -> float:
     return int(hours) + int(minutes) / 60.0
 
 
-def _sessions(rng: np.random.Generator, g: dict, n: int, time_of_day_h: float, p_max: float, battery_kwh: float):
-    """(plugged, seconds until departure, state of charge, baseline kW) of a group's vehicles at ``time_of_day_h``,
-    from their sessions: each vehicle arrives at ``a`` and leaves at ``d`` (the next day if earlier), arriving with
-    ``s0`` and charging at the charger's rating until ``soc_max`` (the baseline an aggregator schedules)."""
+WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+
+
+def _sessions(rng: np.random.Generator, g: dict, n: int, time_of_day_h: float, p_max: float, battery_kwh: float,
+              weekday: int | None = None):
+    """(plugged, seconds until departure, state of charge, baseline kW, state of charge wanted at departure) of a
+    group's vehicles at ``time_of_day_h``, from their sessions: each vehicle arrives at ``a`` and leaves at ``d``
+    (the next day if earlier), arriving with ``s0`` and charging at the charger's rating until what it wants at
+    departure (``s0`` + the session's ``energy_kwh`` where the file gives it, else ``soc_max``): the baseline an
+    aggregator schedules.
+
+    Without weekdays a vehicle's session is the same every day (one draw, wrapped around midnight). A sessions file
+    with a ``weekday`` column (the day of arrival), on a ``weekday`` (0 Monday .. 6 Sunday), draws each vehicle's
+    session of the day before and of the day: it is there if the first has not ended yet, or the second has
+    begun."""
     from v2g_testbed.sims.catalog import session_profiles
 
     spec = g["sessions"]
-    if spec.get("file"):  # recorded sessions: each vehicle draws one
-        table = g["sessions_table"]
-        pick = rng.integers(0, len(table["arrival_h"]), n)
-        a, d = np.asarray(table["arrival_h"])[pick], np.asarray(table["departure_h"])[pick]
+    table = g.get("sessions_table") if spec.get("file") else None
+    want = None
+    if table is not None and weekday is not None and table.get("weekday") is not None:
+        days = np.asarray(table["weekday"])
+
+        def draw(day):
+            rows = np.flatnonzero(days == day)
+            if rows.size == 0:  # nobody arrives that day: nobody's session of that day
+                return None
+            return rows[rng.integers(0, rows.size, n)]
+
+        before, today = draw((weekday - 1) % 7), draw(weekday)
+        a_arr, d_arr = np.asarray(table["arrival_h"]), np.asarray(table["departure_h"])
+        from_before = np.zeros(n, dtype=bool)
+        if before is not None:  # still there from yesterday: it arrived (24 - a) + t hours ago
+            from_before = 24 - a_arr[before] + time_of_day_h < (d_arr[before] - a_arr[before]) % 24
+        arrived_today = np.zeros(n, dtype=bool)
+        if today is not None:
+            arrived_today = (a_arr[today] <= time_of_day_h) & (
+                time_of_day_h - a_arr[today] < (d_arr[today] - a_arr[today]) % 24)
+        pick = np.where(from_before, before if before is not None else 0, today if today is not None else 0)
+        a, d = a_arr[pick], d_arr[pick]
+        since = np.where(from_before, 24 - a + time_of_day_h, time_of_day_h - a)
+        plugged = from_before | arrived_today
         s0 = np.clip(np.asarray(table["soc_arrival"])[pick], g["soc_min"], g["soc_max"])
-    elif spec.get("profile"):
-        prof = session_profiles()[spec["profile"]]
-        a = rng.normal(prof["arrival_h"]["mean"], prof["arrival_h"]["sd"], n) % 24
-        d = rng.normal(prof["departure_h"]["mean"], prof["departure_h"]["sd"], n) % 24
-        s0 = np.clip(rng.normal(prof["soc_arrival"]["mean"], prof["soc_arrival"]["sd"], n), g["soc_min"], g["soc_max"])
+        want = np.asarray(table["energy_kwh"], dtype=float)[pick] if table.get("energy_kwh") is not None else None
     else:
-        a, d = np.full(n, _hours(spec["plug_in"])), np.full(n, _hours(spec["plug_out"]))
-        s0 = np.full(n, float(np.clip(g["soc"], g["soc_min"], g["soc_max"])))
-    stay = (d - a) % 24                      # hours plugged in
-    since = (time_of_day_h - a) % 24         # hours since it arrived (if it is there)
-    plugged = since < stay
+        if table is not None:  # recorded sessions: each vehicle draws one
+            pick = rng.integers(0, len(table["arrival_h"]), n)
+            a, d = np.asarray(table["arrival_h"])[pick], np.asarray(table["departure_h"])[pick]
+            s0 = np.clip(np.asarray(table["soc_arrival"])[pick], g["soc_min"], g["soc_max"])
+            want = np.asarray(table["energy_kwh"], dtype=float)[pick] if table.get("energy_kwh") is not None else None
+        elif spec.get("profile"):
+            prof = session_profiles()[spec["profile"]]
+            a = rng.normal(prof["arrival_h"]["mean"], prof["arrival_h"]["sd"], n) % 24
+            d = rng.normal(prof["departure_h"]["mean"], prof["departure_h"]["sd"], n) % 24
+            s0 = np.clip(rng.normal(prof["soc_arrival"]["mean"], prof["soc_arrival"]["sd"], n), g["soc_min"],
+                         g["soc_max"])
+            if prof.get("energy_kwh"):  # what each session wants by departure
+                want = np.exp(rng.normal(np.log(prof["energy_kwh"]["median"]), prof["energy_kwh"]["sigma"], n))
+        else:
+            a, d = np.full(n, _hours(spec["plug_in"])), np.full(n, _hours(spec["plug_out"]))
+            s0 = np.full(n, float(np.clip(g["soc"], g["soc_min"], g["soc_max"])))
+        since = (time_of_day_h - a) % 24         # hours since it arrived (if it is there)
+        plugged = since < (d - a) % 24
+    stay = (d - a) % 24                          # hours plugged in
+    target = np.full(n, float(g["soc_max"])) if want is None else np.clip(
+        s0 + np.nan_to_num(want, nan=np.inf) / battery_kwh, g["soc_min"], g["soc_max"])
     energy = since * max(p_max, 0.0) * float(g["efficiency_charge"])  # kWh charged since arrival
-    soc = np.where(plugged, np.minimum(s0 + energy / battery_kwh, g["soc_max"]), s0)
-    charging = plugged & (soc < g["soc_max"] - 1e-9)
+    soc = np.where(plugged, np.minimum(s0 + energy / battery_kwh, np.maximum(target, s0)), s0)
+    charging = plugged & (soc < target - 1e-9)
     baseline = np.where(charging, p_max, 0.0)
     departure = np.where(plugged, (stay - since) * 3600.0, np.inf)
-    return plugged, departure, soc, baseline
+    return plugged, departure, soc, baseline, target
+
+
+def departure_floor_kw(soc, soc_target, battery_kwh: float, hours_left, honour_h: float, p_max: float,
+                       eta_charge: float, eta_discharge: float) -> np.ndarray:
+    """Per vehicle, the lowest power (kW, + import) it can hold for ``honour_h`` hours (or until it leaves, if
+    sooner) and still reach ``soc_target`` by its departure ``hours_left`` from now, charging at ``p_max`` after
+    that: below 0 it may export what it can spare, above 0 it must keep charging that much; at most ``p_max``
+    (a vehicle that cannot reach its target even so gives nothing). A vehicle that never leaves has no floor."""
+    hours_left = np.asarray(hours_left, dtype=float)
+    held = np.minimum(honour_h, hours_left)
+    after = np.maximum(hours_left - honour_h, 0.0)
+    # kWh it still needs from the held period itself, after what charging at the rating afterwards brings
+    wanted = (np.asarray(soc_target, dtype=float) - np.asarray(soc, dtype=float)) * battery_kwh
+    need = wanted - max(p_max, 0.0) * eta_charge * np.where(np.isfinite(after), after, 0.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        floor = np.where(need > 0, need / (eta_charge * held), need * eta_discharge / held)
+    floor = np.where(held > 0, floor, -np.inf)
+    return np.where(np.isfinite(hours_left), np.minimum(floor, max(p_max, 0.0)), -np.inf)
 
 
 def _window(rng: np.random.Generator, value, n: int, default: float) -> np.ndarray:

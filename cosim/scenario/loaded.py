@@ -152,7 +152,24 @@ class LoadedScenario:
         if not rows or not {"arrival", "departure", "soc_arrival"} <= set(rows[0]):
             raise self.error(where, f"{name}: need a header arrival,departure,soc_arrival and at least one session")
         out = {"arrival_h": [], "departure_h": [], "soc_arrival": []}
+        extra = {"energy_kwh", "weekday"} & set(rows[0])
+        out.update({key: [] for key in extra})
+        days = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
         for k, row in enumerate(rows, start=2):
+            if "weekday" in extra:
+                day = (row["weekday"] or "").strip().lower()[:3]
+                if day not in days:
+                    raise self.error(where, f"{name}: row {k}: weekday {row['weekday']!r}: one of Mon-Sun")
+                out["weekday"].append(days.index(day))
+            if "energy_kwh" in extra:
+                try:
+                    wanted = float(row["energy_kwh"]) if (row["energy_kwh"] or "").strip() else float("nan")
+                    if not (wanted >= 0 and wanted < 10_000) and wanted == wanted:
+                        raise ValueError
+                except ValueError:
+                    raise self.error(where, f"{name}: row {k}: energy_kwh {row['energy_kwh']!r}: kWh wanted by "
+                                     "departure, 0-10000 (or empty)") from None
+                out["energy_kwh"].append(wanted)
             try:
                 for key in ("arrival", "departure"):
                     hours, minutes = (int(x) for x in row[key].strip().split(":"))

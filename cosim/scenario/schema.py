@@ -280,8 +280,9 @@ class Sessions(_Strict):
     plug_out: str | None = Field(default=None, pattern=_TIME_OF_DAY,
                                  description="and leaves at HH:MM (earlier than plug_in: the next day)")
     file: str | None = None
-    """a CSV of recorded sessions (arrival, departure as HH:MM; soc_arrival 0-1), relative to the scenario: each
-    vehicle draws one of them"""
+    """a CSV of recorded sessions (arrival, departure as HH:MM; soc_arrival 0-1; optional energy_kwh, the energy
+    wanted by departure, and weekday, the day of arrival Mon-Sun), relative to the scenario: each vehicle draws one
+    of them (of the run's day and the day before, where the file has weekdays)"""
 
     @model_validator(mode="after")
     def _one_kind(self):
@@ -378,6 +379,9 @@ class Fleet(_Strict):
     catalogs: list[str] = Field(default_factory=list, description="extra vehicle CSV files")
     time_of_day: str = Field(default="12:00", pattern=_TIME_OF_DAY,
                              description="local time the run starts at, for groups with sessions")
+    weekday: Literal["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"] | None = None
+    """the day the run is on, for sessions files with a weekday column (default: the day of grid.profile_time, if
+    set; else sessions do not depend on the day)"""
     assume_v2g: bool = False
     """a what-if: let bidirectional groups of models that are not V2G-capable export anyway (every verdict says
     which); false: such a group is refused, and must be made V1G (bidirectional: false)"""
