@@ -51,7 +51,7 @@ def main():
     total_search = total_linear = 0
     phases = {b: PHASES.index(p) for b, p in single_phase_loads(net).items()}
     for name, buses in hosting.feeders(net, "loads").items():
-        feeder = hosting.Feeder(net, buses, limits, unbalanced)
+        feeder = hosting.WholeNetworkCheck(net, buses, limits, unbalanced)
         bus_phase = np.array([phases.get(b, -1) for b in buses])
         for direction, sign in (("import", 1), ("export", -1)):
             for m in range(args.placements):

@@ -74,7 +74,7 @@ def main():
     ap.add_argument("--sample-every", type=int, default=60, help="whole-network search on every N-th feeder")
     ap.add_argument("--skip-year", action="store_true")
     args = ap.parse_args()
-    from v2g_testbed.analysis.hosting import feeders
+    from v2g_testbed.sims.topology import feeders
     from v2g_testbed.sims.grid import load_network
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-network-hosting-"))

@@ -419,7 +419,7 @@ def hosting_capacity(scenario: str | Path | LoadedScenario, placements: int | No
                      feeders: Iterable[str] | None = None, service: str | None = None) -> HostingResult:
     """``v2g hosting-capacity``: chargers of the scenario's first fleet group each feeder takes before a
     limit breaks, over random placements (default 20; 1 for a time series). Writes the tables and plots
-    into ``out`` when given. ``method``: auto, subnetwork or whole-network (see analysis/hosting.py);
+    into ``out`` when given. ``method``: auto, subnetwork or whole-network (see analysis/hosting/);
     ``times``: ``year`` or ``START..END`` on a SimBench grid, a time series of every ``every``-th quarter-hour;
     ``feeders``: study only these. ``service``: instead of chargers, the scenario's fleet at its buses answering
     this service all at once: the largest contracted MW before a grid limit breaks (``result.service``, a

@@ -203,7 +203,7 @@ def test_every_load_bus_or_lv_bus(tmp_path):
     assert len(lv) > 30 and 0 not in lv  # bus 0 is the 20 kV side of the transformer
     with pytest.raises(ScenarioError, match=r"fleet\.groups\[0\]\.bus: \{every: lv_bus\}: the grid has no such bus"):
         group_buses({"network": "cigre_mv"}, {"every": "lv_bus"})
-    from v2g_testbed.analysis.hosting import feeders
+    from v2g_testbed.sims.topology import feeders
     from v2g_testbed.sims.grid import load_network
 
     one_feeder, _ = group_buses({"network": "cigre_mv"}, {"every": "load", "feeder": "Line 12-13"})

@@ -392,7 +392,7 @@ class LoadedScenario:
 
     def _bus_set(self, net, bus_set: BusSet, i: int) -> list[int]:
         """The buses of ``{every: ..., feeder: ...}``, in index order."""
-        from v2g_testbed.analysis.hosting import feeders
+        from v2g_testbed.sims.topology import feeders
         from v2g_testbed.sims.grid import load_buses
 
         if bus_set.every == "load":

@@ -28,32 +28,9 @@ import warnings
 import numpy as np
 
 from v2g_testbed.sims.batchflow import BatchPowerFlow, Unsupported, _runpp
+from v2g_testbed.sims.topology import fed_from_outside, supply_groups
 
-__all__ = ["SupplyGroup", "supply_groups", "Unsupported"]
-
-
-def supply_groups(net, busbars) -> dict[int, list[int]]:
-    """Busbar -> the buses of its group (component without transformers, plus feeding HV buses)."""
-    import networkx as nx
-    import pandapower.topology as top
-
-    graph = top.create_nxgraph(net, include_trafos=False)
-    out = {}
-    for busbar in sorted(set(busbars)):
-        component = nx.node_connected_component(graph, busbar)
-        feeding = net.trafo[net.trafo.in_service & net.trafo.lv_bus.isin(component) & ~net.trafo.hv_bus.isin(component)]
-        out[busbar] = sorted(component | set(feeding.hv_bus.astype(int)))
-    return out
-
-
-def fed_from_outside(net, buses) -> bool:
-    """Whether the group of ``buses`` (from ``supply_groups``) needs the rest of the network: no slack inside
-    it (a Thevenin source stands for what feeds it) or substations below it (lumped as their base-case flow).
-    From the topology alone, before anything is built or solved."""
-    buses = set(buses)
-    slack_here = set(net.ext_grid.bus[net.ext_grid.in_service].astype(int)) & buses
-    below = net.trafo.in_service & net.trafo.hv_bus.isin(buses) & ~net.trafo.lv_bus.isin(buses)
-    return not slack_here or bool(below.any())
+__all__ = ["SupplyGroup", "WholeNetwork", "supply_groups", "fed_from_outside", "Unsupported"]
 
 
 class SupplyGroup:
