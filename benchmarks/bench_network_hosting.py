@@ -9,6 +9,10 @@
      whole-network search solves them): a sample of runpp calls timed, times the flows the study took;
    - the whole-network search (``--method whole-network``) on every ``--sample-every``-th feeder, scaled to
      all feeders; its answers are compared with the subnetwork study's for those feeders.
+   And the same study over worker processes (``--workers 2``) and on a Dask ``LocalCluster`` (two worker processes),
+   with and without ``grid.profile_time``: wall against one process in the same run, identical answers, and the
+   peak RSS of the largest process (the CLI's and its workers', by ``os.wait4``; the cluster's workers report
+   their own peak).
 2. A year of quarter-hours for every feeder of ``1-LV-rural1--0-sw`` and ``1-MV-semiurb--0-sw``
    (``--times year``), against the targets of 2 and 10 minutes.
 
@@ -33,8 +37,8 @@ sys.path.insert(0, str(ROOT))
 MVLV = "simbench:1-MVLV-semiurb-all-0-sw"
 
 
-def scenario(path: Path, network: str, bus: str, name: str) -> Path:
-    data = {"name": name, "seed": 1, "duration_s": 10, "grid": {"network": network, "power_flow": "balanced"},
+def scenario(path: Path, network: str, bus: str, name: str, **grid) -> Path:
+    data = {"name": name, "seed": 1, "duration_s": 10, "grid": {"network": network, "power_flow": "balanced", **grid},
             "fleet": {"assume_v2g": True, "groups": [{"model": "Nissan Ariya", "count": 10, "charger_kw": 11, "bus": bus}]},
             "network": {"profile": "local"}, "frequency": {"events": [{"type": "step", "at_s": 1, "to_hz": 49.5}]},
             "services": [{"id": "DC-L", "contracted_mw": 0.1}]}
@@ -69,11 +73,58 @@ def runpp_seconds(samples: int = 20) -> float:
     return float(np.median(times))
 
 
+def workers_study(tmp: Path, placements: int) -> None:
+    """The 546-feeder study in one process, on two worker processes, and on a two-worker Dask cluster, with and
+    without grid.profile_time: wall, the largest process's peak RSS, and whether the answers are the same."""
+    import threading
+
+    from dask.distributed import LocalCluster
+
+    print(f"{MVLV}, {placements} placements, import and export:")
+    print(f"{'':44s} {'wall s':>8s} {'x 1 proc':>8s} {'peak MB':>8s}  answers")
+    for label, grid in (("", {}), (", profile_time 2016-01-13T18:00", {"profile_time": "2016-01-13T18:00"})):
+        path = scenario(tmp / "mvlv-w.yaml", MVLV, "MV2.101 Bus 4", "mvlv", **grid)
+        one = cli(path, "--placements", placements, "--out", tmp / "w1")
+        first = json.loads((tmp / "w1" / "hosting_capacity.json").read_text())
+        two = cli(path, "--placements", placements, "--workers", 2, "--out", tmp / "w2")
+        same2 = json.loads((tmp / "w2" / "hosting_capacity.json").read_text()) == first
+        with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+                          memory_limit=0) as cluster:
+            peak = {"mb": 0.0}
+            stop = threading.Event()
+
+            def watch():  # the cluster's workers' resident memory, every half second
+                from dask.distributed import Client
+
+                with Client(cluster.scheduler_address) as client:
+                    while not stop.wait(0.5):
+                        info = client.scheduler_info()["workers"].values()
+                        peak["mb"] = max([peak["mb"], *(w["metrics"]["memory"] / 2**20 for w in info)])
+
+            watcher = threading.Thread(target=watch)
+            watcher.start()
+            dask = cli(path, "--placements", placements, "--scheduler", cluster.scheduler_address, "--out", tmp / "wd")
+            stop.set()
+            watcher.join()
+        same_d = json.loads((tmp / "wd" / "hosting_capacity.json").read_text()) == first
+        for name, run, same, rss in (("1 process", one, True, one["rss_mb"]),
+                                     ("--workers 2", two, same2, two["rss_mb"]),
+                                     ("Dask LocalCluster, 2 workers", dask, same_d,
+                                      max(dask["rss_mb"], peak["mb"]))):
+            print(f"{name + label:44s} {run['wall']:8.1f} {run['wall'] / one['wall']:8.2f} {rss:8.0f}  "
+                  f"{'identical' if same else 'DIFFERENT'}")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sample-every", type=int, default=60, help="whole-network search on every N-th feeder")
     ap.add_argument("--skip-year", action="store_true")
+    ap.add_argument("--workers-only", action="store_true", help="only the study over workers and Dask")
+    ap.add_argument("--placements", type=int, default=20)
     args = ap.parse_args()
+    if args.workers_only:
+        workers_study(Path(tempfile.mkdtemp(prefix="bench-network-hosting-")), args.placements)
+        return
     from v2g_testbed.sims.topology import feeders
     from v2g_testbed.sims.grid import load_network
 

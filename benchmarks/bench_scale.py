@@ -44,6 +44,7 @@ from v2g_testbed.sims.network import NetworkSim  # noqa: E402
 from v2g_testbed.sims.obc import OPTIONAL_PARAMETERS, PARAMETERS, ChargerFleet  # noqa: E402
 
 MODELS = list(catalog.builtin_vehicles())
+PER_COPY = 1000  # vehicles per copy of the CIGRE MV network
 
 
 def timed(*argv) -> dict:
@@ -66,11 +67,14 @@ def timed_cli(*args) -> dict:
 
 
 def scenario_dict(n: int, profile: str) -> dict:
+    """The scale scenario for ``n`` vehicles (``profile``: the network profile)."""
     per = n // len(MODELS)
     counts = [per + (1 if i < n - per * len(MODELS) else 0) for i in range(len(MODELS))]
     return {
         "name": f"bench-{n}", "seed": 1, "duration_s": 60,
-        "grid": {"network": "cigre_mv", "step_s": 1.0, "base_load_scale": 0.6},
+        # the grid sized to the fleet: CIGRE MV carries a thousand of these chargers (9 MW at most) and solves;
+        # a larger fleet is as many identical copies of it, each with its share (grid.copies)
+        "grid": {"network": "cigre_mv", "step_s": 1.0, "base_load_scale": 0.6, "copies": max(1, n // PER_COPY)},
         "fleet": {"assume_v2g": True, "spread_pct": 10, "telemetry_hz": 20, "groups": [
             {"model": m, "count": c, "charger_kw": 10, "bus": f"Bus {3 + i % 8}", "plugged_in_fraction": 0.9,
              "departure_s": [30, 300], "connection": "ac" if i == 0 else "dc"}
@@ -81,9 +85,10 @@ def scenario_dict(n: int, profile: str) -> dict:
     }
 
 
-def baseline(loaded, vehicles: dict, with_network: bool = False) -> tuple[float, int]:
-    """Same fleet model, same dispatch, same sampling and power flows, without mosaik; with
-    ``with_network`` the setpoints also go through the same SimPy network model, driven directly."""
+def baseline(loaded, vehicles: dict, with_network: bool = False) -> tuple[float, int, int]:
+    """Same fleet model, same dispatch, same sampling and power flows (the grid simulator's own solver, called
+    directly), without mosaik; with ``with_network`` the setpoints also go through the same SimPy network model,
+    driven directly. Returns seconds, power flows and how many of them did not converge."""
     sc = loaded.scenario
     t0 = time.perf_counter()
     fleet = ChargerFleet(**{k: vehicles[k] for k in (*PARAMETERS, *OPTIONAL_PARAMETERS)})
@@ -91,7 +96,8 @@ def baseline(loaded, vehicles: dict, with_network: bool = False) -> tuple[float,
     bus_index = np.array([buses.index(str(b)) for b in vehicles["bus"]])
     grid = GridSim()
     grid.init("grid", network=sc.grid.network, step_ms=round(sc.grid.step_s * 1000),
-              base_load_scale=sc.grid.base_load_scale, power_flow=loaded.power_flow, solver=loaded.solver)
+              base_load_scale=sc.grid.base_load_scale, power_flow=loaded.power_flow, solver=loaded.solver,
+              copies=sc.grid.copies)
     grid.create(1, "Grid", ev_buses=[world_builder._bus_ref(b) for b in buses])
     nominal = catalog.nominal_hz()
     plugged = np.asarray(vehicles["plugged"], bool)
@@ -101,7 +107,7 @@ def baseline(loaded, vehicles: dict, with_network: bool = False) -> tuple[float,
 
     changes = {t + delay: f for t, f in build_profile(loaded.frequency_events, nominal)}
     sent = lim["baseline_kw"].copy()
-    flows = 0
+    flows = failed = 0
     step, grid_step = sc.outputs.sample_ms, grid.step_ms
     until = round(sc.duration_s * 1000)
     net = None
@@ -138,7 +144,8 @@ def baseline(loaded, vehicles: dict, with_network: bool = False) -> tuple[float,
             per_bus = np.bincount(bus_index, weights=fleet.power_kw(), minlength=len(buses))
             grid.step(t, {str(b): {"p_kw": {"fleet": per_bus[i]}} for i, b in enumerate(buses)}, until)
             flows += 1
-    return time.perf_counter() - t0, flows
+            failed += not grid.converged
+    return time.perf_counter() - t0, flows, failed
 
 
 def cli_run(path: Path, out: Path) -> dict:
@@ -152,8 +159,9 @@ def main():
     ap.add_argument("--profile", default="local")
     ap.add_argument("--repeat", type=int, default=3, help="co-simulation/floor pairs per size (medians reported)")
     args = ap.parse_args()
-    print("vehicles | v2g run: wall s | CPU s | peak RSS MB | KB/vehicle | co-simulation (warm) s | fleet model + "
-          "power flows s | ratio (median of pairs, range) | power flows", flush=True)
+    print("vehicles | grid copies | v2g run: wall s | CPU s | peak RSS MB | KB/vehicle | co-simulation (warm) s | "
+          "fleet model + power flows s | ratio (median of pairs, range) | power flows (co-sim / floor) | "
+          "not converged (co-sim / floor)", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         for n in args.sizes:
             path = Path(tmp) / f"bench-{n}.yaml"
@@ -167,15 +175,16 @@ def main():
                 verdicts = runner.run(loaded, Path(tmp) / f"out-{n}-{r}")  # plots as the CLI makes them (none)
                 fulls.append(time.perf_counter() - t0)
                 shutil.rmtree(Path(tmp) / f"out-{n}-{r}", ignore_errors=True)
-                base, flows = baseline(copy.copy(loaded), world_builder.sample_fleet(loaded))
+                base, flows, failed = baseline(copy.copy(loaded), world_builder.sample_fleet(loaded))
                 bases.append(base)
                 ratios.append(fulls[-1] / base)
             full, base, ratio = (float(np.median(x)) for x in (fulls, bases, ratios))
-            line = (f"{n:>9,} | {cli['wall']:7.2f} | {cli['cpu']:7.2f} | {cli['rss_mb']:7.0f} | "
-                    f"{cli['rss_mb'] * 1024 / n:6.1f} | {full:7.2f} | {base:7.2f} | {ratio:5.2f} "
-                    f"({min(ratios):.2f}-{max(ratios):.2f}) | {verdicts['grid']['power_flows']} / {flows}")
+            line = (f"{n:>9,} | {loaded.scenario.grid.copies:>6,} | {cli['wall']:7.2f} | {cli['cpu']:7.2f} | "
+                    f"{cli['rss_mb']:7.0f} | {cli['rss_mb'] * 1024 / n:6.1f} | {full:7.2f} | {base:7.2f} | {ratio:5.2f} "
+                    f"({min(ratios):.2f}-{max(ratios):.2f}) | {verdicts['grid']['power_flows']} / {flows} | "
+                    f"{verdicts['grid']['non_converged']} / {failed}")
             if loaded.network_profile["hops"]:
-                same, _ = baseline(copy.copy(loaded), world_builder.sample_fleet(loaded), with_network=True)
+                same, _, _ = baseline(copy.copy(loaded), world_builder.sample_fleet(loaded), with_network=True)
                 line += f" | same models incl. SimPy network without mosaik {same:6.2f} s, ratio {full / same:5.2f}"
             print(line, flush=True)
             shutil.rmtree(Path(tmp) / f"cli-{n}", ignore_errors=True)

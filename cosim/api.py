@@ -416,24 +416,30 @@ def _whole_number(name: str, value, optional: bool = False) -> None:
 def hosting_capacity(scenario: str | Path | LoadedScenario, placements: int | None = None, max_chargers: int = 5000,
                      at: str = "loads", out: str | Path | None = None, overrides: Iterable[str] = (),
                      progress=None, method: str = "auto", times: str | None = None, every: int = 1,
-                     feeders: Iterable[str] | None = None, service: str | None = None) -> HostingResult:
+                     feeders: Iterable[str] | None = None, service: str | None = None, workers: int = 1,
+                     scheduler: str | None = None) -> HostingResult:
     """``v2g hosting-capacity``: chargers of the scenario's first fleet group each feeder takes before a
     limit breaks, over random placements (default 20; 1 for a time series). Writes the tables and plots
     into ``out`` when given. ``method``: auto, subnetwork or whole-network (see analysis/hosting/);
     ``times``: ``year`` or ``START..END`` on a SimBench grid, a time series of every ``every``-th quarter-hour;
     ``feeders``: study only these. ``service``: instead of chargers, the scenario's fleet at its buses answering
     this service all at once: the largest contracted MW before a grid limit breaks (``result.service``, a
-    frame; see ``v2g_testbed.analysis.hosting.service_hosting``). ``progress(done, total)`` is called as the work goes."""
+    frame; see ``v2g_testbed.analysis.hosting.service_hosting``). ``progress(done, total)`` is called as the work goes.
+    ``workers``: worker processes, or ``scheduler``: a Dask cluster, each given whole supply groups (the feeders of
+    one substation busbar are never split) and building only their subnetworks; the answer is the one process's."""
     from v2g_testbed.analysis import hosting
     from v2g_testbed.cosim.outputs import atomic_directory, check_output_dir, output_lock
     from v2g_testbed.sims.fleet import charger_power, single_phase
-    from v2g_testbed.sims.reactive import resolve as resolve_reactive
 
     _whole_number("placements", placements, optional=True)
     _whole_number("max_chargers", max_chargers)
     _whole_number("every", every)
+    _whole_number("workers", workers)
     loaded = load_scenario(scenario, overrides)
     if service is not None:
+        if workers > 1 or scheduler:
+            raise ScenarioError("--service: one synchronised response of the whole fleet is searched at once; it "
+                                "does not split over --workers or --scheduler")
         return _service_hosting(loaded, service, times, every, out, progress)
     if placements is None:
         placements = 1 if times else 20
@@ -456,23 +462,25 @@ def hosting_capacity(scenario: str | Path | LoadedScenario, placements: int | No
     if feeders is not None and (unknown := sorted(set(feeders) - names)):
         raise ScenarioError(f"--feeders: no feeder {unknown[0]!r} in {sc.grid.network} (e.g. {', '.join(sorted(names)[:5])})")
     timeseries = None
+    if times is not None:
+        steps = steps[steps < len(next(iter(profiles.values())))]
+    study = {"charger_kw": charger_kw, "directions": directions, "placements": placements, "max_chargers": max_chargers,
+             "at": at, "method": method, "times": times, "steps": steps}
     try:
-        if times is None:
-            results = hosting.hosting_capacity(net, sc.grid.limits.model_dump(), charger_kw, directions, placements,
-                                               sc.seed, max_chargers, progress,
-                                               phase=group["phase"] if single_phase(group) else None,
-                                               unbalanced=loaded.power_flow == "unbalanced", at=at,
-                                               solver=loaded.solver, method=method, only=feeders,
-                                               reactive=resolve_reactive(group.get("reactive")))
+        if workers > 1 or scheduler:
+            chosen = [name for name in hosting.feeders(net, at) if feeders is None or name in set(feeders)]
+            profiles = None  # the workers read their own; this process keeps only the network, for the map
+            found = _hosting_in_parallel(loaded, study, net, chosen, len(directions), progress, workers, scheduler)
         else:
-            steps = steps[steps < len(next(iter(profiles.values())))]
-            timeseries = hosting.hosting_timeseries(net, profiles, steps, sc.grid.limits.model_dump(), charger_kw,
-                                                    directions, placements, sc.seed, max_chargers, progress, at, feeders,
-                                                    resolve_reactive(group.get("reactive")))
-            results = {"charger_kw": charger_kw, "limits": sc.grid.limits.model_dump(), "placements": placements,
-                       "times": times, "every": every, "steps": int(len(steps)), "method": "subnetwork"}
+            found = _hosting_study(loaded, study, feeders, progress, net, profiles)
     except ValueError as exc:
         raise ScenarioError(f"{loaded.path}: grid: {exc}") from None
+    if times is None:
+        results = found
+    else:
+        timeseries = found
+        results = {"charger_kw": charger_kw, "limits": sc.grid.limits.model_dump(), "placements": placements,
+                   "times": times, "every": every, "steps": int(len(steps)), "method": "subnetwork"}
     if out is not None:
         with output_lock(Path(out)), atomic_directory(Path(out), "hosting-capacity") as tmp:
             if timeseries is None:
@@ -495,20 +503,116 @@ def hosting_capacity(scenario: str | Path | LoadedScenario, placements: int | No
                          sorted(set(net.bus.vn_kv.astype(float))))
 
 
+def _hosting_study(loaded: LoadedScenario, study: dict, only, progress=None, net=None, profiles=None):
+    """One hosting-capacity study of ``only`` (feeder names; None: all) of the scenario's network: the results dict
+    (a snapshot) or the frame (``study["times"]``: a time series). In this process, or a worker's (``net`` None:
+    it loads the network, and builds only the supply groups of its feeders)."""
+    from v2g_testbed.analysis import hosting
+    from v2g_testbed.sims.fleet import single_phase
+    from v2g_testbed.sims.reactive import resolve as resolve_reactive
+
+    sc, group = loaded.scenario, loaded.groups[0]
+    if net is None:
+        net, profiles = _study_network(loaded, study["times"] is not None)
+    reactive = resolve_reactive(group.get("reactive"))
+    if study["times"] is None:
+        return hosting.hosting_capacity(net, sc.grid.limits.model_dump(), study["charger_kw"], study["directions"],
+                                        study["placements"], sc.seed, study["max_chargers"], progress,
+                                        phase=group["phase"] if single_phase(group) else None,
+                                        unbalanced=loaded.power_flow == "unbalanced", at=study["at"],
+                                        solver=loaded.solver, method=study["method"], only=only, reactive=reactive)
+    return hosting.hosting_timeseries(net, profiles, study["steps"], sc.grid.limits.model_dump(), study["charger_kw"],
+                                      study["directions"], study["placements"], sc.seed, study["max_chargers"],
+                                      progress, study["at"], only, reactive)
+
+
+def _supply_parts(net, names: list[str], parts: int) -> list[list[str]]:
+    """``names`` (feeders) in at most ``parts`` parts that never split a supply group (the feeders of one substation
+    busbar share a subnetwork), of about equal numbers of feeders (largest groups first, each to the smallest
+    part). Each part loads the network once: as many parts as there are workers, not one per group."""
+    from v2g_testbed.sims.topology import feeder_table, supply_groups
+
+    table = feeder_table(net)
+    busbar_of = {name: table[name][0] for name in names}
+    members = supply_groups(net, set(busbar_of.values()))
+    groups: dict[tuple, list[str]] = {}
+    for name in names:
+        groups.setdefault(tuple(members[busbar_of[name]]), []).append(name)
+    ordered = sorted(groups.values(), key=lambda g: (-len(g), g[0]))
+    out: list[list[str]] = [[] for _ in range(min(parts, len(ordered)))]
+    for group in ordered:
+        min(out, key=len).extend(group)
+    return [part for part in out if part]
+
+
+def _hosting_in_parallel(loaded: LoadedScenario, study: dict, net, chosen: list[str], per_feeder: int, progress,
+                         workers: int, scheduler: str | None):
+    """``_hosting_study`` of parts of ``chosen`` (whole supply groups, one part per worker) on worker processes or
+    a Dask cluster, put back in the one process's order (feeders as the network lists them, then directions, then
+    steps): the same answer."""
+    import pandas as pd
+
+    done = 0
+    total = len(chosen) * per_feeder
+    found = []
+    if scheduler:
+        from dask.distributed import Client, as_completed
+
+        with Client(scheduler) as client:
+            parts = _supply_parts(net, chosen, max(1, sum(client.nthreads().values())))
+            futures = {client.submit(_hosting_study, loaded, study, part, pure=False): part for part in parts}
+            for future in as_completed(futures):
+                found.append(future.result())
+                done += len(futures[future]) * per_feeder
+                if progress:
+                    progress(done, total)
+    else:
+        from concurrent.futures import as_completed
+
+        from v2g_testbed.cosim.pool import process_pool
+
+        parts = _supply_parts(net, chosen, workers)
+        with process_pool(min(workers, len(parts))) as pool:
+            futures = {pool.submit(_hosting_study, loaded, study, part): part for part in parts}
+            for future in as_completed(futures):
+                found.append(future.result())
+                done += len(futures[future]) * per_feeder
+                if progress:
+                    progress(done, total)
+    # the one process's order: feeders by name (as hosting.feeders lists them), then directions, then steps
+    rank = {name: k for k, name in enumerate(sorted(n for part in parts for n in part))}
+    if study["times"] is not None:
+        frame = pd.concat(found, ignore_index=True)
+        frame["_order"] = frame.feeder.map(rank)
+        frame["_direction"] = frame.direction.map({d: k for k, d in enumerate(study["directions"])})
+        return frame.sort_values(["_order", "_direction", "step"], kind="stable").drop(
+            columns=["_order", "_direction"]).reset_index(drop=True)
+    results = dict(found[0], feeders=[f for part in found for f in part["feeders"]],
+                   power_flows=sum(part["power_flows"] for part in found))
+    directions = {d: k for k, d in enumerate(study["directions"])}
+    results["feeders"].sort(key=lambda f: (rank[f["feeder"]], directions[f["direction"]]))
+    return results
+
+
 def _study_network(loaded: LoadedScenario, time_series: bool = False):
     """The scenario's network as hosting capacity studies it (base loads scaled; on SimBench grids the loads and
     generation at ``grid.profile_time``) and, for a time series or a profile_time, its SimBench profiles (a year of
     every load and generator: 8 GB for the 9,099-bus MV/LV grid, so only when asked for)."""
-    from v2g_testbed.sims.grid import PROFILE_MS, apply_profiles, load_network, simbench_profiles
+    from v2g_testbed.sims.grid import (PROFILE_MS, apply_profiles, load_network, simbench_profile_at,
+                                       simbench_profiles)
 
     sc = loaded.scenario
     net = load_network(sc.grid.network, loaded.base_dir)
     for table in ("load", "asymmetric_load"):
         net[table]["scaling"] = net[table]["scaling"] * sc.grid.base_load_scale
-    wanted = time_series or sc.grid.profile_time is not None
-    profiles = simbench_profiles(net, sc.grid.network) if wanted and sc.grid.network.startswith("simbench:") else None
+    simbench = sc.grid.network.startswith("simbench:")
+    profiles = simbench_profiles(net, sc.grid.network) if time_series and simbench else None
     if sc.grid.profile_time is not None:  # SimBench: the loads and generation at the scenario's start
-        apply_profiles(net, profiles, sc.grid.profile_start_ms() // PROFILE_MS)
+        index = sc.grid.profile_start_ms() // PROFILE_MS
+        if profiles is not None:
+            apply_profiles(net, profiles, index)
+        else:  # one moment: that row of the profiles alone, not the year
+            apply_profiles(net, simbench_profile_at(net, index), 0)
     return net, profiles
 
 

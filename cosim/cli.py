@@ -6,7 +6,7 @@
     v2g screen [--charger-kw KW] [--json]
     v2g report RESULTS_DIR [--out FILE]
     v2g check SCENARIO... --baseline FILE [--update] [--junit FILE] [--set dotted.path=VALUE ...]
-    v2g hosting-capacity SCENARIO [--placements N] [--out DIR]
+    v2g hosting-capacity SCENARIO [--placements N] [--workers N | --scheduler ADDRESS] [--out DIR]
     v2g sweep SWEEP.yaml [--workers N] [--scheduler tcp://host:8786] [--out DIR]
     v2g schema [--out FILE]
     v2g calibrate LOG... --out CATALOG.csv [--model NAME] [--battery-kwh KWH]
@@ -110,6 +110,9 @@ def _parser() -> argparse.ArgumentParser:
                          "(ISO dates, END excluded)")
     hc.add_argument("--every", type=bounded(int, *COUNTS["every"]), default=1, help="with --times: every N-th quarter-hour (1)")
     hc.add_argument("--feeders", nargs="+", metavar="NAME", help="study only these feeders (names as listed)")
+    hc.add_argument("--workers", type=bounded(int, *COUNTS["workers"]), default=1,
+                    help="worker processes, each given whole supply groups (default 1)")
+    hc.add_argument("--scheduler", metavar="ADDRESS", help="run the supply groups on this Dask cluster (tcp://host:8786)")
     hc.add_argument("--service", metavar="ID",
                     help="service hosting capacity: the largest contracted MW of this service the scenario's fleet, at "
                          "its buses, can deliver in one synchronised response before a grid limit breaks")
@@ -399,7 +402,7 @@ def cmd_hosting(args) -> int:
     with Progress("hosting capacity", "feeder directions", quiet=args.quiet) as progress:
         result = api.hosting_capacity(loaded, args.placements, args.max_chargers, args.at, out, progress=progress,
                                       method=args.method, times=args.times, every=args.every, feeders=args.feeders,
-                                      service=args.service)
+                                      service=args.service, workers=args.workers, scheduler=args.scheduler)
     from v2g_testbed.analysis.limits import Limits
 
     results, sc = result.results, loaded.scenario

@@ -150,9 +150,9 @@ def offer(scenario: str | Path, spec: str = "efa", confidence: float = 0.95, sam
         with Client(scheduler) as client:
             return _offer(*args, client, days)
     if workers > 1:
-        from concurrent.futures import ProcessPoolExecutor
+        from v2g_testbed.cosim.pool import process_pool
 
-        with ProcessPoolExecutor(max_workers=workers) as pool:
+        with process_pool(workers) as pool:
             return _offer(*args, pool, days)
     return _offer(*args, None, days)
 

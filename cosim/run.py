@@ -266,9 +266,11 @@ def run_replicates(load, n: int, out_dir: Path, progress=None, workers: int = 1,
                 if progress:
                     progress(len(by_seed), n)
     elif workers > 1 and source is not None and n > 1:
-        from concurrent.futures import ProcessPoolExecutor, as_completed
+        from concurrent.futures import as_completed
 
-        with ProcessPoolExecutor(max_workers=workers) as pool:
+        from v2g_testbed.cosim.pool import process_pool
+
+        with process_pool(workers) as pool:
             futures = {pool.submit(_replicate, str(source[0]), list(source[1]), seed, str(out_dir)): seed
                        for seed in seeds}
             for future in as_completed(futures):

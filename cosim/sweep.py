@@ -165,9 +165,11 @@ def _sweep(spec, out, runs_dir, workers, scheduler, progress) -> list[dict]:
             for future in as_completed(futures):
                 tick(future.result())
     elif workers > 1:
-        from concurrent.futures import ProcessPoolExecutor, as_completed
+        from concurrent.futures import as_completed
 
-        with ProcessPoolExecutor(max_workers=workers) as pool:
+        from v2g_testbed.cosim.pool import process_pool
+
+        with process_pool(workers) as pool:
             futures = [pool.submit(run_one, spec["base"], r, str(runs_dir)) for r in todo]
             for future in as_completed(futures):
                 tick(future.result())

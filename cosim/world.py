@@ -118,7 +118,8 @@ def build(world: mosaik.World, loaded, vehicles: dict, h5_path: str) -> dict:
     bus_refs = list(dict.fromkeys(str(b) for b in vehicles["bus"]))
     grid = world.start("Grid", network=sc.grid.network, base_dir=str(loaded.base_dir),
                        step_ms=round(sc.grid.step_s * 1000), base_load_scale=sc.grid.base_load_scale,
-                       profile_start_ms=sc.grid.profile_start_ms(), power_flow=loaded.power_flow, solver=loaded.solver).Grid(
+                       profile_start_ms=sc.grid.profile_start_ms(), power_flow=loaded.power_flow, solver=loaded.solver,
+                       copies=sc.grid.copies).Grid(
         ev_buses=[_bus_ref(b) for b in bus_refs], reactive=bus_reactive(loaded.groups, vehicles))
     recorder = world.start("Recorder", path=str(h5_path), heartbeat_steps=stride_ms,
                            dtypes=record.dtypes(), units=record.units()).Recorder()

@@ -212,6 +212,24 @@ def simbench_profiles(net, spec: str | None = None) -> dict:
     return profiles
 
 
+def simbench_profile_at(net, index: int) -> dict:
+    """A SimBench network's absolute loads and generation of one 15-minute interval ``index`` (wrapping around the
+    year): (element, column) -> a one-row frame, as ``simbench_profiles`` would give that row, computed from that
+    row of the relative profiles alone (the whole year of absolute values is 8 GB for the 9,099-bus MV/LV grid)."""
+    import copy
+
+    import simbench
+
+    one = copy.copy(net)  # the network's tables are shared, read only; its relative profiles cut to the row
+    one.profiles = {key: frame.iloc[[index % len(frame)]] if len(frame) else frame
+                    for key, frame in net.profiles.items()}
+    for element in ("load", "sgen", "gen", "storage"):  # elements added since (the chargers) have no profile
+        if element in net and "profile" in net[element]:
+            one[element] = net[element][net[element].profile.notna()]
+    absolute = simbench.get_absolute_values(one, profiles_instead_of_study_cases=True)
+    return {key: frame for key, frame in absolute.items() if frame.shape[1]}
+
+
 def apply_profiles(net, profiles: dict, index: int) -> None:
     """Set the loads and generation of 15-minute interval ``index`` (wrapping around the year)."""
     for (element, column), frame in profiles.items():
@@ -289,10 +307,15 @@ class GridSim(mosaik_api_v3.Simulator):
         self.solver_note = None
 
     def init(self, sid, time_resolution=0.001, network="cigre_mv", base_dir=".", step_ms=1000,
-             base_load_scale=1.0, profile_start_ms=None, power_flow="balanced", solver="pandapower"):
+             base_load_scale=1.0, profile_start_ms=None, power_flow="balanced", solver="pandapower", copies=1):
+        """``copies``: the network stands for this many identical copies with the chargers shared evenly among
+        them; each gets 1/copies of the power at each bus, and the results are each copy's."""
         import pandapower as pp
 
         self.pp = pp
+        if int(copies) < 1:
+            raise GridError(f"copies must be a whole number of at least 1, got {copies!r}")
+        self.copies = int(copies)
         self.net = load_network(network, base_dir)
         for table in ("load", "asymmetric_load"):
             self.net[table]["scaling"] = self.net[table]["scaling"] * float(base_load_scale)
@@ -304,8 +327,8 @@ class GridSim(mosaik_api_v3.Simulator):
             raise GridError(f"grid {network!r}: an unbalanced power flow needs zero-sequence data the network "
                             f"lacks: {', '.join(missing)}")
         self.profiles = None
-        if profile_start_ms is not None:  # SimBench: loads and generation from the 15-minute profiles
-            self.profiles = simbench_profiles(self.net, network)
+        if profile_start_ms is not None:  # SimBench: loads and generation from the 15-minute profiles, computed
+            self.profiles = True          # for each interval the run reaches (simbench_profile_at), not the year
             self.profile_start_ms = int(profile_start_ms)
             self.profile_index = None
         self.step_ms = int(step_ms)
@@ -403,7 +426,7 @@ class GridSim(mosaik_api_v3.Simulator):
         if index == self.profile_index:
             return
         self.profile_index = index
-        apply_profiles(self.net, self.profiles, index)
+        apply_profiles(self.net, simbench_profile_at(self.net, index), 0)
         self.ok_last = False  # the network's injections changed everywhere: solve afresh
         if self.batch is not None:  # a new base case for the step model
             self._build_step_model()
@@ -417,6 +440,7 @@ class GridSim(mosaik_api_v3.Simulator):
             phase_kw[i] += sum(v for v in received.get("p_kw", {}).values() if v is not None) / 3.0
             for j, attr in enumerate(LOAD_INPUTS[1:]):
                 phase_kw[i, j] += sum(v for v in received.get(attr, {}).values() if v is not None)
+        phase_kw /= self.copies  # each identical copy of the network carries its share of the chargers
         q_kvar = self._reactive(phase_kw.sum(axis=1))
         if self.batch is not None:
             self.converged = self.ok_last = self._solve_step_model(phase_kw.sum(axis=1), q_kvar)

@@ -103,12 +103,12 @@ def test_bad_hosting_requests_are_one_line_errors(tmp_path, args, message):
 def test_a_time_series_of_a_combined_mv_lv_grid_is_refused_before_any_group_is_built(tmp_path, monkeypatch):
     """Its LV feeders hang below substations inside the modelled MV network (a whole-network power flow per step
     would be needed): refused from the topology, in one line, with nothing solved and nothing written."""
-    from v2g_testbed.analysis import hosting
+    from v2g_testbed.analysis.hosting import studies
 
     def built(*_):
         raise AssertionError("supply groups were built before the refusal")
 
-    monkeypatch.setattr(hosting, "group_checks", built)
+    monkeypatch.setattr(studies, "group_checks", built)
     path = scenario(tmp_path, "simbench:1-MVLV-rural-1.108-0-sw", "LV1.108 Bus 3", power_flow="balanced")
     done = cli("hosting-capacity", path, "--out", tmp_path / "o", "--times", "2016-01-14..2016-01-15")
     assert done.returncode == 2 and "substation sits inside the modelled network" in done.stderr
@@ -151,3 +151,22 @@ def test_service_time_series_step_equals_its_snapshot(tmp_path):
     study(tmp_path / "snap.yaml", tmp_path / "snap", "--service", "DC-L")
     snap = json.loads((tmp_path / "snap" / "service_hosting.json").read_text())
     assert snap["service_mw"] == noon.service_mw and snap["binding_limit"] == noon.binding_limit
+
+
+def test_worker_processes_and_a_dask_cluster_give_the_one_process_answer(tmp_path):
+    """CIGRE MV's two substations are two supply groups: split over two worker processes, and over a Dask cluster,
+    the study gives the one process's answer, feeder for feeder, power flows included; a time series too."""
+    from dask.distributed import LocalCluster
+
+    from v2g_testbed.cosim import api
+
+    path = scenario(tmp_path, "cigre_mv", "Bus 11", base_load_scale=0.6)
+    one = api.hosting_capacity(path, placements=2).results
+    assert len({f["feeder"] for f in one["feeders"]}) > 1
+    assert api.hosting_capacity(path, placements=2, workers=2).results == one
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        assert api.hosting_capacity(path, placements=2, scheduler=cluster.scheduler_address).results == one
+    rural = scenario(tmp_path, RURAL, "LV1.101 Bus 5", name="rural", power_flow="balanced")
+    times = dict(times="2016-01-14..2016-01-15", every=24)
+    pd.testing.assert_frame_equal(api.hosting_capacity(rural, workers=2, **times).timeseries,
+                                  api.hosting_capacity(rural, **times).timeseries)

@@ -7,6 +7,7 @@ import os
 
 import h5py
 import numpy as np
+import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
@@ -142,3 +143,30 @@ def test_model_and_verdict_agree_on_who_is_at_a_soc_limit_though_the_record_is_f
     np.testing.assert_array_equal(model[1], verdict[1])
     at_reserve = soc <= soc_min + SOC_AT_LIMIT
     assert np.all(model[0][at_reserve] >= 0) and np.all(model[0][~at_reserve] < 0)
+
+
+def test_a_national_fleet_as_identical_copies_of_a_feeder_sees_each_copys_grid(tmp_path):
+    """grid.copies: 300 identical vehicles over 3 copies of CIGRE MV load each copy as 100 do one network: the
+    same voltages and loadings at every step, three times the fleet's power; a copy count below 1 is exit 2."""
+    from conftest import run_file
+    from v2g_testbed.analysis.timeseries import RunRecord
+    from v2g_testbed.cosim.scenario import ScenarioError, load
+
+    def run(count, copies, name):
+        path = make_scenario(tmp_path, name=name, duration_s=4, grid={"network": "cigre_mv", "copies": copies,
+                                                                     "base_load_scale": 0.6},
+                             fleet={"assume_v2g": True, "spread_pct": 0, "groups": [
+                                 {"model": "Nissan Ariya", "count": count, "charger_kw": 10, "bus": "Bus 5",
+                                  "soc": 0.5, "baseline_kw": 10}]},
+                             services=[{"id": "DC-L", "contracted_mw": 1.0 * count / 100}])
+        run_file(path, tmp_path / name)
+        with RunRecord.open(tmp_path / name / "timeseries.h5") as rec:
+            return rec.series("voltage").value, rec.series("fleet_power").value
+
+    v1, p1 = run(100, 1, "one")
+    v3, p3 = run(300, 3, "three")
+    np.testing.assert_allclose(v3, v1, atol=1e-9)
+    np.testing.assert_allclose(p3, 3 * p1, rtol=1e-9, atol=1e-6)
+    assert np.ptp(v1) > 1e-4  # the chargers moved the voltage at all
+    with pytest.raises(ScenarioError, match=r"grid\.copies"):
+        load(make_scenario(tmp_path, name="bad", grid={"network": "cigre_mv", "copies": 0}))

@@ -229,6 +229,10 @@ class Grid(_Strict):
         return round(seconds * 1000)
     step_s: float = Field(default=1.0, ge=0.001, le=3600, description="power-flow interval")
     base_load_scale: float = Field(default=1.0, ge=0, le=100, description="scales the network's own loads")
+    copies: int = Field(default=1, ge=1, le=10**6, description=(
+        "the network stands for this many identical copies with the fleet shared evenly among them (a national "
+        "fleet as many feeders): each copy carries 1/copies of the chargers at each bus, and the grid's voltages "
+        "and loadings are each copy's"))
 
 
 class BusSet(_Strict):
