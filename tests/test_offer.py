@@ -260,6 +260,11 @@ def test_an_offer_over_days_follows_the_sessions_of_each_day(tmp_path):
     assert offer.snapshot(rows, "DR-L", 0.8)["windows"].keys() == {"Fri 11-15", "Sat 11-15"}
     with pytest.raises(ScenarioError, match="--days 2: nothing in this scenario changes with the day"):
         offer.offer(night_fleet(tmp_path), "11-15", 0.8, samples=1, replicates=1, steps=1, days=2)
+    from conftest import one_error_line
+
+    done = v2g_cli("offer", night_fleet(tmp_path), "--days", "2", "--out", tmp_path / "o", "--quiet")
+    assert done.returncode == 2 and not (tmp_path / "o").exists()
+    one_error_line(done.stderr, "--days 2")
 
 
 def test_the_shipped_offer_scenario_is_valid():
