@@ -139,7 +139,8 @@ def render_offer(offer_dir: Path) -> str:
     offer_dir = Path(offer_dir)
     data = json.loads((offer_dir / "offer.json").read_text())
     rows = "".join(
-        f"<tr><td>{_e(w['window'])}</td><td>{_e(w['offered_mw'])}</td><td>{_e(w['p_eligible'])}</td>"
+        f"<tr><td>{_e(' '.join(x for x in (w.get('day'), w['window']) if x))}</td><td>{_e(w['offered_mw'])}</td>"
+        f"<td>{_e(w['p_eligible'])}</td>"
         f"<td>[{_e(w['ci95'][0])}, {_e(w['ci95'][1])}]</td><td>{_e(w['runs'])}</td>"
         f"<td>{_e(' / '.join(str(v) for v in w['headroom_mw'].values()))}</td><td>{_e(w['binds'])}</td></tr>"
         for w in data["windows"])

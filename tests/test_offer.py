@@ -258,6 +258,12 @@ def test_an_offer_over_days_follows_the_sessions_of_each_day(tmp_path):
     assert friday["offered_mw"] >= 1.0 and friday["vehicles_present"]["p50"] == 120
     assert (saturday["offered_mw"], saturday["binds"]) == (0.0, "availability")
     assert offer.snapshot(rows, "DR-L", 0.8)["windows"].keys() == {"Fri 11-15", "Sat 11-15"}
+    from v2g_testbed.analysis.report import render_offer
+
+    (tmp_path / "days").mkdir()
+    offer.write(rows, tmp_path / "days", "DR-L", 0.8)  # the table, the csv's day column and the report name the day
+    assert "Fri 11-15" in render_offer(tmp_path / "days") and "Sat 11-15" in render_offer(tmp_path / "days")
+    assert (tmp_path / "days" / "offer.csv").read_text().splitlines()[1].startswith("Fri,11-15,")
     with pytest.raises(ScenarioError, match="--days 2: nothing in this scenario changes with the day"):
         offer.offer(night_fleet(tmp_path), "11-15", 0.8, samples=1, replicates=1, steps=1, days=2)
     from conftest import one_error_line
