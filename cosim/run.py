@@ -7,6 +7,7 @@ leaves a ``verdicts.json`` that looks complete.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import platform
@@ -31,13 +32,20 @@ VERSIONED_PACKAGES = ("v2g-testbed", "mosaik", "mosaik-api-v3", "pandapower", "s
 
 
 def package_versions() -> dict[str, str | None]:
+    """The versions of the packages a run's answer depends on (read once per process: the modules a process has
+    imported do not change under it)."""
+    return dict(_package_versions())
+
+
+@functools.lru_cache(maxsize=1)
+def _package_versions() -> tuple:
     out = {}
     for name in VERSIONED_PACKAGES:
         try:
             out[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             out[name] = None
-    return out
+    return tuple(out.items())
 
 
 def simulate(loaded, h5_path: Path, progress: bool = False) -> dict:
@@ -150,6 +158,11 @@ def provenance(loaded, wall_time_s: float | None = None) -> dict:
             "packages": packages, "wall_time_s": wall_time_s}
 
 
+# libyaml's emitter where PyYAML has it (its wheels do): the same text as the pure-Python SafeDumper for every
+# shipped scenario's resolved file (compared byte for byte), 4.5x faster, a tenth of a warm run less
+SAFE_DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+
+
 def write_resolved(loaded, out_dir: Path, wall_time_s: float | None = None) -> Path:
     """``scenario.resolved.yaml`` and copies of its input files in ``out_dir``: ``v2g run`` of that file
     gives the same verdicts, byte for byte."""
@@ -162,7 +175,7 @@ def write_resolved(loaded, out_dir: Path, wall_time_s: float | None = None) -> P
     data["provenance"] = {**provenance(loaded, wall_time_s), **data["provenance"]}
     path = out_dir / RESOLVED
     path.write_text("# the scenario as run (every default filled in): `v2g run` this file to reproduce verdicts.json\n"
-                    + yaml.safe_dump(data, sort_keys=False))
+                    + yaml.dump(data, Dumper=SAFE_DUMPER, sort_keys=False))
     return path
 
 

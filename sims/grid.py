@@ -85,15 +85,27 @@ class GridError(ValueError):
 _NETWORKS: dict[tuple, object] = {}  # built once per process: the scenario check and the grid simulator share it
 
 
+def network_key(spec: str, base_dir: Path | str = ".") -> tuple:
+    """What identifies a network as ``load_network`` builds it (a JSON file: its path and modification time)."""
+    if spec.endswith(".json"):
+        path = Path(base_dir) / spec
+        return (spec, str(path.resolve()), path.stat().st_mtime_ns if path.is_file() else None)
+    return (spec,)
+
+
+# Step models (sims/batchflow.py) already built and checked against pandapower's base case in this process, by
+# network, base load, profile interval and charging buses: a sweep, replicates or an offer runs the same grid
+# many times, and building one costs a runpp (a sixth of a warm run of the DR hub). The last few are kept.
+_STEP_MODELS = None  # an OrderedDict, created on first use
+STEP_MODELS_KEPT = 4
+
+
 def load_network(spec: str, base_dir: Path | str = "."):
     """Load a pandapower network from a built-in name, ``simbench:<code>`` or a JSON path (a fresh copy each
     call; the network is built once per process)."""
     import copy
 
-    key = (spec,)
-    if spec.endswith(".json"):
-        path = Path(base_dir) / spec
-        key = (spec, str(path.resolve()), path.stat().st_mtime_ns if path.is_file() else None)
+    key = network_key(spec, base_dir)
     if key not in _NETWORKS:
         _NETWORKS[key] = _build_network(spec, base_dir)
     return copy.deepcopy(_NETWORKS[key])
@@ -316,6 +328,7 @@ class GridSim(mosaik_api_v3.Simulator):
         if int(copies) < 1:
             raise GridError(f"copies must be a whole number of at least 1, got {copies!r}")
         self.copies = int(copies)
+        self.model_key = (network_key(network, base_dir), float(base_load_scale))
         self.net = load_network(network, base_dir)
         for table in ("load", "asymmetric_load"):
             self.net[table]["scaling"] = self.net[table]["scaling"] * float(base_load_scale)
@@ -363,21 +376,37 @@ class GridSim(mosaik_api_v3.Simulator):
         """The Z-bus model of this network (sims/batchflow.py), with the chargers at zero: pandapower solves the
         base case once and the model must reproduce it (voltages to 1e-6 pu, loadings to 1e-4 %); a network it
         cannot represent falls back to runpp, and the run says so (``solver``)."""
+        import collections
+        import threading
+
         from v2g_testbed.sims.batchflow import BatchPowerFlow, Unsupported
 
+        global _STEP_MODELS
+        if _STEP_MODELS is None:
+            _STEP_MODELS = collections.OrderedDict()
         self.net.load.loc[self.ev_load_idx, ["p_mw", "q_mvar"]] = 0.0
-        try:
-            if len(self.net.bus) > ZBUS_MAX_BUSES:
-                raise Unsupported(f"{len(self.net.bus)} buses (the step model keeps a dense impedance matrix; at most "
-                                  f"{ZBUS_MAX_BUSES})")
-            self.batch = BatchPowerFlow(self.net)
+        key = (self.model_key, getattr(self, "profile_index", None), tuple(self.ev_bus_idx.tolist()),
+               threading.get_ident())  # a model's fallback solver writes to its network: one thread's own
+        if len(self.net.bus) > ZBUS_MAX_BUSES:
+            self.batch, why = None, (f"{len(self.net.bus)} buses (the step model keeps a dense impedance matrix; "
+                                     f"at most {ZBUS_MAX_BUSES})")
+        else:
+            if key not in _STEP_MODELS:
+                try:
+                    _STEP_MODELS[key] = (BatchPowerFlow(self.net), None)
+                except Unsupported as exc:
+                    _STEP_MODELS[key] = (None, str(exc))
+                while len(_STEP_MODELS) > STEP_MODELS_KEPT:
+                    _STEP_MODELS.popitem(last=False)
+            _STEP_MODELS.move_to_end(key)
+            self.batch, why = _STEP_MODELS[key]
+        if self.batch is not None:
             self.ev_pos = self.batch.pq_positions(self.ev_bus_idx)
             self.bus_pos = self.net.bus.index.get_indexer(self.ev_bus_idx)
             self.v_last = None
-        except Unsupported as exc:
-            self.batch = None
+        else:
             self.solver = choose_solver("auto-runpp", False)
-            self.solver_note = f"zbus not used: {exc}"
+            self.solver_note = f"zbus not used: {why}"
 
     def _solve_step_model(self, p_kw: np.ndarray, q_kvar: np.ndarray) -> bool:
         """One power flow on the step model: only the chargers' injections change; results stay arrays."""

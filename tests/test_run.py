@@ -184,3 +184,19 @@ def test_lightsim2grid_cannot_solve_unbalanced(scenario_file):
                          fleet={"assume_v2g": True, "groups": [{"model": "VW ID.3 Pro", "count": 1, "charger_kw": 10, "bus": 34}]})
     with pytest.raises(ScenarioError, match=r"grid\.solver: lightsim2grid solves balanced power flows only"):
         scenario.load(path).check_grid()
+
+
+def test_a_grid_step_model_is_built_once_per_grid_in_a_process():
+    """Sweeps, replicates and offers run one grid many times: its step model (built and checked against a runpp
+    of the base case) is reused for the same network, base load and charging buses, and built anew otherwise."""
+    from v2g_testbed.sims.grid import GridSim
+
+    def built(scale, buses=("Bus 5",)):
+        sim = GridSim()
+        sim.init("grid", network="cigre_mv", base_load_scale=scale, solver="zbus")
+        sim.create(1, "Grid", ev_buses=list(buses))
+        return sim.batch
+
+    first = built(0.6)
+    assert first is not None and built(0.6) is first
+    assert built(0.7) is not first and built(0.6, ("Bus 5", "Bus 6")) is not first
