@@ -495,11 +495,13 @@ def cmd_offer(args) -> int:
         offer.write(rows, tmp, service, args.confidence)
     print(f"{service} offered per window at P(eligible) >= {args.confidence:g} ({args.samples} moment(s) x "
           f"{args.replicates} seed(s) a window):")
-    print(render(["window", "MW offered", "P(eligible)", "95 % interval", "vehicles p5/p50/p95", "headroom MW", "binds"],
+    print(render(["window", "MW offered", "P(eligible)", "95 % interval", "vehicles p5/p50/p95", "headroom MW", "binds",
+                  "grid MW"],
                  [[offer.label(r), f"{r['offered_mw']:g}", f"{r['p_eligible']:.2f}",
                    f"[{r['ci95'][0]:.2f}, {r['ci95'][1]:.2f}]",
                    "/".join(str(v) for v in r["vehicles_present"].values()),
-                   "/".join(f"{v:g}" for v in r["headroom_mw"].values()), r["binds"]] for r in rows], "lrrrrrl"))
+                   "/".join(f"{v:g}" for v in r["headroom_mw"].values()), r["binds"],
+                   "-" if not r.get("grid") else f"{r['grid']['service_mw']:g}"] for r in rows], "lrrrrrlr"))
     print(f"results in {out}/ (offer.csv, offer.json, offer.png)")
     if baseline is None:
         return 0

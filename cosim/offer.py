@@ -124,6 +124,24 @@ def days_of(loaded, days: int) -> list[dict]:
     return out
 
 
+def grid_capacity(scenario: Path, overrides: list[str], service_index: int, times: list[str],
+                  profile_time: str | None, seed: int) -> dict:
+    """The grid's service hosting capacity at the window's moments (``v2g hosting-capacity --service``: the most
+    MW of the service the fleet present then can deliver at once, from its baseline, before a grid limit breaks;
+    on SimBench grids with the profiles of that moment): the least over the moments, and what binds there. A
+    planner's static answer beside the runs' own grid rule."""
+    from v2g_testbed.cosim import api
+
+    found = []
+    for t in times:
+        loaded = api.load_scenario(scenario, [*overrides, *_moment(t, profile_time)], seed)
+        service = loaded.services[service_index]["id"]
+        found.append((api.hosting_capacity(loaded, service=service).results, t))
+    least, at = min(found, key=lambda f: f[0]["service_mw"])
+    return {"service_mw": round(float(least["service_mw"]), 3), "at": at, "binding_limit": least["binding_limit"],
+            "binding_element": least["binding_element"]}
+
+
 def judge(scenario: Path, overrides: list[str], service_index: int, mw: float, times: list[str], seeds: list[int],
           work: Path, pool=None, profile_time: str | None = None) -> list[dict]:
     """Run the scenario at ``mw`` for every moment x seed (on ``pool``, an executor or a Dask client, if given);
@@ -166,6 +184,7 @@ def _offer(scenario, spec, confidence, samples, replicates, steps, overrides, se
     if not 0 < confidence < 1:
         raise ScenarioError(f"--confidence: between 0 and 1, got {confidence}")
     loaded = scenario_module.load(scenario, list(overrides))
+    loaded.check_grid()  # the grid resolved (its power flow): bad grid input refused before any run
     services = loaded.services
     if not 0 <= service_index < len(services):
         raise ScenarioError(f"--service: the scenario has {len(services)} service(s)")
@@ -225,7 +244,9 @@ def _offer(scenario, spec, confidence, samples, replicates, steps, overrides, se
                                          for q, p in (("p5", 5), ("p50", 50), ("p95", 95))},
                          "vehicles_present": {q: int(np.percentile([r["present"] for r in runs_min], p))
                                               for q, p in (("p5", 5), ("p50", 50), ("p95", 95))},
-                         "binds": max(counts, key=counts.get) if counts else "headroom (all of it offered)"})
+                         "binds": max(counts, key=counts.get) if counts else "headroom (all of it offered)",
+                         "grid": grid_capacity(Path(scenario), on_day, service_index, times, day_profile,
+                                               loaded.scenario.seed) if loaded.power_flow == "balanced" else None})
             if progress:
                 progress(n + 1, len(wins) * len(calendar))
     return rows
@@ -246,10 +267,13 @@ def write(rows: list[dict], out: Path, service: str, confidence: float) -> list[
     with open(out / "offer.csv", "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
         w.writerow(["day", "window", "offered_mw", "p_eligible", "ci95_low", "ci95_high", "runs", "headroom_p5_mw",
-                    "headroom_p50_mw", "headroom_p95_mw", "vehicles_p5", "vehicles_p50", "vehicles_p95", "binds"])
+                    "headroom_p50_mw", "headroom_p95_mw", "vehicles_p5", "vehicles_p50", "vehicles_p95", "binds",
+                    "grid_service_mw", "grid_binding"])
         for r in rows:
             w.writerow([r.get("day", ""), r["window"], r["offered_mw"], r["p_eligible"], *r["ci95"], r["runs"],
-                        *r["headroom_mw"].values(), *r["vehicles_present"].values(), r["binds"]])
+                        *r["headroom_mw"].values(), *r["vehicles_present"].values(), r["binds"],
+                        (r.get("grid") or {}).get("service_mw", ""),
+                        " ".join(str((r.get("grid") or {}).get(k, "")) for k in ("binding_limit", "binding_element")).strip()])
     fig, ax = plt.subplots(figsize=(9, 4.4))
     colours = {"availability": "tab:gray", "energy": "tab:orange", "timing": "tab:red", "grid": "tab:purple"}
     names = [label(r) for r in rows]
@@ -262,6 +286,10 @@ def write(rows: list[dict], out: Path, service: str, confidence: float) -> list[
     for bar, r in zip(bars, rows):
         ax.annotate(r["binds"], (bar.get_x() + bar.get_width() / 2, max(bar.get_height(), 0)), ha="center",
                     va="bottom", fontsize=8, xytext=(0, 2), textcoords="offset points")
+    grid = [(k, r["grid"]["service_mw"]) for k, r in enumerate(rows) if r.get("grid")]
+    if grid:
+        ax.scatter([k for k, _ in grid], [mw for _, mw in grid], marker="_", s=400, color="tab:purple", zorder=3,
+                   label="grid: service hosting capacity (least of the moments)")
     if rows:
         ax.axhline(rows[0]["minimum_mw"], color="k", ls="--", lw=0.8, label="market minimum")
     if any("day" in r for r in rows):

@@ -50,6 +50,9 @@ def test_a_night_fleet_offers_nothing_at_midday_and_its_headroom_at_night(tmp_pa
     assert night["vehicles_present"]["p50"] == 100
     assert night["window"] == "19-23" and 0 < night["offered_mw"] <= night["headroom_mw"]["p95"] + 1e-9 <= 1.0 + 1e-9
     assert night["p_eligible"] >= 0.9
+    # beside the runs, the planner's static answer at the window's moments: the grid's service hosting capacity
+    assert day["grid"]["service_mw"] == 0.0 and day["grid"]["binding_limit"] == "fleet headroom"
+    assert night["grid"]["service_mw"] >= night["offered_mw"] - 1e-9 and night["grid"]["at"] in night["moments"]
 
 
 def test_a_tighter_confidence_never_offers_more(tmp_path):
@@ -141,6 +144,7 @@ def test_a_feeder_that_cannot_carry_the_fleet_binds_on_grid():
                        overrides=['fleet.groups.0.sessions={plug_in: "19:00", plug_out: "07:00"}'])
     assert rows[0]["offered_mw"] == 0.0 and rows[0]["binds"] == "grid"
     assert rows[0]["headroom_mw"]["p50"] > 0.5  # the fleet could: the feeder cannot
+    assert rows[0]["grid"] is None  # the static study solves balanced flows; this feeder is solved unbalanced
 
 
 def test_an_offer_table_held_against_a_baseline(tmp_path):
