@@ -501,7 +501,8 @@ def cmd_offer(args) -> int:
                    f"[{r['ci95'][0]:.2f}, {r['ci95'][1]:.2f}]",
                    "/".join(str(v) for v in r["vehicles_present"].values()),
                    "/".join(f"{v:g}" for v in r["headroom_mw"].values()), r["binds"],
-                   "-" if not r.get("grid") else f"{r['grid']['service_mw']:g}"] for r in rows], "lrrrrrlr"))
+                   "-" if (r.get("grid") or {}).get("service_mw") is None else f"{r['grid']['service_mw']:g}"]
+                  for r in rows], "lrrrrrlr"))
     print(f"results in {out}/ (offer.csv, offer.json, offer.png)")
     if baseline is None:
         return 0

@@ -136,7 +136,10 @@ def grid_capacity(scenario: Path, overrides: list[str], service_index: int, time
     for t in times:
         loaded = api.load_scenario(scenario, [*overrides, *_moment(t, profile_time)], seed)
         service = loaded.services[service_index]["id"]
-        found.append((api.hosting_capacity(loaded, service=service).results, t))
+        try:
+            found.append((api.hosting_capacity(loaded, service=service).results, t))
+        except ScenarioError as exc:  # a network the study cannot represent: the runs' grid rule still judges
+            return {"service_mw": None, "at": t, "note": str(exc).split(": ", 1)[-1]}
     least, at = min(found, key=lambda f: f[0]["service_mw"])
     return {"service_mw": round(float(least["service_mw"]), 3), "at": at, "binding_limit": least["binding_limit"],
             "binding_element": least["binding_element"]}
@@ -272,7 +275,7 @@ def write(rows: list[dict], out: Path, service: str, confidence: float) -> list[
         for r in rows:
             w.writerow([r.get("day", ""), r["window"], r["offered_mw"], r["p_eligible"], *r["ci95"], r["runs"],
                         *r["headroom_mw"].values(), *r["vehicles_present"].values(), r["binds"],
-                        (r.get("grid") or {}).get("service_mw", ""),
+                        "" if (r.get("grid") or {}).get("service_mw") is None else r["grid"]["service_mw"],
                         " ".join(str((r.get("grid") or {}).get(k, "")) for k in ("binding_limit", "binding_element")).strip()])
     fig, ax = plt.subplots(figsize=(9, 4.4))
     colours = {"availability": "tab:gray", "energy": "tab:orange", "timing": "tab:red", "grid": "tab:purple"}
@@ -286,7 +289,8 @@ def write(rows: list[dict], out: Path, service: str, confidence: float) -> list[
     for bar, r in zip(bars, rows):
         ax.annotate(r["binds"], (bar.get_x() + bar.get_width() / 2, max(bar.get_height(), 0)), ha="center",
                     va="bottom", fontsize=8, xytext=(0, 2), textcoords="offset points")
-    grid = [(k, r["grid"]["service_mw"]) for k, r in enumerate(rows) if r.get("grid")]
+    grid = [(k, r["grid"]["service_mw"]) for k, r in enumerate(rows)
+            if r.get("grid") and r["grid"]["service_mw"] is not None]
     if grid:
         ax.scatter([k for k, _ in grid], [mw for _, mw in grid], marker="_", s=400, color="tab:purple", zorder=3,
                    label="grid: service hosting capacity (least of the moments)")

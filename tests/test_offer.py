@@ -285,3 +285,18 @@ def test_the_shipped_offer_scenario_is_valid():
     for path in sorted((ROOT / "scenarios" / "offers").glob("*.yaml")):
         loaded = scenario.load(path)
         assert any(g.get("sessions") for g in loaded.groups), path
+
+
+def test_an_offer_whose_grid_study_cannot_be_made_still_answers(tmp_path, monkeypatch):
+    """Where the static study cannot represent the network, the row says so (no MW) and the runs still judge."""
+    from v2g_testbed.cosim import api
+    from v2g_testbed.cosim.scenario import ScenarioError
+
+    def refused(*_, **__):
+        raise ScenarioError("x.yaml: grid: the subnetwork method cannot represent this network")
+
+    monkeypatch.setattr(api, "hosting_capacity", refused)
+    (row,) = offer.offer(night_fleet(tmp_path), "11-15", 0.9, samples=1, replicates=1, steps=1)
+    assert row["grid"]["service_mw"] is None and "cannot represent" in row["grid"]["note"]
+    assert row["binds"] == "availability"
+    offer.write([row], tmp_path, "DR-L", 0.9)  # the table, csv and plot take it
