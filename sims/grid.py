@@ -242,6 +242,22 @@ def simbench_profile_at(net, index: int) -> dict:
     return {key: frame for key, frame in absolute.items() if frame.shape[1]}
 
 
+def set_loads(net, rows, phase_kw: np.ndarray, q_kvar, unbalanced: bool) -> None:
+    """Put ``phase_kw`` (kW per row and phase, + import) and ``q_kvar`` (per row) on the load ``rows`` of ``net``:
+    asymmetric loads phase by phase, the reactive power shared as the active power is (a third each when there is
+    none), or balanced loads with their totals."""
+    q = np.broadcast_to(q_kvar, (len(phase_kw),))
+    if unbalanced:
+        total = phase_kw.sum(axis=1, keepdims=True)
+        share = np.divide(phase_kw, total, out=np.full_like(phase_kw, 1 / 3), where=total != 0)
+        for j, phase in enumerate(PHASES):
+            net.asymmetric_load.loc[rows, f"p_{phase}_mw"] = phase_kw[:, j] / 1000.0
+            net.asymmetric_load.loc[rows, f"q_{phase}_mvar"] = q * share[:, j] / 1000.0
+    else:
+        net.load.loc[rows, "p_mw"] = phase_kw.sum(axis=1) / 1000.0
+        net.load.loc[rows, "q_mvar"] = q / 1000.0
+
+
 def apply_profiles(net, profiles: dict, index: int) -> None:
     """Set the loads and generation of 15-minute interval ``index`` (wrapping around the year)."""
     for (element, column), frame in profiles.items():
@@ -339,11 +355,10 @@ class GridSim(mosaik_api_v3.Simulator):
         if self.unbalanced and (missing := zero_sequence_missing(self.net)):
             raise GridError(f"grid {network!r}: an unbalanced power flow needs zero-sequence data the network "
                             f"lacks: {', '.join(missing)}")
-        self.profiles = None
-        if profile_start_ms is not None:  # SimBench: loads and generation from the 15-minute profiles, computed
-            self.profiles = True          # for each interval the run reaches (simbench_profile_at), not the year
-            self.profile_start_ms = int(profile_start_ms)
-            self.profile_index = None
+        # SimBench: loads and generation from the 15-minute profiles, computed for each interval the run reaches
+        # (simbench_profile_at), not the year
+        self.profile_start_ms = None if profile_start_ms is None else int(profile_start_ms)
+        self.profile_index = None
         self.step_ms = int(step_ms)
         return self.meta
 
@@ -385,7 +400,7 @@ class GridSim(mosaik_api_v3.Simulator):
         if _STEP_MODELS is None:
             _STEP_MODELS = collections.OrderedDict()
         self.net.load.loc[self.ev_load_idx, ["p_mw", "q_mvar"]] = 0.0
-        key = (self.model_key, getattr(self, "profile_index", None), tuple(self.ev_bus_idx.tolist()),
+        key = (self.model_key, self.profile_index, tuple(self.ev_bus_idx.tolist()),
                threading.get_ident())  # a model's fallback solver writes to its network: one thread's own
         if len(self.net.bus) > ZBUS_MAX_BUSES:
             self.batch, why = None, (f"{len(self.net.bus)} buses (the step model keeps a dense impedance matrix; "
@@ -461,7 +476,7 @@ class GridSim(mosaik_api_v3.Simulator):
             self._build_step_model()
 
     def step(self, time, inputs, max_advance):
-        if self.profiles is not None:
+        if self.profile_start_ms is not None:
             self._apply_profiles(time)
         phase_kw = np.zeros((len(self.child_eids), 3))  # kW per bus and phase
         for i, eid in enumerate(self.child_eids):
@@ -474,15 +489,7 @@ class GridSim(mosaik_api_v3.Simulator):
         if self.batch is not None:
             self.converged = self.ok_last = self._solve_step_model(phase_kw.sum(axis=1), q_kvar)
             return time + self.step_ms
-        if self.unbalanced:
-            share = np.divide(phase_kw, phase_kw.sum(axis=1, keepdims=True), out=np.full_like(phase_kw, 1 / 3),
-                              where=phase_kw.sum(axis=1, keepdims=True) != 0)
-            for j, phase in enumerate(PHASES):
-                self.net.asymmetric_load.loc[self.ev_load_idx, f"p_{phase}_mw"] = phase_kw[:, j] / 1000.0
-                self.net.asymmetric_load.loc[self.ev_load_idx, f"q_{phase}_mvar"] = q_kvar * share[:, j] / 1000.0
-        else:
-            self.net.load.loc[self.ev_load_idx, "p_mw"] = phase_kw.sum(axis=1) / 1000.0
-            self.net.load.loc[self.ev_load_idx, "q_mvar"] = q_kvar / 1000.0
+        set_loads(self.net, self.ev_load_idx, phase_kw, q_kvar, self.unbalanced)
         self.converged = self._runpp()
         return time + self.step_ms
 

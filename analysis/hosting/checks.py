@@ -10,7 +10,7 @@ import pandas as pd
 
 from v2g_testbed.analysis.limits import Limits
 from v2g_testbed.sims import PHASES
-from v2g_testbed.sims.grid import run_power_flow
+from v2g_testbed.sims.grid import run_power_flow, set_loads
 
 
 # Elements within this of the worst are equally worst (series sections carrying one current, buses at one
@@ -78,16 +78,7 @@ class WholeNetworkCheck:
         self._recycle = False
 
     def _set(self, kw: np.ndarray, q_kvar=0.0):
-        q = np.broadcast_to(q_kvar, (len(kw),))
-        if self.unbalanced:
-            total = kw.sum(axis=1, keepdims=True)
-            share = np.divide(kw, total, out=np.full_like(kw, 1 / 3), where=total != 0)
-            for j, phase in enumerate(PHASES):
-                self.net.asymmetric_load.loc[self.loads, f"p_{phase}_mw"] = kw[:, j] / 1000.0
-                self.net.asymmetric_load.loc[self.loads, f"q_{phase}_mvar"] = q * share[:, j] / 1000.0
-        else:
-            self.net.load.loc[self.loads, "p_mw"] = kw.sum(axis=1) / 1000.0
-            self.net.load.loc[self.loads, "q_mvar"] = q / 1000.0
+        set_loads(self.net, self.loads, kw, q_kvar, self.unbalanced)
 
     def _bus_voltage(self) -> np.ndarray:
         """Voltage at the chargers' buses after the last power flow (mean of the phases if unbalanced)."""
