@@ -59,14 +59,12 @@ def aggregator_vehicles(fleet_parameters: dict) -> dict:
     return {k: fleet_parameters[k] for k in VEHICLE_KEYS if k in fleet_parameters}
 
 
-def required_change_kw(services: list[dict], f_hz: float, nominal_hz: float, held=frozenset(),
-                       floor: dict | None = None) -> float:
-    """Total change of fleet power the contracted services ask for at ``f_hz`` (kW, + import); the services whose
-    ids are in ``held`` ask for their full response (a support being held), those in ``floor`` at least that
-    fraction of it (a support being withdrawn slowly)."""
+def required_change_kw(services: list[dict], f_hz: float, nominal_hz: float, floor: dict | None = None) -> float:
+    """Total change of fleet power the contracted services ask for at ``f_hz`` (kW, + import); the services in
+    ``floor`` ask for at least that fraction of their response (1: a support being held; less: one being withdrawn
+    slowly)."""
     floor = floor or {}
-    return sum(direction_sign(s) * (1.0 if s["id"] in held else max(response_pu(s, f_hz, nominal_hz),
-                                                                    floor.get(s["id"], 0.0))) * s["contracted_kw"]
+    return sum(direction_sign(s) * max(response_pu(s, f_hz, nominal_hz), floor.get(s["id"], 0.0)) * s["contracted_kw"]
                for s in services)
 
 
@@ -124,11 +122,10 @@ class ControllerSim(mosaik_api_v3.Simulator):
             if s["id"] in self.support_until and time >= self.support_until[s["id"]] \
                     and response_pu(s, f_hz, self.nominal_hz) >= 1.0 - 1e-12:
                 self.support_until[s["id"]] = time + s["support"]["min_s"] * 1000.0
-        held = {sid for sid, until in self.support_until.items() if time < until}
-        floor = {}
+        floor = {sid: 1.0 for sid, until in self.support_until.items() if time < until}  # supports being held
         for s in self.services:
             if s["id"] in self.withdrawing:
-                if s["id"] in held:  # all of it until the hold ends; from then on it may fall at the rate
+                if s["id"] in floor:  # all of it until the hold ends; from then on it may fall at the rate
                     self.withdrawing[s["id"]] = (1.0, self.support_until[s["id"]])
                     continue
                 last, since = self.withdrawing[s["id"]]
@@ -136,7 +133,7 @@ class ControllerSim(mosaik_api_v3.Simulator):
                           last - s["support"]["withdrawal_pu_per_s"] * max(time - since, 0) / 1000.0, 0.0)
                 self.withdrawing[s["id"]] = (now, time)
                 floor[s["id"]] = now
-        return required_change_kw(self.services, f_hz, self.nominal_hz, held, floor)
+        return required_change_kw(self.services, f_hz, self.nominal_hz, floor)
 
     def _still_withdrawing(self) -> bool:
         return self.last_f is not None and any(
