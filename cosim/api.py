@@ -458,8 +458,8 @@ def hosting_capacity(scenario: str | Path | LoadedScenario, placements: int | No
     charger_kw = charger_power(group)[0]
     directions = ["import", "export"] if group["bidirectional"] else ["import"]
     net, profiles = _study_network(loaded, times is not None)
-    names = {f for f in hosting.feeders(net, at)}
-    if feeders is not None and (unknown := sorted(set(feeders) - names)):
+    names = list(hosting.feeders(net, at))
+    if feeders is not None and (unknown := sorted(set(feeders) - set(names))):
         raise ScenarioError(f"--feeders: no feeder {unknown[0]!r} in {sc.grid.network} (e.g. {', '.join(sorted(names)[:5])})")
     timeseries = None
     if times is not None:
@@ -468,7 +468,7 @@ def hosting_capacity(scenario: str | Path | LoadedScenario, placements: int | No
              "at": at, "method": method, "times": times, "steps": steps}
     try:
         if workers > 1 or scheduler:
-            chosen = [name for name in hosting.feeders(net, at) if feeders is None or name in set(feeders)]
+            chosen = [name for name in names if feeders is None or name in set(feeders)]
             profiles = None  # the workers read their own; this process keeps only the network, for the map
             found = _hosting_in_parallel(loaded, study, net, chosen, len(directions), progress, workers, scheduler)
         else:
@@ -558,27 +558,23 @@ def _hosting_in_parallel(loaded: LoadedScenario, study: dict, net, chosen: list[
     if scheduler:
         from dask.distributed import Client, as_completed
 
-        with Client(scheduler) as client:
-            parts = _supply_parts(net, chosen, max(1, sum(client.nthreads().values())))
-            futures = {client.submit(_hosting_study, loaded, study, part, pure=False): part for part in parts}
-            for future in as_completed(futures):
-                found.append(future.result())
-                done += len(futures[future]) * per_feeder
-                if progress:
-                    progress(done, total)
+        executor, extra = Client(scheduler), {"pure": False}
     else:
         from concurrent.futures import as_completed
 
         from v2g_testbed.cosim.pool import process_pool
 
         parts = _supply_parts(net, chosen, workers)
-        with process_pool(min(workers, len(parts))) as pool:
-            futures = {pool.submit(_hosting_study, loaded, study, part): part for part in parts}
-            for future in as_completed(futures):
-                found.append(future.result())
-                done += len(futures[future]) * per_feeder
-                if progress:
-                    progress(done, total)
+        executor, extra = process_pool(min(workers, len(parts))), {}
+    with executor:
+        if scheduler:  # a part per worker thread of the cluster
+            parts = _supply_parts(net, chosen, max(1, sum(executor.nthreads().values())))
+        futures = {executor.submit(_hosting_study, loaded, study, part, **extra): part for part in parts}
+        for future in as_completed(futures):
+            found.append(future.result())
+            done += len(futures[future]) * per_feeder
+            if progress:
+                progress(done, total)
     # the one process's order: feeders by name (as hosting.feeders lists them), then directions, then steps
     rank = {name: k for k, name in enumerate(sorted(n for part in parts for n in part))}
     if study["times"] is not None:
