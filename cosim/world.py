@@ -17,7 +17,7 @@ import numpy as np
 
 from v2g_testbed.sims import PHASES, catalog, record
 from v2g_testbed.sims.controller import aggregator_vehicles
-from v2g_testbed.sims.fleet import PHASE_OUTPUTS, bus_reactive, fleet_rng, sample_vehicles
+from v2g_testbed.sims.fleet import PHASE_OUTPUTS, bus_reactive, fleet_rng, hours_of, sample_vehicles
 
 SIM_CONFIG = {
     "Frequency": {"python": "v2g_testbed.sims.frequency:FrequencySim"},
@@ -47,11 +47,10 @@ def sim_config(execution) -> dict:
 def sample_fleet(loaded) -> dict[str, list]:
     """Per-vehicle parameters for this scenario and seed (reproducible)."""
     fleet = loaded.scenario.fleet
-    hours, minutes = fleet.time_of_day.split(":")
     # a plugged-in vehicle gives a service only what its departure energy spares, over the longest delivery
     honour_h = max((s["delivery_duration_min"] for s in loaded.services), default=0.0) / 60.0
     return sample_vehicles(loaded.groups, fleet.spread_pct, fleet_rng(loaded.scenario.seed), fleet.spread_distribution,
-                           loaded.load_phases, int(hours) + int(minutes) / 60.0, honour_h, weekday_of(loaded.scenario))
+                           loaded.load_phases, hours_of(fleet.time_of_day), honour_h, weekday_of(loaded.scenario))
 
 
 def weekday_of(scenario) -> int | None:

@@ -255,7 +255,8 @@ def _place(rng: np.random.Generator, where, n: int, placement: str) -> list:
     return [where[i % len(where)] for i in range(n)]
 
 
-def _hours(hhmm: str) -> float:
+def hours_of(hhmm: str) -> float:
+    """A time of day ``HH:MM`` in hours."""
     hours, minutes = hhmm.split(":")
     return int(hours) + int(minutes) / 60.0
 
@@ -279,7 +280,7 @@ def _sessions(rng: np.random.Generator, g: dict, n: int, time_of_day_h: float, p
 
     spec = g["sessions"]
     table = g.get("sessions_table") if spec.get("file") else None
-    want = None
+    want, since = None, None
     if table is not None and weekday is not None and table.get("weekday") is not None:
         days = np.asarray(table["weekday"])
 
@@ -302,25 +303,25 @@ def _sessions(rng: np.random.Generator, g: dict, n: int, time_of_day_h: float, p
         a, d = a_arr[pick], d_arr[pick]
         since = np.where(from_before, 24 - a + time_of_day_h, time_of_day_h - a)
         plugged = from_before | arrived_today
-        s0 = np.clip(np.asarray(table["soc_arrival"])[pick], g["soc_min"], g["soc_max"])
-        want = np.asarray(table["energy_kwh"], dtype=float)[pick] if table.get("energy_kwh") is not None else None
+    elif table is not None:  # recorded sessions: each vehicle draws one, the same every day
+        pick = rng.integers(0, len(table["arrival_h"]), n)
+        a, d = np.asarray(table["arrival_h"])[pick], np.asarray(table["departure_h"])[pick]
+    elif spec.get("profile"):
+        prof = session_profiles()[spec["profile"]]
+        a = rng.normal(prof["arrival_h"]["mean"], prof["arrival_h"]["sd"], n) % 24
+        d = rng.normal(prof["departure_h"]["mean"], prof["departure_h"]["sd"], n) % 24
+        s0 = np.clip(rng.normal(prof["soc_arrival"]["mean"], prof["soc_arrival"]["sd"], n), g["soc_min"],
+                     g["soc_max"])
+        if prof.get("energy_kwh"):  # what each session wants by departure
+            want = np.exp(rng.normal(np.log(prof["energy_kwh"]["median"]), prof["energy_kwh"]["sigma"], n))
     else:
-        if table is not None:  # recorded sessions: each vehicle draws one
-            pick = rng.integers(0, len(table["arrival_h"]), n)
-            a, d = np.asarray(table["arrival_h"])[pick], np.asarray(table["departure_h"])[pick]
-            s0 = np.clip(np.asarray(table["soc_arrival"])[pick], g["soc_min"], g["soc_max"])
-            want = np.asarray(table["energy_kwh"], dtype=float)[pick] if table.get("energy_kwh") is not None else None
-        elif spec.get("profile"):
-            prof = session_profiles()[spec["profile"]]
-            a = rng.normal(prof["arrival_h"]["mean"], prof["arrival_h"]["sd"], n) % 24
-            d = rng.normal(prof["departure_h"]["mean"], prof["departure_h"]["sd"], n) % 24
-            s0 = np.clip(rng.normal(prof["soc_arrival"]["mean"], prof["soc_arrival"]["sd"], n), g["soc_min"],
-                         g["soc_max"])
-            if prof.get("energy_kwh"):  # what each session wants by departure
-                want = np.exp(rng.normal(np.log(prof["energy_kwh"]["median"]), prof["energy_kwh"]["sigma"], n))
-        else:
-            a, d = np.full(n, _hours(spec["plug_in"])), np.full(n, _hours(spec["plug_out"]))
-            s0 = np.full(n, float(np.clip(g["soc"], g["soc_min"], g["soc_max"])))
+        a, d = np.full(n, hours_of(spec["plug_in"])), np.full(n, hours_of(spec["plug_out"]))
+        s0 = np.full(n, float(np.clip(g["soc"], g["soc_min"], g["soc_max"])))
+    if table is not None:  # the drawn sessions' charge on arrival and, where recorded, the energy wanted
+        s0 = np.clip(np.asarray(table["soc_arrival"])[pick], g["soc_min"], g["soc_max"])
+        if table.get("energy_kwh") is not None:
+            want = np.asarray(table["energy_kwh"], dtype=float)[pick]
+    if since is None:  # the same session every day: wrapped around midnight
         since = (time_of_day_h - a) % 24         # hours since it arrived (if it is there)
         plugged = since < (d - a) % 24
     stay = (d - a) % 24                          # hours plugged in
