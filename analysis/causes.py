@@ -63,7 +63,7 @@ class LimitEvents:
 def ran_out(service: dict, t_ms: int, limits: LimitEvents, vehicles: dict) -> tuple[int, int]:
     """(vehicles at their energy limit in the service's direction, vehicles departed) at ``t_ms``: the model's
     own events, exact to the model's step, whatever the recording interval."""
-    wanted = -1 if direction_sign(service) < 0 else 1
+    wanted = direction_sign(service)
     empty = int(np.sum(limits.state(t_ms) == wanted))
     _, _, departure = plug_windows(vehicles)
     return empty, int(np.sum(departure <= t_ms))
@@ -242,7 +242,7 @@ def _duration_cause(entry, service, dip, limits, vehicles, withdrew: bool = Fals
         empty, left = ran_out(service, dip, limits, vehicles)
         at = (dip - round(entry["event_start_s"] * 1000)) / 1000.0
         if empty:
-            first = limits.first_time(-1 if direction_sign(service) < 0 else 1, dip)
+            first = limits.first_time(direction_sign(service), dip)
             when = "" if first is None else f" (the first {(first - round(entry['event_start_s'] * 1000)) / 1000:g} s in)"
             return "energy/SoC", (f"duration: {empty} vehicle(s) reached their state-of-charge limit{when}; the "
                                   f"response fell short {at:g} s into the event")
