@@ -472,6 +472,30 @@ class FleetSim(mosaik_api_v3.Simulator):
             self.samples["metered_p_kw"][1].append(total)
             self.next_meter_ms += self.telemetry_ms
 
+    def _take_before(self, bound: int) -> None:
+        """Take every sample, meter reading and record row due before ``bound`` (ms), in time order. The fleet
+        totals between two record rows are evaluated together (``ChargerFleet.total_power_at``), the same
+        values as advancing to each in turn."""
+        while True:
+            stop = min(bound, self.next_record_ms)
+            due = {"p_kw": np.arange(self.next_sample_ms, stop, self.sample_ms, dtype=np.int64),
+                   "metered_p_kw": np.arange(self.next_meter_ms, stop, self.telemetry_ms, dtype=np.int64)}
+            times = np.union1d(due["p_kw"], due["metered_p_kw"])
+            if times.size:
+                totals = self.fleet.total_power_at(times)
+                for name, at in due.items():
+                    if at.size:
+                        self.samples[name][0].extend(at.tolist())
+                        self.samples[name][1].extend(totals[np.searchsorted(times, at)].tolist())
+                if due["p_kw"].size:
+                    self.next_sample_ms = int(due["p_kw"][-1]) + self.sample_ms
+                if due["metered_p_kw"].size:
+                    self.next_meter_ms = int(due["metered_p_kw"][-1]) + self.telemetry_ms
+            if self.next_record_ms >= bound:
+                return
+            self.fleet.advance(self.next_record_ms)
+            self._sample(self.next_record_ms)  # the row, and the totals due at the same time
+
     def step(self, time, inputs, max_advance):
         """Apply the setpoints received since the last step at their own receive times (a message may
         carry ``time_ms``; otherwise it was received now), interleaved in time order with the samples;
@@ -499,13 +523,9 @@ class FleetSim(mosaik_api_v3.Simulator):
             batches = []
         for t_cmd, idx, values, numbers in batches:
             t_cmd = int(t_cmd[0])
-            while (t := min(self.next_sample_ms, self.next_meter_ms, self.next_record_ms)) < t_cmd:
-                fleet.advance(t)
-                self._sample(t)
+            self._take_before(t_cmd)
             fleet.command(t_cmd, idx, values, numbers)
-        while (t := min(self.next_sample_ms, self.next_meter_ms, self.next_record_ms)) <= time:
-            fleet.advance(t)
-            self._sample(t)
+        self._take_before(time + 1)
         fleet.advance(time)
         self.time = time
         nxt = int((time // self.stride_ms + 1) * self.stride_ms)

@@ -68,6 +68,7 @@ KWMS_PER_KWH = 3.6e6  # kW x ms in one kWh
 # is at a limit (1e-6 of a 100 kWh battery is 0.1 Wh)
 SOC_AT_LIMIT = 1e-6
 DEPARTURE, PENDING, ZERO = 0, 1, 2  # event kinds, in the order they apply at equal times
+_BLOCK = 1 << 20  # most (vehicles x times) powers total_power_at evaluates at once (8 MB of float64)
 
 PARAMETERS = (
     "start_delay_ms", "stop_delay_ms", "ramp_up_kw_per_s", "ramp_down_kw_per_s",
@@ -279,6 +280,38 @@ class ChargerFleet:
                 self._moving, self._moving_reach = self._moving[~done], self._moving_reach[~done]
         return self._static_kw + float(self._power_at(self._moving, t).sum())
 
+    def total_power_at(self, times) -> np.ndarray:
+        """The fleet's power (kW) at each of ``times`` (integer ms, ascending, none before now), leaving the fleet
+        at the last: what ``advance(t); total_power_kw()`` gives at each, with the times before the next
+        change of motion (a due event or energy-limit check) evaluated together, as one array over the vehicles
+        still ramping and those times. Advancing to a time before any event changes nothing but the clock."""
+        times = np.asarray(times, dtype=np.int64)
+        out = np.empty(times.size)
+        k = 0
+        while k < times.size:
+            change = min(self._events[0][0] if self._events else np.inf, self._limit_check_ms)
+            j = k + int(np.searchsorted(times[k:], change, side="left"))  # times[k:j] come before it
+            if j == k:
+                self.advance(int(times[k]))
+                out[k] = self.total_power_kw()
+                k += 1
+                continue
+            self.t_ms = int(times[k])
+            out[k] = self.total_power_kw()  # also splits moving / settled vehicles as of now
+            moving = self._moving
+            if moving.size and j > k + 1:
+                rest = times[k + 1:j].astype(float)
+                per = max(1, _BLOCK // moving.size)  # bound the (vehicles x times) block
+                for a in range(0, rest.size, per):
+                    chunk = rest[a:a + per]
+                    ramping = self._power_at(moving[:, None], chunk[None, :]).sum(axis=0)
+                    out[k + 1 + a:k + 1 + a + chunk.size] = self._static_kw + ramping
+            else:
+                out[k + 1:j] = out[k]
+            self.t_ms = int(times[j - 1])
+            k = j
+        return out
+
     @property
     def soc(self) -> np.ndarray:
         """State of charge of every vehicle now. Ramping vehicles are integrated exactly; a vehicle already at
@@ -436,9 +469,11 @@ class ChargerFleet:
         if t >= self._limit_check_ms:
             self._enforce_energy_limits()
 
-    def _next_limit_check(self, idx=slice(None)):
-        """Earliest time any of vehicles ``idx`` could reach an energy limit, were it at full power from now."""
-        self._integrate(idx, float(self.t_ms))
+    def _next_limit_check(self, idx=slice(None), integrated: bool = False):
+        """Earliest time any of vehicles ``idx`` could reach an energy limit, were it at full power from now
+        (``integrated``: their energy is already integrated up to now)."""
+        if not integrated:
+            self._integrate(idx, float(self.t_ms))
         cap, energy = self.capacity_kwh[idx], self.energy_kwh[idx]
         with np.errstate(divide="ignore", invalid="ignore"):
             to_full = (self.soc_max[idx] * cap - energy) / (self.p_max[idx] * self.eta_charge[idx])
@@ -531,4 +566,5 @@ class ChargerFleet:
             q.append([t_effect, value])
         self._sync_heads(idx)
         # these vehicles' motion changed: make sure a limit they could now reach is checked in time
-        self._limit_check_ms = min(self._limit_check_ms, self._next_limit_check(idx))
+        # (limits_kw integrated their energy up to now, and nothing since moved them)
+        self._limit_check_ms = min(self._limit_check_ms, self._next_limit_check(idx, integrated=True))

@@ -55,6 +55,34 @@ def test_the_incremental_fleet_total_is_the_sum_of_every_vehicle(seed, commands)
             np.testing.assert_allclose(fleet.soc, reference.energy_kwh / reference.capacity_kwh, rtol=0, atol=1e-12)
 
 
+@settings(max_examples=EXAMPLES, deadline=None, derandomize=True)
+@given(st.integers(0, 2**16), st.lists(st.tuples(st.integers(1, 3000), st.floats(-10, 10)), min_size=1, max_size=8),
+       st.sampled_from([10, 20, 50]))
+def test_the_fleet_total_over_many_samples_at_once_is_the_total_sample_by_sample(seed, commands, sample_ms):
+    """``total_power_at`` (the samples between two changes of motion evaluated together) gives, whatever the
+    setpoints, delays, reversals, departures and energy limits, the total that advancing to each sample gives,
+    and leaves the fleet in the same state."""
+    one, many = _fleet(20, seed), _fleet(20, seed)
+    rng = np.random.default_rng(seed)
+    t = 0
+    for gap, kw in [*commands, (8000, 0.0)]:
+        times = np.arange(t + sample_ms, t + gap + 1, sample_ms)
+        if times.size:
+            expected = []
+            for s in times:
+                one.advance(int(s))
+                expected.append(one.total_power_kw())
+            np.testing.assert_allclose(many.total_power_at(times), expected, rtol=0, atol=1e-9)
+            t = int(times[-1])
+        assert many.t_ms == one.t_ms == t
+        who = rng.choice(one.n, size=rng.integers(1, one.n), replace=False)
+        kw = np.full(who.size, kw) + rng.normal(0, 2, who.size)
+        one.command(t, who, kw)
+        many.command(t, who, kw)
+    np.testing.assert_allclose(many.power_kw(), one.power_kw(), rtol=0, atol=1e-12)
+    np.testing.assert_allclose(many.soc, one.soc, rtol=0, atol=1e-12)
+
+
 def test_wide_matrices_stream_to_the_file_in_the_record_s_precision(tmp_path):
     path = tmp_path / "r.h5"
     sim = RecorderSim()
@@ -170,3 +198,4 @@ def test_a_national_fleet_as_identical_copies_of_a_feeder_sees_each_copys_grid(t
     assert np.ptp(v1) > 1e-4  # the chargers moved the voltage at all
     with pytest.raises(ScenarioError, match=r"grid\.copies"):
         load(make_scenario(tmp_path, name="bad", grid={"network": "cigre_mv", "copies": 0}))
+
