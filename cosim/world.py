@@ -30,6 +30,9 @@ SIM_CONFIG = {
 }
 
 TIME_RESOLUTION_S = 0.001  # one mosaik step is one millisecond
+# the network with nothing in flight still steps once a second: under mosaik 3.6 each wake-up of a simulator
+# with no step of its own leaves a wait behind until the end of the run (sims.WakeBound)
+IDLE_STEP_MS = 1000
 MODULES = {"fleet": ("Fleet", "v2g_testbed.sims.fleet"), "grid": ("Grid", "v2g_testbed.sims.grid"), "network": ("Network", "v2g_testbed.sims.network")}
 
 
@@ -127,7 +130,8 @@ def build(world: mosaik.World, loaded, vehicles: dict, h5_path: str) -> dict:
     if profile["hops"]:
         n = len(vehicles["bus"])
         network = world.start("Network", profile=profile, seed=[sc.seed, 2], faults=network_faults(loaded, n),
-                              batch_ms=sc.outputs.vehicle_sample_ms).Network(cells=cells_of(n, profile))
+                              batch_ms=sc.outputs.vehicle_sample_ms, idle_step_ms=IDLE_STEP_MS).Network(
+            cells=cells_of(n, profile))
         world.connect(controller, network, "setpoints")
         world.connect(network, fleet, ("delivered", "setpoints"))
         world.connect(network, recorder, *record.attrs(record.NETWORK, "delivered", "lost"))

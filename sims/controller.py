@@ -29,7 +29,7 @@ import collections
 import mosaik_api_v3
 import numpy as np
 
-from v2g_testbed.sims import require_milliseconds
+from v2g_testbed.sims import WakeBound, require_milliseconds
 from v2g_testbed.sims.obc import plug_windows, soc_limited_kw
 from v2g_testbed.sims.services import direction_sign, response_pu
 
@@ -92,6 +92,7 @@ class ControllerSim(mosaik_api_v3.Simulator):
         require_milliseconds("ControllerSim", time_resolution)
         self.delay_ms = int(measurement_delay_ms)
         self.interval_ms = int(dispatch_interval_ms)
+        self.wake_bound = WakeBound(100)
         self.last_dispatch_ms = None
         self.seq = 0
         self.last_f = None
@@ -145,7 +146,9 @@ class ControllerSim(mosaik_api_v3.Simulator):
             self.measurements.append((time + self.delay_ms, float(f)))
         self.output = {}
         if self.last_dispatch_ms is not None and time < self.last_dispatch_ms + self.interval_ms:
-            return self.last_dispatch_ms + self.interval_ms  # too soon after the last dispatch: wait
+            # too soon after the last dispatch: wait (woken by every sample meanwhile: see WakeBound; a step
+            # sooner lands here too and does nothing)
+            return self.wake_bound.next_step(time, self.last_dispatch_ms + self.interval_ms)
         measured = None
         while self.measurements and self.measurements[0][0] <= time:
             measured = self.measurements.popleft()[1]
@@ -170,7 +173,7 @@ class ControllerSim(mosaik_api_v3.Simulator):
         wake += [int(u) for u in self.support_until.values() if np.isfinite(u) and u > time]
         if self._still_withdrawing():  # step the withdrawal down every WITHDRAWAL_TICK_MS (each command is what
             wake.append(time + WITHDRAWAL_TICK_MS)  # may be withdrawn by then: never faster than the rate)
-        return min(wake) if wake else None
+        return self.wake_bound.next_step(time, min(wake) if wake else None, early=False)
 
     def get_data(self, outputs):
         return {"aggregator": self.output} if self.output else {}

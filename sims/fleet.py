@@ -42,7 +42,7 @@ from __future__ import annotations
 import mosaik_api_v3
 import numpy as np
 
-from v2g_testbed.sims import PHASES, require_milliseconds
+from v2g_testbed.sims import PHASES, WakeBound, require_milliseconds
 from v2g_testbed.sims.obc import OPTIONAL_PARAMETERS, PARAMETERS, ChargerFleet
 
 SPREAD_FIELDS = ("t_a_s", "t_c_s", "ramp_up_kw_per_s", "ramp_down_kw_per_s")
@@ -411,6 +411,7 @@ class FleetSim(mosaik_api_v3.Simulator):
         self.next_meter_ms = 0
         self.next_record_ms = 0
         self.report_ms = int(report_ms)  # 0: no meter reports sent up
+        self.wake_bound = WakeBound(self.step_ms)  # woken by setpoints often between strides: see WakeBound
         return self.meta
 
     def create(self, num, model, vehicles=None):
@@ -531,7 +532,7 @@ class FleetSim(mosaik_api_v3.Simulator):
         nxt = int((time // self.stride_ms + 1) * self.stride_ms)
         if self.last_row_ms is not None and time < self.last_row_ms < nxt:
             nxt = self.last_row_ms
-        return nxt
+        return self.wake_bound.next_step(time, nxt)
 
     def get_data(self, outputs):
         p = self.fleet.power_kw()

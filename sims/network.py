@@ -34,7 +34,9 @@ Output: ``Network.delivered`` ``{"vehicle", "kw", "sent_ms", "retries", "seq", "
 Sim params: ``profile`` (a profile dict), ``seed``, ``faults``, ``batch_ms`` (0: output at every
 millisecond something arrives; N > 0: output at multiples of N ms what arrived since, each message with
 its own ``time_ms`` -- far fewer mosaik steps for a receiver that applies messages at their own times,
-like ``FleetSim``). Create params: ``cells`` (cell index per vehicle).
+like ``FleetSim``), ``idle_step_ms`` (0: with nothing in flight, no step of its own; N > 0: a step at the next
+multiple of N ms, for mosaik 3.6: see ``v2g_testbed.sims.WakeBound``). Create params: ``cells`` (cell index per
+vehicle).
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ import mosaik_api_v3
 import numpy as np
 import simpy
 
-from v2g_testbed.sims import require_milliseconds
+from v2g_testbed.sims import WakeBound, require_milliseconds
 
 US_PER_MS = 1000
 Z95 = 1.6448536269514722  # standard normal 95th percentile
@@ -107,11 +109,13 @@ class NetworkSim(mosaik_api_v3.Simulator):
         self.pending_up_lost: list[tuple] = []
         self.up, self.up_lost = [], []
 
-    def init(self, sid, time_resolution=0.001, profile=None, seed=0, faults=(), batch_ms=0):
+    def init(self, sid, time_resolution=0.001, profile=None, seed=0, faults=(), batch_ms=0, idle_step_ms=0):
         require_milliseconds("NetworkSim", time_resolution)
         self.model = LatencyModel(profile, seed)
         self.seed = seed
         self.batch_ms = int(batch_ms)
+        # woken by every dispatch: see WakeBound
+        self.wake_bound = WakeBound(self.batch_ms or 100, idle_ms=int(idle_step_ms))
         self.faults = [dict(f, from_us=f["from_ms"] * US_PER_MS, to_us=f["to_ms"] * US_PER_MS) for f in faults]
         for f in self.faults:
             if f["kind"] != "silent" and f["hop"] not in {h["name"] for h in self.model.hops}:
@@ -237,11 +241,11 @@ class NetworkSim(mosaik_api_v3.Simulator):
         upcoming = [m[0] for q in queues for m in getattr(self, q)]
         nxt = min(upcoming) if upcoming else self.env.peek()
         if nxt == math.inf:
-            return None
+            return self.wake_bound.next_step(time, None)
         nxt_ms = max(time + 1, math.ceil(nxt / US_PER_MS))
         if self.batch_ms and upcoming:
             nxt_ms = -(-nxt_ms // self.batch_ms) * self.batch_ms  # up to the next batch boundary
-        return nxt_ms
+        return self.wake_bound.next_step(time, nxt_ms)
 
     def get_data(self, outputs):
         out = {}

@@ -28,6 +28,7 @@ import h5py
 import mosaik_api_v3
 import numpy as np
 
+from v2g_testbed.sims import WakeBound
 from v2g_testbed.sims.files import errno_of
 
 META = {
@@ -62,13 +63,15 @@ class RecorderSim(mosaik_api_v3.Simulator):
         self.h5 = None
         self.failed = False  # a write failed (disk full, ...): the file is closed and nothing more is written
 
-    def init(self, sid, time_resolution=0.001, path="timeseries.h5", heartbeat_steps=10, dtypes=None, units=None):
+    def init(self, sid, time_resolution=0.001, path="timeseries.h5", heartbeat_steps=10, dtypes=None, units=None,
+             wake_ms=100):
         """``dtypes``: ``{"entity/attr": "float32"}`` for matrices stored at less than double precision; ``units``:
         ``{"entity/attr": "kW"}``, each output's unit as the run record defines it (else from its name)."""
         self.units = dict(units or {})
         self.time_resolution = time_resolution
         self.path = path
         self.heartbeat = int(heartbeat_steps)
+        self.wake_bound = WakeBound(wake_ms)
         self.dtypes = dict(dtypes or {})
         return self.meta
 
@@ -94,9 +97,10 @@ class RecorderSim(mosaik_api_v3.Simulator):
         # mosaik 3.6: an event-based simulator with no step of its own waits for the end of the
         # simulation, and each such wait leaves a future behind that every later progress update
         # scans; woken often, the recorder made the whole run quadratic in its number of steps.
-        # A short self-scheduled heartbeat keeps those waits short-lived.
+        # A self-scheduled heartbeat keeps those waits short-lived, and a step sooner when woken often
+        # (WakeBound) keeps those between two heartbeats few.
         # (aligned to multiples, so steps triggered at odd times do not start chains of their own)
-        return (time // self.heartbeat + 1) * self.heartbeat if self.heartbeat else None
+        return self.wake_bound.next_step(time, (time // self.heartbeat + 1) * self.heartbeat if self.heartbeat else None)
 
     # -- matrices (one value per vehicle, bus, line: a row per step) go to the file as they come ---------
     def _room_for(self, nbytes: int):

@@ -11,9 +11,9 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from conftest import make_scenario
+from conftest import ROOT, make_scenario
 from v2g_testbed.cosim import api
-from v2g_testbed.sims import record
+from v2g_testbed.sims import WakeBound, record
 from v2g_testbed.sims.fleet import FleetSim, fleet_parameters
 from v2g_testbed.sims.obc import OPTIONAL_PARAMETERS, PARAMETERS, SOC_AT_LIMIT, ChargerFleet, soc_limited_kw
 from v2g_testbed.sims.recorder import ROWS_PER_WRITE, RecorderSim
@@ -199,3 +199,59 @@ def test_a_national_fleet_as_identical_copies_of_a_feeder_sees_each_copys_grid(t
     with pytest.raises(ScenarioError, match=r"grid\.copies"):
         load(make_scenario(tmp_path, name="bad", grid={"network": "cigre_mv", "copies": 0}))
 
+
+@settings(max_examples=50, deadline=None, derandomize=True)
+@given(st.lists(st.integers(1, 400), min_size=1, max_size=200), st.sampled_from([None, 5000]),
+       st.sampled_from([0, 1000]))
+def test_a_simulator_woken_often_asks_for_an_own_step_soon_and_never_past_its_own(gaps, own, idle_ms):
+    """WakeBound: whatever the wake-ups, the step asked for is later than now and never later than the
+    simulator's own; after `wakes` wake-ups since its own last step it is within one interval (mosaik 3.6 keeps
+    each wake-up's cancelled wait until that step); a simulator never woken keeps its own schedule."""
+    bound = WakeBound(100, wakes=16, idle_ms=idle_ms)
+    t, asked, woken = 0, None, 0
+    for gap in gaps:
+        t = min(t + gap, asked) if asked is not None else t + gap  # the next step: a wake-up or its own
+        woken = 0 if t == asked else woken + 1
+        own_next = None if own is None else (t // own + 1) * own
+        asked = bound.next_step(t, own_next)
+        assert asked is None or asked > t
+        if own_next is not None:
+            assert asked <= own_next
+        if woken >= 16:
+            assert asked <= (t // 100 + 1) * 100
+        if asked is None:
+            assert own_next is None and idle_ms == 0
+
+
+def test_a_simulator_left_alone_keeps_its_own_schedule():
+    bound = WakeBound(100, idle_ms=0)
+    assert [bound.next_step(t, t + 5000) for t in (0, 5000, 10000)] == [5000, 10000, 15000]
+    assert bound.next_step(15000, None) is None
+    assert WakeBound(100, idle_ms=1000).next_step(15200, None) == 16000
+
+
+def test_the_steps_taken_to_keep_mosaik_s_waits_short_change_nothing_recorded(tmp_path, monkeypatch):
+    """The 4G DR hub, 8 s: with WakeBound's sooner steps and without, the verdicts and every recorded series
+    are the same (the simulators' samples carry their own times)."""
+    from v2g_testbed.cosim import run as runner
+    from v2g_testbed.cosim import scenario
+
+    def run(out):
+        runner.run(scenario.load(ROOT / "scenarios" / "hub-dr-4g.yaml", ["duration_s=8"]), out)
+        with h5py.File(out / "timeseries.h5") as h5:
+            data = {}
+            h5.visititems(lambda name, obj: data.__setitem__(name, obj[()]) if isinstance(obj, h5py.Dataset) else None)
+        return (out / "verdicts.json").read_text(), data
+
+    steps = []
+    original = WakeBound.next_step
+    monkeypatch.setattr(WakeBound, "next_step", lambda self, t, own, early=True: steps.append(
+        (own, original(self, t, own, early))) or steps[-1][1])
+    verdicts, data = run(tmp_path / "bounded")
+    assert any(own != asked for own, asked in steps), "no step was asked for sooner: the comparison shows nothing"
+    monkeypatch.setattr(WakeBound, "next_step", lambda self, t, own, early=True: own)
+    plain_verdicts, plain = run(tmp_path / "plain")
+    assert verdicts == plain_verdicts
+    assert data.keys() == plain.keys()
+    for name, value in data.items():
+        np.testing.assert_array_equal(value, plain[name], err_msg=name)
