@@ -21,21 +21,40 @@ def envelope(service: dict, freq, t_ms: np.ndarray, nominal_hz: float) -> tuple[
     dt_s = float(t_ms[1] - t_ms[0]) / 1000.0 if t_ms.size > 1 else 0.05
     lo_ms, hi_ms = (round(w * 1000) for w in spec["window_s"])
     # the frequency is piecewise constant: its extremes over [t - hi, t - lo] are found among the
-    # values at the window's start and at every change inside it
-    lo_win = np.empty(t_ms.size)
-    hi_win = np.empty(t_ms.size)
-    changes_t, changes_f = freq.time_ms, freq.value
-    for k, t in enumerate(t_ms):
-        a, b = t - hi_ms, t - lo_ms
-        inside = changes_f[(changes_t > a) & (changes_t <= b)]
-        start = freq.at([a])[0]
-        values = np.concatenate([[start], inside]) if np.isfinite(start) else inside
-        if values.size == 0:
-            values = np.array([nominal_hz])
-        lo_win[k], hi_win[k] = values.min(), values.max()
+    # values at the window's start and at every change inside it: a run of consecutive recorded values
+    lo_win, hi_win = window_extremes(freq.time_ms, freq.value, t_ms - hi_ms, t_ms - lo_ms, nominal_hz)
     a_pu, b_pu = response_pu(service, lo_win, nominal_hz), response_pu(service, hi_win, nominal_hz)
     upper_raw, lower_raw = np.maximum(a_pu, b_pu), np.minimum(a_pu, b_pu)
     return _ramp_limit(lower_raw, *spec["lower_ramp_pu_per_s"], dt_s), _ramp_limit(upper_raw, *spec["upper_ramp_pu_per_s"], dt_s)
+
+
+def window_extremes(times: np.ndarray, values: np.ndarray, a: np.ndarray, b: np.ndarray, empty: float):
+    """(min, max) of a piecewise-constant series (``values`` from each of ``times`` on) over each window
+    ``(a, b]`` with its value at ``a``; ``empty`` where the series has no value in or before a window. Windows
+    are runs of consecutive samples: range minima and maxima from a sparse table, no loop over the windows."""
+    times, values = np.asarray(times), np.asarray(values, dtype=float)
+    first = np.searchsorted(times, a, side="right") - 1  # the value held at a (-1: none yet)
+    last = np.searchsorted(times, b, side="right") - 1  # the last change at or before b
+    first = np.maximum(first, 0)
+    lo, hi = np.full(np.shape(a), float(empty)), np.full(np.shape(a), float(empty))
+    some = last >= first
+    if not some.any():
+        return lo, hi
+    l, r = first[some], last[some]
+    level = np.floor(np.log2(r - l + 1)).astype(int)
+    mins, maxs = [values], [values]
+    while (1 << len(mins)) <= values.size:
+        w = 1 << (len(mins) - 1)
+        mins.append(np.minimum(mins[-1][:-w], mins[-1][w:]))
+        maxs.append(np.maximum(maxs[-1][:-w], maxs[-1][w:]))
+    lo_some, hi_some = np.empty(l.size), np.empty(l.size)
+    for k in np.unique(level):  # one query per table level present
+        at = level == k
+        left, right = l[at], r[at] - (1 << k) + 1
+        lo_some[at] = np.minimum(mins[k][left], mins[k][right])
+        hi_some[at] = np.maximum(maxs[k][left], maxs[k][right])
+    lo[some], hi[some] = lo_some, hi_some
+    return lo, hi
 
 
 def _ramp_limit(raw: np.ndarray, rise_pu_per_s: float, fall_pu_per_s: float, dt_s: float) -> np.ndarray:

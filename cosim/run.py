@@ -133,16 +133,21 @@ def git_commit() -> dict | None:
 
     if not (PROJECT_ROOT / ".git").exists():
         return None
-    try:
-        head = subprocess.run(["git", "-C", str(PROJECT_ROOT), "rev-parse", "HEAD"], capture_output=True, text=True,
-                              timeout=10)
-        dirty = subprocess.run(["git", "-C", str(PROJECT_ROOT), "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, timeout=10)
+    commands = (["rev-parse", "HEAD"], ["status", "--porcelain", "--untracked-files=no"])
+    started = []
+    try:  # both at once: a run waits for the slower, not the sum
+        for args in commands:
+            started.append(subprocess.Popen(["git", "-C", str(PROJECT_ROOT), *args], stdout=subprocess.PIPE,
+                                            stderr=subprocess.DEVNULL, text=True))
+        (head, _), (dirty, _) = (p.communicate(timeout=10) for p in started)
     except (OSError, subprocess.SubprocessError):
+        for p in started:
+            p.kill()
+            p.wait()
         return None
-    if head.returncode != 0:
+    if started[0].returncode != 0:
         return None
-    return {"commit": head.stdout.strip(), "modified": bool(dirty.stdout.strip())}
+    return {"commit": head.strip(), "modified": bool(dirty.strip())}
 
 
 def provenance(loaded, wall_time_s: float | None = None) -> dict:

@@ -479,10 +479,13 @@ class FleetSim(mosaik_api_v3.Simulator):
         values as advancing to each in turn."""
         while True:
             stop = min(bound, self.next_record_ms)
-            due = {"p_kw": np.arange(self.next_sample_ms, stop, self.sample_ms, dtype=np.int64),
-                   "metered_p_kw": np.arange(self.next_meter_ms, stop, self.telemetry_ms, dtype=np.int64)}
-            times = np.union1d(due["p_kw"], due["metered_p_kw"])
-            if times.size:
+            if min(self.next_sample_ms, self.next_meter_ms) < stop:
+                due = {"p_kw": np.arange(self.next_sample_ms, stop, self.sample_ms, dtype=np.int64),
+                       "metered_p_kw": np.arange(self.next_meter_ms, stop, self.telemetry_ms, dtype=np.int64)}
+                aligned = (self.telemetry_ms % self.sample_ms == 0  # every meter reading is a sample's time
+                           and (self.next_meter_ms - self.next_sample_ms) % self.sample_ms == 0
+                           and self.next_meter_ms >= self.next_sample_ms)
+                times = due["p_kw"] if aligned else np.union1d(due["p_kw"], due["metered_p_kw"])
                 totals = self.fleet.total_power_at(times)
                 for name, at in due.items():
                     if at.size:

@@ -4,6 +4,8 @@ import json
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from v2g_testbed.analysis import verdict
 from v2g_testbed.analysis.timeseries import Series
@@ -144,3 +146,24 @@ def test_hosting_summary_takes_limit_and_element_from_the_same_placements():
             run("loading", "line LINE24"), run("loading", "line LINE24")]
     assert binding_summary(runs) == ("voltage unbalance", "bus 5")
     assert binding_summary(list(reversed(runs))) == ("voltage unbalance", "bus 5")  # not order or hash dependent
+
+
+@settings(max_examples=60, deadline=None, derandomize=True)
+@given(st.lists(st.integers(0, 5000), min_size=1, max_size=80, unique=True), st.integers(0, 2**16),
+       st.integers(0, 600), st.integers(0, 600), st.integers(-500, 100))
+def test_the_envelope_s_window_extremes_are_those_of_every_value_in_the_window(times, seed, span, lo_ms, start):
+    """The envelope's frequency extremes over each window (a, b] with the value held at a, from a sparse table,
+    are those of listing every recorded value the window holds (nominal where it holds none)."""
+    from v2g_testbed.analysis.envelope import window_extremes
+
+    t = np.sort(np.asarray(times, dtype=np.int64))
+    f = np.random.default_rng(seed).normal(50, 0.1, t.size)
+    series = Series(t, f)
+    grid = np.arange(start, 5000, 50)
+    a, b = grid - (lo_ms + span), grid - lo_ms
+    lo, hi = window_extremes(t, f, a, b, 50.0)
+    for k in range(grid.size):
+        held = series.at([a[k]])[0]
+        values = np.concatenate([[held] if np.isfinite(held) else [], f[(t > a[k]) & (t <= b[k])]])
+        values = values if values.size else np.array([50.0])
+        assert (lo[k], hi[k]) == (values.min(), values.max())
