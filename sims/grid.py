@@ -105,10 +105,16 @@ def load_network(spec: str, base_dir: Path | str = "."):
     call; the network is built once per process)."""
     import copy
 
+    return copy.deepcopy(network_view(spec, base_dir))
+
+
+def network_view(spec: str, base_dir: Path | str = "."):
+    """The process's one copy of a network, for reading only (checking buses, feeders, phases): no copy made,
+    so never change it; ``load_network`` gives a copy to change."""
     key = network_key(spec, base_dir)
     if key not in _NETWORKS:
         _NETWORKS[key] = _build_network(spec, base_dir)
-    return copy.deepcopy(_NETWORKS[key])
+    return _NETWORKS[key]
 
 
 def _build_network(spec: str, base_dir: Path | str = "."):

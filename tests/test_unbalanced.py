@@ -213,3 +213,20 @@ def test_every_load_bus_or_lv_bus(tmp_path):
     with pytest.raises(ScenarioError, match=r"fleet\.groups\[0\]\.bus\.feeder: no feeder 'Line 9' \(feeders, named by "
                                             r"their first line: Line 1-2, Line 12-13\)"):
         group_buses({"network": "cigre_mv"}, {"every": "load", "feeder": "Line 9"})
+
+
+def test_checking_a_scenario_reads_the_process_s_network_and_never_changes_it(tmp_path):
+    """check_grid reads the network without copying it (sims.grid.network_view): after checking buses, feeders,
+    phases and reactive settings, every table of the shared network is as built."""
+    import copy
+
+    from pandapower.toolbox import nets_equal
+
+    from v2g_testbed.sims.grid import network_view
+
+    for network, bus in (("cigre_mv", {"every": "load", "feeder": "Line 12-13"}), ("cigre_lv", {"every": "lv_bus"})):
+        before = copy.deepcopy(network_view(network))
+        (tmp_path / "s.yaml").write_text(yaml.safe_dump(dict(BASE, grid={"network": network}, fleet={
+            "assume_v2g": True, "groups": [home_group(bus=bus, reactive={"mode": "power_factor", "power_factor": 0.95})]})))
+        scenario.load(tmp_path / "s.yaml").check_grid()
+        assert nets_equal(network_view(network), before)

@@ -361,14 +361,14 @@ class LoadedScenario:
     def check_grid(self):
         """Load the grid, check every fleet bus exists and resolve ``grid.power_flow`` (slow: imports
         pandapower). Done once."""
-        from v2g_testbed.sims.grid import (GridError, choose_solver, find_bus, has_asymmetric_elements, load_network,
-                               single_phase_loads, zero_sequence_missing)
+        from v2g_testbed.sims.grid import (GridError, choose_solver, find_bus, has_asymmetric_elements, network_view,
+                                           single_phase_loads, zero_sequence_missing)
 
         if self._grid_checked:
             return
 
         try:
-            net = load_network(self.scenario.grid.network, self.base_dir)
+            net = network_view(self.scenario.grid.network, self.base_dir)  # read only, not copied
         except GridError as exc:
             raise self.error("grid.network", str(exc)) from None
         for i, g in enumerate(self.scenario.fleet.groups):
