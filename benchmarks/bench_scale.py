@@ -115,12 +115,20 @@ def baseline(loaded, vehicles: dict, with_network: bool = False) -> tuple[float,
         net = NetworkSim()
         net.init("net", profile=loaded.network_profile, seed=[sc.seed, 2])
         net.create(1, "Network", cells=world_builder.cells_of(len(vehicles["bus"]), loaded.network_profile))
-    pending = sorted(set(range(0, until, step)) | {t for t in changes if t < until})  # a heap
+    # the moments something happens (a frequency change reaching the aggregator, a network step, a power flow); the
+    # 10 ms totals in between are taken together, as the fleet simulator takes them (ChargerFleet.total_power_at)
+    pending = sorted(set(range(0, until, grid_step)) | {t for t in changes if t < until})  # a heap
+    samples = np.arange(0, until, step)
+    taken = 0  # samples[:taken] are taken
     net_next = None
     while pending:
         t = heapq.heappop(pending)
         if pending and pending[0] == t:
             continue
+        before = int(np.searchsorted(samples, t))
+        if before > taken:
+            fleet.total_power_at(samples[taken:before])
+            taken = before
         fleet.advance(t)
         inputs = {}
         if t in changes:
@@ -139,12 +147,16 @@ def baseline(loaded, vehicles: dict, with_network: bool = False) -> tuple[float,
                 fleet.command(t, delivered["vehicle"], delivered["kw"])
             if net_next is not None and net_next < until:
                 heapq.heappush(pending, net_next)
-        fleet.total_power_kw()  # the 10 ms fleet total (kept incrementally, as the fleet simulator does)
+        if taken < samples.size and samples[taken] == t:
+            fleet.total_power_kw()  # the 10 ms fleet total at this moment (after its setpoints, as in the simulator)
+            taken += 1
         if t % grid_step == 0:
             per_bus = np.bincount(bus_index, weights=fleet.power_kw(), minlength=len(buses))
             grid.step(t, {str(b): {"p_kw": {"fleet": per_bus[i]}} for i, b in enumerate(buses)}, until)
             flows += 1
             failed += not grid.converged
+    if taken < samples.size:
+        fleet.total_power_at(samples[taken:])
     return time.perf_counter() - t0, flows, failed
 
 
