@@ -23,7 +23,9 @@ Outputs: ``Fleet.p_kw``, the total power every ``sample_ms``, as ``{"time_ms": [
 
 The vehicle model is exact in continuous time, so the simulator needs to step only every
 ``step_ms``, when setpoints arrive, and when others need its output: the aggregate samples in
-between are computed inside the step (mosaik's cost is per step, numpy's per sample).
+between are computed inside the step (mosaik's cost is per step), those between two changes of any vehicle's
+motion as one array (``ChargerFleet.total_power_at``). Woken by setpoints many times between its own steps, it
+asks for own steps sooner (``v2g_testbed.sims.WakeBound``: mosaik 3.6 keeps a wait for each wake-up).
 
 Sim params: ``step_ms`` (default 100: per-vehicle rows), ``sample_ms`` (default 10), ``telemetry_ms`` (default 1000),
 ``stride_ms`` (how often it steps on its own, a multiple of step_ms, default step_ms: the rows in between are

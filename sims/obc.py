@@ -286,6 +286,8 @@ class ChargerFleet:
         change of motion (a due event or energy-limit check) evaluated together, as one array over the vehicles
         still ramping and those times. Advancing to a time before any event changes nothing but the clock."""
         times = np.asarray(times, dtype=np.int64)
+        if times.size and times[0] < self.t_ms:
+            raise ValueError(f"ChargerFleet cannot go back in time: {int(times[0])} < {self.t_ms}")
         out = np.empty(times.size)
         k = 0
         while k < times.size:
