@@ -218,7 +218,12 @@ class NetworkSim(mosaik_api_v3.Simulator):
         mosaik steps this simulator only when something is delivered or lost.
 
         SimPy is stepped event by event (not env.run(until=...): SimPy 4.1 leaves its stop event
-        queued, so peek() would never report an empty schedule)."""
+        queued, so peek() would never report an empty schedule). Everything before ``time`` happens before the
+        messages sent at ``time`` start their journeys: their random draws then follow every earlier one, however
+        far mosaik let the network run ahead at its previous step."""
+        now_us = time * US_PER_MS
+        while self.env.peek() < now_us:
+            self.env.step()
         for message in inputs.get("network", {}).get("setpoints", {}).values():
             seqs = message.get("seq") or [-1] * len(message["vehicle"])
             for vehicle, kw, seq in zip(message["vehicle"], message["kw"], seqs):
@@ -227,7 +232,6 @@ class NetworkSim(mosaik_api_v3.Simulator):
             if report:
                 for vehicle, kw, at in zip(report["vehicle"], report["kw"], report["time_ms"]):
                     self.env.process(self._message(int(vehicle), float(kw), int(at), up=True))
-        now_us = time * US_PER_MS
         while self.env.peek() <= now_us:
             self.env.step()
         queues = ("pending_arrived", "pending_given_up", "pending_up", "pending_up_lost")
