@@ -14,7 +14,8 @@ The unit is taken from the attribute's name (``p_kw`` -> kW, ``f_hz`` -> Hz, ...
 ``unit`` attribute of each dataset. Matrices go to the file as they arrive, ROWS_PER_WRITE rows at a time
 (chunked, uncompressed; sim param ``dtypes`` stores chosen ones as float32), so a
 million vehicles' per-vehicle power never sits in memory; everything else is written by ``finalize``. The
-world owner decides where (sim param ``path``). Sim param ``heartbeat_steps`` (default 10): see ``step``.
+world owner decides where (sim param ``path``). Sim params ``heartbeat_steps`` (default 10) and ``wake_ms``
+(default 100): see ``step``.
 """
 
 from __future__ import annotations
