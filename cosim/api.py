@@ -437,10 +437,7 @@ def hosting_capacity(scenario: str | Path | LoadedScenario, placements: int | No
     _whole_number("workers", workers)
     loaded = load_scenario(scenario, overrides)
     if service is not None:
-        if workers > 1 or scheduler:
-            raise ScenarioError("--service: one synchronised response of the whole fleet is searched at once; it "
-                                "does not split over --workers or --scheduler")
-        return _service_hosting(loaded, service, times, every, out, progress)
+        return _service_hosting(loaded, service, times, every, out, progress, workers, scheduler)
     if placements is None:
         placements = 1 if times else 20
     if at not in ("loads", "all"):
@@ -612,15 +609,42 @@ def _study_network(loaded: LoadedScenario, time_series: bool = False):
     return net, profiles
 
 
-def _service_hosting(loaded: LoadedScenario, service: str, times: str | None, every: int, out, progress) -> HostingResult:
-    """``hosting_capacity(..., service=...)``."""
+def _service_inputs(loaded: LoadedScenario, times: str | None, every: int):
+    """What a service hosting study searches: the network and its profiles, the steps, the fleet, its reactive
+    settings (the same in the parent and in every worker: the fleet is drawn from the scenario's seed)."""
+    from v2g_testbed.cosim.world import sample_fleet
+    from v2g_testbed.sims.fleet import bus_reactive
+
+    steps = _timeseries_steps(loaded, times, every)
+    net, profiles = _study_network(loaded, times is not None)
+    if steps is not None:
+        steps = steps[steps < len(next(iter(profiles.values())))]
+    vehicles = sample_fleet(loaded)
+    return net, profiles, steps, vehicles, bus_reactive(loaded.groups, vehicles)
+
+
+def _service_part(loaded: LoadedScenario, service: str, times: str | None, every: int, part: tuple[int, int]):
+    """One worker's share of a service hosting study: every ``part[1]``-th supply group from the ``part[0]``-th."""
+    from v2g_testbed.analysis import hosting
+    from v2g_testbed.sims import catalog
+    from v2g_testbed.sims.services import direction_sign
+
+    net, profiles, steps, vehicles, reactive = _service_inputs(loaded, times, every)
+    found = hosting.service_hosting(net, vehicles, direction_sign(catalog.services()[service]),
+                                    loaded.scenario.grid.limits.model_dump(), profiles=profiles, steps=steps,
+                                    reactive_of_bus=reactive, part=part)
+    return dict(found, steps=None if steps is None else [int(k) for k in steps])
+
+
+def _service_hosting(loaded: LoadedScenario, service: str, times: str | None, every: int, out, progress,
+                     workers: int = 1, scheduler: str | None = None) -> HostingResult:
+    """``hosting_capacity(..., service=...)``; over ``workers`` processes or a Dask cluster, the fleet's supply
+    groups shared out (each part searched on its own, the least taken: the one process's answer)."""
     import numpy as np
 
     from v2g_testbed.analysis import hosting
     from v2g_testbed.cosim.outputs import atomic_directory, check_output_dir, output_lock
-    from v2g_testbed.cosim.world import sample_fleet
     from v2g_testbed.sims import catalog
-    from v2g_testbed.sims.fleet import bus_reactive
     from v2g_testbed.sims.services import direction_sign
 
     known = catalog.services()
@@ -630,16 +654,16 @@ def _service_hosting(loaded: LoadedScenario, service: str, times: str | None, ev
     if loaded.power_flow == "unbalanced":
         raise ScenarioError(f"{loaded.path}: grid.power_flow: service hosting capacity solves balanced power flows "
                             "(set grid.power_flow: balanced)")
-    steps = _timeseries_steps(loaded, times, every)
+    _timeseries_steps(loaded, times, every)  # a bad --times is refused before anything is built
     if out is not None:
         check_output_dir(Path(out), kind="hosting-capacity")
-    net, profiles = _study_network(loaded, times is not None)
-    if steps is not None:
-        steps = steps[steps < len(next(iter(profiles.values())))]
-    vehicles = sample_fleet(loaded)
     try:
-        frame = hosting.service_hosting(net, vehicles, direction_sign(known[service]), sc.grid.limits.model_dump(),
-                                        profiles=profiles, steps=steps, reactive_of_bus=bus_reactive(loaded.groups, vehicles))
+        if workers > 1 or scheduler:
+            steps, frame = _service_in_parallel(loaded, service, times, every, workers, scheduler, progress)
+        else:
+            net, profiles, steps, vehicles, reactive = _service_inputs(loaded, times, every)
+            frame = hosting.service_hosting(net, vehicles, direction_sign(known[service]), sc.grid.limits.model_dump(),
+                                            profiles=profiles, steps=steps, reactive_of_bus=reactive)
     except ValueError as exc:
         raise ScenarioError(f"{loaded.path}: grid: {exc}") from None
     contracted = next((s.contracted_mw for s in sc.services if s.id == service), None)
@@ -663,3 +687,34 @@ def _service_hosting(loaded: LoadedScenario, service: str, times: str | None, ev
     result = HostingResult(results, loaded, Path(out) if out is not None else None)
     result.service = frame
     return result
+
+
+def _service_in_parallel(loaded: LoadedScenario, service: str, times: str | None, every: int, workers: int,
+                         scheduler: str | None, progress):
+    """The supply groups of a service hosting study in ``workers`` parts on worker processes, or one part per
+    worker thread of a Dask cluster; combined as the one process combines them."""
+    import numpy as np
+
+    from v2g_testbed.analysis import hosting
+
+    if scheduler:
+        from dask.distributed import Client, as_completed
+
+        executor, extra = Client(scheduler), {"pure": False}
+    else:
+        from concurrent.futures import as_completed
+
+        from v2g_testbed.cosim.pool import process_pool
+
+        executor, extra = process_pool(workers), {}
+    found = []
+    with executor:
+        parts = max(1, sum(executor.nthreads().values())) if scheduler else workers
+        futures = [executor.submit(_service_part, loaded, service, times, every, (k, parts), **extra)
+                   for k in range(parts)]
+        for future in as_completed(futures):
+            found.append(future.result())
+            if progress:
+                progress(len(found), parts)
+    steps = found[0]["steps"]  # as the workers trimmed them to the profiles' length (not read here)
+    return (None if steps is None else np.asarray(steps)), hosting.combine_service(found, steps)

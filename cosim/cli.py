@@ -399,7 +399,8 @@ def cmd_hosting(args) -> int:
 
     loaded = api.load_scenario(args.scenario, args.overrides)
     out = args.out or Path("results") / loaded.scenario.name / "hosting-capacity"
-    with Progress("hosting capacity", "feeder directions", quiet=args.quiet) as progress:
+    unit = "parts of the supply groups" if args.service else "feeder directions"
+    with Progress("hosting capacity", unit, quiet=args.quiet) as progress:
         result = api.hosting_capacity(loaded, args.placements, args.max_chargers, args.at, out, progress=progress,
                                       method=args.method, times=args.times, every=args.every, feeders=args.feeders,
                                       service=args.service, workers=args.workers, scheduler=args.scheduler)

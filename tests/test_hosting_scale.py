@@ -164,8 +164,20 @@ def test_worker_processes_and_a_dask_cluster_give_the_one_process_answer(tmp_pat
     one = api.hosting_capacity(path, placements=2).results
     assert len({f["feeder"] for f in one["feeders"]}) > 1
     assert api.hosting_capacity(path, placements=2, workers=2).results == one
+    # service hosting capacity of a fleet in both supply groups: each group searched on its own, the least taken
+    fleet = tmp_path / "fleet.yaml"
+    fleet.write_text(yaml.safe_dump(dict(BASE, name="fleet", grid={"network": "cigre_mv", "base_load_scale": 0.6},
+                                         fleet={"assume_v2g": True, "groups": [
+                                             {"model": "Nissan Ariya", "count": 1000, "charger_kw": 10, "bus": bus}
+                                             for bus in ("Bus 5", "Bus 13")]})))
+    service = api.hosting_capacity(fleet, service="DR-L")
+    assert service.results["binding_limit"] not in ("fleet headroom", "none")
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
         assert api.hosting_capacity(path, placements=2, scheduler=cluster.scheduler_address).results == one
+        on_dask = api.hosting_capacity(fleet, service="DR-L", scheduler=cluster.scheduler_address)
+    for split in (api.hosting_capacity(fleet, service="DR-L", workers=2), on_dask):
+        assert split.results == service.results
+        pd.testing.assert_frame_equal(split.service, service.service)
     rural = scenario(tmp_path, RURAL, "LV1.101 Bus 5", name="rural", power_flow="balanced")
     times = dict(times="2016-01-14..2016-01-15", every=24)
     pd.testing.assert_frame_equal(api.hosting_capacity(rural, workers=2, **times).timeseries,

@@ -24,10 +24,10 @@ from v2g_testbed.analysis.hosting.checks import GroupCheck, Violations, WholeNet
 from v2g_testbed.analysis.hosting.output import (bus_coordinates, draw_map, write, write_service_timeseries,
                                                  write_timeseries)
 from v2g_testbed.analysis.hosting.search import binding_summary, capacity, lockstep, phase_shares, powers
-from v2g_testbed.analysis.hosting.studies import hosting_capacity, hosting_timeseries, service_hosting
+from v2g_testbed.analysis.hosting.studies import combine_service, hosting_capacity, hosting_timeseries, service_hosting
 from v2g_testbed.sims.topology import feeder_table, feeders
 
 __all__ = ["GroupCheck", "Violations", "WholeNetworkCheck", "binding_summary", "bus_coordinates", "capacity",
            "draw_map", "feeder_table", "feeders", "group_checks", "hosting_capacity", "hosting_timeseries",
-           "lockstep", "phase_shares", "powers", "service_hosting", "write", "write_service_timeseries",
+           "lockstep", "phase_shares", "powers", "service_hosting", "combine_service", "write", "write_service_timeseries",
            "write_timeseries"]

@@ -202,7 +202,7 @@ def hosting_timeseries(net, profiles: dict, steps: np.ndarray, limits: dict, cha
 
 def service_hosting(net, vehicles: dict, sign: int, limits: dict, resolution_kw: float = 1.0,
                     profiles: dict | None = None, steps=None, reactive_of_bus: dict | None = None,
-                    progress=None) -> "pd.DataFrame":
+                    progress=None, part: tuple[int, int] | None = None):
     """Service hosting capacity: the largest contracted power (MW) the fleet can deliver in one synchronised
     response, from its baseline to full response in the service's direction (``sign``: -1 a Low service, +1 a
     High one), before a grid limit breaks; per 15-minute step of ``profiles`` (``steps``), or once for the network
@@ -210,7 +210,12 @@ def service_hosting(net, vehicles: dict, sign: int, limits: dict, resolution_kw:
     aggregator shares it (``v2g_testbed.sims.controller.dispatch``: in proportion to headroom, state of charge respected), so
     a bus's power at contracted C is linear in C. Searched in steps of ``resolution_kw`` by the hosting-capacity
     search, up to the fleet's whole headroom (then ``binding_limit`` is ``fleet headroom``).
-    ``reactive_of_bus``: bus reference -> ``{"spec", "rated_kw"}`` (``v2g_testbed.sims.fleet.bus_reactive``)."""
+    ``reactive_of_bus``: bus reference -> ``{"spec", "rated_kw"}`` (``v2g_testbed.sims.fleet.bus_reactive``).
+
+    Supply groups (``sims.topology.supply_groups``) share no element, so each is searched on its own and the
+    fleet's capacity is the least of theirs, binding where that group binds (the first group in order on a tie).
+    ``part=(k, parts)``: search only every ``parts``-th group from the ``k``-th and return the searches for
+    ``combine_service`` (how worker processes split the study; the same answer)."""
     from v2g_testbed.analysis.hosting.subnetwork import supply_groups
     from v2g_testbed.sims.controller import dispatch
     from v2g_testbed.sims.grid import find_bus
@@ -231,43 +236,55 @@ def service_hosting(net, vehicles: dict, sign: int, limits: dict, resolution_kw:
     total = float(bus_room.sum())
     n_max = int(total // resolution_kw)
     buses = np.array([find_bus(net, int(r) if r.isdigit() else r) for r in bus_refs])
-    by_bus = group_checks(net, supply_groups(net, set(buses.tolist())))
-    checks = []  # (GroupCheck, positions of the fleet buses in it)
-    for check in {id(c): c for c in by_bus.values()}.values():
-        checks.append((check, np.flatnonzero([by_bus[int(b)] is check for b in buses])))
+    groups = supply_groups(net, set(buses.tolist()))
+    order = list(dict.fromkeys(tuple(members) for members in groups.values()))  # by their lowest fleet bus
+    ranks = range(len(order)) if part is None else range(part[0], len(order), part[1])
+    mine_of = {order[r]: r for r in ranks}
+    by_bus = group_checks(net, {b: m for b, m in groups.items() if tuple(m) in mine_of})  # only these are built
     n_steps = 1 if steps is None else len(steps)
-    bases = [None if steps is None else check.step_injections(profiles, np.asarray(steps)) for check, _ in checks]
     spec = {i: (reactive_of_bus or {}).get(r) for i, r in enumerate(bus_refs)}
-    flows = 0
+    searches = []
+    for rank in ranks:
+        members = set(order[rank])
+        mine = np.flatnonzero([int(b) in members for b in buses])
+        check = by_bus[int(buses[mine[0]])]
+        base = None if steps is None else check.step_injections(profiles, np.asarray(steps))
+        specs = {spec[i]["spec"]["mode"] if spec[i] else None for i in mine}
+        if len(specs) > 1:
+            raise ValueError("service hosting capacity takes one reactive setting per supply group")
+        reactive = next((spec[i]["spec"] for i in mine if spec[i]), None)
+        flows = [0]
 
-    def test(idx, n):
-        nonlocal flows
-        share = n[:, None] * resolution_kw / total if total > 0 else np.zeros((len(n), 1))
-        p = bus_base[None, :] + sign * share * bus_room[None, :]  # kW per fleet bus, + import
-        merged = None
-        for (check, mine), base in zip(checks, bases):
-            rows_base = None if base is None else base[idx % n_steps]
-            specs = {spec[i]["spec"]["mode"] if spec[i] else None for i in mine}
-            reactive = next((spec[i]["spec"] for i in mine if spec[i]), None) if len(specs) == 1 else None
-            if len(specs) > 1:
-                raise ValueError("service hosting capacity takes one reactive setting per supply group")
-            res, k = check.solve_with_chargers(buses[mine], p[:, mine], np.broadcast_to(bus_rated[mine], p[:, mine].shape),
-                                               reactive, rows_base)
-            flows += k
-            found = check.violations(res, limits)
-            merged = found if merged is None else merged.merge(found)
-        return merged
+        def test(idx, n, check=check, mine=mine, base=base, reactive=reactive, flows=flows):
+            share = n[:, None] * resolution_kw / total if total > 0 else np.zeros((len(n), 1))
+            p = bus_base[None, mine] + sign * share * bus_room[None, mine]  # kW per fleet bus of the group, + import
+            res, k = check.solve_with_chargers(buses[mine], p, np.broadcast_to(bus_rated[mine], p.shape), reactive,
+                                               None if base is None else base[idx % n_steps])
+            flows[0] += k
+            return check.violations(res, limits)
 
-    runs = lockstep(test, n_steps, n_max)
+        searches.append({"rank": rank, "runs": lockstep(test, n_steps, n_max), "power_flows": flows[0]})
+    found = {"searches": searches, "total_kw": total, "groups": len(order)}
+    return found if part is not None else combine_service([found], steps, resolution_kw)
+
+
+def combine_service(parts: list[dict], steps, resolution_kw: float = 1.0) -> "pd.DataFrame":
+    """``service_hosting``'s frame from the searches of its supply groups (the ``part``s' answers, in any order): per
+    step the group that takes the least, the first in order on a tie; the power flows of all of them."""
+    searches = sorted((s for part in parts for s in part["searches"]), key=lambda s: s["rank"])
+    if len(searches) != parts[0]["groups"]:
+        raise ValueError(f"service hosting: {len(searches)} of {parts[0]['groups']} supply groups searched")
+    total_kw = parts[0]["total_kw"]
+    n_steps = 1 if steps is None else len(steps)
     rows = []
     for k in range(n_steps):
-        run = runs[k]
+        run = min((s["runs"][k] for s in searches), key=lambda r: r["chargers"])  # min keeps the first of equals
         b = run["binding"] or {}
         limited = run.get("note", "").startswith("no limit")
         rows.append({"step": None if steps is None else int(steps[k]), "service_mw": run["chargers"] * resolution_kw / 1000,
-                     "fleet_mw": total / 1000,
+                     "fleet_mw": total_kw / 1000,
                      "binding_limit": "fleet headroom" if limited else b.get("limit", "none"),
                      "binding_element": "-" if limited else b.get("element", "-"), "value": b.get("value")})
     frame = pd.DataFrame(rows)
-    frame.attrs["power_flows"] = flows
+    frame.attrs["power_flows"] = sum(s["power_flows"] for s in searches)
     return frame
