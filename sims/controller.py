@@ -20,6 +20,8 @@ minutes, so it does not track it), and ``arrival_ms`` and ``departure_ms``: the 
 vehicle that leaves later is not replaced until the next dispatch),
 ``nominal_hz``. Sim params: ``measurement_delay_ms``; ``dispatch_interval_ms``, the least time between
 two dispatches (a dispatch uses the latest measurement; the first one after a quiet spell goes at once).
+Waiting out that interval while every frequency sample wakes it, it asks mosaik for steps sooner
+(``v2g_testbed.sims.WakeBound``: mosaik 3.6 keeps a wait for each wake-up); such a step does nothing.
 """
 
 from __future__ import annotations
