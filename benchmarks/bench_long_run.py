@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import pathlib
 import resource
 import tempfile
@@ -106,15 +107,18 @@ def main() -> None:
             for variant in args.variants:
                 wall = timed(path, folder / f"{variant}-{minutes:g}", variant)
                 verdicts = (folder / f"{variant}-{minutes:g}" / "verdicts.json").read_bytes()
-                rows.append((minutes, variant, wall, verdicts))
+                grid = json.loads(verdicts)["grid"]
+                rows.append((minutes, variant, wall, verdicts, f"{grid['power_flows']} ({grid['non_converged']})"))
                 print(f"  {minutes:g} min {variant}: {wall:.1f} s", flush=True)
-    base = next(wall / m for m, v, wall, _ in rows if v == rows[0][1])
-    print("| simulated | variant | wall | s per simulated minute | vs the first row | verdicts as shipped |")
-    print("|---|---|---|---|---|---|")
-    shipped = {m: verdicts for m, v, _, verdicts in rows if v == "shipped"}
-    for minutes, variant, wall, verdicts in rows:
+    base = next(wall / m for m, v, wall, *_ in rows if v == rows[0][1])
+    print("| simulated | variant | wall | s per simulated minute | vs the first row | verdicts as shipped | "
+          "power flows (not converged) |")
+    print("|---|---|---|---|---|---|---|")
+    shipped = {m: verdicts for m, v, _, verdicts, _ in rows if v == "shipped"}
+    for minutes, variant, wall, verdicts, flows in rows:
         same = "yes" if shipped.get(minutes) in (None, verdicts) else "NO"
-        print(f"| {minutes:g} min | {variant} | {wall:.1f} s | {wall / minutes:.2f} | {wall / minutes / base:.2f} | {same} |")
+        print(f"| {minutes:g} min | {variant} | {wall:.1f} s | {wall / minutes:.2f} | {wall / minutes / base:.2f} | {same} "
+              f"| {flows} |")
     print(f"peak memory (this process): {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
 
 

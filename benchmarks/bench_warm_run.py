@@ -37,23 +37,26 @@ def main() -> None:
     loaded = {s: scenario.load(ROOT / "scenarios" / "hub-dr-4g.yaml", [f"grid.solver={s}", "outputs.plots=false"])
               for s in args.solvers}
     times = {s: [] for s in args.solvers}
+    flows = {s: set() for s in args.solvers}  # (power flows, not converged) of each solver's runs
     yard = []
     with tempfile.TemporaryDirectory() as tmp:
         for k in range(args.runs + 1):
             yard.append(yardstick())
             for s in args.solvers:
                 started = time.perf_counter()
-                runner.run(loaded[s], pathlib.Path(tmp) / f"{s}-{k}")
+                grid = runner.run(loaded[s], pathlib.Path(tmp) / f"{s}-{k}")["grid"]
                 if k:  # the first run of each pays imports and caches
                     times[s].append(time.perf_counter() - started)
+                flows[s].add((grid["power_flows"], grid["non_converged"]))
     y = statistics.median(yard)
     print(f"yardstick (10 million Python additions): {y:.3f} s")
-    print("| solver | warm run (median) | in yardsticks | vs zbus |")
-    print("|---|---|---|---|")
+    print("| solver | warm run (median) | in yardsticks | vs zbus | power flows (not converged) |")
+    print("|---|---|---|---|---|")
     base = statistics.median(times[args.solvers[0]])
     for s in args.solvers:
         m = statistics.median(times[s])
-        print(f"| {s} | {m:.3f} s | {m / y:.2f} | {m / base:.2f} |")
+        counts = ", ".join(f"{n} ({bad})" for n, bad in sorted(flows[s]))
+        print(f"| {s} | {m:.3f} s | {m / y:.2f} | {m / base:.2f} | {counts} |")
 
 
 if __name__ == "__main__":
