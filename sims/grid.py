@@ -351,14 +351,13 @@ class GridSim(mosaik_api_v3.Simulator):
             raise GridError(f"copies must be a whole number of at least 1, got {copies!r}")
         self.copies = int(copies)
         self.model_key = (network_key(network, base_dir), float(base_load_scale))
-        self.net = load_network(network, base_dir)
-        for table in ("load", "asymmetric_load"):
-            self.net[table]["scaling"] = self.net[table]["scaling"] * float(base_load_scale)
+        self.network_args = (network, base_dir)
+        view = network_view(network, base_dir)  # read only here: the run's copy is made (or reused) in create
         if power_flow not in ("balanced", "unbalanced"):
             raise GridError(f"power_flow must be 'balanced' or 'unbalanced', got {power_flow!r}")
         self.unbalanced = power_flow == "unbalanced"
         self.solver = choose_solver(solver, self.unbalanced)
-        if self.unbalanced and (missing := zero_sequence_missing(self.net)):
+        if self.unbalanced and (missing := zero_sequence_missing(view)):
             raise GridError(f"grid {network!r}: an unbalanced power flow needs zero-sequence data the network "
                             f"lacks: {', '.join(missing)}")
         # SimBench: loads and generation from the 15-minute profiles, computed for each interval the run reaches
@@ -371,8 +370,31 @@ class GridSim(mosaik_api_v3.Simulator):
     def create(self, num, model, ev_buses=(), reactive=None):
         if model != "Grid" or num != 1:
             raise ValueError("GridSim creates one Grid entity (with a ChargingLoad child per bus)")
-        net = self.net
+        view = network_view(*self.network_args)
         self.child_eids = []
+        for ref in ev_buses:
+            find_bus(view, ref)
+            if str(ref) == "grid":
+                raise ValueError("GridSim: a charging bus may not be called 'grid' (the Grid entity's id)")
+            self.child_eids.append(str(ref))  # the bus reference: FleetSim's Bus children carry the same ids
+        self.ev_bus_idx = np.asarray([find_bus(view, ref) for ref in ev_buses], dtype=int)
+        # reactive power of the chargers at each bus (sims/reactive.py): spec and rated kW, by bus reference
+        reactive = reactive or {}
+        self.reactive = [reactive.get(str(ref)) for ref in ev_buses]
+        if not (self.solver == "zbus" and self._reuse_step_model()):
+            self.net = self._run_network(view, ev_buses)
+            if self.solver == "zbus":
+                self._build_step_model()
+        children = [{"eid": eid, "type": "ChargingLoad"} for eid in self.child_eids]
+        return [{"eid": "grid", "type": "Grid", "children": children}]
+
+    def _run_network(self, view, ev_buses):
+        """This run's copy of the network: base loads scaled, a load per charging bus (``ev_load_idx``)."""
+        import copy
+
+        net = copy.deepcopy(view)
+        for table in ("load", "asymmetric_load"):
+            net[table]["scaling"] = net[table]["scaling"] * self.model_key[1]
         load_idx = []
         for ref in ev_buses:
             bus = find_bus(net, ref)
@@ -380,25 +402,35 @@ class GridSim(mosaik_api_v3.Simulator):
                 load_idx.append(self.pp.create_asymmetric_load(net, bus=bus, name=f"ev-{ref}"))
             else:
                 load_idx.append(self.pp.create_load(net, bus=bus, p_mw=0.0, name=f"ev-{ref}"))
-            if str(ref) == "grid":
-                raise ValueError("GridSim: a charging bus may not be called 'grid' (the Grid entity's id)")
-            self.child_eids.append(str(ref))  # the bus reference: FleetSim's Bus children carry the same ids
         self.ev_load_idx = np.asarray(load_idx, dtype=int)
-        # reactive power of the chargers at each bus (sims/reactive.py): spec and rated kW, by bus reference
-        reactive = reactive or {}
-        self.reactive = [reactive.get(str(ref)) for ref in ev_buses]
-        self.ev_bus_idx = np.asarray([find_bus(net, ref) for ref in ev_buses], dtype=int)
-        if self.solver == "zbus":
-            self._build_step_model()
-        children = [{"eid": eid, "type": "ChargingLoad"} for eid in self.child_eids]
-        return [{"eid": "grid", "type": "Grid", "children": children}]
+        return net
+
+    def _step_model_key(self):
+        import threading
+
+        return (self.model_key, self.profile_index, tuple(self.ev_bus_idx.tolist()),
+                threading.get_ident())  # a model's fallback solver writes to its network: one thread's own
+
+    def _reuse_step_model(self) -> bool:
+        """With no SimBench profiles the step never writes to the network (results stay arrays): a run reuses the
+        network and step model an earlier run of the process built for the same grid and charging buses, instead
+        of copying the network again. False when there is none."""
+        entry = _STEP_MODELS.get(self._step_model_key()) if _STEP_MODELS is not None else None
+        if self.profile_start_ms is not None or entry is None or entry[0] is None or len(entry[2].bus) > ZBUS_MAX_BUSES:
+            return False
+        _STEP_MODELS.move_to_end(self._step_model_key())
+        self.batch, _, self.net, self.ev_load_idx = entry
+        self.ev_pos = self.batch.pq_positions(self.ev_bus_idx)
+        self.bus_pos = self.net.bus.index.get_indexer(self.ev_bus_idx)
+        self.v_last = None
+        return True
 
     def _build_step_model(self):
         """The Z-bus model of this network (sims/batchflow.py), with the chargers at zero: pandapower solves the
         base case once and the model must reproduce it (voltages to 1e-6 pu, loadings to 1e-4 %); a network it
         cannot represent falls back to runpp, and the run says so (``solver``)."""
         import collections
-        import threading
+        import copy
 
         from v2g_testbed.sims.batchflow import BatchPowerFlow, Unsupported
 
@@ -406,21 +438,24 @@ class GridSim(mosaik_api_v3.Simulator):
         if _STEP_MODELS is None:
             _STEP_MODELS = collections.OrderedDict()
         self.net.load.loc[self.ev_load_idx, ["p_mw", "q_mvar"]] = 0.0
-        key = (self.model_key, self.profile_index, tuple(self.ev_bus_idx.tolist()),
-               threading.get_ident())  # a model's fallback solver writes to its network: one thread's own
+        key = self._step_model_key()
         if len(self.net.bus) > ZBUS_MAX_BUSES:
             self.batch, why = None, (f"{len(self.net.bus)} buses (the step model keeps a dense impedance matrix; "
                                      f"at most {ZBUS_MAX_BUSES})")
         else:
             if key not in _STEP_MODELS:
+                # kept with the network it was built on, which its Newton fallback solves and later runs reuse
+                # (_reuse_step_model); a run with SimBench profiles changes its network at every interval, so its
+                # models get a copy of their own
+                model_net = self.net if self.profile_start_ms is None else copy.deepcopy(self.net)
                 try:
-                    _STEP_MODELS[key] = (BatchPowerFlow(self.net), None)
+                    _STEP_MODELS[key] = (BatchPowerFlow(model_net), None, model_net, self.ev_load_idx)
                 except Unsupported as exc:
-                    _STEP_MODELS[key] = (None, str(exc))
+                    _STEP_MODELS[key] = (None, str(exc), None, None)
                 while len(_STEP_MODELS) > STEP_MODELS_KEPT:
                     _STEP_MODELS.popitem(last=False)
             _STEP_MODELS.move_to_end(key)
-            self.batch, why = _STEP_MODELS[key]
+            self.batch, why = _STEP_MODELS[key][:2]
         if self.batch is not None:
             self.ev_pos = self.batch.pq_positions(self.ev_bus_idx)
             self.bus_pos = self.net.bus.index.get_indexer(self.ev_bus_idx)
