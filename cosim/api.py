@@ -549,20 +549,15 @@ def _hosting_in_parallel(loaded: LoadedScenario, study: dict, net, chosen: list[
     steps): the same answer."""
     import pandas as pd
 
+    from v2g_testbed.cosim.pool import executor as executor_for
+
     done = 0
     total = len(chosen) * per_feeder
     found = []
-    if scheduler:
-        from dask.distributed import Client, as_completed
-
-        executor, extra = Client(scheduler), {"pure": False}
-    else:
-        from concurrent.futures import as_completed
-
-        from v2g_testbed.cosim.pool import process_pool
-
+    if not scheduler:
         parts = _supply_parts(net, chosen, workers)
-        executor, extra = process_pool(min(workers, len(parts))), {}
+        workers = min(workers, len(parts))
+    executor, extra, as_completed = executor_for(workers, scheduler)
     with executor:
         if scheduler:  # a part per worker thread of the cluster
             parts = _supply_parts(net, chosen, max(1, sum(executor.nthreads().values())))
@@ -696,17 +691,9 @@ def _service_in_parallel(loaded: LoadedScenario, service: str, times: str | None
     import numpy as np
 
     from v2g_testbed.analysis import hosting
+    from v2g_testbed.cosim.pool import executor as executor_for
 
-    if scheduler:
-        from dask.distributed import Client, as_completed
-
-        executor, extra = Client(scheduler), {"pure": False}
-    else:
-        from concurrent.futures import as_completed
-
-        from v2g_testbed.cosim.pool import process_pool
-
-        executor, extra = process_pool(workers), {}
+    executor, extra, as_completed = executor_for(workers, scheduler)
     found = []
     with executor:
         parts = max(1, sum(executor.nthreads().values())) if scheduler else workers

@@ -21,3 +21,16 @@ def process_pool(workers: int):
     from concurrent.futures import ProcessPoolExecutor
 
     return ProcessPoolExecutor(max_workers=workers, initializer=_one_blas_thread)
+
+
+def executor(workers: int, scheduler: str | None):
+    """Where a study's parts run: a Dask client of ``scheduler`` if given, else ``process_pool(workers)``. Returns
+    the executor (a context manager), the keywords its ``submit`` takes (Dask: ``pure=False``, a part is work
+    to do, not a value to cache) and its ``as_completed``."""
+    if scheduler:
+        from dask.distributed import Client, as_completed
+
+        return Client(scheduler), {"pure": False}, as_completed
+    from concurrent.futures import as_completed
+
+    return process_pool(workers), {}, as_completed

@@ -273,23 +273,12 @@ def run_replicates(load, n: int, out_dir: Path, progress=None, workers: int = 1,
     first = load(None)
     seeds = [first.scenario.seed + k for k in range(n)]
     by_seed = {}
-    if scheduler and source is not None:
-        from dask.distributed import Client, as_completed
+    if source is not None and (scheduler or (workers > 1 and n > 1)):
+        from v2g_testbed.cosim.pool import executor
 
-        with Client(scheduler) as client:
-            futures = {client.submit(_replicate, str(source[0]), list(source[1]), seed, str(out_dir), pure=False): seed
-                       for seed in seeds}
-            for future in as_completed(futures):
-                by_seed[futures[future]] = future.result()
-                if progress:
-                    progress(len(by_seed), n)
-    elif workers > 1 and source is not None and n > 1:
-        from concurrent.futures import as_completed
-
-        from v2g_testbed.cosim.pool import process_pool
-
-        with process_pool(workers) as pool:
-            futures = {pool.submit(_replicate, str(source[0]), list(source[1]), seed, str(out_dir)): seed
+        pool, extra, as_completed = executor(workers, scheduler)
+        with pool:
+            futures = {pool.submit(_replicate, str(source[0]), list(source[1]), seed, str(out_dir), **extra): seed
                        for seed in seeds}
             for future in as_completed(futures):
                 by_seed[futures[future]] = future.result()

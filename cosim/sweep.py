@@ -157,20 +157,12 @@ def _sweep(spec, out, runs_dir, workers, scheduler, progress) -> list[dict]:
             progress(done, failed, total)
 
     todo = spec["runs"]
-    if scheduler:
-        from dask.distributed import Client, as_completed
+    if scheduler or workers > 1:
+        from v2g_testbed.cosim.pool import executor
 
-        with Client(scheduler) as client:
-            futures = [client.submit(run_one, spec["base"], r, str(runs_dir), pure=False) for r in todo]
-            for future in as_completed(futures):
-                tick(future.result())
-    elif workers > 1:
-        from concurrent.futures import as_completed
-
-        from v2g_testbed.cosim.pool import process_pool
-
-        with process_pool(workers) as pool:
-            futures = [pool.submit(run_one, spec["base"], r, str(runs_dir)) for r in todo]
+        pool, extra, as_completed = executor(workers, scheduler)
+        with pool:
+            futures = [pool.submit(run_one, spec["base"], r, str(runs_dir), **extra) for r in todo]
             for future in as_completed(futures):
                 tick(future.result())
     else:
