@@ -371,24 +371,24 @@ class GridSim(mosaik_api_v3.Simulator):
         if model != "Grid" or num != 1:
             raise ValueError("GridSim creates one Grid entity (with a ChargingLoad child per bus)")
         view = network_view(*self.network_args)
-        self.child_eids = []
+        self.child_eids, buses = [], []
         for ref in ev_buses:
-            find_bus(view, ref)
+            buses.append(find_bus(view, ref))
             if str(ref) == "grid":
                 raise ValueError("GridSim: a charging bus may not be called 'grid' (the Grid entity's id)")
             self.child_eids.append(str(ref))  # the bus reference: FleetSim's Bus children carry the same ids
-        self.ev_bus_idx = np.asarray([find_bus(view, ref) for ref in ev_buses], dtype=int)
+        self.ev_bus_idx = np.asarray(buses, dtype=int)
         # reactive power of the chargers at each bus (sims/reactive.py): spec and rated kW, by bus reference
         reactive = reactive or {}
         self.reactive = [reactive.get(str(ref)) for ref in ev_buses]
         if not (self.solver == "zbus" and self._reuse_step_model()):
-            self.net = self._run_network(view, ev_buses)
+            self.net = self._run_network(view)
             if self.solver == "zbus":
                 self._build_step_model()
         children = [{"eid": eid, "type": "ChargingLoad"} for eid in self.child_eids]
         return [{"eid": "grid", "type": "Grid", "children": children}]
 
-    def _run_network(self, view, ev_buses):
+    def _run_network(self, view):
         """This run's copy of the network: base loads scaled, a load per charging bus (``ev_load_idx``)."""
         import copy
 
@@ -396,8 +396,7 @@ class GridSim(mosaik_api_v3.Simulator):
         for table in ("load", "asymmetric_load"):
             net[table]["scaling"] = net[table]["scaling"] * self.model_key[1]
         load_idx = []
-        for ref in ev_buses:
-            bus = find_bus(net, ref)
+        for ref, bus in zip(self.child_eids, self.ev_bus_idx.tolist()):
             if self.unbalanced:
                 load_idx.append(self.pp.create_asymmetric_load(net, bus=bus, name=f"ev-{ref}"))
             else:
@@ -415,15 +414,20 @@ class GridSim(mosaik_api_v3.Simulator):
         """With no SimBench profiles the step never writes to the network (results stay arrays): a run reuses the
         network and step model an earlier run of the process built for the same grid and charging buses, instead
         of copying the network again. False when there is none."""
-        entry = _STEP_MODELS.get(self._step_model_key()) if _STEP_MODELS is not None else None
+        key = self._step_model_key()
+        entry = _STEP_MODELS.get(key) if _STEP_MODELS is not None else None
         if self.profile_start_ms is not None or entry is None or entry[0] is None or len(entry[2].bus) > ZBUS_MAX_BUSES:
             return False
-        _STEP_MODELS.move_to_end(self._step_model_key())
+        _STEP_MODELS.move_to_end(key)
         self.batch, _, self.net, self.ev_load_idx = entry
+        self._use_step_model()
+        return True
+
+    def _use_step_model(self) -> None:
+        """Where the chargers sit in ``self.batch``; the next solve starts from its base case."""
         self.ev_pos = self.batch.pq_positions(self.ev_bus_idx)
         self.bus_pos = self.net.bus.index.get_indexer(self.ev_bus_idx)
         self.v_last = None
-        return True
 
     def _build_step_model(self):
         """The Z-bus model of this network (sims/batchflow.py), with the chargers at zero: pandapower solves the
@@ -457,9 +461,7 @@ class GridSim(mosaik_api_v3.Simulator):
             _STEP_MODELS.move_to_end(key)
             self.batch, why = _STEP_MODELS[key][:2]
         if self.batch is not None:
-            self.ev_pos = self.batch.pq_positions(self.ev_bus_idx)
-            self.bus_pos = self.net.bus.index.get_indexer(self.ev_bus_idx)
-            self.v_last = None
+            self._use_step_model()
         else:
             self.solver = choose_solver("auto-runpp", False)
             self.solver_note = f"zbus not used: {why}"
