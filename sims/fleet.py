@@ -454,53 +454,47 @@ class FleetSim(mosaik_api_v3.Simulator):
             return None
         return {"vehicle": due.tolist(), "kw": self.fleet.power_kw()[due].tolist(), "time_ms": slot[due].tolist()}
 
-    def _sample(self, t_ms):
-        """Take the samples (simulation record and charger telemetry) due at ``t_ms``."""
-        if t_ms == self.next_record_ms:  # one row per vehicle every step_ms
-            soc = self.fleet.soc
-            for name, value in (("vehicle_p_kw", self.fleet.power_kw().astype(np.float32)), ("vehicle_soc", soc),
-                                ("soc_mean", float(soc.mean()))):
-                self.records[name][0].append(t_ms)
-                self.records[name][1].append(value)
-            self.next_record_ms += self.step_ms
-        if t_ms not in (self.next_sample_ms, self.next_meter_ms):
+    def _record(self, t_ms):
+        """The per-vehicle rows (power, state of charge) and the mean state of charge at ``t_ms``."""
+        soc = self.fleet.soc
+        for name, value in (("vehicle_p_kw", self.fleet.power_kw().astype(np.float32)), ("vehicle_soc", soc),
+                            ("soc_mean", float(soc.mean()))):
+            self.records[name][0].append(t_ms)
+            self.records[name][1].append(value)
+        self.next_record_ms += self.step_ms
+
+    def _totals_before(self, stop: int) -> None:
+        """The 10 ms totals and meter readings due before ``stop`` (ms), evaluated together
+        (``ChargerFleet.total_power_at``: the same values as advancing to each in turn)."""
+        if min(self.next_sample_ms, self.next_meter_ms) >= stop:
             return
-        total = self.fleet.total_power_kw()
-        if t_ms == self.next_sample_ms:
-            self.samples["p_kw"][0].append(t_ms)
-            self.samples["p_kw"][1].append(total)
-            self.next_sample_ms += self.sample_ms
-        if t_ms == self.next_meter_ms:
-            self.samples["metered_p_kw"][0].append(t_ms)
-            self.samples["metered_p_kw"][1].append(total)
-            self.next_meter_ms += self.telemetry_ms
+        due = {"p_kw": np.arange(self.next_sample_ms, stop, self.sample_ms, dtype=np.int64),
+               "metered_p_kw": np.arange(self.next_meter_ms, stop, self.telemetry_ms, dtype=np.int64)}
+        aligned = (self.telemetry_ms % self.sample_ms == 0  # every meter reading is a sample's time
+                   and (self.next_meter_ms - self.next_sample_ms) % self.sample_ms == 0
+                   and self.next_meter_ms >= self.next_sample_ms)
+        times = due["p_kw"] if aligned else np.union1d(due["p_kw"], due["metered_p_kw"])
+        totals = self.fleet.total_power_at(times)
+        for name, at in due.items():
+            if at.size:
+                self.samples[name][0].extend(at.tolist())
+                self.samples[name][1].extend(totals[np.searchsorted(times, at)].tolist())
+        if due["p_kw"].size:
+            self.next_sample_ms = int(due["p_kw"][-1]) + self.sample_ms
+        if due["metered_p_kw"].size:
+            self.next_meter_ms = int(due["metered_p_kw"][-1]) + self.telemetry_ms
 
     def _take_before(self, bound: int) -> None:
-        """Take every sample, meter reading and record row due before ``bound`` (ms), in time order. The fleet
-        totals between two record rows are evaluated together (``ChargerFleet.total_power_at``), the same
-        values as advancing to each in turn."""
+        """Take every sample, meter reading and record row due before ``bound`` (ms), in time order (at a row's
+        time the row first, then the totals due then)."""
         while True:
-            stop = min(bound, self.next_record_ms)
-            if min(self.next_sample_ms, self.next_meter_ms) < stop:
-                due = {"p_kw": np.arange(self.next_sample_ms, stop, self.sample_ms, dtype=np.int64),
-                       "metered_p_kw": np.arange(self.next_meter_ms, stop, self.telemetry_ms, dtype=np.int64)}
-                aligned = (self.telemetry_ms % self.sample_ms == 0  # every meter reading is a sample's time
-                           and (self.next_meter_ms - self.next_sample_ms) % self.sample_ms == 0
-                           and self.next_meter_ms >= self.next_sample_ms)
-                times = due["p_kw"] if aligned else np.union1d(due["p_kw"], due["metered_p_kw"])
-                totals = self.fleet.total_power_at(times)
-                for name, at in due.items():
-                    if at.size:
-                        self.samples[name][0].extend(at.tolist())
-                        self.samples[name][1].extend(totals[np.searchsorted(times, at)].tolist())
-                if due["p_kw"].size:
-                    self.next_sample_ms = int(due["p_kw"][-1]) + self.sample_ms
-                if due["metered_p_kw"].size:
-                    self.next_meter_ms = int(due["metered_p_kw"][-1]) + self.telemetry_ms
+            self._totals_before(min(bound, self.next_record_ms))
             if self.next_record_ms >= bound:
                 return
-            self.fleet.advance(self.next_record_ms)
-            self._sample(self.next_record_ms)  # the row, and the totals due at the same time
+            t = self.next_record_ms
+            self.fleet.advance(t)
+            self._record(t)
+            self._totals_before(t + 1)
 
     def step(self, time, inputs, max_advance):
         """Apply the setpoints received since the last step at their own receive times (a message may
