@@ -436,35 +436,47 @@ class ChargerFleet:
             heapq.heappush(self._events, (t, kind, i))
 
     def _pop_due(self, t: float):
-        """All events at the earliest time if that is <= t, as (time, {kind: vehicle indices}); else None."""
+        """Each vehicle's earliest due event (at or before ``t``) as ``{kind: (vehicle indices, event times)}``, its
+        later ones left in the heap; None when nothing is due. A vehicle's events apply in their order; different
+        vehicles' do not touch each other, so each one's earliest are applied together, each at its own time."""
         if not self._events or self._events[0][0] > t:
             return None
-        t0 = self._events[0][0]
-        found: dict[int, list[int]] = {DEPARTURE: [], PENDING: [], ZERO: []}
-        while self._events and self._events[0][0] == t0:
-            _, kind, i = heapq.heappop(self._events)
-            found[kind].append(i)
-        return t0, {k: np.unique(np.asarray(v, dtype=int)) for k, v in found.items()}
+        first: dict[int, tuple] = {}
+        later = []
+        while self._events and self._events[0][0] <= t:
+            event = heapq.heappop(self._events)
+            if event[2] not in first:
+                first[event[2]] = event
+            elif event != first[event[2]]:  # (the same event twice: once is enough)
+                later.append(event)
+        for event in later:
+            heapq.heappush(self._events, event)
+        found: dict[int, tuple[list, list]] = {DEPARTURE: ([], []), PENDING: ([], []), ZERO: ([], [])}
+        for te, kind, i in first.values():
+            found[kind][0].append(i)
+            found[kind][1].append(te)
+        return {k: (np.asarray(v, dtype=int), np.asarray(at, dtype=float)) for k, (v, at) in found.items()}
 
     def advance(self, t_ms: int) -> None:
-        """Move every vehicle to time ``t_ms`` (>= the current time), processing due events in order."""
+        """Move every vehicle to time ``t_ms`` (>= the current time), processing due events in order (each
+        vehicle's in its own order: see ``_pop_due``)."""
         if t_ms < self.t_ms:
             raise ValueError(f"ChargerFleet cannot go back in time: {t_ms} < {self.t_ms}")
         t = float(t_ms)
-        while (due := self._pop_due(t)) is not None:
-            t0, by_kind = due
+        while (by_kind := self._pop_due(t)) is not None:
             # stale entries (superseded by a later setpoint, a departure, a limit) are skipped here
-            idx = by_kind[DEPARTURE]
-            idx = idx[~self.departed[idx] & (self.departure_ms[idx] == t0)]
+            idx, at = by_kind[DEPARTURE]
+            idx = idx[~self.departed[idx] & (self.departure_ms[idx] == at)]
             if idx.size:
                 self._apply_departure(idx)
-            idx = by_kind[PENDING]
-            idx = idx[self.pending_t[idx] == t0]
+            idx, at = by_kind[PENDING]
+            idx = idx[self.pending_t[idx] == at]
             if idx.size:
                 self._apply_pending(idx)
-            idx = by_kind[ZERO]
-            idx = idx[~np.isnan(self.then_goal[idx])]
-            idx = idx[self._reach_time(idx) == t0]
+            idx, at = by_kind[ZERO]
+            live = ~np.isnan(self.then_goal[idx])
+            idx, at = idx[live], at[live]
+            idx = idx[self._reach_time(idx) == at]
             if idx.size:
                 self._apply_zero_reached(idx)
         self.t_ms = int(t_ms)

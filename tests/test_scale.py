@@ -2,6 +2,7 @@
 streamed to the file (float32 where the record says so), arrays in-process, replicates in parallel."""
 
 import copy
+import heapq
 import json
 import os
 
@@ -15,7 +16,8 @@ from conftest import ROOT, make_scenario
 from v2g_testbed.cosim import api
 from v2g_testbed.sims import WakeBound, record
 from v2g_testbed.sims.fleet import FleetSim, fleet_parameters
-from v2g_testbed.sims.obc import OPTIONAL_PARAMETERS, PARAMETERS, SOC_AT_LIMIT, ChargerFleet, soc_limited_kw
+from v2g_testbed.sims.obc import (DEPARTURE, OPTIONAL_PARAMETERS, PARAMETERS, PENDING, SOC_AT_LIMIT, ZERO,
+                                  ChargerFleet, soc_limited_kw)
 from v2g_testbed.sims.recorder import ROWS_PER_WRITE, RecorderSim
 
 EXAMPLES = int(os.environ.get("V2G_PROPERTY_EXAMPLES", 12))
@@ -81,6 +83,76 @@ def test_the_fleet_total_over_many_samples_at_once_is_the_total_sample_by_sample
         many.command(t, who, kw)
     np.testing.assert_allclose(many.power_kw(), one.power_kw(), rtol=0, atol=1e-12)
     np.testing.assert_allclose(many.soc, one.soc, rtol=0, atol=1e-12)
+
+
+class _OneTimeAtATime(ChargerFleet):
+    """The reference: every event at the earliest due time applied together, then the next time's (the fleet
+    applies each vehicle's earliest due events together, each at its own time)."""
+
+    def _pop_due(self, t):
+        if not self._events or self._events[0][0] > t:
+            return None
+        t0, found = self._events[0][0], {DEPARTURE: [], PENDING: [], ZERO: []}
+        while self._events and self._events[0][0] == t0:
+            _, kind, i = heapq.heappop(self._events)
+            found[kind].append(i)
+        return {k: (np.unique(np.asarray(v, dtype=int)),) * 2 for k, v in found.items()}, t0
+
+    def advance(self, t_ms):
+        t = float(t_ms)
+        while (due := self._pop_due(t)) is not None:
+            by_kind, t0 = due
+            idx = by_kind[DEPARTURE][0]
+            idx = idx[~self.departed[idx] & (self.departure_ms[idx] == t0)]
+            if idx.size:
+                self._apply_departure(idx)
+            idx = by_kind[PENDING][0]
+            idx = idx[self.pending_t[idx] == t0]
+            if idx.size:
+                self._apply_pending(idx)
+            idx = by_kind[ZERO][0]
+            idx = idx[~np.isnan(self.then_goal[idx])]
+            idx = idx[self._reach_time(idx) == t0]
+            if idx.size:
+                self._apply_zero_reached(idx)
+        self.t_ms = int(t_ms)
+        if t >= self._limit_check_ms:
+            self._enforce_energy_limits()
+
+
+@settings(max_examples=EXAMPLES, deadline=None, derandomize=True)
+@given(st.integers(0, 2**16), st.lists(st.tuples(st.integers(1, 400), st.floats(-10, 10), st.booleans()),
+                                       min_size=1, max_size=40))
+def test_each_vehicles_events_applied_together_are_the_events_one_time_at_a_time(seed, commands):
+    """Whatever the setpoints (a vehicle's next often queued before its last took effect), reversals, departures and
+    energy limits, applying every vehicle's earliest due events together, each at its own time, leaves every
+    vehicle exactly (bit for bit) where applying them one time at a time does."""
+    params = fleet_parameters([{"model": m, "count": 8, "charger_kw": 10, "bus": "b", "soc": 0.5,
+                                "departure_s": [1, 20], "baseline_kw": 3.0}
+                               for m in ("Nissan Ariya", "Tesla Model 3 LR dual motor", "Nissan LEAF e+")],
+                              seed=seed, spread_pct=30, assume_v2g=True)
+    params = {k: params[k] for k in (*PARAMETERS, *OPTIONAL_PARAMETERS)}
+    rng = np.random.default_rng(seed)
+    params["soc"] = rng.uniform(0.05, 0.95, 24)
+    params["capacity_kwh"] = np.asarray(params["capacity_kwh"]) / 2000  # small batteries: limits within seconds
+    fleets = ChargerFleet(**params), _OneTimeAtATime(**params)
+    t = 0
+    for gap, kw, sample in commands:
+        t += gap
+        who = rng.choice(24, size=rng.integers(1, 24), replace=False)
+        values = np.full(who.size, kw) + rng.normal(0, 3, who.size)
+        for fleet in fleets:
+            if sample:
+                fleet.total_power_kw()
+            fleet.command(t, who, values)
+    for fleet in fleets:
+        fleet.advance(t + 30_000)
+    a, b = fleets
+    for name in ("p_ref", "t_ref", "goal", "rate", "then_goal", "energy_kwh", "t_energy", "pending_t", "pending_goal",
+                 "departed", "last_effect_ms"):
+        np.testing.assert_array_equal(getattr(a, name), getattr(b, name), err_msg=name)
+    assert {i: list(map(list, q)) for i, q in a._queue.items()} == {i: list(map(list, q)) for i, q in b._queue.items()}
+    assert a.take_limit_events() == b.take_limit_events()
 
 
 def test_wide_matrices_stream_to_the_file_in_the_record_s_precision(tmp_path):
