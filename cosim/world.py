@@ -97,24 +97,26 @@ def build(world: mosaik.World, loaded, vehicles: dict, h5_path: str) -> dict:
     nominal = catalog.nominal_hz()
     profile = loaded.network_profile
 
-    if loaded.system is None:
-        frequency = world.start("Frequency", nominal_hz=nominal, sample_ms=sc.frequency.sample_ms,
-                                events=loaded.frequency_events, until_ms=round(sc.duration_s * 1000)).Frequency()
-    else:
-        frequency = world.start("SystemFrequency", nominal_hz=nominal, system=loaded.system,
-                                replication_factor=loaded.system["replication_factor"]).System()
-    controller = world.start("Controller", measurement_delay_ms=profile["measurement_delay_ms"],
-                             dispatch_interval_ms=profile["dispatch_interval_ms"]).Aggregator(
-        services=loaded.services, vehicles=aggregator_vehicles(vehicles),
-        nominal_hz=nominal)
     report_ms = round(sc.network.report_interval_s * 1000) if sc.network.report_interval_s else 0
     # the fleet steps on its own only as often as the grid reads it (per-vehicle rows every vehicle_sample_ms are
     # taken inside its steps, like the 10 ms samples); with a closed-loop system model or meter reports going up
     # it keeps stepping every vehicle_sample_ms, as those read it that often
     stride_ms = (round(sc.grid.step_s * 1000) if loaded.system is None and not sc.network.report_interval_s
                  else sc.outputs.vehicle_sample_ms)
+    if loaded.system is None:
+        frequency = world.start("Frequency", nominal_hz=nominal, sample_ms=sc.frequency.sample_ms,
+                                events=loaded.frequency_events, until_ms=round(sc.duration_s * 1000),
+                                record_ms=stride_ms).Frequency()
+    else:
+        frequency = world.start("SystemFrequency", nominal_hz=nominal, system=loaded.system,
+                                replication_factor=loaded.system["replication_factor"]).System()
+    controller = world.start("Controller", measurement_delay_ms=profile["measurement_delay_ms"],
+                             dispatch_interval_ms=profile["dispatch_interval_ms"], record_ms=stride_ms,
+                             until_ms=round(sc.duration_s * 1000)).Aggregator(
+        services=loaded.services, vehicles=aggregator_vehicles(vehicles),
+        nominal_hz=nominal)
     fleet = world.start("Fleet", step_ms=sc.outputs.vehicle_sample_ms, sample_ms=sc.outputs.sample_ms, stride_ms=stride_ms,
-                        until_ms=round(sc.duration_s * 1000),
+                        until_ms=round(sc.duration_s * 1000), record_ms=stride_ms,
                         telemetry_ms=round(1000 / sc.fleet.telemetry_hz), report_ms=report_ms).Fleet(
         vehicles=vehicles)
     bus_refs = list(dict.fromkeys(str(b) for b in vehicles["bus"]))
@@ -147,13 +149,17 @@ def build(world: mosaik.World, loaded, vehicles: dict, h5_path: str) -> dict:
         world.connect(bus, loads[bus.eid],
                       *(PHASE_OUTPUTS if unbalanced else ("p_kw",)))
 
-    world.connect(frequency, recorder, *record.attrs(record.FREQUENCY, "frequency"))
+    if loaded.system is None:  # held and given together (sims.Held): the recorder steps once a stride for them
+        world.connect(frequency, recorder, ("record_f_hz", *record.attrs(record.FREQUENCY, "frequency")))
+    else:
+        world.connect(frequency, recorder, *record.attrs(record.FREQUENCY, "frequency"))
     if loaded.system is not None:
         world.connect(frequency, recorder, *record.attrs(record.FREQUENCY, "system_support"))
         # closed loop: the system sees the fleet's power of the previous millisecond
         world.connect(fleet, frequency, ("total_p_kw", "fleet_p_kw"), time_shifted=True,
                       initial_data={"total_p_kw": None})
-    world.connect(controller, recorder, *record.attrs(record.AGGREGATOR, "setpoints", "required"))
+    world.connect(controller, recorder, *(("record_" + attr, attr)
+                                           for attr in record.attrs(record.AGGREGATOR, "setpoints", "required")))
     world.connect(fleet, recorder, *record.attrs(record.FLEET, "fleet_power", "metered_power", "vehicle_power",
                                                  "vehicle_soc", "soc_mean", "limit_events"))
     voltages = ([f"voltage_{p}" for p in PHASES] + ["unbalance", "max_unbalance"]) if unbalanced else ["voltage"]

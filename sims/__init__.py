@@ -50,3 +50,35 @@ class WakeBound:
         if own_next is not None:
             self.asked = own_next
         return own_next
+
+
+class Held:
+    """Outputs for a recorder, held and given together instead of one step at a time, so that a recorder connected
+    to them steps about once per ``every_ms`` rather than once per step of their source (a controller or a fleet
+    woken every 20 ms). Each output is a block of rows with their own times, as a recorder takes them
+    (``{"time_ms": [...], "value": [...]}``, or a table's columns beside ``time_ms``). ``take`` gives everything
+    held once the source's next step comes ``every_ms`` or more after the first row held, or there is none before
+    ``until_ms`` (the end of the run: nothing is left behind). ``every_ms`` 0: every step's rows at once."""
+
+    def __init__(self, every_ms: int = 0, until_ms=None):
+        self.every_ms = int(every_ms)
+        self.until_ms = float("inf") if until_ms is None else float(until_ms)
+        self.blocks: dict[str, dict[str, list]] = {}
+        self.first = float("inf")  # the time of the first row held
+
+    def add(self, attr: str, block: dict) -> None:
+        """Hold the rows of ``block`` (equal-length lists, one of them ``time_ms``) for output ``attr``."""
+        if not len(block["time_ms"]):
+            return
+        held = self.blocks.setdefault(attr, {column: [] for column in block})
+        for column, values in block.items():
+            held[column].extend(values)
+        self.first = min(self.first, block["time_ms"][0])
+
+    def take(self, next_step) -> dict[str, dict]:
+        """What goes out after this step, by output, given the simulator's next step (None: none asked for)."""
+        if not self.blocks or (self.every_ms and next_step is not None and next_step < self.until_ms
+                               and next_step < self.first + self.every_ms):
+            return {}
+        out, self.blocks, self.first = self.blocks, {}, float("inf")
+        return out

@@ -12,13 +12,16 @@ measuring the frequency itself; the setpoints then go straight to the fleet with
 Input:  ``Aggregator.f_hz`` (trigger).
 Output: ``Aggregator.setpoints`` ``{"vehicle": [...], "kw": [...], "seq": [...]}`` (``seq``: the dispatch's
         sequence number, increasing; a charger keeps the newest) and ``Aggregator.required_kw``
-        (the fleet's total required change of power, + import).
+        (the fleet's total required change of power, + import); for a recorder, ``record_setpoints`` and
+        ``record_required_kw``: the same with each row's ``time_ms``, held and given together about every
+        ``record_ms`` (``v2g_testbed.sims.Held``: a recorder steps that often, not at every dispatch).
 Create params: ``services`` (service dicts with ``direction``, ``curve`` and ``contracted_kw``),
 ``vehicles`` (per-vehicle lists ``baseline_kw``, ``p_min_kw``, ``p_max_kw``, ``plugged``, optionally
 ``soc``, ``soc_min``, ``soc_max`` (the state of charge it knows at the start: an event lasts seconds to
 minutes, so it does not track it), and ``arrival_ms`` and ``departure_ms``: the aggregator knows who is plugged in when it dispatches, but a
 vehicle that leaves later is not replaced until the next dispatch),
-``nominal_hz``. Sim params: ``measurement_delay_ms``; ``dispatch_interval_ms``, the least time between
+``nominal_hz``. Sim params: ``measurement_delay_ms``; ``record_ms`` (default 0: each dispatch's at once) and
+``until_ms`` (the end of the run: nothing held is left behind); ``dispatch_interval_ms``, the least time between
 two dispatches (a dispatch uses the latest measurement; the first one after a quiet spell goes at once).
 Waiting out that interval while every frequency sample wakes it, it asks mosaik for steps sooner
 (``v2g_testbed.sims.WakeBound``: mosaik 3.6 keeps a wait for each wake-up); such a step does nothing.
@@ -31,7 +34,7 @@ import collections
 import mosaik_api_v3
 import numpy as np
 
-from v2g_testbed.sims import WakeBound, require_milliseconds
+from v2g_testbed.sims import Held, WakeBound, require_milliseconds
 from v2g_testbed.sims.obc import plug_windows, soc_limited_kw
 from v2g_testbed.sims.services import direction_sign, response_pu
 
@@ -42,7 +45,7 @@ META = {
         "Aggregator": {
             "public": True,
             "params": ["services", "vehicles", "nominal_hz"],
-            "attrs": ["f_hz", "setpoints", "required_kw"],
+            "attrs": ["f_hz", "setpoints", "required_kw", "record_setpoints", "record_required_kw"],
         }
     },
 }
@@ -89,9 +92,12 @@ class ControllerSim(mosaik_api_v3.Simulator):
         super().__init__(META)
         self.measurements: collections.deque[tuple[int, float]] = collections.deque()
         self.output: dict = {}
+        self.held = Held()
 
-    def init(self, sid, time_resolution=0.001, measurement_delay_ms=100, dispatch_interval_ms=0):
+    def init(self, sid, time_resolution=0.001, measurement_delay_ms=100, dispatch_interval_ms=0, record_ms=0,
+             until_ms=None):
         require_milliseconds("ControllerSim", time_resolution)
+        self.held = Held(record_ms, until_ms)
         self.delay_ms = int(measurement_delay_ms)
         self.interval_ms = int(dispatch_interval_ms)
         self.wake_bound = WakeBound(100)
@@ -150,7 +156,7 @@ class ControllerSim(mosaik_api_v3.Simulator):
         if self.last_dispatch_ms is not None and time < self.last_dispatch_ms + self.interval_ms:
             # too soon after the last dispatch: wait (woken by every sample meanwhile: see WakeBound; a step
             # sooner lands here too and does nothing)
-            return self.wake_bound.next_step(time, self.last_dispatch_ms + self.interval_ms)
+            return self._hold(time, self.wake_bound.next_step(time, self.last_dispatch_ms + self.interval_ms))
         measured = None
         while self.measurements and self.measurements[0][0] <= time:
             measured = self.measurements.popleft()[1]
@@ -175,7 +181,17 @@ class ControllerSim(mosaik_api_v3.Simulator):
         wake += [int(u) for u in self.support_until.values() if np.isfinite(u) and u > time]
         if self._still_withdrawing():  # step the withdrawal down every WITHDRAWAL_TICK_MS (each command is what
             wake.append(time + WITHDRAWAL_TICK_MS)  # may be withdrawn by then: never faster than the rate)
-        return self.wake_bound.next_step(time, min(wake) if wake else None, early=False)
+        return self._hold(time, self.wake_bound.next_step(time, min(wake) if wake else None, early=False))
+
+    def _hold(self, time: int, next_step):
+        """Hold this step's output for the recorder; the held rows go out when due (``Held``)."""
+        if "required_kw" in self.output:
+            self.held.add("record_required_kw", {"time_ms": [time], "value": [self.output["required_kw"]]})
+        if "setpoints" in self.output:
+            sent = self.output["setpoints"]
+            self.held.add("record_setpoints", {"time_ms": [time] * len(sent["vehicle"]), **sent})
+        self.output.update(self.held.take(next_step))
+        return next_step
 
     def get_data(self, outputs):
         return {"aggregator": self.output} if self.output else {}

@@ -14,7 +14,9 @@ Outputs: ``Fleet.p_kw``, the total power every ``sample_ms``, as ``{"time_ms": [
          numpy array of rows, power as float32, in-process; lists when the simulator runs as a process of its
          own) and ``Fleet.soc_mean`` (``{"time_ms", "value"}``), the rows since the previous step;
          ``Fleet.limit_events`` (``{"time_ms", "vehicle", "limit"}``: vehicles that came to their reserve, -1,
-         or full, +1, at the moment the model acted on it); all non-persistent;
+         or full, +1, at the moment the model acted on it); all non-persistent, and all but ``reports`` held and
+         given together about every ``record_ms`` (``v2g_testbed.sims.Held``: a recorder steps that often, not at
+         every setpoint);
          ``Bus.p_kw`` (persistent: a grid reads the latest value whenever it steps, so a grid's step
          must be a multiple of ``step_ms``) and its split over the phases ``Bus.p_a_kw``, ``p_b_kw``,
          ``p_c_kw`` (a three-phase or DC charger draws a third on each, a single-phase one all on its
@@ -30,7 +32,7 @@ asks for own steps sooner (``v2g_testbed.sims.WakeBound``: mosaik 3.6 keeps a wa
 Sim params: ``step_ms`` (default 100: per-vehicle rows), ``sample_ms`` (default 10), ``telemetry_ms`` (default 1000),
 ``stride_ms`` (how often it steps on its own, a multiple of step_ms, default step_ms: the rows in between are
 taken inside its steps and output as ``{"time_ms": [...], "value": rows}``), ``until_ms`` (the run's end, so the
-last row gets its step),
+last row gets its step and nothing held is left behind), ``record_ms`` (default 0: each step's rows at once),
 ``report_ms`` (0: none; else each charger sends a meter report up every report_ms, spread evenly:
 output ``Fleet.reports`` ``{"vehicle", "kw", "time_ms"}``, the power at the step, stamped with the
 report's slot). Create params: ``vehicles``, a dict of
@@ -44,7 +46,7 @@ from __future__ import annotations
 import mosaik_api_v3
 import numpy as np
 
-from v2g_testbed.sims import PHASES, WakeBound, require_milliseconds
+from v2g_testbed.sims import PHASES, Held, WakeBound, require_milliseconds
 from v2g_testbed.sims.obc import OPTIONAL_PARAMETERS, PARAMETERS, ChargerFleet
 
 SPREAD_FIELDS = ("t_a_s", "t_c_s", "ramp_up_kw_per_s", "ramp_down_kw_per_s")
@@ -398,7 +400,7 @@ class FleetSim(mosaik_api_v3.Simulator):
         self.arrays = arrays
 
     def init(self, sid, time_resolution=0.001, step_ms=100, sample_ms=10, telemetry_ms=1000, report_ms=0,
-             stride_ms=None, until_ms=None):
+             stride_ms=None, until_ms=None, record_ms=0):
         require_milliseconds("FleetSim", time_resolution)
         if step_ms % sample_ms:
             raise ValueError(f"FleetSim: step_ms ({step_ms}) must be a multiple of sample_ms ({sample_ms})")
@@ -414,6 +416,8 @@ class FleetSim(mosaik_api_v3.Simulator):
         self.next_record_ms = 0
         self.report_ms = int(report_ms)  # 0: no meter reports sent up
         self.wake_bound = WakeBound(self.step_ms)  # woken by setpoints often between strides: see WakeBound
+        self.held = Held(record_ms, until_ms)
+        self.recorded: dict = {}  # the held outputs given after this step
         return self.meta
 
     def create(self, num, model, vehicles=None):
@@ -531,7 +535,12 @@ class FleetSim(mosaik_api_v3.Simulator):
         nxt = int((time // self.stride_ms + 1) * self.stride_ms)
         if self.last_row_ms is not None and time < self.last_row_ms < nxt:
             nxt = self.last_row_ms
-        return self.wake_bound.next_step(time, nxt)
+        nxt = self.wake_bound.next_step(time, nxt)
+        for name, (times, values) in (*self.samples.items(), *self.records.items()):
+            self.held.add(name, {"time_ms": times, "value": values})
+        self.held.add("limit_events", self.fleet.take_limit_events())
+        self.recorded = self.held.take(nxt)
+        return nxt
 
     def get_data(self, outputs):
         p = self.fleet.power_kw()
@@ -545,27 +554,17 @@ class FleetSim(mosaik_api_v3.Simulator):
             values = {}
             if eid == self.eid:
                 for attr in attrs:
-                    if attr in self.samples and self.samples[attr][0]:
-                        times, kw = self.samples[attr]
-                        values[attr] = {"time_ms": times, "value": kw}
-                    elif attr == "reports":
+                    if attr == "reports":
                         reports = self._reports(self.time)
                         if reports:
                             values[attr] = reports
                     elif attr == "total_p_kw":
                         values[attr] = float(p.sum())
-                    elif attr == "limit_events":
-                        events = self.fleet.take_limit_events()
-                        if events["time_ms"]:
-                            values[attr] = events
-                    elif attr in self.records and self.records[attr][0]:
-                        times, rows = self.records[attr]
-                        if attr == "soc_mean":
-                            values[attr] = {"time_ms": times, "value": rows}
-                        elif self.arrays:  # a list of rows (numpy arrays, one value per vehicle), in-process
-                            values[attr] = {"time_ms": times, "value": rows}
-                        else:
-                            values[attr] = {"time_ms": times, "value": [row.tolist() for row in rows]}
+                    elif attr in self.recorded:
+                        values[attr] = self.recorded[attr]
+                        if attr in ("vehicle_p_kw", "vehicle_soc") and not self.arrays:  # JSON: lists, not arrays
+                            values[attr] = {"time_ms": values[attr]["time_ms"],
+                                            "value": [row.tolist() for row in values[attr]["value"]]}
             else:
                 k = self.bus_position[eid]
                 for attr in attrs:

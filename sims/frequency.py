@@ -16,8 +16,11 @@ Events are deviations from nominal that add up (so a ramp can ride on a recorded
   ``{"type": "ou", "at_s": 0, "duration_s": 600, "mean_hz": 50, "theta_per_s": .., "sigma_hz_per_sqrt_s": ..,
      "seed": 1}``  normal operation: an Ornstein-Uhlenbeck process sampled exactly every sample_ms
 
-Output: ``Frequency.f_hz``. Sim params: ``nominal_hz``, ``events``, ``sample_ms`` (default 20), ``until_ms``
-(optional: the end of the run; nothing is prepared beyond it).
+Output: ``Frequency.f_hz`` at each change, and ``Frequency.record_f_hz``, the same changes for a recorder,
+``{"time_ms": [...], "value": [...]}``, held and given together about every ``record_ms``
+(``v2g_testbed.sims.Held``: a recorder steps that often, not at every change). Sim params: ``nominal_hz``,
+``events``, ``sample_ms`` (default 20), ``until_ms`` (optional: the end of the run; nothing is prepared beyond
+it), ``record_ms`` (default 0: each change's at once).
 Start it with ``world.set_initial_event(sid)``: the first step outputs the frequency at t=0.
 """
 
@@ -28,12 +31,12 @@ import math
 import mosaik_api_v3
 import numpy as np
 
-from v2g_testbed.sims import require_milliseconds
+from v2g_testbed.sims import Held, require_milliseconds
 
 META = {
     "api_version": "3.0",
     "type": "event-based",
-    "models": {"Frequency": {"public": True, "params": [], "attrs": ["f_hz"]}},
+    "models": {"Frequency": {"public": True, "params": [], "attrs": ["f_hz", "record_f_hz"]}},
 }
 
 
@@ -113,11 +116,15 @@ class FrequencySim(mosaik_api_v3.Simulator):
         self.profile: list[tuple[int, float]] = []
         self.cursor = 0
         self.output: float | None = None
+        self.held = Held()
+        self.record: dict = {}
 
-    def init(self, sid, time_resolution=0.001, nominal_hz=50.0, events=(), sample_ms=20, until_ms=None):
+    def init(self, sid, time_resolution=0.001, nominal_hz=50.0, events=(), sample_ms=20, until_ms=None,
+             record_ms=0):
         require_milliseconds("FrequencySim", time_resolution)
         self.profile = build_profile(list(events), nominal_hz, int(sample_ms),
                                      math.inf if until_ms is None else float(until_ms))
+        self.held = Held(record_ms, until_ms)
         return self.meta
 
     def create(self, num, model):
@@ -130,14 +137,18 @@ class FrequencySim(mosaik_api_v3.Simulator):
         while self.cursor < len(self.profile) and self.profile[self.cursor][0] <= time:
             self.output = self.profile[self.cursor][1]
             self.cursor += 1
-        if self.cursor < len(self.profile):
-            return int(self.profile[self.cursor][0])
-        return None
+        nxt = int(self.profile[self.cursor][0]) if self.cursor < len(self.profile) else None
+        if self.output is not None:
+            self.held.add("record_f_hz", {"time_ms": [time], "value": [self.output]})
+        self.record = self.held.take(nxt)
+        return nxt
 
     def get_data(self, outputs):
-        if self.output is None:
-            return {}
-        return {"frequency": {"f_hz": self.output}}
+        data = {}
+        if self.output is not None:
+            data["f_hz"] = self.output
+        data.update(self.record)
+        return {"frequency": data} if data else {}
 
 
 SYSTEM_META = {

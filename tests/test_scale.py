@@ -3,6 +3,7 @@ streamed to the file (float32 where the record says so), arrays in-process, repl
 
 import copy
 import heapq
+import itertools
 import json
 import os
 
@@ -14,7 +15,7 @@ from hypothesis import strategies as st
 
 from conftest import ROOT, make_scenario
 from v2g_testbed.cosim import api
-from v2g_testbed.sims import WakeBound, record
+from v2g_testbed.sims import Held, WakeBound, record
 from v2g_testbed.sims.fleet import FleetSim, fleet_parameters
 from v2g_testbed.sims.obc import (DEPARTURE, OPTIONAL_PARAMETERS, PARAMETERS, PENDING, SOC_AT_LIMIT, ZERO,
                                   ChargerFleet, soc_limited_kw)
@@ -295,6 +296,24 @@ def test_a_simulator_woken_often_asks_for_an_own_step_soon_and_never_past_its_ow
             assert own_next is None and idle_ms == 0
 
 
+@settings(max_examples=50, deadline=None, derandomize=True)
+@given(st.lists(st.tuples(st.integers(1, 700), st.integers(0, 3)), min_size=1, max_size=60),
+       st.sampled_from([0, 100, 1000]))
+def test_held_rows_go_out_once_in_order_and_never_later_than_asked(steps, every_ms):
+    """Held: whatever the step times and rows, every row goes out once, in order, nothing is left at the end, and
+    a row goes out at the step that made it or a later one less than ``every_ms`` after it."""
+    times = list(itertools.accumulate(gap for gap, _ in steps))
+    held, given, k = Held(every_ms, times[-1] + 1), [], 0
+    for j, (t, (_, rows)) in enumerate(zip(times, steps)):
+        held.add("x", {"time_ms": [t] * rows, "value": list(range(k, k + rows))})
+        k += rows
+        out = held.take(times[j + 1] if j + 1 < len(times) else None).get("x")
+        if out:
+            given += out["value"]
+            assert all(made == t or made < t < made + every_ms for made in out["time_ms"])
+    assert given == list(range(k)) and held.blocks == {}
+
+
 def test_a_simulator_left_alone_keeps_its_own_schedule():
     bound = WakeBound(100, idle_ms=0)
     assert [bound.next_step(t, t + 5000) for t in (0, 5000, 10000)] == [5000, 10000, 15000]
@@ -303,9 +322,10 @@ def test_a_simulator_left_alone_keeps_its_own_schedule():
 
 
 def test_how_mosaik_schedules_the_steps_changes_nothing_recorded(tmp_path, monkeypatch):
-    """The 4G DR hub, 8 s, as shipped; without WakeBound's sooner steps; and with mosaik's lazy stepping off (every
-    simulator runs as far ahead as its inputs allow, so the network gets other horizons): the verdicts and every
-    recorded series are the same (samples carry their own times; a message's draws follow everything before it)."""
+    """The 4G DR hub, 8 s, as shipped; without WakeBound's sooner steps; with mosaik's lazy stepping off (every
+    simulator runs as far ahead as its inputs allow, so the network gets other horizons); and with the recorder's
+    rows given at every step instead of held (Held): the verdicts and every recorded series are the same (samples
+    carry their own times; a message's draws follow everything before it)."""
     import mosaik
 
     from v2g_testbed.cosim import run as runner
@@ -330,7 +350,11 @@ def test_how_mosaik_schedules_the_steps_changes_nothing_recorded(tmp_path, monke
     world_run = mosaik.World.run
     monkeypatch.setattr(mosaik.World, "run", lambda self, *a, **k: world_run(self, *a, **{**k, "lazy_stepping": False}))
     eager = run(tmp_path / "eager")
-    for other_verdicts, other in (unbounded, eager):
+    monkeypatch.setattr(mosaik.World, "run", world_run)
+    held_init = Held.__init__
+    monkeypatch.setattr(Held, "__init__", lambda self, every_ms=0, until_ms=None: held_init(self, 0, until_ms))
+    unheld = run(tmp_path / "unheld")  # every step's rows for the recorder at once (the recorder steps with each)
+    for other_verdicts, other in (unbounded, eager, unheld):
         assert verdicts == other_verdicts
         assert data.keys() == other.keys()
         for name, value in data.items():
