@@ -503,7 +503,10 @@ class FleetSim(mosaik_api_v3.Simulator):
     def step(self, time, inputs, max_advance):
         """Apply the setpoints received since the last step at their own receive times (a message may
         carry ``time_ms``; otherwise it was received now), interleaved in time order with the samples;
-        at equal times setpoints first (power is continuous, so a sample cannot tell)."""
+        at equal times setpoints first (power is continuous, so a sample cannot tell). Setpoints at several
+        times up to the next row go to the model together (``ChargerFleet.command_many``, which applies them as
+        one ``command`` per time would); the samples between them follow (a setpoint moves no power before
+        its delay, and the model stops a batch before any of its vehicles' events)."""
         fleet = self.fleet
         self.samples = {"p_kw": ([], []), "metered_p_kw": ([], [])}
         self.records = {"vehicle_p_kw": ([], []), "vehicle_soc": ([], []), "soc_mean": ([], [])}
@@ -520,15 +523,11 @@ class FleetSim(mosaik_api_v3.Simulator):
                                   for m in received])
             order = np.argsort(when, kind="stable")
             when, vehicles, kw, seq = when[order], vehicles[order], kw[order], seq[order]
-            bounds = np.flatnonzero(np.diff(when)) + 1
-            batches = list(zip(np.split(when, bounds), np.split(vehicles, bounds), np.split(kw, bounds),
-                               np.split(seq, bounds)))
-        else:
-            batches = []
-        for t_cmd, idx, values, numbers in batches:
-            t_cmd = int(t_cmd[0])
-            self._take_before(t_cmd)
-            fleet.command(t_cmd, idx, values, numbers)
+        k = 0
+        while k < when.size:  # as one command per receive time, several at once where that changes nothing
+            self._take_before(int(when[k]))
+            end = int(np.searchsorted(when, self.next_record_ms, side="right"))  # a row comes after them
+            k += fleet.command_many(when[k:end], vehicles[k:end], kw[k:end], seq[k:end])
         self._take_before(time + 1)
         fleet.advance(time)
         self.time = time

@@ -336,8 +336,11 @@ class ChargerFleet:
     def limits_kw(self, idx=slice(None)) -> tuple[np.ndarray, np.ndarray]:
         """(p_min, p_max) vehicles ``idx`` can be asked for now, after plug state and energy limits."""
         self._integrate(idx, float(self.t_ms))
-        soc = self.energy_kwh[idx] / self.capacity_kwh[idx]
-        here = self.plugged_now()[idx]
+        return self._limits(idx, self.energy_kwh[idx], self.plugged_now()[idx])
+
+    def _limits(self, idx, energy, here) -> tuple[np.ndarray, np.ndarray]:
+        """(p_min, p_max) of vehicles ``idx`` holding ``energy`` (kWh), plugged in where ``here``."""
+        soc = energy / self.capacity_kwh[idx]
         empty, full = at_soc_limits(soc, self.soc_min[idx], self.soc_max[idx])
         p_max = np.where(here, np.where(full, np.minimum(self.p_max[idx], 0.0), self.p_max[idx]), 0.0)
         p_min = np.where(here, np.where(empty, np.maximum(self.p_min[idx], 0.0), self.p_min[idx]), 0.0)
@@ -359,6 +362,11 @@ class ChargerFleet:
             idx = np.flatnonzero(~settled)
             if idx.size == 0:
                 return
+        self.energy_kwh[idx], self.t_energy[idx] = self._energy_to(idx, t_to)
+
+    def _energy_to(self, idx, t_to) -> tuple[np.ndarray, np.ndarray]:
+        """(battery energy, energy clock) of vehicles ``idx`` integrated from their energy clock up to ``t_to``
+        (one time, or one per vehicle), not written back."""
         a = self.t_energy[idx]
         b = np.broadcast_to(np.asarray(t_to, dtype=float), a.shape)
         reach = np.clip(self._reach_time(idx), a, b)
@@ -368,8 +376,7 @@ class ChargerFleet:
         charging = (pa + pr) >= 0
         with np.errstate(divide="ignore", invalid="ignore"):
             de = np.where(charging, area * self.eta_charge[idx], area / self.eta_discharge[idx])
-        self.energy_kwh[idx] += de / KWMS_PER_KWH
-        self.t_energy[idx] = b
+        return self.energy_kwh[idx] + de / KWMS_PER_KWH, b
 
     def _apply_pending(self, idx):
         te = self.pending_t[idx]
@@ -488,15 +495,18 @@ class ChargerFleet:
         (``integrated``: their energy is already integrated up to now)."""
         if not integrated:
             self._integrate(idx, float(self.t_ms))
-        cap, energy = self.capacity_kwh[idx], self.energy_kwh[idx]
+        hours = np.min(self._hours_to_limit(idx, self.energy_kwh[idx]), initial=np.inf)
+        return self.t_ms + hours * 3.6e6  # hours -> ms
+
+    def _hours_to_limit(self, idx, energy) -> np.ndarray:
+        """Hours each of vehicles ``idx`` holding ``energy`` (kWh) would take to reach a limit at full power
+        (infinite for one at a limit: its setpoints are clipped, and every new setpoint brings its horizon
+        forward, so until then it cannot cross it)."""
+        cap = self.capacity_kwh[idx]
         with np.errstate(divide="ignore", invalid="ignore"):
             to_full = (self.soc_max[idx] * cap - energy) / (self.p_max[idx] * self.eta_charge[idx])
             to_empty = (energy - self.soc_min[idx] * cap) * self.eta_discharge[idx] / -self.p_min[idx]
-        both = np.concatenate([to_full, to_empty])
-        # a vehicle at a limit cannot cross it (its setpoints are clipped) until a new setpoint
-        # arrives, and every setpoint brings the horizon forward for its vehicle: leave it out
-        hours = np.min(np.where(both > 0, both, np.inf), initial=np.inf)
-        return self.t_ms + hours * 3.6e6  # hours -> ms
+        return np.minimum(np.where(to_full > 0, to_full, np.inf), np.where(to_empty > 0, to_empty, np.inf))
 
     def _note_limits(self, p_min, p_max):
         """Record the vehicles that came to a limit now (the model's event, not a sample)."""
@@ -550,8 +560,48 @@ class ChargerFleet:
         vehicle already has is stale and ignored, as a charger keeps the newest charging profile."""
         self.advance(t_ms)
         idx = np.asarray(vehicles, dtype=int)
+        self._receive(np.full(idx.size, int(t_ms), dtype=np.int64), idx, setpoint_kw, seq)
+
+    def command_many(self, times, vehicles, setpoint_kw, seq=None) -> int:
+        """Setpoints received at their own ``times`` (integer ms, ascending, none before now) by ``vehicles``:
+        what one ``command`` per time does, several times at once. Advances to the first time and applies its
+        setpoints and those of the following times while that is exactly what ``command`` would do: up to a
+        vehicle's second time, a time at or after an event of one of its vehicles (a setpoint taking effect, a
+        reversal reaching zero, a departure: ``command`` would apply it first), or a time at or after the fleet's
+        next energy-limit check, these setpoints' own horizons included (``command``'s advance would act on it
+        first). Events of other vehicles do not touch these: they stay in the heap, for the next ``advance``.
+        Returns how many setpoints it applied; the rest are the caller's to give again after what is due before
+        them. The clock stays at the first time."""
+        times = np.asarray(times, dtype=np.int64)
+        if times.size == 0:
+            return 0
+        self.advance(int(times[0]))
+        idx = np.asarray(vehicles, dtype=int)
+        first = int(np.searchsorted(times, times[0], side="right"))
+        n = times.size
+        if n > first:
+            # each vehicle's next event; a time at or after one of its vehicles' ends the run
+            nxt = np.minimum(self.pending_t[idx], np.where(self.departed[idx], np.inf, self.departure_ms[idx]))
+            zero = ~np.isnan(self.then_goal[idx])
+            nxt[zero] = np.minimum(nxt[zero], self._reach_time(idx[zero]))
+            late = np.flatnonzero((nxt <= times) | (times >= self._limit_check_ms))
+            # one time per vehicle: a vehicle's second time ends the run
+            order = np.lexsort((times, idx))
+            again = np.r_[False, (idx[order][1:] == idx[order][:-1]) & (times[order][1:] != times[order][:-1])]
+            stop = min(int(late[0]) if late.size else n, int(order[again].min()) if again.any() else n)
+            n = max(first, int(np.searchsorted(times, times[stop], side="left")) if stop < n else n)
+        return self._receive(times[:n], idx[:n], np.asarray(setpoint_kw, dtype=float)[:n],
+                             None if seq is None else np.asarray(seq, dtype=np.int64)[:n])
+
+    def _receive(self, times, idx, setpoint_kw, seq) -> int:
+        """Apply setpoints received at ``times`` (ascending, the first now; no vehicle at two times; none at or
+        after an event of its vehicle or the limit check), each time's as ``command`` applies them, as many
+        leading times as come before the limit horizons the earlier ones bring; returns how many setpoints."""
+        if idx.size == 0:
+            return 0
+        t = times.astype(float)
         kw = np.asarray(setpoint_kw, dtype=float)
-        keep = self.plugged_now()[idx]
+        keep = self.plugged[idx] & (self.arrival_ms[idx] <= t) & (t < self.departure_ms[idx])  # plugged in then
         if seq is not None:
             seq = np.asarray(seq, dtype=np.int64)
             # two setpoints for one vehicle in the same millisecond: the higher number wins (else the later)
@@ -559,26 +609,42 @@ class ChargerFleet:
             newest = np.zeros(idx.size, dtype=bool)
             newest[order[np.r_[idx[order][1:] != idx[order][:-1], True]]] = True
             fresh = newest & ((seq < 0) | (seq >= self.last_seq[idx]))
-            self.stale_ignored += int(np.sum(keep & ~fresh))
+            stale = keep & ~fresh
             keep &= fresh
-            np.maximum.at(self.last_seq, idx[keep], seq[keep])
-        idx, kw = idx[keep], kw[keep]
-        if idx.size == 0:
-            return
-        p_min, p_max = self.limits_kw(idx)
-        kw = self.realisable_kw(idx, np.clip(kw, p_min, p_max))
+        kept = np.flatnonzero(keep)
+        i, at = idx[kept], t[kept]
+        energy, clock = self._energy_to(i, at)  # each one's energy and limits as of its own time
+        # each time's new limit horizon: a later time applies with the earlier ones only before it (an advance to
+        # it would enforce the limits first, even with nothing kept at it)
+        hours = np.full(idx.size, np.inf)
+        hours[kept] = self._hours_to_limit(i, energy)
+        starts = np.flatnonzero(np.r_[True, times[1:] != times[:-1]])
+        horizon = times[starts] + np.minimum.reduceat(hours, starts) * 3.6e6
+        late = np.flatnonzero(np.minimum.accumulate(horizon)[:-1] <= times[starts[1:]])
+        groups = int(late[0]) + 1 if late.size else starts.size
+        applied = int(starts[groups]) if groups < starts.size else idx.size
+        if seq is not None:
+            self.stale_ignored += int(np.sum(stale[:applied]))
+            np.maximum.at(self.last_seq, idx[:applied][keep[:applied]], seq[:applied][keep[:applied]])
+        c = int(np.searchsorted(kept, applied))  # kept setpoints applied
+        if c == 0:
+            return applied
+        i, at, energy = i[:c], at[:c], energy[:c]
+        self.energy_kwh[i], self.t_energy[i] = energy, clock[:c]
+        p_min, p_max = self._limits(i, energy, True)
+        kw = self.realisable_kw(i, np.clip(kw[kept[:c]], p_min, p_max))
         # against the newest target the charger has: the last one queued, else the one it is executing
-        current = np.where(np.isnan(self.then_goal[idx]), self.goal[idx], self.then_goal[idx])
-        current = np.array([q[-1][1] if (q := self._queue.get(i)) else c for i, c in zip(idx.tolist(), current.tolist())])
+        current = np.where(np.isnan(self.then_goal[i]), self.goal[i], self.then_goal[i])
+        current = np.array([q[-1][1] if (q := self._queue.get(v)) else c for v, c in zip(i.tolist(), current.tolist())])
         reversal, up = classify(current, kw)
-        delay = np.where(up, self.start_delay_ms[idx], self.stop_delay_ms[idx])
+        effect = at + np.where(up, self.start_delay_ms[i], self.stop_delay_ms[i])
         changes = kw != current  # the target it already has: nothing to do
-        for i, t_effect, value in zip(idx[changes].tolist(), (t_ms + delay)[changes].tolist(), kw[changes].tolist()):
-            q = self._queue.setdefault(i, collections.deque())
+        for v, t_effect, value in zip(i[changes].tolist(), effect[changes].tolist(), kw[changes].tolist()):
+            q = self._queue.setdefault(v, collections.deque())
             while q and q[-1][0] >= t_effect:  # superseded: an older value never takes effect after a newer one
                 q.pop()
             q.append([t_effect, value])
-        self._sync_heads(idx)
+        self._sync_heads(i)
         # these vehicles' motion changed: make sure a limit they could now reach is checked in time
-        # (limits_kw integrated their energy up to now, and nothing since moved them)
-        self._limit_check_ms = min(self._limit_check_ms, self._next_limit_check(idx, integrated=True))
+        self._limit_check_ms = min(self._limit_check_ms, float(horizon[:groups].min()))
+        return applied

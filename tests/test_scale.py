@@ -156,6 +156,67 @@ def test_each_vehicles_events_applied_together_are_the_events_one_time_at_a_time
     assert a.take_limit_events() == b.take_limit_events()
 
 
+@settings(max_examples=EXAMPLES, deadline=None, derandomize=True)
+@given(st.integers(0, 2**16), st.lists(st.tuples(st.integers(0, 250), st.integers(0, 5), st.floats(-10, 10),
+                                                 st.integers(-1, 6)), min_size=1, max_size=80),
+       st.sampled_from([1, 100, 3000]))
+def test_setpoints_at_many_times_at_once_are_one_command_per_time(seed, setpoints, smaller):
+    """``command_many`` (the setpoints a network delivered since the fleet's last step, each at its own
+    millisecond, applied together where that changes nothing) leaves every vehicle exactly (bit for bit) where one
+    ``command`` per millisecond does, whatever the times, other vehicles' events in between, a vehicle twice,
+    stale and duplicate sequence numbers, departures and energy limits, and ignores the same stale setpoints."""
+    params = fleet_parameters([{"model": m, "count": 2, "charger_kw": 10, "bus": "b", "soc": 0.5,
+                                "departure_s": [0.5, 10], "baseline_kw": 3.0}
+                               for m in ("Nissan Ariya", "Tesla Model 3 LR dual motor", "Nissan LEAF e+")],
+                              seed=seed, spread_pct=30, assume_v2g=True)
+    params = {k: params[k] for k in (*PARAMETERS, *OPTIONAL_PARAMETERS)}
+    rng = np.random.default_rng(seed)
+    params["soc"] = rng.uniform(0.05, 0.95, 6)
+    params["capacity_kwh"] = np.asarray(params["capacity_kwh"]) / smaller  # small batteries: limits within seconds
+    one, many = ChargerFleet(**params), ChargerFleet(**params)
+    times = np.cumsum([gap for gap, *_ in setpoints]).astype(np.int64)
+    vehicles = np.array([v for _, v, _, _ in setpoints])
+    kw = np.array([x for _, _, x, _ in setpoints])
+    seq = np.array([n for *_, n in setpoints], dtype=np.int64)
+    for t in np.unique(times):
+        at = times == t
+        one.command(int(t), vehicles[at], kw[at], seq[at])
+    k, calls = 0, 0
+    while k < times.size:
+        applied = many.command_many(times[k:], vehicles[k:], kw[k:], seq[k:])
+        assert applied >= int(np.sum(times == times[k]))  # at least the first time's
+        k, calls = k + applied, calls + 1
+    for fleet in (one, many):
+        fleet.advance(int(times[-1]) + 20_000)
+    for name in ("p_ref", "t_ref", "goal", "rate", "then_goal", "energy_kwh", "t_energy", "pending_t", "pending_goal",
+                 "departed", "last_effect_ms", "last_seq"):
+        np.testing.assert_array_equal(getattr(many, name), getattr(one, name), err_msg=name)
+    assert {i: list(map(list, q)) for i, q in many._queue.items()} == {i: list(map(list, q)) for i, q in one._queue.items()}
+    assert many.take_limit_events() == one.take_limit_events() and many.stale_ignored == one.stale_ignored
+
+
+def test_a_setpoint_after_its_vehicles_own_event_waits_for_it():
+    """A vehicle whose earlier setpoint takes effect between the first time of a batch and its own next setpoint:
+    ``command_many`` stops before that setpoint (``command`` would apply the effect first), and the vehicle ends
+    where one ``command`` per time leaves it."""
+    params = fleet_parameters([{"model": "Nissan Ariya", "count": 2, "charger_kw": 10, "bus": "b", "soc": 0.5,
+                                "baseline_kw": 3.0}], seed=1, spread_pct=0, assume_v2g=True)
+    params = {k: params[k] for k in (*PARAMETERS, *OPTIONAL_PARAMETERS)}
+    effect = 1000 + int(params["start_delay_ms"][0])  # vehicle 0's first setpoint (up) takes effect then
+    one, many = ChargerFleet(**params), ChargerFleet(**params)
+    for fleet in (one, many):
+        fleet.command(1000, [0], [8.0])
+    times, vehicles, kw = np.array([effect - 100, effect + 100]), np.array([1, 0]), np.array([6.0, 2.0])
+    for t, v, x in zip(times, vehicles, kw):
+        one.command(int(t), [v], [x])
+    assert many.command_many(times, vehicles, kw) == 1  # vehicle 1's only: vehicle 0's effect comes first
+    assert many.command_many(times[1:], vehicles[1:], kw[1:]) == 1
+    for fleet in (one, many):
+        fleet.advance(60_000)
+    for name in ("energy_kwh", "goal", "p_ref", "t_ref", "t_energy"):
+        np.testing.assert_array_equal(getattr(many, name), getattr(one, name), err_msg=name)
+
+
 def test_wide_matrices_stream_to_the_file_in_the_record_s_precision(tmp_path):
     path = tmp_path / "r.h5"
     sim = RecorderSim()
