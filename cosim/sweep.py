@@ -81,12 +81,28 @@ def expand(path: Path) -> dict:
     runs = []
     for c, combo in enumerate(combos):
         for seed in seeds:
-            overrides = [f"{k}={json.dumps(v)}" for k, v in zip(keys, combo)]
+            overrides = _overrides(keys, combo)
             runs.append({"id": f"r{c:04d}-s{seed}", "parameters": dict(zip(keys, combo)), "seed": seed,
                          "overrides": overrides})
-    for run in runs[:1] + runs[-1:]:  # bad values fail here, before anything runs
-        scenario.load(base, run["overrides"] + ["outputs.plots=false"], run["seed"])
+    # bad values fail here (exit 2), before anything runs: every value of every parameter (the others at their
+    # first), as the scenario and against its grid, and the first and last runs; a combination that is bad only as
+    # a whole (each of its values fine) is a failed row of the table
+    checks = {tuple(run["overrides"]): run["seed"] for run in runs[:1] + runs[-1:]}
+    for k, key in enumerate(keys):
+        for value in values[k]:
+            combo = [value if j == k else values[j][0] for j in range(len(keys))]
+            checks.setdefault(tuple(_overrides(keys, combo)), seeds[0])
+    for overrides, seed in checks.items():
+        try:
+            scenario.load(base, [*overrides, "outputs.plots=false"], seed).check_grid()
+        except ScenarioError as exc:
+            raise ScenarioError(f"{path}: parameters ({', '.join(overrides)}): {exc}") from None
     return {"name": name, "base": str(base), "keys": keys, "runs": runs}
+
+
+def _overrides(keys: list[str], combo) -> list[str]:
+    """A combination of parameter values as ``--set`` overrides."""
+    return [f"{k}={json.dumps(v)}" for k, v in zip(keys, combo)]
 
 
 def output_dir(spec: dict, out: Path | None) -> Path:

@@ -86,3 +86,17 @@ def test_bad_sweep_file_is_bad_input(tmp_path):
     path.write_text(yaml.safe_dump(spec))
     result = v2g_cli("sweep", str(path))
     assert result.returncode == 2 and "parameters.fleet.groups.0.count.range" in result.stderr
+
+
+def test_a_value_bad_against_the_grid_is_bad_input_before_any_run(tmp_path):
+    """A value that only the grid refuses (a bus the network does not have), neither the first nor the last of its
+    parameter: exit 2 naming the sweep file, the value and the field, and nothing written."""
+    path = sweep_file(tmp_path)
+    spec = yaml.safe_load(path.read_text())
+    spec["parameters"] = {"fleet.groups.0.bus": ["Bus 5", "Bus 99", "Bus 6"], "fleet.groups.0.count": [1, 2]}
+    path.write_text(yaml.safe_dump(spec))
+    out = tmp_path / "out"
+    result = v2g_cli("sweep", str(path), "--out", str(out))
+    assert result.returncode == 2 and not out.exists()
+    assert str(path) in result.stderr and 'fleet.groups.0.bus="Bus 99"' in result.stderr
+    assert "fleet.groups[0].bus: no bus 'Bus 99'" in result.stderr and len(result.stderr.strip().splitlines()) == 1
