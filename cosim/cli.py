@@ -711,5 +711,28 @@ def _silence_stdout():
         pass
 
 
+def script() -> None:
+    """The ``v2g`` console script: ``main``, then out without Python's teardown of every module. When ``main``
+    returns, every file the command writes is written, closed and moved into place; the exit handlers (logging,
+    multiprocessing, Dask) run here as at any exit and the standard streams are flushed. What is skipped is the
+    interpreter freeing every object of every module one by one: 0.56 s once pandapower is imported (measured,
+    ``python -c "import pandapower"`` after its last exit handler), a quarter of a shipped scenario's `v2g run`.
+    A failure inside ``main`` that escapes it (``V2G_DEBUG=1``) leaves the usual way, with its traceback."""
+    import atexit
+    import os
+
+    code = main()
+    run_exit_handlers = getattr(atexit, "_run_exitfuncs", None)  # what the interpreter itself calls at exit
+    if run_exit_handlers is None:  # an interpreter without it: the usual exit
+        sys.exit(code)
+    run_exit_handlers()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a reader that went away, a closed stream: nothing more to say
+            pass
+    os._exit(code if isinstance(code, int) else 0)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    script()
