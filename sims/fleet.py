@@ -490,15 +490,14 @@ class FleetSim(mosaik_api_v3.Simulator):
 
     def _take_before(self, bound: int) -> None:
         """Take every sample, meter reading and record row due before ``bound`` (ms), in time order (at a row's
-        time the row first, then the totals due then)."""
+        time the totals due then with those before it, then the row: both read the same state)."""
         while True:
-            self._totals_before(min(bound, self.next_record_ms))
+            self._totals_before(min(bound, self.next_record_ms + 1))
             if self.next_record_ms >= bound:
                 return
             t = self.next_record_ms
             self.fleet.advance(t)
             self._record(t)
-            self._totals_before(t + 1)
 
     def step(self, time, inputs, max_advance):
         """Apply the setpoints received since the last step at their own receive times (a message may
