@@ -26,7 +26,6 @@ import tempfile
 import time
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-PACKAGES = ("sims", "analysis", "cosim")
 
 
 def yardstick() -> float:
@@ -75,17 +74,11 @@ def table(result: dict) -> None:
 
 def against(rev: str, pairs: int, runs: int) -> None:
     """This tree and ``rev`` in alternating pairs of processes, zbus only."""
-    with tempfile.TemporaryDirectory() as tmp:
-        tree, side = pathlib.Path(tmp) / "tree", pathlib.Path(tmp) / "side"
-        tree.mkdir()
-        archive = subprocess.run(["git", "-C", str(ROOT), "archive", rev, *PACKAGES], capture_output=True, check=True)
-        subprocess.run(["tar", "-x", "-C", str(tree)], input=archive.stdout, check=True)
-        (side / "v2g_testbed").mkdir(parents=True)
-        for name in PACKAGES:  # v2g_testbed is a namespace package: REV's subpackages, found before the install's
-            (side / "v2g_testbed" / name).symlink_to(tree / name, target_is_directory=True)
-        command = [sys.executable, __file__, "--json", "--runs", str(runs), "--solvers", "zbus"]
-        env_rev = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(side), os.environ.get("PYTHONPATH")])))
-        ratios = {"this tree": [], rev: []}
+    from revision import code_of
+
+    command = [sys.executable, __file__, "--json", "--runs", str(runs), "--solvers", "zbus"]
+    ratios = {"this tree": [], rev: []}
+    with code_of(rev) as env_rev:
         for k in range(pairs):
             for name, env in (("this tree", dict(os.environ)), (rev, env_rev)) if k % 2 == 0 else \
                     ((rev, env_rev), ("this tree", dict(os.environ))):
