@@ -45,6 +45,14 @@ def bounded(kind, low, high):
     return parse
 
 
+def address(text: str) -> str:
+    """An argparse type: a Dask scheduler's address, not blank (an unset variable in `--scheduler "$ADDR"` must not
+    quietly run everything here instead)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("expected a Dask scheduler's address (e.g. tcp://host:8786), got nothing")
+    return text.strip()
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse, but a bad argument is one line (no usage block) and exit 2, as every other bad input."""
 
@@ -70,7 +78,7 @@ def _parser() -> argparse.ArgumentParser:
                      help="also write the PNG plots now (default: `v2g report` draws them when wanted)")
     run.add_argument("--workers", type=bounded(int, *COUNTS["workers"]), default=1, metavar="N",
                      help="with --replicates: run N seeds at a time in worker processes (default 1)")
-    run.add_argument("--scheduler", metavar="ADDRESS",
+    run.add_argument("--scheduler", type=address, metavar="ADDRESS",
                      help="with --replicates: run the seeds on this Dask cluster (e.g. tcp://host:8786), as sweeps do")
     run.add_argument("--replicates", type=bounded(int, *COUNTS["replicates"]), default=1, metavar="N",
                      help="run N consecutive seeds and report P(eligible) with a 95 %% interval")
@@ -112,7 +120,7 @@ def _parser() -> argparse.ArgumentParser:
     hc.add_argument("--feeders", nargs="+", metavar="NAME", help="study only these feeders (names as listed)")
     hc.add_argument("--workers", type=bounded(int, *COUNTS["workers"]), default=1,
                     help="worker processes, each given whole supply groups (default 1)")
-    hc.add_argument("--scheduler", metavar="ADDRESS", help="run the supply groups on this Dask cluster (tcp://host:8786)")
+    hc.add_argument("--scheduler", type=address, metavar="ADDRESS", help="run the supply groups on this Dask cluster (tcp://host:8786)")
     hc.add_argument("--service", metavar="ID",
                     help="service hosting capacity: the largest contracted MW of this service the scenario's fleet, at "
                          "its buses, can deliver in one synchronised response before a grid limit breaks")
@@ -122,7 +130,7 @@ def _parser() -> argparse.ArgumentParser:
     swp.add_argument("sweep", type=Path, help="sweep YAML file: base scenario, parameters, seeds")
     swp.add_argument("--quiet", action="store_true", help="no progress output")
     swp.add_argument("--workers", type=bounded(int, *COUNTS["workers"]), default=1, help="local worker processes (default 1)")
-    swp.add_argument("--scheduler", help="a Dask distributed scheduler address, e.g. tcp://host:8786")
+    swp.add_argument("--scheduler", type=address, help="a Dask distributed scheduler address, e.g. tcp://host:8786")
     swp.add_argument("--out", type=Path, help="output directory (default results/sweeps/<name>)")
     rep = sub.add_parser("report", help="one self-contained HTML report of a finished run")
     rep.add_argument("results", type=Path, help="a run's output directory (as `v2g run` left it)")
@@ -141,7 +149,7 @@ def _parser() -> argparse.ArgumentParser:
     off.add_argument("--set", dest="overrides", action="append", default=[], metavar="PATH=VALUE",
                      help="override a scenario field, as `run --set` (repeatable)")
     off.add_argument("--workers", type=bounded(int, *COUNTS["workers"]), default=1, help="runs at a time in worker processes")
-    off.add_argument("--scheduler", metavar="ADDRESS", help="run on this Dask cluster (e.g. tcp://host:8786)")
+    off.add_argument("--scheduler", type=address, metavar="ADDRESS", help="run on this Dask cluster (e.g. tcp://host:8786)")
     off.add_argument("--baseline", type=Path, help="hold the offer against this baseline (exit 1 on a change), as "
                      "`v2g check` holds verdicts")
     off.add_argument("--update", action="store_true", help="with --baseline: write this offer into it")

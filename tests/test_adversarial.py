@@ -284,6 +284,8 @@ def test_bad_overrides_are_exit_2(scenario, tmp_path, capsys, override, words):
     (["run", "S", "--replicates", "1e9"], "--replicates"),
     (["run", "S", "--seed", "-1"], "--seed"),
     (["run", "S", "--nonsense"], "unrecognized arguments"),
+    (["run", "S", "--replicates", "2", "--scheduler", ""], "--scheduler"),  # an unset "$ADDR": not a local run
+    (["hosting-capacity", "S", "--scheduler", "  "], "--scheduler"),
 ])
 def test_numeric_flags_are_finite_and_bounded(scenario, capsys, argv, words):
     code, _, err = v2g(capsys, *[scenario if a == "S" else a for a in argv])
