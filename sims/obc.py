@@ -330,13 +330,17 @@ class ChargerFleet:
         return (self.energy_kwh + self._energy_rate * (t - self.t_energy)) / self.capacity_kwh
 
     def plugged_now(self) -> np.ndarray:
-        return self.plugged & (self.arrival_ms <= self.t_ms) & (self.t_ms < self.departure_ms)
+        return self._plugged_at(slice(None), self.t_ms)
+
+    def _plugged_at(self, idx, t) -> np.ndarray:
+        """Whether vehicles ``idx`` are plugged in at ``t`` (one time, or one per vehicle)."""
+        return self.plugged[idx] & (self.arrival_ms[idx] <= t) & (t < self.departure_ms[idx])
 
 
     def limits_kw(self, idx=slice(None)) -> tuple[np.ndarray, np.ndarray]:
         """(p_min, p_max) vehicles ``idx`` can be asked for now, after plug state and energy limits."""
         self._integrate(idx, float(self.t_ms))
-        return self._limits(idx, self.energy_kwh[idx], self.plugged_now()[idx])
+        return self._limits(idx, self.energy_kwh[idx], self._plugged_at(idx, self.t_ms))
 
     def _limits(self, idx, energy, here) -> tuple[np.ndarray, np.ndarray]:
         """(p_min, p_max) of vehicles ``idx`` holding ``energy`` (kWh), plugged in where ``here``."""
@@ -490,11 +494,9 @@ class ChargerFleet:
         if t >= self._limit_check_ms:
             self._enforce_energy_limits()
 
-    def _next_limit_check(self, idx=slice(None), integrated: bool = False):
-        """Earliest time any of vehicles ``idx`` could reach an energy limit, were it at full power from now
-        (``integrated``: their energy is already integrated up to now)."""
-        if not integrated:
-            self._integrate(idx, float(self.t_ms))
+    def _next_limit_check(self, idx=slice(None)):
+        """Earliest time any of vehicles ``idx`` could reach an energy limit, were it at full power from now."""
+        self._integrate(idx, float(self.t_ms))
         hours = np.min(self._hours_to_limit(idx, self.energy_kwh[idx]), initial=np.inf)
         return self.t_ms + hours * 3.6e6  # hours -> ms
 
@@ -601,7 +603,7 @@ class ChargerFleet:
             return 0
         t = times.astype(float)
         kw = np.asarray(setpoint_kw, dtype=float)
-        keep = self.plugged[idx] & (self.arrival_ms[idx] <= t) & (t < self.departure_ms[idx])  # plugged in then
+        keep = self._plugged_at(idx, t)
         if seq is not None:
             seq = np.asarray(seq, dtype=np.int64)
             # two setpoints for one vehicle in the same millisecond: the higher number wins (else the later)
