@@ -70,7 +70,9 @@ class Held:
         """Hold the rows of ``block`` (equal-length lists, one of them ``time_ms``) for output ``attr``."""
         if not len(block["time_ms"]):
             return
-        held = self.blocks.setdefault(attr, {column: [] for column in block})
+        held = self.blocks.get(attr)
+        if held is None:
+            held = self.blocks[attr] = {column: [] for column in block}
         for column, values in block.items():
             held[column].extend(values)
         self.first = min(self.first, block["time_ms"][0])

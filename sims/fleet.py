@@ -463,8 +463,7 @@ class FleetSim(mosaik_api_v3.Simulator):
         soc = self.fleet.soc
         for name, value in (("vehicle_p_kw", self.fleet.power_kw().astype(np.float32)), ("vehicle_soc", soc),
                             ("soc_mean", float(soc.mean()))):
-            self.records[name][0].append(t_ms)
-            self.records[name][1].append(value)
+            self.held.add(name, {"time_ms": [t_ms], "value": [value]})
         self.next_record_ms += self.step_ms
 
     def _totals_before(self, stop: int) -> None:
@@ -480,9 +479,7 @@ class FleetSim(mosaik_api_v3.Simulator):
         times = due["p_kw"] if aligned else np.union1d(due["p_kw"], due["metered_p_kw"])
         totals = self.fleet.total_power_at(times)
         for name, at in due.items():
-            if at.size:
-                self.samples[name][0].extend(at.tolist())
-                self.samples[name][1].extend(totals[np.searchsorted(times, at)].tolist())
+            self.held.add(name, {"time_ms": at.tolist(), "value": totals[np.searchsorted(times, at)].tolist()})
         if due["p_kw"].size:
             self.next_sample_ms = int(due["p_kw"][-1]) + self.sample_ms
         if due["metered_p_kw"].size:
@@ -507,8 +504,6 @@ class FleetSim(mosaik_api_v3.Simulator):
         one ``command`` per time would); the samples between them follow (a setpoint moves no power before
         its delay, and the model stops a batch before any of its vehicles' events)."""
         fleet = self.fleet
-        self.samples = {"p_kw": ([], []), "metered_p_kw": ([], [])}
-        self.records = {"vehicle_p_kw": ([], []), "vehicle_soc": ([], []), "soc_mean": ([], [])}
         received = [m for m in inputs.get(self.eid, {}).get("setpoints", {}).values() if m]
         when = np.concatenate([np.asarray(m.get("time_ms", [time] * len(m["vehicle"])), dtype=np.int64)
                                for m in received]) if received else np.zeros(0, dtype=np.int64)
@@ -534,8 +529,6 @@ class FleetSim(mosaik_api_v3.Simulator):
         if self.last_row_ms is not None and time < self.last_row_ms < nxt:
             nxt = self.last_row_ms
         nxt = self.wake_bound.next_step(time, nxt)
-        for name, (times, values) in (*self.samples.items(), *self.records.items()):
-            self.held.add(name, {"time_ms": times, "value": values})
         self.held.add("limit_events", self.fleet.take_limit_events())
         self.recorded = self.held.take(nxt)
         return nxt
