@@ -88,7 +88,8 @@ def test_the_fleet_total_over_many_samples_at_once_is_the_total_sample_by_sample
 
 class _OneTimeAtATime(ChargerFleet):
     """The reference: every event at the earliest due time applied together, then the next time's (the fleet
-    applies each vehicle's earliest due events together, each at its own time)."""
+    applies each vehicle's earliest due events together, each at its own time). ``advance`` is the one before
+    that change, kept whole here so that a mistake in the fleet's own cannot hide in both."""
 
     def _pop_due(self, t):
         if not self._events or self._events[0][0] > t:
@@ -121,6 +122,29 @@ class _OneTimeAtATime(ChargerFleet):
             self._enforce_energy_limits()
 
 
+def _small_batteries(seed: int, count: int, departure_s, smaller: float) -> tuple[dict, np.random.Generator]:
+    """Three models' per-vehicle parameters, ``count`` each, 30 % spread, random states of charge and batteries
+    ``smaller`` times smaller than the catalog's (energy limits within seconds), and the generator that drew them."""
+    params = fleet_parameters([{"model": m, "count": count, "charger_kw": 10, "bus": "b", "soc": 0.5,
+                                "departure_s": departure_s, "baseline_kw": 3.0}
+                               for m in ("Nissan Ariya", "Tesla Model 3 LR dual motor", "Nissan LEAF e+")],
+                              seed=seed, spread_pct=30, assume_v2g=True)
+    params = {k: params[k] for k in (*PARAMETERS, *OPTIONAL_PARAMETERS)}
+    rng = np.random.default_rng(seed)
+    params["soc"] = rng.uniform(0.05, 0.95, 3 * count)
+    params["capacity_kwh"] = np.asarray(params["capacity_kwh"]) / smaller
+    return params, rng
+
+
+def _assert_same_state(a: ChargerFleet, b: ChargerFleet) -> None:
+    """Every vehicle of ``a`` exactly (bit for bit) where ``b``'s is: its motion, energy, queue and limit events."""
+    for name in ("p_ref", "t_ref", "goal", "rate", "then_goal", "energy_kwh", "t_energy", "pending_t", "pending_goal",
+                 "departed", "last_effect_ms", "last_seq"):
+        np.testing.assert_array_equal(getattr(a, name), getattr(b, name), err_msg=name)
+    assert {i: list(map(list, q)) for i, q in a._queue.items()} == {i: list(map(list, q)) for i, q in b._queue.items()}
+    assert a.take_limit_events() == b.take_limit_events() and a.stale_ignored == b.stale_ignored
+
+
 @settings(max_examples=EXAMPLES, deadline=None, derandomize=True)
 @given(st.integers(0, 2**16), st.lists(st.tuples(st.integers(1, 400), st.floats(-10, 10), st.booleans()),
                                        min_size=1, max_size=40))
@@ -128,14 +152,7 @@ def test_each_vehicles_events_applied_together_are_the_events_one_time_at_a_time
     """Whatever the setpoints (a vehicle's next often queued before its last took effect), reversals, departures and
     energy limits, applying every vehicle's earliest due events together, each at its own time, leaves every
     vehicle exactly (bit for bit) where applying them one time at a time does."""
-    params = fleet_parameters([{"model": m, "count": 8, "charger_kw": 10, "bus": "b", "soc": 0.5,
-                                "departure_s": [1, 20], "baseline_kw": 3.0}
-                               for m in ("Nissan Ariya", "Tesla Model 3 LR dual motor", "Nissan LEAF e+")],
-                              seed=seed, spread_pct=30, assume_v2g=True)
-    params = {k: params[k] for k in (*PARAMETERS, *OPTIONAL_PARAMETERS)}
-    rng = np.random.default_rng(seed)
-    params["soc"] = rng.uniform(0.05, 0.95, 24)
-    params["capacity_kwh"] = np.asarray(params["capacity_kwh"]) / 2000  # small batteries: limits within seconds
+    params, rng = _small_batteries(seed, 8, [1, 20], 2000)
     fleets = ChargerFleet(**params), _OneTimeAtATime(**params)
     t = 0
     for gap, kw, sample in commands:
@@ -148,12 +165,7 @@ def test_each_vehicles_events_applied_together_are_the_events_one_time_at_a_time
             fleet.command(t, who, values)
     for fleet in fleets:
         fleet.advance(t + 30_000)
-    a, b = fleets
-    for name in ("p_ref", "t_ref", "goal", "rate", "then_goal", "energy_kwh", "t_energy", "pending_t", "pending_goal",
-                 "departed", "last_effect_ms"):
-        np.testing.assert_array_equal(getattr(a, name), getattr(b, name), err_msg=name)
-    assert {i: list(map(list, q)) for i, q in a._queue.items()} == {i: list(map(list, q)) for i, q in b._queue.items()}
-    assert a.take_limit_events() == b.take_limit_events()
+    _assert_same_state(*fleets)
 
 
 @settings(max_examples=EXAMPLES, deadline=None, derandomize=True)
@@ -165,14 +177,7 @@ def test_setpoints_at_many_times_at_once_are_one_command_per_time(seed, setpoint
     millisecond, applied together where that changes nothing) leaves every vehicle exactly (bit for bit) where one
     ``command`` per millisecond does, whatever the times, other vehicles' events in between, a vehicle twice,
     stale and duplicate sequence numbers, departures and energy limits, and ignores the same stale setpoints."""
-    params = fleet_parameters([{"model": m, "count": 2, "charger_kw": 10, "bus": "b", "soc": 0.5,
-                                "departure_s": [0.5, 10], "baseline_kw": 3.0}
-                               for m in ("Nissan Ariya", "Tesla Model 3 LR dual motor", "Nissan LEAF e+")],
-                              seed=seed, spread_pct=30, assume_v2g=True)
-    params = {k: params[k] for k in (*PARAMETERS, *OPTIONAL_PARAMETERS)}
-    rng = np.random.default_rng(seed)
-    params["soc"] = rng.uniform(0.05, 0.95, 6)
-    params["capacity_kwh"] = np.asarray(params["capacity_kwh"]) / smaller  # small batteries: limits within seconds
+    params, _ = _small_batteries(seed, 2, [0.5, 10], smaller)
     one, many = ChargerFleet(**params), ChargerFleet(**params)
     times = np.cumsum([gap for gap, *_ in setpoints]).astype(np.int64)
     vehicles = np.array([v for _, v, _, _ in setpoints])
@@ -188,11 +193,7 @@ def test_setpoints_at_many_times_at_once_are_one_command_per_time(seed, setpoint
         k, calls = k + applied, calls + 1
     for fleet in (one, many):
         fleet.advance(int(times[-1]) + 20_000)
-    for name in ("p_ref", "t_ref", "goal", "rate", "then_goal", "energy_kwh", "t_energy", "pending_t", "pending_goal",
-                 "departed", "last_effect_ms", "last_seq"):
-        np.testing.assert_array_equal(getattr(many, name), getattr(one, name), err_msg=name)
-    assert {i: list(map(list, q)) for i, q in many._queue.items()} == {i: list(map(list, q)) for i, q in one._queue.items()}
-    assert many.take_limit_events() == one.take_limit_events() and many.stale_ignored == one.stale_ignored
+    _assert_same_state(many, one)
 
 
 def test_a_setpoint_after_its_vehicles_own_event_waits_for_it():
