@@ -97,6 +97,7 @@ def build(world: mosaik.World, loaded, vehicles: dict, h5_path: str) -> dict:
     nominal = catalog.nominal_hz()
     profile = loaded.network_profile
 
+    until_ms = round(sc.duration_s * 1000)
     report_ms = round(sc.network.report_interval_s * 1000) if sc.network.report_interval_s else 0
     # the fleet steps on its own only as often as the grid reads it (per-vehicle rows every vehicle_sample_ms are
     # taken inside its steps, like the 10 ms samples); with a closed-loop system model or meter reports going up
@@ -105,18 +106,18 @@ def build(world: mosaik.World, loaded, vehicles: dict, h5_path: str) -> dict:
                  else sc.outputs.vehicle_sample_ms)
     if loaded.system is None:
         frequency = world.start("Frequency", nominal_hz=nominal, sample_ms=sc.frequency.sample_ms,
-                                events=loaded.frequency_events, until_ms=round(sc.duration_s * 1000),
+                                events=loaded.frequency_events, until_ms=until_ms,
                                 record_ms=stride_ms).Frequency()
     else:
         frequency = world.start("SystemFrequency", nominal_hz=nominal, system=loaded.system,
                                 replication_factor=loaded.system["replication_factor"]).System()
     controller = world.start("Controller", measurement_delay_ms=profile["measurement_delay_ms"],
                              dispatch_interval_ms=profile["dispatch_interval_ms"], record_ms=stride_ms,
-                             until_ms=round(sc.duration_s * 1000)).Aggregator(
+                             until_ms=until_ms).Aggregator(
         services=loaded.services, vehicles=aggregator_vehicles(vehicles),
         nominal_hz=nominal)
     fleet = world.start("Fleet", step_ms=sc.outputs.vehicle_sample_ms, sample_ms=sc.outputs.sample_ms, stride_ms=stride_ms,
-                        until_ms=round(sc.duration_s * 1000), record_ms=stride_ms,
+                        until_ms=until_ms, record_ms=stride_ms,
                         telemetry_ms=round(1000 / sc.fleet.telemetry_hz), report_ms=report_ms).Fleet(
         vehicles=vehicles)
     bus_refs = list(dict.fromkeys(str(b) for b in vehicles["bus"]))
@@ -152,9 +153,7 @@ def build(world: mosaik.World, loaded, vehicles: dict, h5_path: str) -> dict:
     if loaded.system is None:  # held and given together (sims.Held): the recorder steps once a stride for them
         world.connect(frequency, recorder, ("record_f_hz", *record.attrs(record.FREQUENCY, "frequency")))
     else:
-        world.connect(frequency, recorder, *record.attrs(record.FREQUENCY, "frequency"))
-    if loaded.system is not None:
-        world.connect(frequency, recorder, *record.attrs(record.FREQUENCY, "system_support"))
+        world.connect(frequency, recorder, *record.attrs(record.FREQUENCY, "frequency", "system_support"))
         # closed loop: the system sees the fleet's power of the previous millisecond
         world.connect(fleet, frequency, ("total_p_kw", "fleet_p_kw"), time_shifted=True,
                       initial_data={"total_p_kw": None})
