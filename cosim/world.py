@@ -105,9 +105,10 @@ def build(world: mosaik.World, loaded, vehicles: dict, h5_path: str) -> dict:
     stride_ms = (round(sc.grid.step_s * 1000) if loaded.system is None and not sc.network.report_interval_s
                  else sc.outputs.vehicle_sample_ms)
     if loaded.system is None:
+        # a known profile: the controller gets it a stride at a time, each sample at its own time
         frequency = world.start("Frequency", nominal_hz=nominal, sample_ms=sc.frequency.sample_ms,
                                 events=loaded.frequency_events, until_ms=until_ms,
-                                record_ms=stride_ms).Frequency()
+                                record_ms=stride_ms, ahead_ms=stride_ms).Frequency()
     else:
         frequency = world.start("SystemFrequency", nominal_hz=nominal, system=loaded.system,
                                 replication_factor=loaded.system["replication_factor"]).System()
@@ -129,7 +130,7 @@ def build(world: mosaik.World, loaded, vehicles: dict, h5_path: str) -> dict:
     recorder = world.start("Recorder", path=str(h5_path), heartbeat_steps=stride_ms,
                            dtypes=record.dtypes(), units=record.units()).Recorder()
 
-    world.connect(frequency, controller, "f_hz")
+    world.connect(frequency, controller, "f_hz" if loaded.system is not None else "f_samples")
     if profile["hops"]:
         n = len(vehicles["bus"])
         network = world.start("Network", profile=profile, seed=[sc.seed, 2], faults=network_faults(loaded, n),

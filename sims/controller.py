@@ -9,7 +9,10 @@ vehicles whose setpoint changed.
 With network profile ``local`` the same logic stands for the controller inside every charger, each
 measuring the frequency itself; the setpoints then go straight to the fleet with no network leg.
 
-Input:  ``Aggregator.f_hz`` (trigger).
+Input:  ``Aggregator.f_hz`` (trigger), measured at the step's time; or ``Aggregator.f_samples`` (trigger),
+        ``{"time_ms": [...], "value": [...]}``, each sample measured at its own time, which may lie ahead of the step
+        (``FrequencySim`` with ``ahead_ms``: a known profile given a window at a time); a sample is never acted on
+        before its time plus the measurement delay, so both give the same dispatches.
 Output: ``Aggregator.setpoints`` ``{"vehicle": [...], "kw": [...], "seq": [...]}`` (``seq``: the dispatch's
         sequence number, increasing; a charger keeps the newest) and ``Aggregator.required_kw``
         (the fleet's total required change of power, + import); for a recorder, ``record_setpoints`` and
@@ -45,7 +48,7 @@ META = {
         "Aggregator": {
             "public": True,
             "params": ["services", "vehicles", "nominal_hz"],
-            "attrs": ["f_hz", "setpoints", "required_kw", "record_setpoints", "record_required_kw"],
+            "attrs": ["f_hz", "f_samples", "setpoints", "required_kw", "record_setpoints", "record_required_kw"],
         }
     },
 }
@@ -149,9 +152,17 @@ class ControllerSim(mosaik_api_v3.Simulator):
             last > response_pu(s, self.last_f, self.nominal_hz) + 1e-12
             for s in self.services if s["id"] in self.withdrawing for last in [self.withdrawing[s["id"]][0]])
 
+    def _withdrawal_due(self, time: int) -> bool:
+        """A support being withdrawn steps down one ``WITHDRAWAL_TICK_MS`` after the last dispatch."""
+        return self._still_withdrawing() and time >= self.last_dispatch_ms + WITHDRAWAL_TICK_MS
+
     def step(self, time, inputs, max_advance):
-        for f in inputs.get("aggregator", {}).get("f_hz", {}).values():
+        given = inputs.get("aggregator", {})
+        for f in given.get("f_hz", {}).values():
             self.measurements.append((time + self.delay_ms, float(f)))
+        for block in given.get("f_samples", {}).values():
+            self.measurements.extend((int(t) + self.delay_ms, float(f))
+                                     for t, f in zip(block["time_ms"], block["value"]))
         self.output = {}
         if self.last_dispatch_ms is not None and time < self.last_dispatch_ms + self.interval_ms:
             # too soon after the last dispatch: wait (woken by every sample meanwhile: see WakeBound; a step
@@ -161,8 +172,10 @@ class ControllerSim(mosaik_api_v3.Simulator):
         while self.measurements and self.measurements[0][0] <= time:
             measured = self.measurements.popleft()[1]
         if measured is None and self.last_f is not None and (time in self.support_until.values()
-                                                             or self._still_withdrawing()):
-            measured = self.last_f  # a support hold ends, or is being withdrawn: the latest measurement decides again
+                                                             or self._withdrawal_due(time)):
+            # a support hold ends, or its withdrawal steps down: the latest measurement decides again (at these
+            # times only, not whenever input arrives: the dispatches do not depend on how the frequency is given)
+            measured = self.last_f
         if measured is not None:
             self.last_f = measured
             self.last_dispatch_ms = time
@@ -180,7 +193,7 @@ class ControllerSim(mosaik_api_v3.Simulator):
         wake = [int(self.measurements[0][0])] if self.measurements else []
         wake += [int(u) for u in self.support_until.values() if np.isfinite(u) and u > time]
         if self._still_withdrawing():  # step the withdrawal down every WITHDRAWAL_TICK_MS (each command is what
-            wake.append(time + WITHDRAWAL_TICK_MS)  # may be withdrawn by then: never faster than the rate)
+            wake.append(self.last_dispatch_ms + WITHDRAWAL_TICK_MS)  # may be withdrawn by then: never faster)
         return self._hold(time, self.wake_bound.next_step(time, min(wake) if wake else None, early=False))
 
     def _hold(self, time: int, next_step):

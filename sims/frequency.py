@@ -18,9 +18,14 @@ Events are deviations from nominal that add up (so a ramp can ride on a recorded
 
 Output: ``Frequency.f_hz`` at each change, and ``Frequency.record_f_hz``, the same changes for a recorder,
 ``{"time_ms": [...], "value": [...]}``, held and given together about every ``record_ms``
-(``v2g_testbed.sims.Held``: a recorder steps that often, not at every change). Sim params: ``nominal_hz``,
-``events``, ``sample_ms`` (default 20), ``until_ms`` (optional: the end of the run; nothing is prepared beyond
-it), ``record_ms`` (default 0: each change's at once).
+(``v2g_testbed.sims.Held``: a recorder steps that often, not at every change). With ``ahead_ms`` > 0 the
+simulator steps once per ``ahead_ms`` window instead of at every change, and gives ``Frequency.f_samples``: the
+window's changes, each with its own time, ``{"time_ms": [...], "value": [...]}`` (the profile is known in
+advance, so a receiver that acts on each sample at its own time, as ``ControllerSim`` does, sees exactly what it
+would see one change at a time, from a world that steps ~50x less during a 20 ms-sampled ramp); ``f_hz`` is then
+not given. Sim params: ``nominal_hz``, ``events``, ``sample_ms`` (default 20), ``until_ms`` (optional: the end of
+the run; nothing is prepared beyond it), ``record_ms`` (default 0: each change's at once), ``ahead_ms`` (default
+0: one step per change, ``f_hz``).
 Start it with ``world.set_initial_event(sid)``: the first step outputs the frequency at t=0.
 """
 
@@ -36,7 +41,7 @@ from v2g_testbed.sims import Held, require_milliseconds
 META = {
     "api_version": "3.0",
     "type": "event-based",
-    "models": {"Frequency": {"public": True, "params": [], "attrs": ["f_hz", "record_f_hz"]}},
+    "models": {"Frequency": {"public": True, "params": [], "attrs": ["f_hz", "f_samples", "record_f_hz"]}},
 }
 
 
@@ -115,16 +120,19 @@ class FrequencySim(mosaik_api_v3.Simulator):
         super().__init__(META)
         self.profile: list[tuple[int, float]] = []
         self.cursor = 0
-        self.output: float | None = None
+        self.output: float | dict | None = None
         self.held = Held()
         self.record: dict = {}
 
     def init(self, sid, time_resolution=0.001, nominal_hz=50.0, events=(), sample_ms=20, until_ms=None,
-             record_ms=0):
+             record_ms=0, ahead_ms=0):
         require_milliseconds("FrequencySim", time_resolution)
         self.profile = build_profile(list(events), nominal_hz, int(sample_ms),
                                      math.inf if until_ms is None else float(until_ms))
         self.held = Held(record_ms, until_ms)
+        self.ahead_ms = int(ahead_ms)
+        if self.ahead_ms < 0:
+            raise ValueError(f"FrequencySim: ahead_ms must be >= 0, got {ahead_ms}")
         return self.meta
 
     def create(self, num, model):
@@ -134,19 +142,39 @@ class FrequencySim(mosaik_api_v3.Simulator):
 
     def step(self, time, inputs, max_advance):
         self.output = None
+        if self.ahead_ms:
+            return self._step_ahead(time)
         while self.cursor < len(self.profile) and self.profile[self.cursor][0] <= time:
             self.output = self.profile[self.cursor][1]
             self.cursor += 1
-        nxt = int(self.profile[self.cursor][0]) if self.cursor < len(self.profile) else None
+        nxt = self._next_change()
         if self.output is not None:
             self.held.add("record_f_hz", {"time_ms": [time], "value": [self.output]})
+        self.record = self.held.take(nxt)
+        return nxt
+
+    def _next_change(self):
+        return int(self.profile[self.cursor][0]) if self.cursor < len(self.profile) else None
+
+    def _step_ahead(self, time: int):
+        """The changes up to the end of this ``ahead_ms`` window, each at its own time; the next step is the
+        first change of a later window."""
+        end = (time // self.ahead_ms + 1) * self.ahead_ms
+        first = self.cursor
+        while self.cursor < len(self.profile) and self.profile[self.cursor][0] < end:
+            self.cursor += 1
+        window = self.profile[first:self.cursor]
+        if window:
+            self.output = {"time_ms": [int(t) for t, _ in window], "value": [f for _, f in window]}
+            self.held.add("record_f_hz", self.output)
+        nxt = self._next_change()
         self.record = self.held.take(nxt)
         return nxt
 
     def get_data(self, outputs):
         data = {}
         if self.output is not None:
-            data["f_hz"] = self.output
+            data["f_samples" if self.ahead_ms else "f_hz"] = self.output
         data.update(self.record)
         return {"frequency": data} if data else {}
 

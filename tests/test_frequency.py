@@ -2,8 +2,12 @@
 
 import csv
 
+import mosaik
+import mosaik_api_v3
 import numpy as np
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from conftest import ROOT, make_scenario, run_file
 from v2g_testbed.cosim.scenario import ScenarioError, load
@@ -133,3 +137,71 @@ def test_hdf5_trace_at_any_sample_rate(scenario_file, tmp_path):
     loaded = load(scenario_file(frequency={"events": [{"type": "trace", "file": "trace.h5", "dataset": "gb"}]}))
     p = build_profile(loaded.frequency_events, 50.0, sample_ms=20)
     assert at(p, [0, 250, 4000]).tolist() == pytest.approx([50.0, 50 - 0.1 / 16, 49.9])
+
+
+class _Dispatches(mosaik_api_v3.Simulator):
+    """Keeps every row of the aggregator's recorded setpoints and required changes, in the order given."""
+
+    rows: dict[str, list] = {}
+
+    def __init__(self):
+        super().__init__({"api_version": "3.0", "type": "event-based",
+                          "models": {"Keep": {"public": True, "params": [], "attrs": [], "any_inputs": True}}})
+
+    def create(self, num, model):
+        return [{"eid": "keep", "type": model}]
+
+    def step(self, time, inputs, max_advance):
+        for attr, sources in inputs.get("keep", {}).items():
+            for block in sources.values():
+                self.rows.setdefault(attr, []).extend(zip(*block.values()))
+        return None
+
+
+def _dispatches(events, sample_ms, delay_ms, interval_ms, ahead_ms, until_ms):
+    """What the aggregator dispatched in a world of frequency -> aggregator -> keeper, the frequency given one change
+    at a time (ahead_ms 0, ``f_hz``) or a window at a time (``f_samples``)."""
+    _Dispatches.rows = {}
+    world = mosaik.World({"Frequency": {"python": "v2g_testbed.sims.frequency:FrequencySim"},
+                          "Aggregator": {"python": "v2g_testbed.sims.controller:ControllerSim"},
+                          "Keep": {"python": "test_frequency:_Dispatches"}},
+                         time_resolution=0.001, skip_greetings=True, configure_logging=False)
+    vehicles = {"baseline_kw": [3.0, -2.0, 0.0, 5.0], "p_min_kw": [-7.0, -7.0, -11.0, -3.0],
+                "p_max_kw": [7.0, 7.0, 11.0, 7.0], "plugged": [True] * 4}
+    services = [dict(catalog.services()[sid], contracted_kw=10.0) for sid in ("FFR497-L", "DC-L")]
+    services[0]["support"] = services[0]["support"]["options"]["short"]  # held 5 s, then withdrawn at 0.2 pu/s
+    frequency = world.start("Frequency", events=events, sample_ms=sample_ms, until_ms=until_ms,
+                            ahead_ms=ahead_ms).Frequency()
+    aggregator = world.start("Aggregator", measurement_delay_ms=delay_ms, dispatch_interval_ms=interval_ms).Aggregator(
+        services=services, vehicles=vehicles, nominal_hz=50.0)
+    keep = world.start("Keep").Keep()
+    world.connect(frequency, aggregator, "f_samples" if ahead_ms else "f_hz")
+    world.connect(aggregator, keep, "record_setpoints", "record_required_kw")
+    world.set_initial_event(frequency.sid)
+    world.run(until=until_ms, print_progress=False)
+    return _Dispatches.rows
+
+
+@settings(max_examples=12, deadline=None, derandomize=True)
+@example([("ou", 0, 49.9)], 30, 100, 0, 1000)  # samples arriving between measurements during FFR's withdrawal
+@given(st.lists(st.tuples(st.sampled_from(["step", "ramp", "ou"]), st.integers(0, 9), st.floats(49.5, 49.9)),
+                min_size=1, max_size=3),
+       st.sampled_from([10, 20, 30, 50]), st.sampled_from([0, 30, 100, 130]), st.sampled_from([0, 250, 1000]),
+       st.sampled_from([100, 1000, 7000]))
+def test_the_aggregator_dispatches_the_same_whether_the_frequency_comes_a_change_or_a_window_at_a_time(
+        shapes, sample_ms, delay_ms, interval_ms, ahead_ms):
+    """A known profile given a window ahead (``f_samples``) must change nothing the aggregator does: each sample is
+    acted on at its own time plus the measurement delay, supports are held and withdrawn (FFR's 5 s option) on the
+    aggregator's own clock, never at the moments input happens to arrive."""
+    events = [{"type": "step", "at_s": 2, "to_hz": 49.6, "hold_s": 2}]  # FFR: held 5 s from ~2.1 s, then withdrawn
+    for kind, at_s, hz in shapes:
+        if kind == "step":
+            events.append({"type": "step", "at_s": at_s, "to_hz": hz, "hold_s": 2})
+        elif kind == "ramp":
+            events.append({"type": "ramp", "at_s": at_s, "to_hz": hz, "rocof_hz_per_s": 0.5, "hold_s": 1})
+        else:
+            events.append({"type": "ou", "at_s": at_s, "duration_s": 4, "mean_hz": hz, "theta_per_s": 0.5,
+                           "sigma_hz_per_sqrt_s": 0.05, "seed": at_s})
+    one_at_a_time = _dispatches(events, sample_ms, delay_ms, interval_ms, 0, 16_000)
+    assert one_at_a_time.get("record_required_kw"), "nothing was dispatched: the comparison shows nothing"
+    assert _dispatches(events, sample_ms, delay_ms, interval_ms, ahead_ms, 16_000) == one_at_a_time
