@@ -133,15 +133,21 @@ def build(world: mosaik.World, loaded, vehicles: dict, h5_path: str) -> dict:
     world.connect(frequency, controller, "f_hz" if loaded.system is not None else "f_samples")
     if profile["hops"]:
         n = len(vehicles["bus"])
+        # deliveries in batches a stride long, each setpoint at its own time (the fleet applies each then); the last
+        # batch at the fleet's last row (FleetSim's last step: what arrives later is never applied)
+        last_row_ms = (until_ms - 1) // sc.outputs.vehicle_sample_ms * sc.outputs.vehicle_sample_ms
         network = world.start("Network", profile=profile, seed=[sc.seed, 2], faults=network_faults(loaded, n),
-                              batch_ms=sc.outputs.vehicle_sample_ms, idle_step_ms=IDLE_STEP_MS).Network(
+                              batch_ms=stride_ms, idle_step_ms=IDLE_STEP_MS, record_ms=stride_ms,
+                              until_ms=last_row_ms + 1).Network(
             cells=cells_of(n, profile))
         world.connect(controller, network, "setpoints")
         world.connect(network, fleet, ("delivered", "setpoints"))
-        world.connect(network, recorder, *record.attrs(record.NETWORK, "delivered", "lost"))
+        recorded = ["delivered", "lost"]
         if report_ms:  # meter reports go up through the same network (a loop: shifted by one step)
             world.connect(fleet, network, ("reports", "telemetry"), time_shifted=1)
-            world.connect(network, recorder, *record.attrs(record.NETWORK, "telemetry_delivered", "telemetry_lost"))
+            recorded += ["telemetry_delivered", "telemetry_lost"]
+        world.connect(network, recorder, *(("record_" + attr, attr)
+                                           for attr in record.attrs(record.NETWORK, *recorded)))
     else:
         network = None
         world.connect(controller, fleet, "setpoints")

@@ -31,7 +31,12 @@ Output: ``Network.delivered`` ``{"vehicle", "kw", "sent_ms", "retries", "seq", "
         ``Network.lost`` ``{"vehicle", "kw", "sent_ms", "retries", "cause"}`` (what was given up now;
         cause ``loss``, ``outage``, ``burst_loss`` or ``silent``); ``Network.telemetry_delivered``
         ``{"vehicle", "p_kw", "metered_ms", "retries", "time_ms"}`` and ``Network.telemetry_lost``.
-Sim params: ``profile`` (a profile dict), ``seed``, ``faults``, ``batch_ms`` (0: output at every
+For a recorder, ``record_delivered``, ``record_lost``, ``record_telemetry_delivered`` and ``record_telemetry_lost``:
+the same tables held and given together about every ``record_ms`` (``v2g_testbed.sims.Held``: a recorder steps
+that often, not at every delivery).
+Sim params: ``profile`` (a profile dict), ``seed``, ``faults``, ``record_ms`` (default 0: each step's at once) and
+``until_ms`` (the end: nothing held is left behind, and a batch the end cuts short goes out at its last
+millisecond), ``batch_ms`` (0: output at every
 millisecond something arrives; N > 0: output at multiples of N ms what arrived since, each message with
 its own ``time_ms`` -- far fewer mosaik steps for a receiver that applies messages at their own times,
 like ``FleetSim``), ``idle_step_ms`` (0: with nothing in flight, no step of its own; N > 0: a step at the next
@@ -47,11 +52,12 @@ import mosaik_api_v3
 import numpy as np
 import simpy
 
-from v2g_testbed.sims import WakeBound, require_milliseconds
+from v2g_testbed.sims import Held, WakeBound, require_milliseconds
 
 US_PER_MS = 1000
 Z95 = 1.6448536269514722  # standard normal 95th percentile
 
+OUTPUTS = ("delivered", "lost", "telemetry_delivered", "telemetry_lost")
 META = {
     "api_version": "3.0",
     "type": "event-based",
@@ -59,7 +65,7 @@ META = {
         "Network": {
             "public": True,
             "params": ["cells"],
-            "attrs": ["setpoints", "delivered", "lost", "telemetry", "telemetry_delivered", "telemetry_lost"],
+            "attrs": ["setpoints", "telemetry", *OUTPUTS, *(f"record_{attr}" for attr in OUTPUTS)],
         }
     },
 }
@@ -108,9 +114,14 @@ class NetworkSim(mosaik_api_v3.Simulator):
         self.pending_up: list[tuple] = []  # telemetry reports, the same way up
         self.pending_up_lost: list[tuple] = []
         self.up, self.up_lost = [], []
+        self.held = Held()
+        self.output: dict = {}
 
-    def init(self, sid, time_resolution=0.001, profile=None, seed=0, faults=(), batch_ms=0, idle_step_ms=0):
+    def init(self, sid, time_resolution=0.001, profile=None, seed=0, faults=(), batch_ms=0, idle_step_ms=0,
+             record_ms=0, until_ms=None):
         require_milliseconds("NetworkSim", time_resolution)
+        self.held = Held(record_ms, until_ms)
+        self.last_ms = math.inf if until_ms is None else int(until_ms) - 1  # the last step before until
         self.model = LatencyModel(profile, seed)
         self.seed = seed
         self.batch_ms = int(batch_ms)
@@ -245,13 +256,26 @@ class NetworkSim(mosaik_api_v3.Simulator):
         upcoming = [m[0] for q in queues for m in getattr(self, q)]
         nxt = min(upcoming) if upcoming else self.env.peek()
         if nxt == math.inf:
-            return self.wake_bound.next_step(time, None)
+            return self._hold(self.wake_bound.next_step(time, None))
         nxt_ms = max(time + 1, math.ceil(nxt / US_PER_MS))
-        if self.batch_ms and upcoming:
-            nxt_ms = -(-nxt_ms // self.batch_ms) * self.batch_ms  # up to the next batch boundary
-        return self.wake_bound.next_step(time, nxt_ms)
+        if self.batch_ms and upcoming:  # up to the next batch boundary, or the last millisecond if that comes first
+            boundary = -(-nxt_ms // self.batch_ms) * self.batch_ms
+            nxt_ms = self.last_ms if nxt_ms <= self.last_ms < boundary else boundary
+        return self._hold(self.wake_bound.next_step(time, nxt_ms))
+
+    def _hold(self, next_step):
+        """This step's tables, and for the recorder the held ones when due (``Held``)."""
+        self.output = self._tables()
+        for attr, table in self.output.items():
+            self.held.add(f"record_{attr}", table)
+        self.output.update(self.held.take(next_step))
+        return next_step
 
     def get_data(self, outputs):
+        return {"network": self.output} if self.output else {}
+
+    def _tables(self) -> dict:
+        """What arrived and what was given up at this step, by output."""
         out = {}
         if self.arrived:
             at, v, kw, sent, retries, seq = zip(*self.arrived)
@@ -269,7 +293,7 @@ class NetworkSim(mosaik_api_v3.Simulator):
             at, v, kw, sent, retries, cause, _ = zip(*self.up_lost)
             out["telemetry_lost"] = {"vehicle": list(v), "metered_ms": list(sent), "cause": list(cause),
                                      "time_ms": [math.ceil(a / US_PER_MS) for a in at]}
-        return {"network": out} if out else {}
+        return out
 
 
 if __name__ == "__main__":

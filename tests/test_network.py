@@ -121,3 +121,40 @@ def test_deliveries_do_not_depend_on_how_far_the_network_was_let_run_ahead(name)
     far, near = deliveries(True), deliveries(False)
     assert len(far) > 500  # most of the 1,200 messages arrive within the 20 s (NB-IoT is slow)
     assert far == near
+
+
+def _rows(table: dict) -> list[tuple]:
+    return list(zip(*(table.get(column, []) for column in ("vehicle", "kw", "sent_ms", "time_ms"))))
+
+
+def test_batched_deliveries_are_the_unbatched_ones_and_the_end_cuts_no_batch_short():
+    """Batches (``batch_ms``) only change when deliveries are given, never what or with which arrival time; and a
+    batch the run's end cuts short goes out at the last millisecond (``until_ms`` - 1), so everything that
+    arrives by then is delivered. The recorder's held copies (``record_delivered``) add up to the same rows."""
+    sends = {t: {"vehicle": list(range(30)), "kw": [float(t % 500) / 100] * 30} for t in range(0, 2600, 200)}
+
+    def deliveries(batch_ms: int, record_ms: int = 0):
+        sim = NetworkSim()
+        sim.init("net", profile=PROFILES["4g"], seed=[3, 2], batch_ms=batch_ms, record_ms=record_ms, until_ms=2950)
+        sim.create(1, "Network", cells=[i % 2 for i in range(30)])
+        got, recorded, steps, t = [], [], [], 0
+        while t is not None and t < 2950:
+            steps.append(t)
+            upcoming = [s for s in sends if s > t]
+            nxt = sim.step(t, {"network": {"setpoints": {"agg": sends[t]}}} if t in sends else {},
+                           min(upcoming) - 1 if upcoming else 10**9)
+            out = sim.get_data({}).get("network", {})
+            rows = out.get("delivered", {})
+            assert all(a <= t for a in rows.get("time_ms", [])), "a delivery given before it arrived"
+            got += _rows(rows)
+            recorded += _rows(out.get("record_delivered", {}))
+            t = min(s for s in (nxt, min(upcoming) if upcoming else None) if s is not None) \
+                if nxt is not None or upcoming else None
+        return got, recorded, steps
+
+    unbatched, _, every = deliveries(0)
+    batched, recorded, steps = deliveries(1000, record_ms=1000)
+    assert len(unbatched) > 100 and max(a for *_, a in unbatched) > 2000
+    assert sorted(batched) == sorted(unbatched) == sorted(recorded)
+    assert len(steps) < len(every)
+    assert 2949 in steps, "the batch the end cut short did not go out at the last millisecond"
