@@ -8,6 +8,12 @@ With network profile ``local`` the Network simulator is left out: each charger m
 frequency itself (the Controller then stands for the controllers inside the chargers). With a
 ``system`` frequency event, a swing-equation model replaces the event generator and, in closed loop,
 reads the fleet's total power back (time-shifted by one step).
+
+Known ahead (every frequency event but the system model), the frequency goes to the Controller a stride at a
+time (the grid step; the row interval when meter reports go up), each change at its own time (``f_samples``); the
+Network gives its deliveries a stride at a time, each setpoint at its own arrival time, which the Fleet applies
+then. Neither changes what the simulators compute, only how often mosaik steps them (tested:
+``tests/test_frequency.py``, ``tests/test_network.py``).
 """
 
 from __future__ import annotations
