@@ -385,13 +385,20 @@ def test_a_simulator_left_alone_keeps_its_own_schedule():
 
 def test_how_mosaik_schedules_the_steps_changes_nothing_recorded(tmp_path, monkeypatch):
     """The 4G DR hub, 8 s, as shipped; without WakeBound's sooner steps; with mosaik's lazy stepping off (every
-    simulator runs as far ahead as its inputs allow, so the network gets other horizons); and with the recorder's
-    rows given at every step instead of held (Held): the verdicts and every recorded series are the same (samples
-    carry their own times; a message's draws follow everything before it)."""
+    simulator runs as far ahead as its inputs allow, so the network gets other horizons); with the recorder's
+    rows given at every step instead of held (Held); and with the frequency given one change at a time and the
+    network's deliveries every 100 ms (as before they went a stride at a time): the verdicts and every recorded
+    series are the same (samples carry their own times; a message's draws follow everything before it). As shipped,
+    the frequency and the aggregator step about once a second, not at each of the ramp's 100 samples."""
+    import collections
+
     import mosaik
 
     from v2g_testbed.cosim import run as runner
     from v2g_testbed.cosim import scenario
+    from v2g_testbed.sims.controller import ControllerSim
+    from v2g_testbed.sims.frequency import FrequencySim
+    from v2g_testbed.sims.network import NetworkSim
 
     def run(out):
         runner.run(scenario.load(ROOT / "scenarios" / "hub-dr-4g.yaml", ["duration_s=8"]), out)
@@ -404,8 +411,20 @@ def test_how_mosaik_schedules_the_steps_changes_nothing_recorded(tmp_path, monke
     original = WakeBound.next_step
     monkeypatch.setattr(WakeBound, "next_step", lambda self, t, own, early=True: steps.append(
         (own, original(self, t, own, early))) or steps[-1][1])
+    stepped = collections.Counter()
+    for sim in (FrequencySim, ControllerSim, NetworkSim):
+        monkeypatch.setattr(sim, "step", lambda self, *a, _step=sim.step, **k: stepped.update([type(self)]) or
+                            _step(self, *a, **k))
     verdicts, data = run(tmp_path / "shipped")
     assert any(own != asked for own, asked in steps), "no step was asked for sooner: the comparison shows nothing"
+    assert stepped[FrequencySim] <= 10 and stepped[ControllerSim] <= 16 and stepped[NetworkSim] <= 20, stepped
+    frequency_init, network_init = FrequencySim.init, NetworkSim.init
+    monkeypatch.setattr(FrequencySim, "init", lambda self, sid, **k: frequency_init(self, sid, **{**k, "ahead_ms": 1}))
+    monkeypatch.setattr(NetworkSim, "init", lambda self, sid, **k: network_init(self, sid, **{**k, "batch_ms": 100}))
+    one_at_a_time = run(tmp_path / "one-at-a-time")  # a 1 ms window: every change a step of its own
+    assert stepped[FrequencySim] > 100, "the frequency did not step at each change: the comparison shows nothing"
+    monkeypatch.setattr(FrequencySim, "init", frequency_init)
+    monkeypatch.setattr(NetworkSim, "init", network_init)
     monkeypatch.setattr(WakeBound, "next_step", lambda self, t, own, early=True: own)
     unbounded = run(tmp_path / "unbounded")
     monkeypatch.setattr(WakeBound, "next_step", original)
@@ -416,7 +435,7 @@ def test_how_mosaik_schedules_the_steps_changes_nothing_recorded(tmp_path, monke
     held_init = Held.__init__
     monkeypatch.setattr(Held, "__init__", lambda self, every_ms=0, until_ms=None: held_init(self, 0, until_ms))
     unheld = run(tmp_path / "unheld")  # every step's rows for the recorder at once (the recorder steps with each)
-    for other_verdicts, other in (unbounded, eager, unheld):
+    for other_verdicts, other in (unbounded, eager, unheld, one_at_a_time):
         assert verdicts == other_verdicts
         assert data.keys() == other.keys()
         for name, value in data.items():
