@@ -23,7 +23,7 @@ import numpy as np
 
 from v2g_testbed.sims import PHASES, catalog, record
 from v2g_testbed.sims.controller import aggregator_vehicles
-from v2g_testbed.sims.fleet import PHASE_OUTPUTS, bus_reactive, fleet_rng, hours_of, sample_vehicles
+from v2g_testbed.sims.fleet import PHASE_OUTPUTS, bus_reactive, fleet_rng, hours_of, last_row_ms, sample_vehicles
 
 SIM_CONFIG = {
     "Frequency": {"python": "v2g_testbed.sims.frequency:FrequencySim"},
@@ -79,6 +79,12 @@ def cells_of(n_vehicles: int, profile: dict) -> list[int]:
     """Chargers fill cells in order, ``chargers_per_cell`` each (all on one cell if not set)."""
     per_cell = int(profile.get("chargers_per_cell") or n_vehicles or 1)
     return [i // per_cell for i in range(n_vehicles)]
+
+
+def held_attrs(entity: str, *names: str) -> list[tuple[str, str]]:
+    """(source, recorder) attribute pairs of recorded outputs ``names`` whose source holds them for a recorder
+    (``sims.Held``: the source gives ``record_<attr>``, the recorder stores it as ``<attr>``)."""
+    return [("record_" + attr, attr) for attr in record.attrs(entity, *names)]
 
 
 def network_faults(loaded, n_vehicles: int) -> list[dict]:
@@ -141,10 +147,9 @@ def build(world: mosaik.World, loaded, vehicles: dict, h5_path: str) -> dict:
         n = len(vehicles["bus"])
         # deliveries in batches a stride long, each setpoint at its own time (the fleet applies each then); the last
         # batch at the fleet's last row (FleetSim's last step: what arrives later is never applied)
-        last_row_ms = (until_ms - 1) // sc.outputs.vehicle_sample_ms * sc.outputs.vehicle_sample_ms
         network = world.start("Network", profile=profile, seed=[sc.seed, 2], faults=network_faults(loaded, n),
                               batch_ms=stride_ms, idle_step_ms=IDLE_STEP_MS, record_ms=stride_ms,
-                              until_ms=last_row_ms + 1).Network(
+                              until_ms=last_row_ms(until_ms, sc.outputs.vehicle_sample_ms) + 1).Network(
             cells=cells_of(n, profile))
         world.connect(controller, network, "setpoints")
         world.connect(network, fleet, ("delivered", "setpoints"))
@@ -152,8 +157,7 @@ def build(world: mosaik.World, loaded, vehicles: dict, h5_path: str) -> dict:
         if report_ms:  # meter reports go up through the same network (a loop: shifted by one step)
             world.connect(fleet, network, ("reports", "telemetry"), time_shifted=1)
             recorded += ["telemetry_delivered", "telemetry_lost"]
-        world.connect(network, recorder, *(("record_" + attr, attr)
-                                           for attr in record.attrs(record.NETWORK, *recorded)))
+        world.connect(network, recorder, *held_attrs(record.NETWORK, *recorded))
     else:
         network = None
         world.connect(controller, fleet, "setpoints")
@@ -164,14 +168,13 @@ def build(world: mosaik.World, loaded, vehicles: dict, h5_path: str) -> dict:
                       *(PHASE_OUTPUTS if unbalanced else ("p_kw",)))
 
     if loaded.system is None:  # held and given together (sims.Held): the recorder steps once a stride for them
-        world.connect(frequency, recorder, ("record_f_hz", *record.attrs(record.FREQUENCY, "frequency")))
+        world.connect(frequency, recorder, *held_attrs(record.FREQUENCY, "frequency"))
     else:
         world.connect(frequency, recorder, *record.attrs(record.FREQUENCY, "frequency", "system_support"))
         # closed loop: the system sees the fleet's power of the previous millisecond
         world.connect(fleet, frequency, ("total_p_kw", "fleet_p_kw"), time_shifted=True,
                       initial_data={"total_p_kw": None})
-    world.connect(controller, recorder, *(("record_" + attr, attr)
-                                           for attr in record.attrs(record.AGGREGATOR, "setpoints", "required")))
+    world.connect(controller, recorder, *held_attrs(record.AGGREGATOR, "setpoints", "required"))
     world.connect(fleet, recorder, *record.attrs(record.FLEET, "fleet_power", "metered_power", "vehicle_power",
                                                  "vehicle_soc", "soc_mean", "limit_events"))
     voltages = ([f"voltage_{p}" for p in PHASES] + ["unbalance", "max_unbalance"]) if unbalanced else ["voltage"]

@@ -390,6 +390,12 @@ META = {
 }
 
 
+def last_row_ms(until_ms: int, step_ms: int) -> int:
+    """The time of ``FleetSim``'s last per-vehicle row (and last step) in a run ending at ``until_ms``: the last
+    multiple of ``step_ms`` before it."""
+    return (int(until_ms) - 1) // int(step_ms) * int(step_ms)
+
+
 class FleetSim(mosaik_api_v3.Simulator):
     def __init__(self, arrays: bool = True):
         super().__init__(META)
@@ -410,7 +416,7 @@ class FleetSim(mosaik_api_v3.Simulator):
         self.step_ms, self.sample_ms, self.telemetry_ms = int(step_ms), int(sample_ms), int(telemetry_ms)
         self.stride_ms = stride_ms  # how often it steps on its own; per-vehicle rows are taken every step_ms
         # the run's end: the last row (the last multiple of step_ms before it) needs a step of its own
-        self.last_row_ms = None if until_ms is None else (int(until_ms) - 1) // self.step_ms * self.step_ms
+        self.last_row_ms = None if until_ms is None else last_row_ms(until_ms, self.step_ms)
         self.next_sample_ms = 0
         self.next_meter_ms = 0
         self.next_record_ms = 0
@@ -564,10 +570,6 @@ class FleetSim(mosaik_api_v3.Simulator):
         return data
 
 
-if __name__ == "__main__":
-    mosaik_api_v3.start_simulation(FleetSim(arrays=False), "v2g-testbed fleet simulator")
-
-
 def bus_reactive(groups: list[dict], vehicles: dict) -> dict[str, dict]:
     """Bus reference -> ``{"spec": ..., "rated_kw": ...}`` for the grid simulator: each group's reactive setting
     (``v2g_testbed.sims.reactive.resolve``d; buses with unity power factor left out) and the rated power of its chargers at
@@ -585,3 +587,7 @@ def bus_reactive(groups: list[dict], vehicles: dict) -> dict[str, dict]:
                 entry["rated_kw"] += float(p_max)
         start += n
     return out
+
+
+if __name__ == "__main__":
+    mosaik_api_v3.start_simulation(FleetSim(arrays=False), "v2g-testbed fleet simulator")
