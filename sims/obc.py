@@ -332,6 +332,10 @@ class ChargerFleet:
     def plugged_now(self) -> np.ndarray:
         return self._plugged_at(slice(None), self.t_ms)
 
+    def meters(self, idx) -> tuple[np.ndarray, np.ndarray]:
+        """What the meters of vehicles ``idx`` read now: (plugged in, power in kW)."""
+        return self._plugged_at(idx, self.t_ms), self._power_at(idx, float(self.t_ms))
+
     def _plugged_at(self, idx, t) -> np.ndarray:
         """Whether vehicles ``idx`` are plugged in at ``t`` (one time, or one per vehicle)."""
         return self.plugged[idx] & (self.arrival_ms[idx] <= t) & (t < self.departure_ms[idx])
