@@ -33,9 +33,11 @@ Sim params: ``step_ms`` (default 100: per-vehicle rows), ``sample_ms`` (default 
 ``stride_ms`` (how often it steps on its own, a multiple of step_ms, default step_ms: the rows in between are
 taken inside its steps and output as ``{"time_ms": [...], "value": rows}``), ``until_ms`` (the run's end, so the
 last row gets its step and nothing held is left behind), ``record_ms`` (default 0: each step's rows at once),
-``report_ms`` (0: none; else each charger sends a meter report up every report_ms, spread evenly:
-output ``Fleet.reports`` ``{"vehicle", "kw", "time_ms"}``, each charger's power at its report's slot, taken
-inside the step like the samples, from each charger plugged in then). Create params: ``vehicles``, a dict of
+``report_ms`` (0: none; else each charger sends a meter report up every report_ms, spread evenly over it:
+output ``Fleet.reports`` ``{"vehicle", "kw", "time_ms"}``. A charger reads its meter when it sends, and the fleet
+sends at its steps: each report goes at the first step at or after its slot, with the charger's power then,
+stamped with that step's time, from the chargers plugged in then; reports every report_ms therefore go up on the
+grid of the fleet's steps, and their latency is the network's alone). Create params: ``vehicles``, a dict of
 per-vehicle lists with the keys of ``obc.PARAMETERS`` plus ``bus`` (the grid bus of each vehicle)
 and, optionally, ``phase`` (``a``, ``b``, ``c``, or ``abc`` for three-phase; default ``abc``).
 Usable in any mosaik scenario: ``world.start("Fleet", ...)`` with ``{"python": "v2g_testbed.sims.fleet:FleetSim"}``.
@@ -421,8 +423,6 @@ class FleetSim(mosaik_api_v3.Simulator):
         self.next_meter_ms = 0
         self.next_record_ms = 0
         self.report_ms = int(report_ms)  # 0: no meter reports sent up
-        self.next_report_ms = np.inf  # the next report slot (a charger's meter reading) not yet taken
-        self.report_rows: list[tuple] = []  # the reports taken since the last get_data: (vehicles, kW, time)
         self.wake_bound = WakeBound(self.step_ms)  # woken by setpoints often between strides: see WakeBound
         self.held = Held(record_ms, until_ms)
         self.recorded: dict = {}  # the held outputs given after this step
@@ -448,36 +448,26 @@ class FleetSim(mosaik_api_v3.Simulator):
         # children the same way, so a world connects ``fleet.children`` to the grid's by equal ``eid``
         children = [{"eid": b, "type": "Bus"} for b in self.bus_names]
         n = self.fleet.n
-        # chargers report in turn, spread evenly over the report interval (not all at once): charger i at
-        # report_offset[i] + k * report_ms; the distinct offsets, and the chargers of each (by offset)
+        # chargers report in turn, spread evenly over the report interval (not all at once): charger i's reports
+        # fall due at report_offset[i] + k * report_ms
         self.report_offset = (np.arange(n) * self.report_ms // max(n, 1)) if self.report_ms else np.zeros(n, int)
-        if self.report_ms and n:
-            self.report_order = np.argsort(self.report_offset, kind="stable")
-            self.report_slots, self.report_first = np.unique(self.report_offset[self.report_order], return_index=True)
-            self.next_report_ms = int(self.report_slots[0])
+        self.last_report_step = -1
         return [{"eid": self.eid, "type": "Fleet", "children": children}]
 
-    def _take_report(self, t_ms: int) -> None:
-        """The meter reports of slot ``t_ms`` (the fleet advanced to it): each of its chargers plugged in then, with
-        its power then; and the next slot."""
-        k = int(np.searchsorted(self.report_slots, t_ms % self.report_ms))
-        end = self.report_first[k + 1] if k + 1 < self.report_slots.size else self.report_order.size
-        chargers = np.sort(self.report_order[self.report_first[k]:end])
-        plugged, kw = self.fleet.meters(chargers)
-        if plugged.any():
-            self.report_rows.append((chargers[plugged], kw[plugged], t_ms))
-        base = t_ms - t_ms % self.report_ms
-        self.next_report_ms = (base + int(self.report_slots[k + 1]) if k + 1 < self.report_slots.size
-                               else base + self.report_ms + int(self.report_slots[0]))
-
-    def _reports(self):
-        """The meter reports taken since the last call, in slot order: ``{"vehicle", "kw", "time_ms"}``, or None."""
-        rows, self.report_rows = self.report_rows, []
-        if not rows:
+    def _reports(self, time):
+        """The meter reports sent at ``time`` (a step): every charger with a report due since the previous step and
+        plugged in now, with what its meter reads now, stamped ``time`` (read when sent)."""
+        if not self.report_ms:
             return None
-        return {"vehicle": np.concatenate([r[0] for r in rows]).tolist(),
-                "kw": np.concatenate([r[1] for r in rows]).tolist(),
-                "time_ms": [t for chargers, _, t in rows for _ in range(chargers.size)]}
+        prev = self.last_report_step
+        self.last_report_step = time
+        # the latest slot time <= time of each charger, and whether it falls after the previous step
+        slot = (time - self.report_offset) // self.report_ms * self.report_ms + self.report_offset
+        due = np.flatnonzero((slot > prev) & (slot <= time) & (slot >= 0))
+        plugged, kw = self.fleet.meters(due)
+        if not plugged.any():
+            return None
+        return {"vehicle": due[plugged].tolist(), "kw": kw[plugged].tolist(), "time_ms": [time] * int(plugged.sum())}
 
     def _record(self, t_ms):
         """The per-vehicle rows (power, state of charge) and the mean state of charge at ``t_ms``."""
@@ -507,20 +497,15 @@ class FleetSim(mosaik_api_v3.Simulator):
             self.next_meter_ms = int(due["metered_p_kw"][-1]) + self.telemetry_ms
 
     def _take_before(self, bound: int) -> None:
-        """Take every sample, meter reading, meter report and record row due before ``bound`` (ms), in time order
-        (at a row's or a report's time the totals due then with those before it, then the row and the report:
-        they read the same state)."""
+        """Take every sample, meter reading and record row due before ``bound`` (ms), in time order (at a row's
+        time the totals due then with those before it, then the row: both read the same state)."""
         while True:
-            stop = min(self.next_record_ms, self.next_report_ms)
-            self._totals_before(min(bound, stop + 1))
-            if stop >= bound:
+            self._totals_before(min(bound, self.next_record_ms + 1))
+            if self.next_record_ms >= bound:
                 return
-            t = int(stop)
+            t = self.next_record_ms
             self.fleet.advance(t)
-            if t == self.next_report_ms:
-                self._take_report(t)
-            if t == self.next_record_ms:
-                self._record(t)
+            self._record(t)
 
     def step(self, time, inputs, max_advance):
         """Apply the setpoints received since the last step at their own receive times (a message may
@@ -572,7 +557,7 @@ class FleetSim(mosaik_api_v3.Simulator):
             if eid == self.eid:
                 for attr in attrs:
                     if attr == "reports":
-                        reports = self._reports()
+                        reports = self._reports(self.time)
                         if reports:
                             values[attr] = reports
                     elif attr == "total_p_kw":

@@ -187,17 +187,19 @@ def test_dispatch_skips_vehicles_at_their_reserved_soc(scenario_file, tmp_path):
     assert verdict["available_mw"] == pytest.approx(0.02)
 
 
-def test_meter_reports_carry_each_chargers_power_at_its_own_slot():
-    """A charger's meter report says what its meter read at the report's slot, from the chargers plugged in then:
-    during a ramp, and for a car that leaves between its slot and the fleet's next step. (Reports used to carry
-    the power at the step, up to a step later, and to drop a car gone by then.)"""
+
+def test_meter_reports_are_read_when_sent_at_the_fleets_steps():
+    """A charger reads its meter when it sends: each report goes at the fleet's first step at or after its slot,
+    stamped with that step, with the charger's power then, from the chargers plugged in then, so its latency up
+    is the network's alone. (Reports used to be stamped with their slot though they left at the step, up to a step
+    later: the uplink latency counted the fleet's wait for its step.)"""
     from v2g_testbed.sims.fleet import FleetSim, fleet_parameters
     from v2g_testbed.sims.obc import OPTIONAL_PARAMETERS, PARAMETERS, ChargerFleet
 
     params = fleet_parameters([{"model": "Nissan Ariya", "count": 4, "charger_kw": 10, "bus": "b"}], assume_v2g=True)
-    params["departure_ms"] = [None, None, None, 1450.0]  # charger 3 reports at 1437 ms, then leaves
+    params["departure_ms"] = [None, None, None, 1450.0]  # charger 3's report due at 1437 ms would go at 1500: gone
     sim = FleetSim()
-    sim.init("F", step_ms=100, sample_ms=10, report_ms=250)  # slots at 0, 62, 125, 187 ms past each 250 ms
+    sim.init("F", step_ms=100, sample_ms=10, report_ms=250)  # due at 0, 62, 125, 187 ms past each 250 ms
     sim.create(1, "Fleet", vehicles=params)
     order = {"vehicle": [0, 1, 2, 3], "kw": [-10.0] * 4, "time_ms": [0] * 4}
     reports = []
@@ -206,14 +208,14 @@ def test_meter_reports_carry_each_chargers_power_at_its_own_slot():
         got = sim.get_data({"fleet": ["reports"]})["fleet"].get("reports")
         if got:
             reports += list(zip(got["time_ms"], got["vehicle"], got["kw"]))
-    expected = sorted((s, v) for v, offset in enumerate((0, 62, 125, 187)) for s in range(offset, 2901, 250)
-                      if not (v == 3 and s >= 1450))
-    assert [(s, v) for s, v, _ in reports] == expected  # in slot order, 1437 ms's from the leaving car too
+    sent = sorted((-(-s // 100) * 100, v) for v, offset in enumerate((0, 62, 125, 187))
+                  for s in range(offset, 2901, 250) if -(-s // 100) * 100 <= 2900)
+    assert [(t, v) for t, v, _ in reports] == [(t, v) for t, v in sent if not (v == 3 and t >= 1450)]
     reference = ChargerFleet(**{k: v for k, v in params.items() if k in PARAMETERS or k in OPTIONAL_PARAMETERS})
     reference.command(0, [0, 1, 2, 3], [-10.0] * 4)
     ramping = 0
-    for slot, vehicle, kw in reports:
-        reference.advance(slot)
-        assert kw == pytest.approx(reference.power_kw()[vehicle], abs=1e-9), (slot, vehicle)
+    for t, vehicle, kw in reports:
+        reference.advance(t)
+        assert kw == pytest.approx(reference.power_kw()[vehicle], abs=1e-9), (t, vehicle)
         ramping += -10.0 < kw < 0.0
-    assert ramping >= 4  # slots fell inside the ramp (500 ms start delay, then ~1.5 s to -10 kW)
+    assert ramping >= 4  # reports went during the ramp (500 ms start delay, then ~1.5 s to -10 kW)
