@@ -114,7 +114,7 @@ def build(world: mosaik.World, loaded, vehicles: dict, h5_path: str) -> dict:
     # the fleet steps on its own only as often as the grid reads it (per-vehicle rows every vehicle_sample_ms are
     # taken inside its steps, like the 10 ms samples); with a closed-loop system model or meter reports going up
     # it keeps stepping every vehicle_sample_ms, as those read it that often
-    stride_ms = (round(sc.grid.step_s * 1000) if loaded.system is None and not sc.network.report_interval_s
+    stride_ms = (round(sc.grid.step_s * 1000) if loaded.system is None and not report_ms
                  else sc.outputs.vehicle_sample_ms)
     if loaded.system is None:
         # a known profile: the controller gets it a stride at a time, each sample at its own time
