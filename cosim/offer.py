@@ -68,7 +68,7 @@ def moments(window: tuple[int, int], samples: int) -> list[str]:
 
 
 def _judge_one(scenario: str, overrides: list[str], service_index: int, mw: float, t: str, seed: int,
-               work: str) -> dict:
+               work: str, code=None) -> dict:
     """One run (in this process, a worker process or a Dask worker): the verdict on the service. ``overrides``
     already set the moment ``t`` (``_moment``)."""
     from v2g_testbed.cosim import run as runner
@@ -77,7 +77,7 @@ def _judge_one(scenario: str, overrides: list[str], service_index: int, mw: floa
     loaded = scenario_module.load(scenario, [*overrides, "outputs.plots=false",
                                              f"services.{service_index}.contracted_mw={mw!r}"], seed)
     loaded.check_grid()
-    v = runner.run(loaded, Path(work) / f"{t.replace(':', '')}-{seed}-{mw:.6f}")["services"][service_index]
+    v = runner.run(loaded, Path(work) / f"{t.replace(':', '')}-{seed}-{mw:.6f}", code=code)["services"][service_index]
     from v2g_testbed.cosim.world import sample_fleet
 
     present = int(sum(sample_fleet(loaded)["plugged"]))  # the run's own draw (same seed, same sessions)
@@ -149,7 +149,12 @@ def judge(scenario: Path, overrides: list[str], service_index: int, mw: float, t
           work: Path, pool=None, profile_time: str | None = None) -> list[dict]:
     """Run the scenario at ``mw`` for every moment x seed (on ``pool``, an executor or a Dask client, if given);
     the runs' verdicts on the service, in moment and seed order."""
-    tasks = [(str(scenario), [*overrides, *_moment(t, profile_time)], service_index, mw, t, seed, str(work))
+    from v2g_testbed.cosim.run import CodeVersion
+
+    # the runs' files are the offer's scratch: one reading of the code's git state serves them (a Dask worker's
+    # own is read there)
+    code = None if hasattr(pool, "gather") else CodeVersion.now()
+    tasks = [(str(scenario), [*overrides, *_moment(t, profile_time)], service_index, mw, t, seed, str(work), code)
              for t in times for seed in seeds]
     if pool is None:
         return [_judge_one(*task) for task in tasks]

@@ -7,6 +7,7 @@ leaves a ``verdicts.json`` that looks complete.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import json
@@ -83,8 +84,9 @@ def _write_vehicle_table(h5_path: Path, vehicles: dict):
                 group.create_dataset(key, data=floats(values, np.inf) if data.dtype == object else data)
 
 
-def run(loaded, out_dir: Path, progress: bool = False) -> dict:
-    """Run a loaded scenario into ``out_dir``; return the verdicts dict."""
+def run(loaded, out_dir: Path, progress: bool = False, code: CodeVersion | None = None) -> dict:
+    """Run a loaded scenario into ``out_dir``; return the verdicts dict. ``code``: the git state its provenance
+    gives, read once for a command's runs (``CodeVersion.now()``); None reads it now."""
     with atomic_directory(out_dir) as tmp:
         started = time.perf_counter()
         simulate(loaded, tmp / "timeseries.h5", progress=progress)
@@ -110,7 +112,7 @@ def run(loaded, out_dir: Path, progress: bool = False) -> dict:
 
             plots.write_all(tmp, loaded.services, loaded.network_profile, catalog.nominal_hz(),
                             loaded.scenario.grid.limits.model_dump())
-        write_resolved(loaded, tmp, round(time.perf_counter() - started, 2))
+        write_resolved(loaded, tmp, round(time.perf_counter() - started, 2), code)
     return verdicts
 
 
@@ -150,7 +152,21 @@ def git_commit() -> dict | None:
     return {"commit": head.strip(), "modified": bool(dirty.strip())}
 
 
-def provenance(loaded, wall_time_s: float | None = None) -> dict:
+@dataclasses.dataclass(frozen=True)
+class CodeVersion:
+    """The code's git state as a run's provenance gives it (``git_commit()``: None outside a git checkout), read
+    once for all the runs of one command: its worker processes run the code of the process that forked them,
+    started at the same moment. (Two git processes a run were 3 ms of a 0.18 s run; a Dask worker, which may run
+    another checkout's code, reads its own.)"""
+
+    git: dict | None
+
+    @classmethod
+    def now(cls) -> CodeVersion:
+        return cls(git_commit())
+
+
+def provenance(loaded, wall_time_s: float | None = None, code: CodeVersion | None = None) -> dict:
     """Where a run's answer came from: a SHA-256 of every file it read, the code and the machine."""
     files = {"scenario": {"path": str(loaded.path), "sha256": sha256(loaded.path)}}
     for field, path in loaded.input_files().items():
@@ -158,7 +174,8 @@ def provenance(loaded, wall_time_s: float | None = None) -> dict:
     catalogs = {str(p.relative_to(PROJECT_ROOT)): sha256(p) for d in CATALOG_FILES
                 for p in sorted((PROJECT_ROOT / d).iterdir()) if p.suffix in (".yaml", ".csv")}
     packages = package_versions()
-    return {"inputs": files, "catalogs": catalogs, "version": packages["v2g-testbed"], "git": git_commit(),
+    return {"inputs": files, "catalogs": catalogs, "version": packages["v2g-testbed"],
+            "git": (code or CodeVersion.now()).git,
             "python": sys.version.split()[0], "platform": platform.platform(), "machine": platform.machine(),
             "packages": packages, "wall_time_s": wall_time_s}
 
@@ -168,7 +185,7 @@ def provenance(loaded, wall_time_s: float | None = None) -> dict:
 SAFE_DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
 
-def write_resolved(loaded, out_dir: Path, wall_time_s: float | None = None) -> Path:
+def write_resolved(loaded, out_dir: Path, wall_time_s: float | None = None, code: CodeVersion | None = None) -> Path:
     """``scenario.resolved.yaml`` and copies of its input files in ``out_dir``: ``v2g run`` of that file
     gives the same verdicts, byte for byte."""
     import shutil
@@ -177,7 +194,7 @@ def write_resolved(loaded, out_dir: Path, wall_time_s: float | None = None) -> P
     for name, source in copies.items():
         (out_dir / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(source, out_dir / name)
-    data["provenance"] = {**provenance(loaded, wall_time_s), **data["provenance"]}
+    data["provenance"] = {**provenance(loaded, wall_time_s, code), **data["provenance"]}
     path = out_dir / RESOLVED
     path.write_text("# the scenario as run (every default filled in): `v2g run` this file to reproduce verdicts.json\n"
                     + yaml.dump(data, Dumper=SAFE_DUMPER, sort_keys=False))
@@ -253,13 +270,14 @@ def summarise_replicates(all_verdicts: list[dict]) -> dict:
     return out
 
 
-def _replicate(scenario_path: str, overrides: list[str], seed: int, out_dir: str) -> dict:
+def _replicate(scenario_path: str, overrides: list[str], seed: int, out_dir: str,
+               code: CodeVersion | None = None) -> dict:
     """One replicate in a worker process: load, run into out_dir/seed-<seed>, return its verdicts."""
     from v2g_testbed.cosim import scenario
 
     loaded = scenario.load(scenario_path, overrides, seed)
     loaded.check_grid()
-    return run(loaded, Path(out_dir) / f"seed-{seed}")
+    return run(loaded, Path(out_dir) / f"seed-{seed}", code=code)
 
 
 def run_replicates(load, n: int, out_dir: Path, progress=None, workers: int = 1, source=None,
@@ -273,13 +291,14 @@ def run_replicates(load, n: int, out_dir: Path, progress=None, workers: int = 1,
     first = load(None)
     seeds = [first.scenario.seed + k for k in range(n)]
     by_seed = {}
+    code = None if scheduler else CodeVersion.now()  # this process's code, and that of the workers it forks
     if source is not None and (scheduler or (workers > 1 and n > 1)):
         from v2g_testbed.cosim.pool import executor
 
         pool, extra, as_completed = executor(workers, scheduler)
         with pool:
-            futures = {pool.submit(_replicate, str(source[0]), list(source[1]), seed, str(out_dir), **extra): seed
-                       for seed in seeds}
+            futures = {pool.submit(_replicate, str(source[0]), list(source[1]), seed, str(out_dir), code, **extra):
+                       seed for seed in seeds}
             for future in as_completed(futures):
                 by_seed[futures[future]] = future.result()
                 if progress:
@@ -287,7 +306,7 @@ def run_replicates(load, n: int, out_dir: Path, progress=None, workers: int = 1,
     else:
         for k, seed in enumerate(seeds):
             loaded = first if k == 0 else load(seed)
-            by_seed[seed] = run(loaded, out_dir / f"seed-{seed}")
+            by_seed[seed] = run(loaded, out_dir / f"seed-{seed}", code=code)
             if progress:
                 progress(k + 1, n)
     summary = summarise_replicates([by_seed[seed] for seed in seeds])

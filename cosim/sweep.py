@@ -115,8 +115,9 @@ def output_dir(spec: dict, out: Path | None) -> Path:
     return check_output_dir(target, kind="sweep")
 
 
-def run_one(base: str, run: dict, out_dir: str) -> dict:
-    """Run one sweep point (in a worker process or a Dask worker); return its table row."""
+def run_one(base: str, run: dict, out_dir: str, code=None) -> dict:
+    """Run one sweep point (in a worker process or a Dask worker); return its table row. ``code``: the sweep's
+    ``cosim.run.CodeVersion`` (None: read it here)."""
     from v2g_testbed.analysis import regression
     from v2g_testbed.cosim import run as runner
     from v2g_testbed.cosim import scenario
@@ -127,7 +128,7 @@ def run_one(base: str, run: dict, out_dir: str) -> dict:
         if not (target / "verdicts.json").is_file():
             loaded = scenario.load(base, run["overrides"] + ["outputs.plots=false"], run["seed"])
             loaded.check_grid()
-            runner.run(loaded, target)
+            runner.run(loaded, target, code=code)
         verdicts = json.loads((target / "verdicts.json").read_text())
         row["status"] = "ok"
         for v in verdicts["services"]:
@@ -173,17 +174,20 @@ def _sweep(spec, out, runs_dir, workers, scheduler, progress) -> list[dict]:
             progress(done, failed, total)
 
     todo = spec["runs"]
+    from v2g_testbed.cosim.run import CodeVersion
+
+    code = None if scheduler else CodeVersion.now()  # this process's code, and that of the workers it forks
     if scheduler or workers > 1:
         from v2g_testbed.cosim.pool import executor
 
         pool, extra, as_completed = executor(workers, scheduler)
         with pool:
-            futures = [pool.submit(run_one, spec["base"], r, str(runs_dir), **extra) for r in todo]
+            futures = [pool.submit(run_one, spec["base"], r, str(runs_dir), code, **extra) for r in todo]
             for future in as_completed(futures):
                 tick(future.result())
     else:
         for r in todo:
-            tick(run_one(spec["base"], r, str(runs_dir)))
+            tick(run_one(spec["base"], r, str(runs_dir), code))
     rows.sort(key=lambda row: row["run"])
     write_table(rows, out, spec["keys"])
     return rows

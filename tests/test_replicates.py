@@ -15,8 +15,12 @@ def test_wilson_interval_known_values():
     assert runner.wilson_interval(10, 10)[1] == pytest.approx(1.0)
 
 
-def test_replicates_interval_narrows_as_n_grows(scenario_file, tmp_path):
-    """A DR-L fleet over 4G whose initiation sits near the 2 s deadline: some seeds pass, some fail."""
+def test_replicates_interval_narrows_as_n_grows(scenario_file, tmp_path, monkeypatch):
+    """A DR-L fleet over 4G whose initiation sits near the 2 s deadline: some seeds pass, some fail. The runs of
+    one command read the code's git state once, and every run's provenance gives it."""
+    readings = []
+    real_git_commit = runner.git_commit
+    monkeypatch.setattr(runner, "git_commit", lambda: readings.append(1) or real_git_commit())
     path = scenario_file(duration_s=6, fleet__spread_pct=30, fleet__telemetry_hz=20,
                          fleet__groups=[{"model": "Skoda Enyaq iV 60", "count": 3, "charger_kw": 10, "bus": "Bus 5"}],
                          network={"profile": "4g"}, services=[{"id": "DR-L", "contracted_mw": 0.03}])
@@ -33,6 +37,13 @@ def test_replicates_interval_narrows_as_n_grows(scenario_file, tmp_path):
     assert large["initiation_s"]["p5"] <= large["initiation_s"]["median"] <= large["initiation_s"]["p95"]
     saved = json.loads((tmp_path / "large" / "replicates.json").read_text())
     assert saved["seeds"] == list(range(1, 17))
+    assert len(readings) == 2  # once a command, not once a run
+    import yaml
+
+    git = real_git_commit()
+    for seed in (1, 16):
+        resolved = yaml.safe_load((tmp_path / "large" / f"seed-{seed}" / runner.RESOLVED).read_text())
+        assert resolved["provenance"]["git"] == git
 
 
 def test_vehicles_needed_scales_the_mix(scenario_file, tmp_path):
