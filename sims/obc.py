@@ -435,15 +435,16 @@ class ChargerFleet:
         self._moving = self._reach_all = self._energy_rate = None
 
     def _sync_heads(self, idx) -> None:
-        """Mirror each vehicle's first queued setpoint in pending_t / pending_goal, and schedule it."""
-        changed = []
-        for i in np.asarray(idx).tolist():
-            q = self._queue.get(i)
-            t, kw = (q[0][0], q[0][1]) if q else (np.inf, np.nan)
-            if self.pending_t[i] != t:
-                changed.append(i)
-            self.pending_t[i], self.pending_goal[i] = t, kw
-        changed = np.asarray(changed, dtype=int)
+        """Mirror each vehicle's first queued setpoint in pending_t / pending_goal, and schedule the vehicles whose
+        first one changed. (A vehicle given twice is scheduled twice: ``_pop_due`` applies an event once.)"""
+        idx = np.asarray(idx, dtype=int)
+        if idx.size == 0:
+            return
+        heads = [q[0] if (q := self._queue.get(i)) else None for i in idx.tolist()]
+        t = np.array([h[0] if h else np.inf for h in heads], dtype=float)
+        changed = idx[self.pending_t[idx] != t]
+        self.pending_t[idx] = t
+        self.pending_goal[idx] = np.array([h[1] if h else np.nan for h in heads], dtype=float)
         self._push(self.pending_t[changed], PENDING, changed)
 
     def _push(self, times, kind: int, idx) -> None:
