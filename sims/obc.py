@@ -452,8 +452,8 @@ class ChargerFleet:
             heapq.heappush(self._events, (t, kind, i))
 
     def _pop_due(self, t: float):
-        """Each vehicle's earliest due event (at or before ``t``) as ``{kind: (vehicle indices, event times)}``, its
-        later ones left in the heap; None when nothing is due. A vehicle's events apply in their order; different
+        """Each vehicle's earliest due event (at or before ``t``) as ``{kind: (vehicle indices, event times)}`` (the
+        kinds with one), its later ones left in the heap; None when nothing is due. A vehicle's events apply in their order; different
         vehicles' do not touch each other, so each one's earliest are applied together, each at its own time."""
         if not self._events or self._events[0][0] > t:
             return None
@@ -467,10 +467,11 @@ class ChargerFleet:
                 later.append(event)
         for event in later:
             heapq.heappush(self._events, event)
-        found: dict[int, tuple[list, list]] = {DEPARTURE: ([], []), PENDING: ([], []), ZERO: ([], [])}
+        found: dict[int, tuple[list, list]] = {}
         for te, kind, i in first.values():
-            found[kind][0].append(i)
-            found[kind][1].append(te)
+            vehicles, times = found.setdefault(kind, ([], []))
+            vehicles.append(i)
+            times.append(te)
         return {k: (np.asarray(v, dtype=int), np.asarray(at, dtype=float)) for k, (v, at) in found.items()}
 
     def advance(self, t_ms: int) -> None:
@@ -480,21 +481,25 @@ class ChargerFleet:
             raise ValueError(f"ChargerFleet cannot go back in time: {t_ms} < {self.t_ms}")
         t = float(t_ms)
         while (by_kind := self._pop_due(t)) is not None:
-            # stale entries (superseded by a later setpoint, a departure, a limit) are skipped here
-            idx, at = by_kind[DEPARTURE]
-            idx = idx[~self.departed[idx] & (self.departure_ms[idx] == at)]
-            if idx.size:
-                self._apply_departure(idx)
-            idx, at = by_kind[PENDING]
-            idx = idx[self.pending_t[idx] == at]
-            if idx.size:
-                self._apply_pending(idx)
-            idx, at = by_kind[ZERO]
-            live = ~np.isnan(self.then_goal[idx])
-            idx, at = idx[live], at[live]
-            idx = idx[self._reach_time(idx) == at]
-            if idx.size:
-                self._apply_zero_reached(idx)
+            # stale entries (superseded by a later setpoint, a departure, a limit) are skipped here; departures
+            # first, then setpoints taking effect, then reversals reaching zero, each kind checked after the last
+            if DEPARTURE in by_kind:
+                idx, at = by_kind[DEPARTURE]
+                idx = idx[~self.departed[idx] & (self.departure_ms[idx] == at)]
+                if idx.size:
+                    self._apply_departure(idx)
+            if PENDING in by_kind:
+                idx, at = by_kind[PENDING]
+                idx = idx[self.pending_t[idx] == at]
+                if idx.size:
+                    self._apply_pending(idx)
+            if ZERO in by_kind:
+                idx, at = by_kind[ZERO]
+                live = ~np.isnan(self.then_goal[idx])
+                idx, at = idx[live], at[live]
+                idx = idx[self._reach_time(idx) == at]
+                if idx.size:
+                    self._apply_zero_reached(idx)
         self.t_ms = int(t_ms)
         if t >= self._limit_check_ms:
             self._enforce_energy_limits()
