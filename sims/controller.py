@@ -14,7 +14,8 @@ Input:  ``Aggregator.f_hz`` (trigger), measured at the step's time; or ``Aggrega
         (``FrequencySim`` with ``ahead_ms``: a known profile given a window at a time); a sample is never acted on
         before its time plus the measurement delay, so both give the same dispatches.
 Output: ``Aggregator.setpoints`` ``{"vehicle": [...], "kw": [...], "seq": [...]}`` (``seq``: the dispatch's
-        sequence number, increasing; a charger keeps the newest) and ``Aggregator.required_kw``
+        sequence number, increasing; a charger keeps the newest; with ``run_ahead`` also ``time_ms``, each
+        setpoint's dispatch time) and ``Aggregator.required_kw`` (with ``run_ahead``, the step's last)
         (the fleet's total required change of power, + import); for a recorder, ``record_setpoints`` and
         ``record_required_kw``: the same with each row's ``time_ms``, held and given together about every
         ``record_ms`` (``v2g_testbed.sims.Held``: a recorder steps that often, not at every dispatch).
@@ -28,6 +29,10 @@ vehicle that leaves later is not replaced until the next dispatch),
 two dispatches (a dispatch uses the latest measurement; the first one after a quiet spell goes at once).
 Waiting out that interval while every frequency sample wakes it, it asks mosaik for steps sooner
 (``v2g_testbed.sims.WakeBound``: mosaik 3.6 keeps a wait for each wake-up); such a step does nothing.
+``run_ahead`` (default False): within one step, do what a step at each of its own wake times would, up to
+mosaik's ``max_advance`` (the last millisecond before any input can come) and the run's end, and send every
+dispatch stamped with its time: for a world where nothing but the frequency reaches it (no network leg; a
+consumer must apply each setpoint at its ``time_ms``, as ``FleetSim`` does). The dispatches are the same.
 """
 
 from __future__ import annotations
@@ -98,9 +103,11 @@ class ControllerSim(mosaik_api_v3.Simulator):
         self.held = Held()
 
     def init(self, sid, time_resolution=0.001, measurement_delay_ms=100, dispatch_interval_ms=0, record_ms=0,
-             until_ms=None):
+             until_ms=None, run_ahead=False):
         require_milliseconds("ControllerSim", time_resolution)
         self.held = Held(record_ms, until_ms)
+        self.until_ms = float("inf") if until_ms is None else int(until_ms)
+        self.run_ahead = bool(run_ahead)
         self.delay_ms = int(measurement_delay_ms)
         self.interval_ms = int(dispatch_interval_ms)
         self.wake_bound = WakeBound(100)
@@ -164,10 +171,31 @@ class ControllerSim(mosaik_api_v3.Simulator):
             self.measurements.extend((int(t) + self.delay_ms, float(f))
                                      for t, f in zip(block["time_ms"], block["value"]))
         self.output = {}
+        # run ahead: what a step at each of its own wake times would do, up to the last millisecond before any
+        # input can come (mosaik's max_advance) or the run ends, each dispatch stamped with its own time
+        bound = min(max_advance, self.until_ms - 1) if self.run_ahead else time
+        dispatches = []
+        at = time
+        while True:
+            own_next, early = self._act(at, dispatches)
+            if own_next is None or own_next > bound:
+                break
+            at = own_next
+        if dispatches:
+            self.output["required_kw"] = dispatches[-1][1]
+            sent = [d for d in dispatches if d[2] is not None]
+            if sent:
+                self.output["setpoints"] = {key: [x for d in sent for x in d[2][key]] for key in sent[0][2]}
+        return self._hold(time, self.wake_bound.next_step(time, own_next, early=early))
+
+    def _act(self, time: int, dispatches: list) -> tuple:
+        """What a step at ``time`` does with the measurements it has: a dispatch if one is due (appended to
+        ``dispatches`` as ``(time, required_kw, setpoints or None)``, its rows held for the recorder); returns its
+        own next step and whether a step sooner changes nothing (``WakeBound``'s ``early``)."""
         if self.last_dispatch_ms is not None and time < self.last_dispatch_ms + self.interval_ms:
             # too soon after the last dispatch: wait (woken by every sample meanwhile: see WakeBound; a step
             # sooner lands here too and does nothing)
-            return self._hold(time, self.wake_bound.next_step(time, self.last_dispatch_ms + self.interval_ms))
+            return self.last_dispatch_ms + self.interval_ms, True
         measured = None
         while self.measurements and self.measurements[0][0] <= time:
             measured = self.measurements.popleft()[1]
@@ -185,24 +213,25 @@ class ControllerSim(mosaik_api_v3.Simulator):
             setpoints = dispatch(change, baseline, np.where(here, self.p_min, 0.0), np.where(here, self.p_max, 0.0))
             changed = np.flatnonzero(np.abs(setpoints - self.sent) > 1e-9)
             self.sent[changed] = setpoints[changed]
-            self.output = {"required_kw": float(change)}
+            sent = None
+            self.held.add("record_required_kw", {"time_ms": [time], "value": [float(change)]})
             if changed.size:
                 self.seq += 1  # one number per dispatch: a charger never applies an older one after a newer
-                self.output["setpoints"] = {"vehicle": changed.tolist(), "kw": setpoints[changed].tolist(),
-                                            "seq": [self.seq] * int(changed.size)}
+                sent = {"vehicle": changed.tolist(), "kw": setpoints[changed].tolist(),
+                        "seq": [self.seq] * int(changed.size)}
+                if self.run_ahead:  # each setpoint leaves at its dispatch's time, not the step's
+                    sent["time_ms"] = [time] * int(changed.size)
+                self.held.add("record_setpoints", {"time_ms": [time] * int(changed.size),
+                                                   **{k: v for k, v in sent.items() if k != "time_ms"}})
+            dispatches.append((time, float(change), sent))
         wake = [int(self.measurements[0][0])] if self.measurements else []
         wake += [int(u) for u in self.support_until.values() if np.isfinite(u) and u > time]
         if self._still_withdrawing():  # step the withdrawal down every WITHDRAWAL_TICK_MS (each command is what
             wake.append(self.last_dispatch_ms + WITHDRAWAL_TICK_MS)  # may be withdrawn by then: never faster)
-        return self._hold(time, self.wake_bound.next_step(time, min(wake) if wake else None, early=False))
+        return (min(wake) if wake else None), False
 
     def _hold(self, time: int, next_step):
-        """Hold this step's output for the recorder; the held rows go out when due (``Held``)."""
-        if "required_kw" in self.output:
-            self.held.add("record_required_kw", {"time_ms": [time], "value": [self.output["required_kw"]]})
-        if "setpoints" in self.output:
-            sent = self.output["setpoints"]
-            self.held.add("record_setpoints", {"time_ms": [time] * len(sent["vehicle"]), **sent})
+        """The held rows for the recorder go out with this step's output when due (``Held``)."""
         self.output.update(self.held.take(next_step))
         return next_step
 

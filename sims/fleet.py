@@ -29,6 +29,10 @@ between are computed inside the step (mosaik's cost is per step), those between 
 motion as one array (``ChargerFleet.total_power_at``). Woken by setpoints many times between its own steps, it
 asks for own steps sooner (``v2g_testbed.sims.WakeBound``: mosaik 3.6 keeps a wait for each wake-up).
 
+Setpoints stamped with a time after the step they come with (``time_ms``: an aggregator that runs ahead) are held
+until a step reaches that time and applied then, each at its own time; the run's end brings a step at the last of
+them (``until_ms``).
+
 Sim params: ``step_ms`` (default 100: per-vehicle rows), ``sample_ms`` (default 10), ``telemetry_ms`` (default 1000),
 ``stride_ms`` (how often it steps on its own, a multiple of step_ms, default step_ms: the rows in between are
 taken inside its steps and output as ``{"time_ms": [...], "value": rows}``), ``until_ms`` (the run's end, so the
@@ -425,6 +429,10 @@ class FleetSim(mosaik_api_v3.Simulator):
         self.report_ms = int(report_ms)  # 0: no meter reports sent up
         self.wake_bound = WakeBound(self.step_ms)  # woken by setpoints often between strides: see WakeBound
         self.held = Held(record_ms, until_ms)
+        self.until_ms = float("inf") if until_ms is None else int(until_ms)
+        # setpoints received ahead of their time (receive times, vehicles, kW, sequence numbers), applied at the
+        # step that reaches them
+        self.later = (np.zeros(0, np.int64), np.zeros(0, int), np.zeros(0, float), np.zeros(0, np.int64))
         self.recorded: dict = {}  # the held outputs given after this step
         return self.meta
 
@@ -516,18 +524,26 @@ class FleetSim(mosaik_api_v3.Simulator):
         its delay, and the model stops a batch before any of its vehicles' events)."""
         fleet = self.fleet
         received = [m for m in inputs.get(self.eid, {}).get("setpoints", {}).values() if m]
-        when = np.concatenate([np.asarray(m.get("time_ms", [time] * len(m["vehicle"])), dtype=np.int64)
-                               for m in received]) if received else np.zeros(0, dtype=np.int64)
+        # the setpoints held from earlier steps (received at a later time than their step), then this step's
+        held_when, held_vehicles, held_kw, held_seq = self.later
+        when = np.concatenate([held_when] + [np.asarray(m.get("time_ms", [time] * len(m["vehicle"])), dtype=np.int64)
+                                             for m in received])
+        vehicles, kw, seq = held_vehicles, held_kw, held_seq
         if when.size:
-            if when.min() < fleet.t_ms or when.max() > time:
-                raise ValueError(f"FleetSim at {time} ms got setpoints received at {when.min()}-{when.max()} ms, "
-                                 f"outside ({fleet.t_ms}, {time}]")
-            vehicles = np.concatenate([np.asarray(m["vehicle"], dtype=int) for m in received])
-            kw = np.concatenate([np.asarray(m["kw"], dtype=float) for m in received])
-            seq = np.concatenate([np.asarray(m.get("seq") or [-1] * len(m["vehicle"]), dtype=np.int64)
-                                  for m in received])
+            if when.min() < fleet.t_ms:
+                raise ValueError(f"FleetSim at {time} ms got setpoints received at {when.min()} ms, before its last "
+                                 f"step ({fleet.t_ms} ms)")
+            vehicles = np.concatenate([held_vehicles] + [np.asarray(m["vehicle"], dtype=int) for m in received])
+            kw = np.concatenate([held_kw] + [np.asarray(m["kw"], dtype=float) for m in received])
+            seq = np.concatenate([held_seq] + [np.asarray(m.get("seq") or [-1] * len(m["vehicle"]), dtype=np.int64)
+                                               for m in received])
             order = np.argsort(when, kind="stable")
             when, vehicles, kw, seq = when[order], vehicles[order], kw[order], seq[order]
+        # a setpoint received after this step's time (an aggregator that ran ahead) waits for the step that
+        # reaches its time; it is applied then, at its own time, in order with the samples
+        due = int(np.searchsorted(when, time, side="right"))
+        self.later = (when[due:], vehicles[due:], kw[due:], seq[due:])
+        when, vehicles, kw, seq = when[:due], vehicles[:due], kw[:due], seq[:due]
         k = 0
         while k < when.size:  # as one command per receive time, several at once where that changes nothing
             self._take_before(int(when[k]))
@@ -539,6 +555,8 @@ class FleetSim(mosaik_api_v3.Simulator):
         nxt = int((time // self.stride_ms + 1) * self.stride_ms)
         if self.last_row_ms is not None and time < self.last_row_ms < nxt:
             nxt = self.last_row_ms
+        if self.later[0].size and nxt >= self.until_ms:  # held setpoints the run's end comes before a step of its own
+            nxt = int(self.later[0][-1])  # reaches: one step at the last applies them all, each at its own time
         nxt = self.wake_bound.next_step(time, nxt)
         self.held.add("limit_events", self.fleet.take_limit_events())
         self.recorded = self.held.take(nxt)

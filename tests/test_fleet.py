@@ -219,3 +219,46 @@ def test_meter_reports_are_read_when_sent_at_the_fleets_steps():
         assert kw == pytest.approx(reference.power_kw()[vehicle], abs=1e-9), (t, vehicle)
         ramping += -10.0 < kw < 0.0
     assert ramping >= 4  # reports went during the ramp (500 ms start delay, then ~1.5 s to -10 kW)
+
+
+def test_setpoints_received_ahead_are_applied_at_their_own_times():
+    """An aggregator with no network leg runs ahead and sends setpoints stamped with later times: the fleet holds
+    them until a step reaches them and applies each at its own time, so its samples and rows are those of a fleet
+    stepped at every setpoint's time (including one after the last row, before the run's end)."""
+    from v2g_testbed.sims.fleet import FleetSim, fleet_parameters
+
+    params = fleet_parameters([{"model": "Nissan Ariya", "count": 5, "charger_kw": 10, "bus": "b"}], assume_v2g=True)
+    orders = [(0, [-4.0] * 5), (250, [-9.0] * 5), (730, [3.0, -3.0, 0.0, 6.0, -6.0]), (1310, [-10.0] * 5),
+              (2470, [2.0] * 5), (2950, [-5.0] * 5)]
+    outputs = ("p_kw", "metered_p_kw", "vehicle_p_kw", "vehicle_soc")
+
+    def run(ahead: bool) -> dict:
+        sim = FleetSim()
+        sim.init("F", step_ms=100, sample_ms=10, telemetry_ms=50, stride_ms=1000, until_ms=3000, record_ms=1000)
+        sim.create(1, "Fleet", vehicles=params)
+        got, t, seq = {name: {} for name in outputs}, 0, 0
+        pending = [] if ahead else list(orders)
+        while t is not None and t < 3000:
+            if ahead and t == 0:
+                sent = [(at, kw) for at, kw in orders]
+            else:
+                sent = [(at, kw) for at, kw in pending if at == t]
+            message = {"vehicle": [], "kw": [], "time_ms": [], "seq": []}
+            for at, kw in sent:
+                seq += 1
+                message["vehicle"] += list(range(5))
+                message["kw"] += kw
+                message["time_ms"] += [at] * 5
+                message["seq"] += [seq] * 5
+            nxt = sim.step(t, {"fleet": {"setpoints": {"agg": message}}} if sent else {}, 10**9)
+            data = sim.get_data({"fleet": list(outputs)})["fleet"]
+            for name in outputs:
+                block = data.get(name) or {"time_ms": [], "value": []}
+                got[name].update(zip(block["time_ms"], (np.asarray(v).tolist() for v in block["value"])))
+            later = [at for at, _ in pending if at > t]
+            t = min([nxt, *later]) if not ahead else nxt
+        return got
+
+    stepped, ahead = run(False), run(True)
+    assert max(stepped["p_kw"]) == 2950  # the last setpoint's step took the samples up to it
+    assert ahead == stepped

@@ -158,9 +158,10 @@ class _Dispatches(mosaik_api_v3.Simulator):
         return None
 
 
-def _dispatches(events, sample_ms, delay_ms, interval_ms, ahead_ms, until_ms):
+def _dispatches(events, sample_ms, delay_ms, interval_ms, ahead_ms, until_ms, run_ahead=False):
     """What the aggregator dispatched in a world of frequency -> aggregator -> keeper, the frequency given one change
-    at a time (ahead_ms 0, ``f_hz``) or a window at a time (``f_samples``)."""
+    at a time (ahead_ms 0, ``f_hz``) or a window at a time (``f_samples``), the aggregator stepping at each of its
+    wake times or running ahead to the next window (``run_ahead``)."""
     _Dispatches.rows = {}
     world = mosaik.World({"Frequency": {"python": "v2g_testbed.sims.frequency:FrequencySim"},
                           "Aggregator": {"python": "v2g_testbed.sims.controller:ControllerSim"},
@@ -172,7 +173,8 @@ def _dispatches(events, sample_ms, delay_ms, interval_ms, ahead_ms, until_ms):
     services[0]["support"] = services[0]["support"]["options"]["short"]  # held 5 s, then withdrawn at 0.2 pu/s
     frequency = world.start("Frequency", events=events, sample_ms=sample_ms, until_ms=until_ms,
                             ahead_ms=ahead_ms).Frequency()
-    aggregator = world.start("Aggregator", measurement_delay_ms=delay_ms, dispatch_interval_ms=interval_ms).Aggregator(
+    aggregator = world.start("Aggregator", measurement_delay_ms=delay_ms, dispatch_interval_ms=interval_ms,
+                             until_ms=until_ms, run_ahead=run_ahead).Aggregator(
         services=services, vehicles=vehicles, nominal_hz=50.0)
     keep = world.start("Keep").Keep()
     world.connect(frequency, aggregator, "f_samples" if ahead_ms else "f_hz")
@@ -192,7 +194,8 @@ def test_the_aggregator_dispatches_the_same_whether_the_frequency_comes_a_change
         shapes, sample_ms, delay_ms, interval_ms, ahead_ms):
     """A known profile given a window ahead (``f_samples``) must change nothing the aggregator does: each sample is
     acted on at its own time plus the measurement delay, supports are held and withdrawn (FFR's 5 s option) on the
-    aggregator's own clock, never at the moments input happens to arrive."""
+    aggregator's own clock, never at the moments input happens to arrive; nor must running ahead to the next window
+    (what it does with no network leg: every dispatch at its own time)."""
     events = [{"type": "step", "at_s": 2, "to_hz": 49.6, "hold_s": 2}]  # FFR: held 5 s from ~2.1 s, then withdrawn
     for kind, at_s, hz in shapes:
         if kind == "step":
@@ -205,3 +208,4 @@ def test_the_aggregator_dispatches_the_same_whether_the_frequency_comes_a_change
     one_at_a_time = _dispatches(events, sample_ms, delay_ms, interval_ms, 0, 16_000)
     assert one_at_a_time.get("record_required_kw"), "nothing was dispatched: the comparison shows nothing"
     assert _dispatches(events, sample_ms, delay_ms, interval_ms, ahead_ms, 16_000) == one_at_a_time
+    assert _dispatches(events, sample_ms, delay_ms, interval_ms, ahead_ms, 16_000, run_ahead=True) == one_at_a_time
