@@ -236,6 +236,9 @@ class NetworkSim(mosaik_api_v3.Simulator):
         while self.env.peek() < now_us:
             self.env.step()
         for message in inputs.get("network", {}).get("setpoints", {}).values():
+            if message.get("time_ms") and max(message["time_ms"]) > time:  # they would leave before their time
+                raise ValueError(f"NetworkSim at {time} ms got setpoints dispatched at {max(message['time_ms'])} ms: "
+                                 "an aggregator in front of a network must not run ahead (ControllerSim run_ahead)")
             seqs = message.get("seq") or [-1] * len(message["vehicle"])
             for vehicle, kw, seq in zip(message["vehicle"], message["kw"], seqs):
                 self.env.process(self._message(int(vehicle), float(kw), time, seq=int(seq)))

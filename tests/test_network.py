@@ -158,3 +158,15 @@ def test_batched_deliveries_are_the_unbatched_ones_and_the_end_cuts_no_batch_sho
     assert sorted(batched) == sorted(unbatched) == sorted(recorded)
     assert len(steps) < len(every)
     assert 2949 in steps, "the batch the end cut short did not go out at the last millisecond"
+
+
+def test_setpoints_stamped_after_the_step_are_refused():
+    """An aggregator that runs ahead stamps each dispatch with its time; a network would send them at its step,
+    before their time: it refuses them instead of moving dispatches earlier."""
+    sim = NetworkSim()
+    sim.init("net", profile=PROFILES["4g"], seed=[3, 2])
+    sim.create(1, "Network", cells=[0, 0])
+    message = {"vehicle": [0, 1], "kw": [1.0, 2.0], "seq": [1, 1], "time_ms": [100, 140]}
+    with pytest.raises(ValueError, match="must not run ahead"):
+        sim.step(100, {"network": {"setpoints": {"agg": message}}}, 10**9)
+    sim.step(140, {"network": {"setpoints": {"agg": message}}}, 10**9)  # at or before its step: sent as always
