@@ -182,15 +182,15 @@ class ControllerSim(mosaik_api_v3.Simulator):
                 break
             at = own_next
         if dispatches:
-            self.output["required_kw"] = dispatches[-1][1]
-            sent = [d for d in dispatches if d[2] is not None]
+            self.output["required_kw"] = dispatches[-1][0]
+            sent = [setpoints for _, setpoints in dispatches if setpoints is not None]
             if sent:
-                self.output["setpoints"] = {key: [x for d in sent for x in d[2][key]] for key in sent[0][2]}
+                self.output["setpoints"] = {key: [x for one in sent for x in one[key]] for key in sent[0]}
         return self._hold(time, self.wake_bound.next_step(time, own_next, early=early))
 
     def _act(self, time: int, dispatches: list) -> tuple:
         """What a step at ``time`` does with the measurements it has: a dispatch if one is due (appended to
-        ``dispatches`` as ``(time, required_kw, setpoints or None)``, its rows held for the recorder); returns its
+        ``dispatches`` as ``(required_kw, setpoints or None)``, its rows held for the recorder); returns its
         own next step and whether a step sooner changes nothing (``WakeBound``'s ``early``)."""
         if self.last_dispatch_ms is not None and time < self.last_dispatch_ms + self.interval_ms:
             # too soon after the last dispatch: wait (woken by every sample meanwhile: see WakeBound; a step
@@ -219,11 +219,10 @@ class ControllerSim(mosaik_api_v3.Simulator):
                 self.seq += 1  # one number per dispatch: a charger never applies an older one after a newer
                 sent = {"vehicle": changed.tolist(), "kw": setpoints[changed].tolist(),
                         "seq": [self.seq] * int(changed.size)}
+                self.held.add("record_setpoints", {"time_ms": [time] * int(changed.size), **sent})
                 if self.run_ahead:  # each setpoint leaves at its dispatch's time, not the step's
                     sent["time_ms"] = [time] * int(changed.size)
-                self.held.add("record_setpoints", {"time_ms": [time] * int(changed.size),
-                                                   **{k: v for k, v in sent.items() if k != "time_ms"}})
-            dispatches.append((time, float(change), sent))
+            dispatches.append((float(change), sent))
         wake = [int(self.measurements[0][0])] if self.measurements else []
         wake += [int(u) for u in self.support_until.values() if np.isfinite(u) and u > time]
         if self._still_withdrawing():  # step the withdrawal down every WITHDRAWAL_TICK_MS (each command is what

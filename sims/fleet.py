@@ -528,17 +528,15 @@ class FleetSim(mosaik_api_v3.Simulator):
         held_when, held_vehicles, held_kw, held_seq = self.later
         when = np.concatenate([held_when] + [np.asarray(m.get("time_ms", [time] * len(m["vehicle"])), dtype=np.int64)
                                              for m in received])
-        vehicles, kw, seq = held_vehicles, held_kw, held_seq
-        if when.size:
-            if when.min() < fleet.t_ms:
-                raise ValueError(f"FleetSim at {time} ms got setpoints received at {when.min()} ms, before its last "
-                                 f"step ({fleet.t_ms} ms)")
-            vehicles = np.concatenate([held_vehicles] + [np.asarray(m["vehicle"], dtype=int) for m in received])
-            kw = np.concatenate([held_kw] + [np.asarray(m["kw"], dtype=float) for m in received])
-            seq = np.concatenate([held_seq] + [np.asarray(m.get("seq") or [-1] * len(m["vehicle"]), dtype=np.int64)
-                                               for m in received])
-            order = np.argsort(when, kind="stable")
-            when, vehicles, kw, seq = when[order], vehicles[order], kw[order], seq[order]
+        if when.size and when.min() < fleet.t_ms:
+            raise ValueError(f"FleetSim at {time} ms got setpoints received at {when.min()} ms, before its last "
+                             f"step ({fleet.t_ms} ms)")
+        vehicles = np.concatenate([held_vehicles] + [np.asarray(m["vehicle"], dtype=int) for m in received])
+        kw = np.concatenate([held_kw] + [np.asarray(m["kw"], dtype=float) for m in received])
+        seq = np.concatenate([held_seq] + [np.asarray(m.get("seq") or [-1] * len(m["vehicle"]), dtype=np.int64)
+                                           for m in received])
+        order = np.argsort(when, kind="stable")
+        when, vehicles, kw, seq = when[order], vehicles[order], kw[order], seq[order]
         # a setpoint received after this step's time (an aggregator that ran ahead) waits for the step that
         # reaches its time; it is applied then, at its own time, in order with the samples
         due = int(np.searchsorted(when, time, side="right"))
