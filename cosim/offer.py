@@ -146,14 +146,10 @@ def grid_capacity(scenario: Path, overrides: list[str], service_index: int, time
 
 
 def judge(scenario: Path, overrides: list[str], service_index: int, mw: float, times: list[str], seeds: list[int],
-          work: Path, pool=None, profile_time: str | None = None) -> list[dict]:
+          work: Path, pool=None, profile_time: str | None = None, code=None) -> list[dict]:
     """Run the scenario at ``mw`` for every moment x seed (on ``pool``, an executor or a Dask client, if given);
-    the runs' verdicts on the service, in moment and seed order."""
-    from v2g_testbed.cosim.run import CodeVersion
-
-    # the runs' files are the offer's scratch: one reading of the code's git state serves them (a Dask worker's
-    # own is read there)
-    code = None if hasattr(pool, "gather") else CodeVersion.now()
+    the runs' verdicts on the service, in moment and seed order. ``code``: the offer's ``cosim.run.CodeVersion``
+    (None: each run reads its own)."""
     tasks = [(str(scenario), [*overrides, *_moment(t, profile_time)], service_index, mw, t, seed, str(work), code)
              for t in times for seed in seeds]
     if pool is None:
@@ -201,6 +197,7 @@ def _offer(scenario, spec, confidence, samples, replicates, steps, overrides, se
                             "is plugged in when (fleet.groups[].sessions)")
     minimum = float(services[service_index]["min_volume_mw"])
     seeds = [loaded.scenario.seed + k for k in range(replicates)]
+    code = runner.CodeVersion.for_runs(on_dask=hasattr(pool, "gather"))  # one reading for all the offer's runs
     rows = []
     wins = windows(spec)
     calendar = days_of(loaded, days)
@@ -213,7 +210,7 @@ def _offer(scenario, spec, confidence, samples, replicates, steps, overrides, se
             day_profile = None if profile_time is None else f"{day['date']}{profile_time[10:]}"
 
             def p_at(mw):
-                runs = judge(Path(scenario), on_day, service_index, mw, times, seeds, work, pool, day_profile)
+                runs = judge(Path(scenario), on_day, service_index, mw, times, seeds, work, pool, day_profile, code)
                 return sum(r["eligible"] for r in runs) / len(runs), runs
 
             p_min, runs_min = p_at(minimum)

@@ -165,6 +165,12 @@ class CodeVersion:
     def now(cls) -> CodeVersion:
         return cls(git_commit())
 
+    @classmethod
+    def for_runs(cls, on_dask: bool) -> CodeVersion | None:
+        """What a command gives its runs: this process's reading, which its forked workers share; None on Dask,
+        whose workers read their own."""
+        return None if on_dask else cls.now()
+
 
 def provenance(loaded, wall_time_s: float | None = None, code: CodeVersion | None = None) -> dict:
     """Where a run's answer came from: a SHA-256 of every file it read, the code and the machine."""
@@ -291,7 +297,7 @@ def run_replicates(load, n: int, out_dir: Path, progress=None, workers: int = 1,
     first = load(None)
     seeds = [first.scenario.seed + k for k in range(n)]
     by_seed = {}
-    code = None if scheduler else CodeVersion.now()  # this process's code, and that of the workers it forks
+    code = CodeVersion.for_runs(on_dask=bool(scheduler))
     if source is not None and (scheduler or (workers > 1 and n > 1)):
         from v2g_testbed.cosim.pool import executor
 

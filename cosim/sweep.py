@@ -176,7 +176,7 @@ def _sweep(spec, out, runs_dir, workers, scheduler, progress) -> list[dict]:
     todo = spec["runs"]
     from v2g_testbed.cosim.run import CodeVersion
 
-    code = None if scheduler else CodeVersion.now()  # this process's code, and that of the workers it forks
+    code = CodeVersion.for_runs(on_dask=bool(scheduler))
     if scheduler or workers > 1:
         from v2g_testbed.cosim.pool import executor
 

@@ -40,10 +40,17 @@ def test_sessions_decide_who_is_plugged_in_and_with_what_charge(tmp_path):
     assert {d / 3.6e6 for d in at["20:00"]["departure_ms"]} == {11.0}  # leaves at 07:00
 
 
-def test_a_night_fleet_offers_nothing_at_midday_and_its_headroom_at_night(tmp_path):
+def test_a_night_fleet_offers_nothing_at_midday_and_its_headroom_at_night(tmp_path, monkeypatch):
     """The issue's case: 100 vehicles plugged in 19:00-07:00, charging at 10 kW as V1G: nothing in 11-15
-    (binding: availability), at most their headroom (1 MW of charging they can stop) at night."""
+    (binding: availability), at most their headroom (1 MW of charging they can stop) at night. All the offer's runs
+    share one reading of the code's git state."""
+    from v2g_testbed.cosim import run as runner
+
+    readings = []
+    real_git_commit = runner.git_commit
+    monkeypatch.setattr(runner, "git_commit", lambda: readings.append(1) or real_git_commit())
     rows = offer.offer(night_fleet(tmp_path), "11-15,19-23", 0.9, samples=1, replicates=2, steps=3)
+    assert len(readings) == 1
     day, night = rows
     assert (day["window"], day["offered_mw"], day["binds"]) == ("11-15", 0.0, "availability")
     assert day["headroom_mw"]["p50"] == 0.0 and day["vehicles_present"] == {"p5": 0, "p50": 0, "p95": 0}
