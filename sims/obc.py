@@ -329,9 +329,6 @@ class ChargerFleet:
                 self._energy_rate = np.where(g >= 0, g * self.eta_charge, g / self.eta_discharge) / KWMS_PER_KWH
         return (self.energy_kwh + self._energy_rate * (t - self.t_energy)) / self.capacity_kwh
 
-    def plugged_now(self) -> np.ndarray:
-        return self._plugged_at(slice(None), self.t_ms)
-
     def meters(self, idx) -> tuple[np.ndarray, np.ndarray]:
         """What the meters of vehicles ``idx`` read now: (plugged in, power in kW)."""
         return self._plugged_at(idx, self.t_ms), self._power_at(idx, float(self.t_ms))
@@ -453,8 +450,9 @@ class ChargerFleet:
 
     def _pop_due(self, t: float):
         """Each vehicle's earliest due event (at or before ``t``) as ``{kind: (vehicle indices, event times)}`` (the
-        kinds with one), its later ones left in the heap; None when nothing is due. A vehicle's events apply in their order; different
-        vehicles' do not touch each other, so each one's earliest are applied together, each at its own time."""
+        kinds with one), its later ones left in the heap; None when nothing is due. A vehicle's events apply in their
+        order; different vehicles' do not touch each other, so each one's earliest are applied together, each at its
+        own time."""
         if not self._events or self._events[0][0] > t:
             return None
         first: dict[int, tuple] = {}
